@@ -1,0 +1,490 @@
+"""The ``pdf2dcm`` command line: thin commands over the library, one exit-code table.
+
+This is the only module that imports click or rich, and it imports rich, pydicom and requests
+inside the commands that need them, so ``pdf2dcm --version`` and ``--help`` start fast.
+Results go to stdout; progress, warnings and errors to stderr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from enum import IntEnum
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, NoReturn
+
+import click
+
+from . import __version__
+from . import errors as err
+
+if TYPE_CHECKING:
+    from .progress import ProgressCallback
+    from .tags import ValidatedTags
+
+
+class ExitStatus(IntEnum):
+    """Exit codes; documented in ``pdf2dcm --help`` and the README."""
+
+    SUCCESS = 0
+    ERROR = 1
+    INPUT = 2
+    UNREACHABLE = 3
+    REFUSED = 4
+    SERVER_FAILED = 5
+    JOB_FAILED = 6
+    JOB_TIMEOUT = 7
+    INTERRUPTED = 130
+
+
+EXIT_CODES: dict[type[err.Pdf2DcmError], ExitStatus] = {
+    err.Pdf2DcmError: ExitStatus.ERROR,
+    err.InputError: ExitStatus.INPUT,
+    err.NotAPdfError: ExitStatus.INPUT,
+    err.TagError: ExitStatus.INPUT,
+    err.NotEncapsulatedPdfError: ExitStatus.INPUT,
+    err.OutputExistsError: ExitStatus.INPUT,
+    err.ConfigurationError: ExitStatus.INPUT,
+    err.ServerError: ExitStatus.SERVER_FAILED,
+    err.ServerUnreachableError: ExitStatus.UNREACHABLE,
+    err.HTTPStatusError: ExitStatus.SERVER_FAILED,
+    err.ServerRefusedError: ExitStatus.REFUSED,
+    err.AuthenticationError: ExitStatus.REFUSED,
+    err.NotFoundError: ExitStatus.REFUSED,
+    err.ServerFailedError: ExitStatus.SERVER_FAILED,
+    err.JobError: ExitStatus.JOB_FAILED,
+    err.JobFailedError: ExitStatus.JOB_FAILED,
+    err.JobTimeoutError: ExitStatus.JOB_TIMEOUT,
+    err.JobNotFoundError: ExitStatus.REFUSED,
+}
+
+EXIT_CODE_HELP = """\b
+Exit codes:
+  0    success
+  1    unexpected error (a bug): run with --debug for details
+  2    usage or input error: bad option, bad tag, not a PDF, missing file
+  3    server unreachable: refused, DNS, TLS, timeout (after retries)
+  4    server refused the request (4xx): authentication, unknown ID
+  5    server failed (5xx) after retries
+  6    an Orthanc job ended in failure
+  7    waiting for a job timed out (the job goes on)
+  130  interrupted (Ctrl-C)"""
+
+
+def exit_status_for(error: BaseException) -> ExitStatus:
+    """The exit code of an error: its own class's, else its nearest base's."""
+    for cls in type(error).__mro__:
+        if cls in EXIT_CODES:
+            return EXIT_CODES[cls]
+    return ExitStatus.ERROR
+
+
+def _say(message: str) -> None:
+    click.echo(f"pdf2dcm: {message}", err=True)
+
+
+class _Group(click.Group):
+    """Maps every error to its exit code in one place, with a traceback only under --debug."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except err.Pdf2DcmError as error:
+            self._fail(ctx, error, f"error: {error}", exit_status_for(error))
+        except KeyboardInterrupt as error:
+            self._fail(ctx, error, "interrupted", ExitStatus.INTERRUPTED)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except BrokenPipeError:
+            # The reader went away (``| head``); that is its choice, not an error of ours.
+            with contextlib.suppress(OSError):
+                sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+            ctx.exit(ExitStatus.SUCCESS)
+        except Exception as error:
+            self._fail(
+                ctx,
+                error,
+                f"unexpected error: {type(error).__name__}: {error}; run with --debug for details",
+                ExitStatus.ERROR,
+            )
+
+    @staticmethod
+    def _fail(ctx: click.Context, error: BaseException, line: str, code: int) -> NoReturn:
+        if ctx.obj and ctx.obj.get("debug"):
+            traceback.print_exception(type(error), error, error.__traceback__)
+        _say(line)
+        ctx.exit(code)
+
+
+@click.group(
+    cls=_Group,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=f"""\b
+Examples:
+  pdf2dcm encode report.pdf --tag PatientName=Doe^Jane --tag PatientID=123
+  pdf2dcm extract report.dcm -o report.pdf
+  cat report.pdf | pdf2dcm encode - > report.dcm
+
+{EXIT_CODE_HELP}""",
+)
+@click.version_option(__version__, "--version", prog_name="pdf2dcm")
+@click.option("--debug", is_flag=True, help="Show the full traceback of an error.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Turn PDF files into DICOM Encapsulated PDF objects and back."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="pdf2dcm")
+
+
+# --- shared pieces -------------------------------------------------------------------------
+
+
+def _tag_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option(
+            "--tag",
+            "tag_assignments",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="Set an attribute (keyword or gggg,eeee); repeatable; split at the first '='. "
+            "Multiple values are separated by '\\'; a sequence takes a JSON array of objects.",
+        ),
+        click.option(
+            "--tags-file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="JSON object of tags, as in Orthanc's create-dicom 'Tags'; --tag overrides it.",
+        ),
+        click.option(
+            "--title", help="DocumentTitle (default: the PDF's Title, else the file name)."
+        ),
+        click.option(
+            "--conversion-type",
+            type=click.Choice(["WSD", "SD"]),
+            default="WSD",
+            show_default=True,
+            help="WSD for a workstation-made document, SD for a scanned one.",
+        ),
+        click.option(
+            "--study-from",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Copy the patient and study attributes of this DICOM file.",
+        ),
+        click.option(
+            "--series-from",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Copy the patient, study and series of this DICOM file; next InstanceNumber.",
+        ),
+        click.option(
+            "--same-series",
+            is_flag=True,
+            help="Put all the inputs in one new series (default: a new study and series each).",
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _collect_tags(assignments: Sequence[str], tags_file: Path | None) -> ValidatedTags:
+    from .tags import load_tags_file, parse_assignment, validate_tags
+
+    collected: ValidatedTags = {}
+    if tags_file is not None:
+        collected |= validate_tags(load_tags_file(tags_file))
+    for assignment in assignments:
+        try:
+            key, value = parse_assignment(assignment)
+            collected |= validate_tags({key: value})
+        except err.TagError as error:
+            raise err.TagError(f"--tag {assignment}: {error}") from None
+    return collected
+
+
+def _reference(study_from: Path | None, series_from: Path | None) -> Any:
+    if study_from is not None and series_from is not None:
+        raise click.UsageError("give --study-from or --series-from, not both")
+    from .dicom import read_reference
+
+    if series_from is not None:
+        return read_reference(series_from, "series")
+    if study_from is not None:
+        return read_reference(study_from, "study")
+    return None
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool, total: int | None) -> Iterator[ProgressCallback | None]:
+    """A rich progress bar on stderr, only when stderr is a terminal and not disabled."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    from .progress import ProgressEvent
+
+    columns = [TextColumn("{task.description}"), BarColumn(), DownloadColumn()]
+    columns += [TransferSpeedColumn(), TimeRemainingColumn()]
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("", total=total)
+        seen: dict[str, int] = {}
+        completed = 0
+
+        def update(event: ProgressEvent) -> None:
+            nonlocal completed
+            previous = 0 if event.restart else seen.get(event.label, 0)
+            completed += event.done - previous
+            seen[event.label] = event.done
+            bar.update(task, completed=completed, description=Path(event.label).name)
+
+        yield update
+
+
+def _refuse_terminal(stream: IO[Any], what: str) -> None:
+    if stream.isatty():
+        raise click.UsageError(
+            f"refusing to write {what} to a terminal; use -o FILE or redirect the output"
+        )
+
+
+def _print_json(record: dict[str, Any]) -> None:
+    click.echo(json.dumps(record, ensure_ascii=False))
+
+
+def _stdin() -> BinaryIO:
+    return sys.stdin.buffer
+
+
+def _stdout() -> BinaryIO:
+    return sys.stdout.buffer
+
+
+def _size_text(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError(unit)
+
+
+# --- encode ----------------------------------------------------------------------------------
+
+
+@cli.command(
+    epilog="""\b
+Examples:
+  pdf2dcm encode report.pdf --tag PatientName=Doe^Jane --tag PatientID=123
+  pdf2dcm encode *.pdf -d out/ --same-series --json
+  pdf2dcm encode scan.pdf --conversion-type SD --series-from existing.dcm -o scan.dcm
+  curl -s https://host/report.pdf | pdf2dcm encode - -o report.dcm
+
+\b
+Dates and times not given (StudyDate/Time, ContentDate/Time, InstanceCreationDate/Time,
+AcquisitionDateTime) are the local time of this machine when the command starts.
+Text with characters outside ASCII is written in UTF-8 (SpecificCharacterSet ISO_IR 192)."""
+)
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.option(
+    "-o",
+    "--output",
+    metavar="FILE",
+    help="Output file, or '-' for stdout (one input only). Default: INPUT with .dcm.",
+)
+@click.option(
+    "-d",
+    "--outdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write every output into this directory as NAME.dcm.",
+)
+@_tag_options
+@click.option("--overwrite", is_flag=True, help="Replace outputs that already exist.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per file on stdout.")
+@click.option("--fail-fast", is_flag=True, help="Stop at the first file that fails.")
+@click.option("--no-progress", is_flag=True, help="Never show a progress bar.")
+def encode(
+    inputs: tuple[str, ...],
+    output: str | None,
+    outdir: Path | None,
+    tag_assignments: tuple[str, ...],
+    tags_file: Path | None,
+    title: str | None,
+    conversion_type: str,
+    study_from: Path | None,
+    series_from: Path | None,
+    same_series: bool,
+    overwrite: bool,
+    as_json: bool,
+    fail_fast: bool,
+    no_progress: bool,
+) -> None:
+    """Wrap PDF files (INPUT, or '-' for stdin) as DICOM Encapsulated PDF objects."""
+    import datetime as dt
+
+    from .dicom import batch_tags, encode_pdf
+
+    targets = _encode_targets(inputs, output, outdir)
+    if any(target == "-" for target in targets) and as_json:
+        raise click.UsageError("--json prints to stdout, which already carries the DICOM file")
+    if "-" in targets:
+        _refuse_terminal(sys.stdout, "a DICOM file")
+    if title is not None and len(inputs) > 1:
+        raise click.UsageError("--title applies to one input; give it per file")
+    tags = _collect_tags(tag_assignments, tags_file)
+    reference = _reference(study_from, series_from)
+    per_file = batch_tags(tags, len(inputs), same_series=same_series, reference=reference)
+    moment = dt.datetime.now()
+    if outdir is not None:
+        outdir.mkdir(parents=True, exist_ok=True)
+    failures: list[err.Pdf2DcmError] = []
+    total = sum(_file_size(name) for name in inputs)
+    with _progress(not no_progress, total or None) as progress:
+        for source, target, file_tags in zip(inputs, targets, per_file, strict=True):
+            try:
+                result = encode_pdf(
+                    _stdin() if source == "-" else source,
+                    _stdout() if target == "-" else target,
+                    tags=file_tags,
+                    title=title,
+                    conversion_type="SD" if conversion_type == "SD" else "WSD",
+                    reference=reference,
+                    overwrite=overwrite,
+                    now=moment,
+                    progress=progress,
+                    source_name="<stdin>" if source == "-" else source,
+                )
+            except err.InputError as error:
+                if fail_fast or len(inputs) == 1:
+                    raise
+                _say(f"error: {error}")
+                failures.append(error)
+                continue
+            for warning in result.warnings:
+                _say(f"warning: {warning}")
+            if as_json:
+                _print_json(
+                    {
+                        "input": source,
+                        "output": result.output,
+                        "SOPInstanceUID": result.sop_instance_uid,
+                        "SeriesInstanceUID": result.series_instance_uid,
+                        "StudyInstanceUID": result.study_instance_uid,
+                        "size": result.pdf_size,
+                        "sha256": result.sha256,
+                    }
+                )
+            elif target != "-":
+                click.echo(f"{source} -> {target} ({_size_text(result.pdf_size)} PDF)")
+    if failures:
+        _say(f"{len(failures)} of {len(inputs)} files failed")
+        click.get_current_context().exit(exit_status_for(failures[0]))
+
+
+def _file_size(name: str) -> int:
+    if name == "-":
+        return 0
+    try:
+        return os.stat(name).st_size
+    except OSError:
+        return 0
+
+
+def _encode_targets(inputs: Sequence[str], output: str | None, outdir: Path | None) -> list[str]:
+    if output is not None and outdir is not None:
+        raise click.UsageError("give -o/--output or -d/--outdir, not both")
+    if output is not None and len(inputs) > 1:
+        raise click.UsageError("-o/--output takes one input; use -d/--outdir for several")
+    if inputs.count("-") > 1:
+        raise click.UsageError("stdin ('-') can be read only once")
+    targets = []
+    for source in inputs:
+        if output is not None:
+            targets.append(output)
+        elif source == "-":
+            targets.append("-" if outdir is None else str(outdir / "stdin.dcm"))
+        else:
+            name = Path(source).with_suffix(".dcm").name
+            folder = outdir if outdir is not None else Path(source).parent
+            targets.append(str(folder / name))
+    seen: dict[str, str] = {}
+    for source, target in zip(inputs, targets, strict=True):
+        key = os.path.abspath(target) if target != "-" else "-"
+        if key in seen:
+            raise click.UsageError(
+                f"{seen[key]} and {source} would both be written to {target}; "
+                "encode them into different directories"
+            )
+        seen[key] = source
+        if target != "-" and key == os.path.abspath(source):
+            raise err.InputError(f"{source} would be overwritten by its own output; use -o")
+    return targets
+
+
+# --- extract ---------------------------------------------------------------------------------
+
+
+@cli.command(
+    epilog="""\b
+Examples:
+  pdf2dcm extract report.dcm                 # writes report.pdf
+  pdf2dcm extract report.dcm -o - | sha256sum
+  pdf2dcm encode report.pdf -o - | pdf2dcm extract - -o copy.pdf
+
+\b
+The PDF comes out byte for byte as it went in: its length is taken from
+EncapsulatedDocumentLength (0042,0015); without it only a single 0x00 pad is removed."""
+)
+@click.argument("source", metavar="INPUT")
+@click.option(
+    "-o",
+    "--output",
+    metavar="FILE",
+    help="Output PDF, or '-' for stdout. Default: INPUT with .pdf (stdout for stdin).",
+)
+@click.option("--overwrite", is_flag=True, help="Replace the output if it exists.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object describing the PDF.")
+@click.option("--no-progress", is_flag=True, help="Never show a progress bar.")
+def extract(
+    source: str, output: str | None, overwrite: bool, as_json: bool, no_progress: bool
+) -> None:
+    """Write the PDF held in a DICOM Encapsulated PDF file (INPUT, or '-' for stdin)."""
+    from .dicom import extract_pdf
+
+    if output is None:
+        output = "-" if source == "-" else str(Path(source).with_suffix(".pdf"))
+    if output == "-":
+        if as_json:
+            raise click.UsageError("--json prints to stdout, which already carries the PDF")
+        _refuse_terminal(sys.stdout, "a PDF")
+    elif source != "-" and os.path.abspath(output) == os.path.abspath(source):
+        raise err.InputError(f"{source} would be overwritten by its own output; use -o")
+    with _progress(not no_progress, _file_size(source) or None) as progress:
+        result = extract_pdf(
+            _stdin() if source == "-" else source,
+            _stdout() if output == "-" else output,
+            overwrite=overwrite,
+            progress=progress,
+            source_name="<stdin>" if source == "-" else source,
+        )
+    if as_json:
+        _print_json(
+            {"input": source, "output": result.output, "size": result.size, "sha256": result.sha256}
+        )
+    elif output != "-":
+        click.echo(f"{source} -> {output} ({_size_text(result.size)} PDF)")

@@ -1,0 +1,530 @@
+"""PDF + tags -> Encapsulated PDF Storage object, streamed; and the PDF back out, byte-exact.
+
+pydicom builds and encodes every attribute, but the PDF itself never passes through it: the
+file is written in three parts (the attributes before (0042,0011), that element's header and
+the PDF copied in chunks, then the attributes after it). This keeps memory flat for any size
+and lets the copy hash the bytes on the way through. Extraction mirrors this: pydicom parses
+the header with the document deferred, and the PDF is copied from the recorded file offset.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import hashlib
+import io
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Literal
+
+from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.errors import InvalidDicomError
+from pydicom.filebase import DicomBytesIO
+from pydicom.filereader import dcmread
+from pydicom.filewriter import write_dataset, write_file_meta_info
+from pydicom.multival import MultiValue
+from pydicom.sequence import Sequence
+from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
+
+from . import __version__
+from .errors import InputError, NotEncapsulatedPdfError, TagError
+from .files import CHUNK_SIZE, PathLike, atomic_output, display_name, open_input
+from .pdf import inspect_pdf
+from .progress import ProgressCallback, ProgressEvent
+from .tags import TagsInput, ValidatedTags, ValidatedValue, tag_name, validate_tags
+
+ENCAPSULATED_PDF_STORAGE = UID("1.2.840.10008.5.1.4.1.1.104.1")
+IMPLEMENTATION_CLASS_UID = UID("2.25.96049378734582463290374981003592740123")
+"""This implementation's own UID, under the UUID-derived root 2.25 (fixed, never regenerated)."""
+IMPLEMENTATION_VERSION_NAME = f"PDF2DCM_{__version__}"[:16]
+PDF_MIME_TYPE = "application/pdf"
+MAX_PDF_SIZE = 0xFFFFFFFE
+"""The largest even value length; 0xFFFFFFFF means 'undefined length'."""
+
+_DOCUMENT_TAG = 0x00420011
+_DOCUMENT_LENGTH_TAG = 0x00420015
+_DEFER_SIZE = 64 * 1024
+_TEXT_VRS = frozenset({"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UT"})
+UTF8_CHARSET = "ISO_IR 192"
+
+#: Patient, Clinical Trial Subject and Patient Study attributes that identify whose document it is.
+PATIENT_KEYWORDS = (
+    "PatientName",
+    "PatientID",
+    "IssuerOfPatientID",
+    "IssuerOfPatientIDQualifiersSequence",
+    "TypeOfPatientID",
+    "PatientBirthDate",
+    "PatientBirthTime",
+    "PatientSex",
+    "OtherPatientIDsSequence",
+    "OtherPatientNames",
+    "PatientBirthName",
+    "PatientMotherBirthName",
+    "EthnicGroup",
+    "PatientComments",
+    "PatientSpeciesDescription",
+    "PatientBreedDescription",
+    "ResponsiblePerson",
+    "ResponsiblePersonRole",
+    "ResponsibleOrganization",
+    "PatientIdentityRemoved",
+    "DeidentificationMethod",
+    "PatientAge",
+    "PatientSize",
+    "PatientWeight",
+)
+STUDY_KEYWORDS = (
+    "StudyInstanceUID",
+    "StudyDate",
+    "StudyTime",
+    "ReferringPhysicianName",
+    "ReferringPhysicianIdentificationSequence",
+    "StudyID",
+    "AccessionNumber",
+    "IssuerOfAccessionNumberSequence",
+    "StudyDescription",
+    "PhysiciansOfRecord",
+    "NameOfPhysiciansReadingStudy",
+    "ProcedureCodeSequence",
+    "AdmittingDiagnosesDescription",
+)
+SERIES_KEYWORDS = (
+    "Modality",
+    "SeriesInstanceUID",
+    "SeriesNumber",
+    "SeriesDate",
+    "SeriesTime",
+    "SeriesDescription",
+    "OperatorsName",
+    "PerformingPhysicianName",
+    "InstitutionName",
+    "InstitutionalDepartmentName",
+)
+
+
+@dataclass(frozen=True)
+class ReferenceAttributes:
+    """Attributes copied from an existing object so that a new document joins its study/series."""
+
+    dataset: Dataset
+    next_instance_number: int | None
+    """Set when the series is copied: the copied instance's number plus one."""
+
+
+@dataclass(frozen=True)
+class EncodeResult:
+    """What was written, with the identifiers a caller needs to find it again."""
+
+    output: str | None
+    sop_instance_uid: str
+    series_instance_uid: str
+    study_instance_uid: str
+    pdf_size: int
+    sha256: str
+    document_title: str
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ExtractResult:
+    """The PDF that came out, so a caller can verify it."""
+
+    output: str | None
+    size: int
+    sha256: str
+
+
+def read_reference(path: PathLike, level: Literal["study", "series"]) -> ReferenceAttributes:
+    """Read the patient and study (and, at ``series`` level, series) attributes of a file.
+
+    Values are decoded with the file's own character set; the new object re-encodes them, so a
+    Latin-1 or ISO 2022 source never leaks its bytes under another label.
+    """
+    name = os.fspath(path)
+    source = _read_header(path, name)
+    keywords: tuple[str, ...] = PATIENT_KEYWORDS + STUDY_KEYWORDS
+    if level == "series":
+        keywords += SERIES_KEYWORDS
+    copied = Dataset()
+    for keyword in keywords:
+        if keyword in source:
+            copied.add(_detached(source[keyword]))
+    if "StudyInstanceUID" not in copied:
+        raise InputError(f"{name} has no StudyInstanceUID to copy the study from")
+    next_number = None
+    if level == "series":
+        if "SeriesInstanceUID" not in copied:
+            raise InputError(f"{name} has no SeriesInstanceUID to copy the series from")
+        try:
+            next_number = int(source.get("InstanceNumber") or 0) + 1
+        except (TypeError, ValueError):
+            next_number = None
+    return ReferenceAttributes(dataset=copied, next_instance_number=next_number)
+
+
+def _detached(element: DataElement) -> DataElement:
+    """A copy holding plain decoded values, free of the source file's raw bytes and charset."""
+    if element.VR == "SQ":
+        items = Sequence()
+        for item in element.value:
+            clean = Dataset()
+            for child in item:
+                clean.add(_detached(child))
+            items.append(clean)
+        return DataElement(element.tag, "SQ", items)
+    value = element.value
+    if element.VR == "PN":
+        value = [str(v) for v in value] if isinstance(value, MultiValue) else str(value or "")
+    return DataElement(element.tag, element.VR, copy.deepcopy(value))
+
+
+def encode_pdf(
+    source: PathLike | BinaryIO,
+    destination: PathLike | BinaryIO,
+    *,
+    tags: TagsInput | None = None,
+    title: str | None = None,
+    conversion_type: Literal["WSD", "SD"] = "WSD",
+    reference: ReferenceAttributes | None = None,
+    overwrite: bool = False,
+    now: dt.datetime | None = None,
+    progress: ProgressCallback | None = None,
+    source_name: str | None = None,
+) -> EncodeResult:
+    """Wrap a PDF in a conformant Encapsulated PDF Storage object.
+
+    Parameters
+    ----------
+    source
+        A path or a binary stream (a pipe is spooled to a temporary file, not to memory).
+    destination
+        A path (written to a temporary file and moved into place when complete) or a stream.
+    tags
+        Keywords or ``gggg,eeee`` mapped to strings, sequences as lists of dicts; they override
+        the defaults and ``reference``. Validated before anything is written.
+    title
+        DocumentTitle; by default the PDF's own Title metadata, else the file name stem.
+    reference
+        Patient/study (and series) attributes from :func:`read_reference`.
+    now
+        The creation time for every date and time not given (local time, naive).
+
+    Raises
+    ------
+    InputError
+        Missing or unreadable input, not a PDF, too large, a bad tag, an existing output.
+    """
+    name = source_name or display_name(source)
+    user_tags = validate_tags(dict(tags or {}))
+    if title is not None:
+        user_tags |= validate_tags({"DocumentTitle": title})
+    moment = now or dt.datetime.now()
+    with open_input(source, name=name) as (pdf, size):
+        if size == 0:
+            raise InputError(f"{name} is empty; give a non-empty PDF")
+        if size > MAX_PDF_SIZE:
+            raise InputError(
+                f"{name} is {size} bytes; DICOM cannot hold a document over {MAX_PDF_SIZE} bytes"
+            )
+        facts = inspect_pdf(pdf, size, name)
+        warnings = []
+        if facts.truncated:
+            warnings.append(f"{name} has no %%EOF marker near its end; it may be truncated")
+        document_title = facts.title or Path(name).stem or "PDF document"
+        dataset = _build_dataset(
+            user_tags,
+            reference=reference,
+            document_title=document_title,
+            conversion_type=conversion_type,
+            size=size,
+            moment=moment,
+        )
+        output = None if not isinstance(destination, (str, os.PathLike)) else destination
+        with atomic_output(destination, overwrite=overwrite) as out:
+            digest = _write(out, dataset, pdf, size, name, progress)
+    return EncodeResult(
+        output=None if output is None else os.fspath(output),
+        sop_instance_uid=str(dataset.SOPInstanceUID),
+        series_instance_uid=str(dataset.SeriesInstanceUID),
+        study_instance_uid=str(dataset.StudyInstanceUID),
+        pdf_size=size,
+        sha256=digest,
+        document_title=str(dataset.get("DocumentTitle", "")),
+        warnings=tuple(warnings),
+    )
+
+
+def _build_dataset(
+    user_tags: ValidatedTags,
+    *,
+    reference: ReferenceAttributes | None,
+    document_title: str,
+    conversion_type: str,
+    size: int,
+    moment: dt.datetime,
+) -> Dataset:
+    date, time = moment.strftime("%Y%m%d"), moment.strftime("%H%M%S")
+    ds = Dataset()
+    ds.SOPClassUID = ENCAPSULATED_PDF_STORAGE
+    ds.SOPInstanceUID = generate_uid(prefix=None)
+    ds.InstanceCreationDate, ds.InstanceCreationTime = date, time
+    ds.StudyDate, ds.StudyTime = date, time
+    ds.AccessionNumber = ""
+    ds.Modality = "DOC"
+    ds.ConversionType = conversion_type
+    ds.Manufacturer = ""
+    ds.ReferringPhysicianName = ""
+    ds.PatientName = ""
+    ds.PatientID = ""
+    ds.PatientBirthDate = ""
+    ds.PatientSex = ""
+    ds.StudyInstanceUID = generate_uid(prefix=None)
+    ds.SeriesInstanceUID = generate_uid(prefix=None)
+    ds.StudyID = ""
+    ds.SeriesNumber = "1"
+    ds.InstanceNumber = "1"
+    ds.ContentDate, ds.ContentTime = date, time
+    ds.AcquisitionDateTime = date + time
+    ds.BurnedInAnnotation = "YES"
+    ds.SecondaryCaptureDeviceManufacturer = "pdf2dcm"
+    ds.SecondaryCaptureDeviceSoftwareVersions = __version__
+    ds.DocumentTitle = document_title
+    ds.ConceptNameCodeSequence = Sequence()
+    if reference is not None:
+        for element in reference.dataset:
+            ds.add(copy.deepcopy(element))
+        if reference.next_instance_number is not None:
+            ds.InstanceNumber = str(reference.next_instance_number)
+    for tag, value in user_tags.items():
+        ds.add(_element(tag, value))
+    ds.MIMETypeOfEncapsulatedDocument = PDF_MIME_TYPE
+    ds.EncapsulatedDocumentLength = size
+    if _needs_unicode(ds):
+        ds.SpecificCharacterSet = UTF8_CHARSET
+    return ds
+
+
+def _element(tag: int, value: ValidatedValue) -> DataElement:
+    vr = dictionary_VR(tag)
+    if isinstance(value, list):
+        items = Sequence()
+        for item_tags in value:
+            item = Dataset()
+            for child_tag, child_value in item_tags.items():
+                item.add(_element(child_tag, child_value))
+            items.append(item)
+        return DataElement(tag, "SQ", items)
+    if vr in ("US", "SS", "UL", "SL", "UV", "SV"):
+        numbers = [int(v) for v in value.split("\\")] if value else None
+        return DataElement(tag, vr, numbers[0] if numbers and len(numbers) == 1 else numbers)
+    if vr in ("FL", "FD"):
+        floats = [float(v) for v in value.split("\\")] if value else None
+        return DataElement(tag, vr, floats[0] if floats and len(floats) == 1 else floats)
+    return DataElement(tag, vr, value)
+
+
+def _needs_unicode(ds: Dataset) -> bool:
+    for element in ds.iterall():
+        if element.VR not in _TEXT_VRS or element.value is None:
+            continue
+        values = element.value if isinstance(element.value, MultiValue) else [element.value]
+        if any(not str(v).isascii() for v in values):
+            return True
+    return False
+
+
+def _file_meta(ds: Dataset) -> FileMetaDataset:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+    return meta
+
+
+def _write(
+    out: BinaryIO,
+    ds: Dataset,
+    pdf: BinaryIO,
+    size: int,
+    name: str,
+    progress: ProgressCallback | None,
+) -> str:
+    before, after = Dataset(), Dataset()
+    for element in ds:
+        (before if element.tag < _DOCUMENT_TAG else after).add(element)
+    charset = ds.get("SpecificCharacterSet", "ISO_IR 6")
+    # The attributes are encoded in memory (they are small) so that the output may be a pipe,
+    # where pydicom's writer could not tell() or seek().
+    head = _encoder()
+    head.write(b"\x00" * 128 + b"DICM")
+    write_file_meta_info(head, _file_meta(ds), enforce_standard=True)
+    write_dataset(head, before)
+    head.write(struct.pack("<HH2sHI", 0x0042, 0x0011, b"OB", 0, size + size % 2))
+    out.write(head.getvalue())
+    digest = _copy_pdf(pdf, out, size, name, progress)
+    tail = _encoder()
+    if size % 2:
+        tail.write(b"\x00")
+    write_dataset(tail, after, parent_encoding=charset)
+    out.write(tail.getvalue())
+    return digest
+
+
+def _encoder() -> DicomBytesIO:
+    buffer = DicomBytesIO()
+    buffer.is_little_endian, buffer.is_implicit_VR = True, False
+    return buffer
+
+
+def _copy_pdf(
+    pdf: BinaryIO, out: BinaryIO, size: int, name: str, progress: ProgressCallback | None
+) -> str:
+    digest = hashlib.sha256()
+    done = 0
+    pdf.seek(0)
+    while done < size:
+        chunk = pdf.read(min(CHUNK_SIZE, size - done))
+        if not chunk:
+            raise InputError(f"{name} shrank while being read; is another program writing it?")
+        digest.update(chunk)
+        out.write(chunk)
+        done += len(chunk)
+        if progress is not None:
+            progress(ProgressEvent(label=name, done=done, total=size))
+    return digest.hexdigest()
+
+
+def _read_header(source: PathLike | BinaryIO, name: str) -> Dataset:
+    try:
+        return dcmread(source, defer_size=_DEFER_SIZE, stop_before_pixels=True)
+    except InvalidDicomError:
+        raise InputError(
+            f"{name} is not a DICOM file (no DICM prefix after the preamble); give a .dcm file"
+        ) from None
+    except FileNotFoundError:
+        raise InputError(f"{name}: no such file; check the path") from None
+    except IsADirectoryError:
+        raise InputError(f"{name} is a directory; give a file") from None
+    except PermissionError:
+        raise InputError(f"{name}: permission denied; check the file's permissions") from None
+    except (OSError, EOFError, ValueError, KeyError, struct.error) as exc:
+        raise InputError(f"{name} is not a readable DICOM file ({exc})") from exc
+
+
+def extract_pdf(
+    source: PathLike | BinaryIO,
+    destination: PathLike | BinaryIO,
+    *,
+    overwrite: bool = False,
+    progress: ProgressCallback | None = None,
+    source_name: str | None = None,
+) -> ExtractResult:
+    """Write the PDF held in an Encapsulated PDF object, byte for byte as it went in.
+
+    The PDF's length is EncapsulatedDocumentLength when present (the value length, or one
+    less when a pad byte was added); without it only a single trailing 0x00 pad is removed.
+    Nothing else is ever cut, so a PDF that happens to end in a newline keeps it.
+
+    Raises
+    ------
+    InputError
+        Not DICOM; NotEncapsulatedPdfError when it holds no PDF or its lengths disagree.
+    """
+    name = source_name or display_name(source)
+    with open_input(source, name=name) as (handle, size):
+        if size == 0:
+            raise InputError(f"{name} is empty; give a DICOM file")
+        ds = _read_header(handle, name)
+        document, offset, value_length = _locate_document(ds, name, handle)
+        length = _pdf_length(ds, document, offset, value_length, name)
+        document.seek(offset)
+        output = None if not isinstance(destination, (str, os.PathLike)) else destination
+        with atomic_output(destination, overwrite=overwrite) as out:
+            digest = _copy_pdf(document, out, length, name, progress)
+    return ExtractResult(
+        output=None if output is None else os.fspath(output), size=length, sha256=digest
+    )
+
+
+def _locate_document(ds: Dataset, name: str, handle: BinaryIO) -> tuple[BinaryIO, int, int]:
+    """Where the document's value lies: in the file itself, or in memory when pydicom read it."""
+    if _DOCUMENT_TAG not in ds:
+        sop_class = ds.get("SOPClassUID")
+        what = getattr(sop_class, "name", None) or sop_class or "an object without SOPClassUID"
+        raise NotEncapsulatedPdfError(
+            f"{name} is {what}, not an Encapsulated PDF; it holds no document to extract"
+        )
+    mime = ds.get("MIMETypeOfEncapsulatedDocument")
+    if mime is None or str(mime).strip().lower() != PDF_MIME_TYPE:
+        raise NotEncapsulatedPdfError(
+            f"{name} holds a document of MIME type {str(mime or 'unknown')!r}, not application/pdf"
+        )
+    raw = ds.get_item(_DOCUMENT_TAG)
+    deflated = ds.file_meta.get("TransferSyntaxUID") == "1.2.840.10008.1.2.1.99"
+    if isinstance(raw, RawDataElement) and raw.value is None and not deflated:
+        if raw.length == 0xFFFFFFFF:
+            raise NotEncapsulatedPdfError(
+                f"{name}: EncapsulatedDocument has undefined length, which a PDF object may not use"
+            )
+        return handle, raw.value_tell, raw.length
+    # Small documents (and any in a deflated file) were read by pydicom itself.
+    value: bytes = ds.EncapsulatedDocument or b""
+    return io.BytesIO(value), 0, len(value)
+
+
+def _pdf_length(ds: Dataset, document: BinaryIO, offset: int, value_length: int, name: str) -> int:
+    declared = ds.get(_DOCUMENT_LENGTH_TAG)
+    if declared is not None and declared.value not in (None, ""):
+        length = int(declared.value)
+        if length in (value_length, value_length - 1):
+            return length
+        raise NotEncapsulatedPdfError(
+            f"{name}: {tag_name(_DOCUMENT_LENGTH_TAG)} says {length} bytes but the document "
+            f"holds {value_length}; the file is inconsistent, so nothing was extracted"
+        )
+    if value_length and value_length % 2 == 0:
+        document.seek(offset + value_length - 1)
+        if document.read(1) == b"\x00":
+            return value_length - 1
+    return value_length
+
+
+def batch_tags(
+    tags: ValidatedTags,
+    count: int,
+    *,
+    same_series: bool = False,
+    reference: ReferenceAttributes | None = None,
+) -> list[ValidatedTags]:
+    """The tags for each of ``count`` documents encoded together.
+
+    Each document gets its own study and series unless ``same_series`` is set or the series
+    comes from ``reference``; then all share one series and take consecutive InstanceNumbers.
+    Identifiers that must be unique per object may not be given for more than one document.
+    """
+    if count > 1:
+        for tag in (0x00080018, 0x00200013):
+            if tag in tags:
+                raise TagError(
+                    f"{tag_name(tag)} was given for {count} documents; each needs its own, "
+                    "so encode them one at a time"
+                )
+    shares_series = same_series or (reference is not None and reference.next_instance_number)
+    if not shares_series or 0x00200013 in tags:
+        return [dict(tags) for _ in range(count)]
+    shared = dict(tags)
+    if reference is None:
+        shared.setdefault(0x0020000D, generate_uid(prefix=None))
+    if reference is None or reference.next_instance_number is None:
+        shared.setdefault(0x0020000E, generate_uid(prefix=None))
+        first = 1
+    else:
+        first = reference.next_instance_number
+    return [shared | {0x00200013: str(first + index)} for index in range(count)]

@@ -1,0 +1,102 @@
+"""The exception hierarchy of pdf2dcm.
+
+Every failure a caller can act on is a :class:`Pdf2DcmError`; its ``str()`` is one line that
+names the thing at fault and, where there is one, the fix. The command line maps each class
+to an exit code in one table (``pdf2dcm.cli.EXIT_CODES``), so new classes must be added there.
+This module imports nothing from the package so that every other module can import it.
+"""
+
+from __future__ import annotations
+
+
+class Pdf2DcmError(Exception):
+    """Base of every error pdf2dcm raises on purpose."""
+
+
+class InputError(Pdf2DcmError):
+    """The user's input is unusable: a missing file, a file that is not a PDF, a bad tag."""
+
+
+class NotAPdfError(InputError):
+    """The input has no ``%PDF-`` header, so wrapping it as a PDF would mislabel it."""
+
+
+class TagError(InputError):
+    """A user tag names an unknown attribute or holds a value its VR does not allow."""
+
+
+class NotEncapsulatedPdfError(InputError):
+    """The DICOM input is readable but does not hold an encapsulated PDF."""
+
+
+class OutputExistsError(InputError):
+    """The output path exists and the caller did not allow overwriting it."""
+
+
+class ConfigurationError(Pdf2DcmError):
+    """Settings are contradictory or incomplete (for example a token and a password together)."""
+
+
+class ServerError(Pdf2DcmError):
+    """Something went wrong talking to the server."""
+
+
+class ServerUnreachableError(ServerError):
+    """No HTTP answer: refused, DNS, TLS or timeout, after the retries."""
+
+
+class HTTPStatusError(ServerError):
+    """The server answered with an error status.
+
+    Orthanc describes errors in a JSON body (``Message``, ``Details``, ``OrthancStatus``) only
+    when configured to; these attributes hold what it said, or ``None``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        url: str,
+        orthanc_message: str | None = None,
+        orthanc_details: str | None = None,
+        orthanc_status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.url = url
+        self.orthanc_message = orthanc_message
+        self.orthanc_details = orthanc_details
+        self.orthanc_status = orthanc_status
+
+
+class ServerRefusedError(HTTPStatusError):
+    """A 4xx answer: the request itself was wrong (unknown ID, bad tags, ...)."""
+
+
+class AuthenticationError(ServerRefusedError):
+    """A 401 or 403 answer. The message never repeats the credentials."""
+
+
+class NotFoundError(ServerRefusedError):
+    """A 404 answer for a resource the caller named."""
+
+
+class ServerFailedError(HTTPStatusError):
+    """A 5xx answer that persisted through the retries."""
+
+
+class JobError(Pdf2DcmError):
+    """An Orthanc job did not end in success."""
+
+
+class JobFailedError(JobError):
+    """The job ended in ``Failure`` (a cancelled job too)."""
+
+
+class JobTimeoutError(JobError):
+    """Waiting gave up; the job itself goes on in the server."""
+
+
+class JobNotFoundError(JobError):
+    """The job never existed or was evicted from the server's job history."""

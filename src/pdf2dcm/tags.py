@@ -1,0 +1,311 @@
+"""User tags: parse ``KEY=VALUE`` and JSON tag files, and validate them before anything is written.
+
+Validation happens here, against the DICOM dictionary, rather than being left to pydicom's
+writer, because a PACS that receives a malformed value may reject the object long after the
+user has gone home; a one-line error naming the tag and the rule is the cheaper moment.
+The JSON shape follows Orthanc's ``/tools/create-dicom`` ``Tags`` object (keywords or
+``gggg,eeee`` mapped to strings; sequences as arrays of objects), so one file serves both.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydicom.datadict import (
+    dictionary_has_tag,
+    dictionary_VM,
+    dictionary_VR,
+    keyword_dict,
+    keyword_for_tag,
+)
+
+from .errors import TagError
+
+TagValue = str | list[dict[str, "TagValue"]]
+"""A tag value as the user gives it: text (``\\`` separates multiple values) or sequence items."""
+
+ValidatedTags = dict[int, "ValidatedValue"]
+ValidatedValue = str | list[ValidatedTags]
+TagsInput = Mapping[str, object] | Mapping[int, object] | Mapping[str | int, object]
+"""What the API accepts as tags: keywords, ``gggg,eeee`` strings or tag numbers as keys."""
+
+#: Attributes the encoder computes itself; a user value would make the object lie about itself.
+OWNED_TAGS: frozenset[int] = frozenset(
+    {
+        0x00080005,  # SpecificCharacterSet: chosen from the values actually written
+        0x00080016,  # SOPClassUID
+        0x00420011,  # EncapsulatedDocument
+        0x00420012,  # MIMETypeOfEncapsulatedDocument
+        0x00420015,  # EncapsulatedDocumentLength
+    }
+)
+
+_TAG_NUMBER = re.compile(r"^\(?([0-9A-Fa-f]{4}),?([0-9A-Fa-f]{4})\)?$")
+
+_MAX_CHARS = {"AE": 16, "CS": 16, "DS": 16, "IS": 12, "LO": 64, "SH": 16, "ST": 1024}
+_MAX_CHARS |= {"LT": 10240, "UI": 64}
+_TEXT_VRS = frozenset({"ST", "LT", "UT"})  # single-valued free text: CR, LF, TAB, FF allowed
+_BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
+_INT_RANGES = {
+    "US": (0, 0xFFFF),
+    "SS": (-0x8000, 0x7FFF),
+    "UL": (0, 0xFFFFFFFF),
+    "SL": (-0x80000000, 0x7FFFFFFF),
+    "UV": (0, 0xFFFFFFFFFFFFFFFF),
+    "SV": (-0x8000000000000000, 0x7FFFFFFFFFFFFFFF),
+}
+_TM = r"(?:[01]\d|2[0-3])(?:[0-5]\d(?:(?:[0-5]\d|60)(?:\.\d{1,6})?)?)?"
+_PATTERNS = {
+    "AS": (re.compile(r"\d{3}[DWMY]"), "nnnD, nnnW, nnnM or nnnY, e.g. 042Y"),
+    "CS": (re.compile(r"[A-Z0-9 _]*"), "upper-case letters, digits, space and _ only"),
+    "DA": (re.compile(r"\d{8}"), "a date YYYYMMDD, e.g. 20240131"),
+    "DS": (
+        re.compile(r" *[+-]?(?:\d+|\d+\.\d*|\.\d+)(?:[eE][+-]?\d+)? *"),
+        "a decimal number, e.g. 72.5",
+    ),
+    "DT": (
+        re.compile(r"\d{4}(?:\d{2}(?:\d{2}(?:" + _TM + r")?)?)?(?:[+-]\d{4})?"),
+        "a date-time YYYYMMDDHHMMSS[.FFFFFF][&ZZXX], e.g. 20240131154500",
+    ),
+    "IS": (re.compile(r" *[+-]?\d+ *"), "an integer, e.g. 3"),
+    "TM": (re.compile(_TM), "a time HHMMSS[.FFFFFF] (HH and HHMM allowed), e.g. 154500"),
+    "UI": (
+        re.compile(r"(?:0|[1-9]\d*)(?:\.(?:0|[1-9]\d*))*"),
+        "a UID: digits in dot-separated components without leading zeros",
+    ),
+    "UR": (re.compile(r"[A-Za-z_\d:/?#\[\]@!$&'()*+,;=%\-.~]*"), "a URI"),
+    "AE": (re.compile(r"[\x20-\x7e]*"), "printable ASCII only"),
+}
+_ENUMERATED = {
+    0x00100040: ("M", "F", "O"),  # PatientSex
+    0x00280301: ("YES", "NO"),  # BurnedInAnnotation
+}
+
+
+def tag_name(tag: int) -> str:
+    """``Keyword (gggg,eeee)``, the way every message names an attribute."""
+    keyword = keyword_for_tag(tag) or "private or unknown attribute"
+    return f"{keyword} ({tag >> 16:04X},{tag & 0xFFFF:04X})"
+
+
+def resolve_key(key: str | int) -> int:
+    """Turn a keyword, ``gggg,eeee`` or an int into a tag number known to the DICOM dictionary."""
+    if isinstance(key, int):
+        tag = key
+    else:
+        text = key.strip()
+        match = _TAG_NUMBER.match(text)
+        if match:
+            tag = int(match.group(1) + match.group(2), 16)
+        elif text in keyword_dict:
+            tag = keyword_dict[text]
+        else:
+            raise TagError(f"unknown DICOM keyword {text!r}{_suggest(text)}")
+    if tag >> 16 == 0x0002 or tag & 0xFFFF == 0:
+        raise TagError(
+            f"{tag_name(tag)} is file meta information or a group length; pdf2dcm writes it"
+        )
+    if (tag >> 16) % 2:
+        raise TagError(
+            f"private attribute ({tag >> 16:04X},{tag & 0xFFFF:04X}) cannot be set: its VR "
+            "and creator are unknown; use a standard attribute"
+        )
+    if not dictionary_has_tag(tag):
+        raise TagError(
+            f"attribute ({tag >> 16:04X},{tag & 0xFFFF:04X}) is not in the DICOM dictionary; "
+            "use a standard keyword"
+        )
+    if tag in OWNED_TAGS:
+        raise TagError(f"{tag_name(tag)} is set by pdf2dcm from the PDF itself and cannot be given")
+    return tag
+
+
+def _suggest(keyword: str) -> str:
+    lowered = {name.lower(): name for name in keyword_dict}
+    if keyword.lower() in lowered:
+        return f"; did you mean {lowered[keyword.lower()]}?"
+    close = difflib.get_close_matches(keyword, list(keyword_dict), n=3, cutoff=0.75)
+    if close:
+        return f"; did you mean {' or '.join(close)}?"
+    return "; use a DICOM keyword such as PatientName or a tag number gggg,eeee"
+
+
+def parse_assignment(text: str) -> tuple[str, TagValue]:
+    """Split ``KEY=VALUE`` at the first ``=`` (values such as PN groups contain ``=`` too).
+
+    A sequence attribute takes its items as a JSON array, the same shape as in a tags file.
+    """
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise TagError(f"tag {text!r} is not KEY=VALUE, e.g. PatientName=Doe^Jane")
+    key = key.strip()
+    tag = resolve_key(key)
+    if dictionary_VR(tag) == "SQ":
+        try:
+            items = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise TagError(
+                f"{tag_name(tag)} is a sequence: give its items as a JSON array of objects, "
+                f'e.g. [{{"CodeValue": "...", ...}}] ({exc.msg})'
+            ) from exc
+        return key, items
+    return key, value
+
+
+def load_tags_file(path: str | Path) -> dict[str, TagValue]:
+    """Read a JSON object of tags, in the shape of Orthanc's create-dicom ``Tags``."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise TagError(f"cannot read tags file {str(path)!r}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise TagError(f"tags file {str(path)!r} is not UTF-8 text") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise TagError(
+            f"tags file {str(path)!r} is not valid JSON: {exc.msg} at line {exc.lineno}"
+        ) from exc
+    if not isinstance(data, dict):
+        raise TagError(
+            f'tags file {str(path)!r} must hold a JSON object such as {{"PatientName": "Doe^Jane"}}'
+        )
+    return data
+
+
+def validate_tags(tags: TagsInput, *, _within: str = "") -> ValidatedTags:
+    """Check every key and value; return them keyed by tag number.
+
+    Raises
+    ------
+    TagError
+        For the first unusable key or value, naming the attribute and the rule.
+    """
+    validated: ValidatedTags = {}
+    for key, value in tags.items():
+        try:
+            tag = resolve_key(key)
+        except TagError as exc:
+            raise TagError(f"{_within}{exc}") from None
+        validated[tag] = _validate_value(tag, value, _within)
+    return validated
+
+
+def _validate_value(tag: int, value: object, within: str) -> ValidatedValue:
+    vr = dictionary_VR(tag)
+    name = f"{within}{tag_name(tag)}"
+    if vr == "SQ":
+        if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+            raise TagError(f"{name} is a sequence: its value must be a JSON array of objects")
+        items = []
+        for index, item in enumerate(value):
+            item_tags = validate_tags(item, _within=f"{name} item {index + 1}: ")
+            if tag_name(tag).split(" ")[0].endswith("CodeSequence"):
+                _check_code_item(item_tags, f"{name} item {index + 1}")
+            items.append(item_tags)
+        return items
+    if not isinstance(value, str):
+        raise TagError(f"{name}: value must be a string, not {type(value).__name__}")
+    if vr in _BINARY_VRS or "or" in vr:
+        raise TagError(f"{name} holds binary data ({vr}) and cannot be set from text")
+    _check_text(tag, vr, value, name)
+    return value
+
+
+def _check_code_item(item: ValidatedTags, where: str) -> None:
+    has_value = any(t in item for t in (0x00080100, 0x00080119, 0x00080120))
+    if not has_value or 0x00080104 not in item or (0x00080100 in item and 0x00080102 not in item):
+        raise TagError(
+            f"{where} must give CodeValue, CodingSchemeDesignator and CodeMeaning, "
+            'e.g. {"CodeValue": "11488-4", "CodingSchemeDesignator": "LN", '
+            '"CodeMeaning": "Consult note"}'
+        )
+
+
+def _check_text(tag: int, vr: str, value: str, name: str) -> None:
+    if vr in _TEXT_VRS or dictionary_VM(tag) == "1":
+        values = [value]
+        if "\\" in value and vr not in _TEXT_VRS:
+            raise TagError(f"{name} takes a single value; remove the backslash from {value!r}")
+    else:
+        values = value.split("\\")
+    for single in values:
+        _check_single(tag, vr, single, name)
+
+
+def _check_single(tag: int, vr: str, value: str, name: str) -> None:
+    allowed_controls = "\r\n\t\f" if vr in _TEXT_VRS else ""
+    bad = next((c for c in value if ord(c) < 0x20 and c not in allowed_controls), None)
+    if bad is not None or "\x7f" in value:
+        raise TagError(f"{name} = {value!r}: control characters are not allowed in {vr}")
+    if value == "":
+        return
+    limit = _MAX_CHARS.get(vr)
+    if limit is not None and len(value) > limit:
+        raise TagError(
+            f"{name} = {value!r}: {vr} allows at most {limit} characters, this has {len(value)}"
+        )
+    if vr == "PN":
+        _check_person_name(value, name)
+    pattern = _PATTERNS.get(vr)
+    if pattern is not None and not pattern[0].fullmatch(value):
+        raise TagError(f"{name} = {value!r}: must be {pattern[1]}")
+    if vr in ("DA", "DT"):
+        _check_calendar(value, name)
+    if vr in _INT_RANGES:
+        _check_int(value, name, *_INT_RANGES[vr])
+    if vr == "IS":
+        _check_int(value.strip(), name, -(2**31), 2**31 - 1)
+    if vr in ("FL", "FD"):
+        try:
+            float(value)
+        except ValueError:
+            raise TagError(f"{name} = {value!r}: must be a number, e.g. 1.5") from None
+    enumerated = _ENUMERATED.get(tag)
+    if enumerated is not None and value not in enumerated:
+        choices = ", ".join(enumerated[:-1]) + f" or {enumerated[-1]}"
+        raise TagError(f"{name} = {value!r}: must be {choices}")
+
+
+def _check_person_name(value: str, name: str) -> None:
+    groups = value.split("=")
+    if len(groups) > 3:
+        raise TagError(
+            f"{name} = {value!r}: a person name has at most 3 groups "
+            "(alphabetic=ideographic=phonetic)"
+        )
+    for group in groups:
+        if len(group) > 64:
+            raise TagError(
+                f"{name} = {value!r}: each name group allows at most 64 characters, "
+                f"one has {len(group)}"
+            )
+        if group.count("^") > 4:
+            raise TagError(
+                f"{name} = {value!r}: a name group has at most 5 components "
+                "(family^given^middle^prefix^suffix)"
+            )
+
+
+def _check_calendar(value: str, name: str) -> None:
+    date = value[:8]
+    if len(date) < 8:
+        return
+    try:
+        dt.date(int(date[:4]), int(date[4:6]), int(date[6:8]))
+    except ValueError:
+        raise TagError(f"{name} = {value!r}: {date} is not a calendar date") from None
+
+
+def _check_int(value: str, name: str, low: int, high: int) -> None:
+    try:
+        number = int(value)
+    except ValueError:
+        raise TagError(f"{name} = {value!r}: must be a whole number") from None
+    if not low <= number <= high:
+        raise TagError(f"{name} = {value!r}: must be between {low} and {high}")
