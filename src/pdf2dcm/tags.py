@@ -69,7 +69,9 @@ _PATTERNS = {
         "a decimal number, e.g. 72.5",
     ),
     "DT": (
-        re.compile(r"\d{4}(?:\d{2}(?:\d{2}(?:" + _TM + r")?)?)?(?:[+-]\d{4})?"),
+        re.compile(
+            r"\d{4}(?:(?:0[1-9]|1[0-2])(?:(?:[0-2]\d|3[01])(?:" + _TM + r")?)?)?(?:[+-]\d{4})?"
+        ),
         "a date-time YYYYMMDDHHMMSS[.FFFFFF][&ZZXX], e.g. 20240131154500",
     ),
     "IS": (re.compile(r" *[+-]?\d+ *"), "an integer, e.g. 3"),
@@ -250,6 +252,10 @@ def _check_single(tag: int, vr: str, value: str, name: str) -> None:
         raise TagError(
             f"{name} = {value!r}: {vr} allows at most {limit} characters, this has {len(value)}"
         )
+    enumerated = _ENUMERATED.get(tag)
+    if enumerated is not None and value not in enumerated:
+        choices = ", ".join(enumerated[:-1]) + f" or {enumerated[-1]}"
+        raise TagError(f"{name} = {value!r}: must be {choices}")
     if vr == "PN":
         _check_person_name(value, name)
     pattern = _PATTERNS.get(vr)
@@ -266,10 +272,6 @@ def _check_single(tag: int, vr: str, value: str, name: str) -> None:
             float(value)
         except ValueError:
             raise TagError(f"{name} = {value!r}: must be a number, e.g. 1.5") from None
-    enumerated = _ENUMERATED.get(tag)
-    if enumerated is not None and value not in enumerated:
-        choices = ", ".join(enumerated[:-1]) + f" or {enumerated[-1]}"
-        raise TagError(f"{name} = {value!r}: must be {choices}")
 
 
 def _check_person_name(value: str, name: str) -> None:

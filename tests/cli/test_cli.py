@@ -1,0 +1,274 @@
+"""The command line through CliRunner: help, exit codes, stdout versus stderr, JSON, pipes."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pydicom
+import pytest
+from click.testing import CliRunner, Result
+
+from pdf2dcm import errors
+from pdf2dcm.cli import EXIT_CODES, ExitStatus, cli, exit_status_for
+from tests.conftest import PdfFactory
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "HelloWorld2.pdf"
+
+
+def run(*args: str, stdin: bytes | None = None) -> Result:
+    return CliRunner().invoke(cli, list(args), input=stdin, catch_exceptions=False)
+
+
+def one_error_line(result: Result) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("pdf2dcm: error: ")
+    return lines[0]
+
+
+@pytest.mark.parametrize("command", [[], ["encode"], ["extract"]])
+def test_every_command_has_help_with_examples(command: list[str]) -> None:
+    result = run(*command, "--help")
+    assert result.exit_code == 0
+    assert "Examples:" in result.stdout
+
+
+def test_main_help_documents_exit_codes() -> None:
+    text = run("--help").stdout
+    for status in ExitStatus:
+        assert f"  {status.value} " in text
+
+
+def test_version() -> None:
+    result = run("--version")
+    assert result.exit_code == 0
+    assert result.stdout == "pdf2dcm, version 0.1.0\n"
+
+
+def test_every_error_class_has_an_exit_code() -> None:
+    classes = [
+        cls
+        for _, cls in inspect.getmembers(errors, inspect.isclass)
+        if issubclass(cls, errors.Pdf2DcmError)
+    ]
+    assert set(classes) == set(EXIT_CODES)
+    assert exit_status_for(errors.NotAPdfError("x")) == ExitStatus.INPUT
+    assert exit_status_for(errors.JobTimeoutError("x")) == ExitStatus.JOB_TIMEOUT
+
+
+def test_startup_imports_nothing_heavy() -> None:
+    code = (
+        "import sys\n"
+        "from pdf2dcm.cli import main\n"
+        "for argv in (['pdf2dcm', '--version'], ['pdf2dcm', '--help']):\n"
+        "    sys.argv = argv\n"
+        "    try:\n"
+        "        main()\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'pydicom', 'requests', 'rich'})\n"
+        "print('HEAVY', heavy, file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "HEAVY []" in done.stderr
+
+
+def test_encode_example_next_to_input(tmp_path: Path) -> None:
+    source = tmp_path / "HelloWorld2.pdf"
+    source.write_bytes(EXAMPLE.read_bytes())
+    result = run("encode", str(source), "--tag", "PatientName=Benjamino")
+    assert result.exit_code == 0, result.stderr
+    target = tmp_path / "HelloWorld2.dcm"
+    assert result.stdout == f"{source} -> {target} (900 B PDF)\n"
+    assert result.stderr == ""
+    ds = pydicom.dcmread(target)
+    assert str(ds.PatientName) == "Benjamino"
+    assert ds.DocumentTitle == "Hello World 2"
+
+
+def test_encode_json_shape(pdf_file: PdfFactory, tmp_path: Path) -> None:
+    sources = [pdf_file(1001), pdf_file(2000)]
+    result = run(
+        "encode", *map(str, sources), "-d", str(tmp_path / "out"), "--json", "--same-series"
+    )
+    assert result.exit_code == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [set(r) for r in records] == [
+        {
+            "input",
+            "output",
+            "SOPInstanceUID",
+            "SeriesInstanceUID",
+            "StudyInstanceUID",
+            "size",
+            "sha256",
+        }
+    ] * 2
+    for record, source in zip(records, sources, strict=True):
+        assert record["input"] == str(source)
+        assert record["output"] == str(tmp_path / "out" / source.with_suffix(".dcm").name)
+        assert record["size"] == source.stat().st_size
+        assert record["sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
+        ds = pydicom.dcmread(record["output"])
+        assert ds.SOPInstanceUID == record["SOPInstanceUID"]
+    assert records[0]["SeriesInstanceUID"] == records[1]["SeriesInstanceUID"]
+    numbers = [pydicom.dcmread(r["output"]).InstanceNumber for r in records]
+    assert numbers == [1, 2]
+
+
+def test_pipe_encode_then_extract(pdf_file: PdfFactory) -> None:
+    data = pdf_file(5001).read_bytes()
+    encoded = run("encode", "-", "--tag", "PatientID=7", stdin=data)
+    assert encoded.exit_code == 0, encoded.stderr
+    assert encoded.stdout_bytes[128:132] == b"DICM"
+    extracted = run("extract", "-", stdin=encoded.stdout_bytes)
+    assert extracted.exit_code == 0, extracted.stderr
+    assert extracted.stdout_bytes == data
+
+
+def test_extract_json(pdf_file: PdfFactory, tmp_path: Path) -> None:
+    source = pdf_file(3000)
+    run("encode", str(source), "-o", str(tmp_path / "x.dcm"))
+    result = run("extract", str(tmp_path / "x.dcm"), "--json")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == {
+        "input": str(tmp_path / "x.dcm"),
+        "output": str(tmp_path / "x.pdf"),
+        "size": 3000,
+        "sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
+    }
+    assert (tmp_path / "x.pdf").read_bytes() == source.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("setup", "args", "message"),
+    [
+        ("missing", ["encode", "{d}/nope.pdf"], r"{d}/nope.pdf: no such file; check the path"),
+        ("none", ["encode", "{d}"], r"{d} is a directory; give a file"),
+        ("empty", ["encode", "{d}/in.pdf"], r"{d}/in.pdf is empty; give a non-empty PDF"),
+        ("text", ["encode", "{d}/in.pdf"], r"{d}/in.pdf is not a PDF \(it starts with b'hello"),
+        (
+            "pdf",
+            ["encode", "{d}/in.pdf", "--tag", "PatientSex=X"],
+            r"--tag PatientSex=X: PatientSex \(0010,0040\) = 'X': must be M, F or O",
+        ),
+        (
+            "pdf",
+            ["encode", "{d}/in.pdf", "--tag", "Patientname=X"],
+            r"--tag Patientname=X: unknown DICOM keyword 'Patientname'; did you mean PatientName\?",
+        ),
+        (
+            "pdf",
+            ["encode", "{d}/in.pdf", "--tag", "SOPClassUID=1.2"],
+            r"SOPClassUID \(0008,0016\) is set by pdf2dcm",
+        ),
+        ("pdf", ["extract", "{d}/in.pdf", "-o", "{d}/x.pdf"], r"is not a DICOM file"),
+        (
+            "empty",
+            ["extract", "{d}/in.pdf", "-o", "{d}/x.pdf"],
+            r"in.pdf is empty; give a DICOM file",
+        ),
+    ],
+)
+def test_bad_input_gives_one_line_exit_2_and_no_output(
+    tmp_path: Path, pdf_file: PdfFactory, setup: str, args: list[str], message: str
+) -> None:
+    contents = {"empty": b"", "text": b"hello\n"}
+    if setup in contents:
+        (tmp_path / "in.pdf").write_bytes(contents[setup])
+    elif setup == "pdf":
+        pdf_file(name="in.pdf")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = run(*(a.format(d=tmp_path) for a in args))
+    assert result.exit_code == 2
+    assert result.stdout == ""
+
+    assert re.search(message.format(d=re.escape(str(tmp_path))), one_error_line(result))
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_existing_output_is_not_overwritten(pdf_file: PdfFactory, tmp_path: Path) -> None:
+    source = pdf_file(name="a.pdf")
+    (tmp_path / "a.dcm").write_bytes(b"keep me")
+    result = run("encode", str(source))
+    assert result.exit_code == 2
+    assert one_error_line(result).endswith("a.dcm already exists; use --overwrite to replace it")
+    assert (tmp_path / "a.dcm").read_bytes() == b"keep me"
+    assert run("encode", str(source), "--overwrite").exit_code == 0
+    assert pydicom.dcmread(tmp_path / "a.dcm").EncapsulatedDocumentLength == 2000
+
+
+def test_batch_goes_on_after_a_bad_file(pdf_file: PdfFactory, tmp_path: Path) -> None:
+    good = pdf_file(name="good.pdf")
+    bad = tmp_path / "bad.pdf"
+    bad.write_bytes(b"not a pdf")
+    later = pdf_file(name="later.pdf")
+    result = run("encode", str(good), str(bad), str(later))
+    assert result.exit_code == 2
+    assert (tmp_path / "good.dcm").exists()
+    assert (tmp_path / "later.dcm").exists()
+    assert not (tmp_path / "bad.dcm").exists()
+    assert result.stderr.splitlines() == [
+        f"pdf2dcm: error: {bad} is not a PDF (it starts with b'not a pd', not %PDF-); "
+        "give a PDF file",
+        "pdf2dcm: 1 of 3 files failed",
+    ]
+
+
+def test_fail_fast_stops_at_the_first_bad_file(pdf_file: PdfFactory, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.pdf"
+    bad.write_bytes(b"not a pdf")
+    later = pdf_file(name="later.pdf")
+    result = run("encode", str(bad), str(later), "--fail-fast")
+    assert result.exit_code == 2
+    assert not (tmp_path / "later.dcm").exists()
+
+
+def test_two_inputs_with_one_output_name_are_refused(pdf_file: PdfFactory, tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = pdf_file(name="a/x.pdf")
+    second = pdf_file(name="b/x.pdf")
+    result = run("encode", str(first), str(second), "-d", str(tmp_path / "out"))
+    assert result.exit_code == 2
+    assert "would both be written to" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-o", "x.dcm", "-d", "out"], "give -o/--output or -d/--outdir, not both"),
+        (["-o", "-", "--json"], "--json prints to stdout"),
+    ],
+)
+def test_contradicting_options_are_usage_errors(
+    pdf_file: PdfFactory, args: list[str], message: str
+) -> None:
+    result = run("encode", str(pdf_file()), *args)
+    assert result.exit_code == 2
+    assert message in result.stderr
+
+
+def test_unexpected_errors_say_how_to_get_details(
+    monkeypatch: pytest.MonkeyPatch, pdf_file: PdfFactory
+) -> None:
+    import pdf2dcm.dicom
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(pdf2dcm.dicom, "encode_pdf", broken)
+    result = run("encode", str(pdf_file()))
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "pdf2dcm: unexpected error: RuntimeError: boom; run with --debug for details\n"
+    )
+    debug = run("--debug", "encode", str(pdf_file()))
+    assert "Traceback (most recent call last)" in debug.stderr

@@ -1,0 +1,43 @@
+"""Fixtures shared by every test layer."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.pdfs import make_pdf
+
+REQUIRE_ENV = "PDF2DCM_REQUIRE_ORTHANC"
+
+
+def require_binary(name: str) -> str:
+    """The path of an external oracle; skip without it, fail when CI says it must be there."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} not found on PATH (install the Debian packages listed in .ci/run)"
+        if os.environ.get(REQUIRE_ENV) == "1":
+            pytest.fail(f"{message}; {REQUIRE_ENV}=1 forbids skipping", pytrace=False)
+        pytest.skip(message)
+    return path
+
+
+PdfFactory = Callable[..., Path]
+
+
+@pytest.fixture
+def pdf_file(tmp_path: Path) -> PdfFactory:
+    """Write a synthetic PDF of an exact size into the test's directory and return its path."""
+    counter = 0
+
+    def factory(size: int = 2000, name: str | None = None, **options: object) -> Path:
+        nonlocal counter
+        counter += 1
+        path = tmp_path / (name or f"doc{counter}.pdf")
+        path.write_bytes(make_pdf(size, **options))  # type: ignore[arg-type]
+        return path
+
+    return factory
