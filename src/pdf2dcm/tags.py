@@ -302,6 +302,9 @@ def _check_calendar(value: str, name: str) -> None:
         dt.date(int(date[:4]), int(date[4:6]), int(date[6:8]))
     except ValueError:
         raise TagError(f"{name} = {value!r}: {date} is not a calendar date") from None
+    if not "1000" <= date[:4] <= "2999":
+        # Validators (dicom3tools' dciodvfy among them) reject other years as typing errors.
+        raise TagError(f"{name} = {value!r}: the year must be between 1000 and 2999")
 
 
 def _check_int(value: str, name: str, low: int, high: int) -> None:

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from pdf2dcm.dicom import (
     ENCAPSULATED_PDF_STORAGE,
@@ -195,7 +195,7 @@ def test_truncated_pdf_is_kept_with_a_warning(pdf_file: PdfFactory, tmp_path: Pa
 
 def _save(ds: Dataset, path: Path, syntax: str = ImplicitVRLittleEndian) -> None:
     ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = syntax
+    ds.file_meta.TransferSyntaxUID = UID(syntax)
     ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     ds.save_as(path, enforce_file_format=True)

@@ -7,11 +7,11 @@ import io
 import pytest
 
 from pdf2dcm.errors import NotAPdfError
-from pdf2dcm.pdf import inspect_pdf
+from pdf2dcm.pdf import PdfFacts, inspect_pdf
 from tests.pdfs import make_pdf
 
 
-def facts(data: bytes):  # type: ignore[no-untyped-def]
+def facts(data: bytes) -> PdfFacts:
     return inspect_pdf(io.BytesIO(data), len(data), "in.pdf")
 
 

@@ -86,6 +86,7 @@ def test_owned_private_and_unknown_tags_are_refused(key: str, message: str) -> N
             r"StudyDate \(0008,0020\) = '2024-01-31': must be a date YYYYMMDD",
         ),
         ("StudyDate", "20240230", r"20240230 is not a calendar date"),
+        ("PatientBirthDate", "30000101", r"the year must be between 1000 and 2999"),
         ("StudyTime", "256000", r"must be a time HHMMSS"),
         ("AcquisitionDateTime", "20241301", r"must be a date-time"),
         ("PatientSex", "X", r"PatientSex \(0010,0040\) = 'X': must be M, F or O"),
