@@ -248,10 +248,8 @@ def _check_single(tag: int, vr: str, value: str, name: str) -> None:
     if value == "":
         return
     limit = _MAX_CHARS.get(vr)
-    if limit is not None and len(value) > limit:
-        raise TagError(
-            f"{name} = {value!r}: {vr} allows at most {limit} characters, this has {len(value)}"
-        )
+    if limit is not None and _length(value) > limit:
+        raise TagError(f"{name} = {value!r}: {vr} allows at most {limit} {_length_text(value)}")
     enumerated = _ENUMERATED.get(tag)
     if enumerated is not None and value not in enumerated:
         choices = ", ".join(enumerated[:-1]) + f" or {enumerated[-1]}"
@@ -282,16 +280,30 @@ def _check_person_name(value: str, name: str) -> None:
             "(alphabetic=ideographic=phonetic)"
         )
     for group in groups:
-        if len(group) > 64:
+        if _length(group) > 64:
             raise TagError(
-                f"{name} = {value!r}: each name group allows at most 64 characters, "
-                f"one has {len(group)}"
+                f"{name} = {value!r}: each name group allows at most 64 {_length_text(group)}"
             )
         if group.count("^") > 4:
             raise TagError(
                 f"{name} = {value!r}: a name group has at most 5 components "
                 "(family^given^middle^prefix^suffix)"
             )
+
+
+def _length(value: str) -> int:
+    """Length as receivers check it: in bytes of the UTF-8 the value will be written in.
+
+    The standard counts characters, but validators (dciodvfy) and many archives with fixed
+    database columns count bytes; staying within both keeps the object accepted everywhere.
+    """
+    return len(value) if value.isascii() else len(value.encode("utf-8"))
+
+
+def _length_text(value: str) -> str:
+    if value.isascii():
+        return f"characters, this has {len(value)}"
+    return f"bytes of UTF-8, this has {_length(value)}"
 
 
 def _check_calendar(value: str, name: str) -> None:
