@@ -368,6 +368,7 @@ def _write(
     write_dataset(head, before)
     head.write(struct.pack("<HH2sHI", 0x0042, 0x0011, b"OB", 0, size + size % 2))
     out.write(head.getvalue())
+    pdf.seek(0)
     digest = _copy_pdf(pdf, out, size, name, progress)
     tail = _encoder()
     if size % 2:
@@ -388,7 +389,6 @@ def _copy_pdf(
 ) -> str:
     digest = hashlib.sha256()
     done = 0
-    pdf.seek(0)
     while done < size:
         chunk = pdf.read(min(CHUNK_SIZE, size - done))
         if not chunk:
@@ -466,7 +466,7 @@ def _locate_document(ds: Dataset, name: str, handle: BinaryIO) -> tuple[BinaryIO
         raise NotEncapsulatedPdfError(
             f"{name} holds a document of MIME type {str(mime or 'unknown')!r}, not application/pdf"
         )
-    raw = ds.get_item(_DOCUMENT_TAG)
+    raw = ds.get_item(_DOCUMENT_TAG, keep_deferred=True)
     deflated = ds.file_meta.get("TransferSyntaxUID") == "1.2.840.10008.1.2.1.99"
     if isinstance(raw, RawDataElement) and raw.value is None and not deflated:
         if raw.length == 0xFFFFFFFF:
