@@ -9,12 +9,14 @@ the header with the document deferred, and the PDF is copied from the recorded f
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
 import hashlib
 import io
 import os
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
@@ -183,6 +185,116 @@ def _detached(element: DataElement) -> DataElement:
     return DataElement(element.tag, element.VR, copy.deepcopy(value))
 
 
+class EncodedPdf:
+    """A PDF ready to be written as DICOM: its attributes encoded, its bytes still on disk.
+
+    The head (preamble, file meta, attributes before the document and the document's element
+    header) and the tail (pad byte and the attributes after it) are small and built in
+    memory; :meth:`chunks` yields head, PDF and tail, so the same object can go to a file or
+    straight into an HTTP request body of known :attr:`length`, as often as needed.
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        pdf: BinaryIO,
+        size: int,
+        name: str,
+        warnings: tuple[str, ...],
+    ) -> None:
+        self.dataset = dataset
+        self.pdf_size = size
+        self.name = name
+        self.warnings = warnings
+        self.sha256: str | None = None
+        """Set once :meth:`chunks` has run to the end."""
+        self._pdf = pdf
+        self._head, self._tail = _encode_around_document(dataset, size)
+
+    @property
+    def length(self) -> int:
+        """Size of the complete DICOM file in bytes."""
+        return len(self._head) + self.pdf_size + len(self._tail)
+
+    def chunks(self, progress: ProgressCallback | None = None) -> Iterator[bytes]:
+        """The DICOM file, from its first byte, in pieces of at most ``CHUNK_SIZE``."""
+        yield self._head
+        self._pdf.seek(0)
+        digest = hashlib.sha256()
+        done = 0
+        while done < self.pdf_size:
+            chunk = self._pdf.read(min(CHUNK_SIZE, self.pdf_size - done))
+            if not chunk:
+                raise InputError(
+                    f"{self.name} shrank while being read; is another program writing it?"
+                )
+            digest.update(chunk)
+            done += len(chunk)
+            if progress is not None:
+                progress(ProgressEvent(label=self.name, done=done, total=self.pdf_size))
+            yield chunk
+        self.sha256 = digest.hexdigest()
+        yield self._tail
+
+    def result(self, output: str | None) -> EncodeResult:
+        if self.sha256 is None:
+            raise RuntimeError("the document has not been written yet")
+        ds = self.dataset
+        return EncodeResult(
+            output=output,
+            sop_instance_uid=str(ds.SOPInstanceUID),
+            series_instance_uid=str(ds.SeriesInstanceUID),
+            study_instance_uid=str(ds.StudyInstanceUID),
+            pdf_size=self.pdf_size,
+            sha256=self.sha256,
+            document_title=str(ds.get("DocumentTitle", "")),
+            warnings=self.warnings,
+        )
+
+
+@contextlib.contextmanager
+def open_encoded(
+    source: PathLike | BinaryIO,
+    *,
+    tags: TagsInput | None = None,
+    title: str | None = None,
+    conversion_type: Literal["WSD", "SD"] = "WSD",
+    reference: ReferenceAttributes | None = None,
+    now: dt.datetime | None = None,
+    source_name: str | None = None,
+) -> Iterator[EncodedPdf]:
+    """Check a PDF and its tags and prepare its DICOM encoding; see :func:`encode_pdf`.
+
+    The source stays open while the context lasts, so the result can be streamed (and
+    streamed again, for a retried upload) without a temporary DICOM file.
+    """
+    name = source_name or display_name(source)
+    user_tags = validate_tags(dict(tags or {}))
+    if title is not None:
+        user_tags |= validate_tags({"DocumentTitle": title})
+    moment = now or dt.datetime.now()
+    with open_input(source, name=name) as (pdf, size):
+        if size == 0:
+            raise InputError(f"{name} is empty; give a non-empty PDF")
+        if size > MAX_PDF_SIZE:
+            raise InputError(
+                f"{name} is {size} bytes; DICOM cannot hold a document over {MAX_PDF_SIZE} bytes"
+            )
+        facts = inspect_pdf(pdf, size, name)
+        warnings = []
+        if facts.truncated:
+            warnings.append(f"{name} has no %%EOF marker near its end; it may be truncated")
+        dataset = _build_dataset(
+            user_tags,
+            reference=reference,
+            document_title=facts.title or Path(name).stem or "PDF document",
+            conversion_type=conversion_type,
+            size=size,
+            moment=moment,
+        )
+        yield EncodedPdf(dataset, pdf, size, name, tuple(warnings))
+
+
 def encode_pdf(
     source: PathLike | BinaryIO,
     destination: PathLike | BinaryIO,
@@ -219,44 +331,22 @@ def encode_pdf(
     InputError
         Missing or unreadable input, not a PDF, too large, a bad tag, an existing output.
     """
-    name = source_name or display_name(source)
-    user_tags = validate_tags(dict(tags or {}))
-    if title is not None:
-        user_tags |= validate_tags({"DocumentTitle": title})
-    moment = now or dt.datetime.now()
-    with open_input(source, name=name) as (pdf, size):
-        if size == 0:
-            raise InputError(f"{name} is empty; give a non-empty PDF")
-        if size > MAX_PDF_SIZE:
-            raise InputError(
-                f"{name} is {size} bytes; DICOM cannot hold a document over {MAX_PDF_SIZE} bytes"
-            )
-        facts = inspect_pdf(pdf, size, name)
-        warnings = []
-        if facts.truncated:
-            warnings.append(f"{name} has no %%EOF marker near its end; it may be truncated")
-        document_title = facts.title or Path(name).stem or "PDF document"
-        dataset = _build_dataset(
-            user_tags,
-            reference=reference,
-            document_title=document_title,
+    with (
+        open_encoded(
+            source,
+            tags=tags,
+            title=title,
             conversion_type=conversion_type,
-            size=size,
-            moment=moment,
-        )
-        output = None if not isinstance(destination, (str, os.PathLike)) else destination
-        with atomic_output(destination, overwrite=overwrite) as out:
-            digest = _write(out, dataset, pdf, size, name, progress)
-    return EncodeResult(
-        output=None if output is None else os.fspath(output),
-        sop_instance_uid=str(dataset.SOPInstanceUID),
-        series_instance_uid=str(dataset.SeriesInstanceUID),
-        study_instance_uid=str(dataset.StudyInstanceUID),
-        pdf_size=size,
-        sha256=digest,
-        document_title=str(dataset.get("DocumentTitle", "")),
-        warnings=tuple(warnings),
-    )
+            reference=reference,
+            now=now,
+            source_name=source_name,
+        ) as document,
+        atomic_output(destination, overwrite=overwrite) as out,
+    ):
+        for chunk in document.chunks(progress):
+            out.write(chunk)
+    output = os.fspath(destination) if isinstance(destination, (str, os.PathLike)) else None
+    return document.result(output)
 
 
 def _build_dataset(
@@ -348,34 +438,25 @@ def _file_meta(ds: Dataset) -> FileMetaDataset:
     return meta
 
 
-def _write(
-    out: BinaryIO,
-    ds: Dataset,
-    pdf: BinaryIO,
-    size: int,
-    name: str,
-    progress: ProgressCallback | None,
-) -> str:
+def _encode_around_document(ds: Dataset, size: int) -> tuple[bytes, bytes]:
+    """The encoded bytes before and after the PDF.
+
+    They are encoded in memory (they are small) so that the output may be a pipe or a
+    socket, where pydicom's writer could not tell() or seek().
+    """
     before, after = Dataset(), Dataset()
     for element in ds:
         (before if element.tag < _DOCUMENT_TAG else after).add(element)
-    charset = ds.get("SpecificCharacterSet", "ISO_IR 6")
-    # The attributes are encoded in memory (they are small) so that the output may be a pipe,
-    # where pydicom's writer could not tell() or seek().
     head = _encoder()
     head.write(b"\x00" * 128 + b"DICM")
     write_file_meta_info(head, _file_meta(ds), enforce_standard=True)
     write_dataset(head, before)
     head.write(struct.pack("<HH2sHI", 0x0042, 0x0011, b"OB", 0, size + size % 2))
-    out.write(head.getvalue())
-    pdf.seek(0)
-    digest = _copy_pdf(pdf, out, size, name, progress)
     tail = _encoder()
     if size % 2:
         tail.write(b"\x00")
-    write_dataset(tail, after, parent_encoding=charset)
-    out.write(tail.getvalue())
-    return digest
+    write_dataset(tail, after, parent_encoding=ds.get("SpecificCharacterSet", "ISO_IR 6"))
+    return head.getvalue(), tail.getvalue()
 
 
 def _encoder() -> DicomBytesIO:
