@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.pdfs import make_pdf
+
+if TYPE_CHECKING:
+    from tests.integration.orthanc import OrthancServer
 
 REQUIRE_ENV = "PDF2DCM_REQUIRE_ORTHANC"
 
@@ -41,3 +45,16 @@ def pdf_file(tmp_path: Path) -> PdfFactory:
         return path
 
     return factory
+
+
+@pytest.fixture(scope="session")
+def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrthancServer]:
+    """One private Orthanc (DICOMweb loaded) shared by the session's tests."""
+    from tests.integration.orthanc import OrthancServer
+
+    server = OrthancServer(tmp_path_factory.mktemp("orthanc"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

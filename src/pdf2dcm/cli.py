@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from enum import IntEnum
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, BinaryIO, NoReturn
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, NoReturn, cast
 
 import click
 
@@ -25,6 +25,7 @@ from . import errors as err
 if TYPE_CHECKING:
     from .progress import ProgressCallback
     from .tags import ValidatedTags
+    from .upload import Method
 
 
 class ExitStatus(IntEnum):
@@ -49,6 +50,7 @@ EXIT_CODES: dict[type[err.Pdf2DcmError], ExitStatus] = {
     err.NotEncapsulatedPdfError: ExitStatus.INPUT,
     err.OutputExistsError: ExitStatus.INPUT,
     err.ConfigurationError: ExitStatus.INPUT,
+    err.NotAttemptedError: ExitStatus.ERROR,
     err.ServerError: ExitStatus.SERVER_FAILED,
     err.ServerUnreachableError: ExitStatus.UNREACHABLE,
     err.HTTPStatusError: ExitStatus.SERVER_FAILED,
@@ -284,6 +286,94 @@ def _size_text(size: int) -> str:
     raise AssertionError(unit)
 
 
+def _connection_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option(
+            "--url",
+            metavar="URL",
+            help="Orthanc base URL [env ORTHANC_URL; default http://localhost:8042].",
+        ),
+        click.option(
+            "--username", metavar="USER", help="HTTP user [env ORTHANC_USERNAME; ~/.netrc]."
+        ),
+        click.option(
+            "--password",
+            metavar="PASSWORD",
+            help="HTTP password; prefer env ORTHANC_PASSWORD or ~/.netrc, which stay out of "
+            "process listings. Asked for on a terminal when only a user is given.",
+        ),
+        click.option("--token", metavar="TOKEN", help="Bearer token [env ORTHANC_TOKEN]."),
+        click.option(
+            "--ca-bundle",
+            type=click.Path(dir_okay=False),
+            help="PEM file of CAs to trust for https.",
+        ),
+        click.option(
+            "--insecure", is_flag=True, help="Do not verify TLS certificates (with a warning)."
+        ),
+        click.option(
+            "--timeout",
+            type=float,
+            default=None,
+            metavar="SECONDS",
+            help="Per-request timeout in seconds [default 60].",
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _client(
+    url: str | None,
+    username: str | None,
+    password: str | None,
+    token: str | None,
+    ca_bundle: str | None,
+    insecure: bool,
+    timeout: float | None,
+    *,
+    pool_size: int = 10,
+    dicomweb_url: str | None = None,
+    stdin_in_use: bool = False,
+) -> Any:
+    from .client import OrthancClient
+    from .config import ENV_PASSWORD, resolve_settings
+
+    settings = resolve_settings(
+        url=url,
+        username=username,
+        password=password,
+        token=token,
+        ca_bundle=ca_bundle,
+        insecure=insecure,
+        timeout=timeout,
+        dicomweb_url=dicomweb_url,
+    )
+    if (
+        settings.username is not None
+        and settings.password is None
+        and not stdin_in_use
+        and sys.stdin.isatty()
+    ):
+        secret = click.prompt(
+            f"Password for {settings.username} at {settings.url}",
+            hide_input=True,
+            err=True,
+        )
+        import dataclasses
+
+        settings = dataclasses.replace(settings, password=secret)
+    elif settings.username is not None and settings.password is None:
+        _say(f"warning: no password for {settings.username}; set {ENV_PASSWORD} or ~/.netrc")
+    if insecure:
+        _say("warning: TLS certificates are not verified (--insecure)")
+        import urllib3
+
+        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+    return OrthancClient(settings, pool_size=pool_size)
+
+
 # --- encode ----------------------------------------------------------------------------------
 
 
@@ -488,3 +578,279 @@ def extract(
         )
     elif output != "-":
         click.echo(f"{source} -> {output} ({_size_text(result.size)} PDF)")
+
+
+# --- upload ----------------------------------------------------------------------------------
+
+
+@cli.command(
+    epilog="""\b
+Examples:
+  pdf2dcm upload report.pdf --tag PatientName=Benjamino --tag PatientID=123
+  pdf2dcm upload scans/ --recursive --concurrency 4 --json > uploaded.jsonl
+  pdf2dcm upload addendum.pdf --parent 3e4024bc-a395a1e3-54254769-da9a9d72-b00f8968
+  pdf2dcm encode report.pdf -o - | pdf2dcm upload -
+  ORTHANC_URL=https://pacs.example.org ORTHANC_USERNAME=me pdf2dcm upload x.pdf --via stow
+
+\b
+Credentials come from --username/--token, then ORTHANC_USERNAME, ORTHANC_PASSWORD and
+ORTHANC_TOKEN, then ~/.netrc. A re-sent document (same SOPInstanceUID) is reported as
+AlreadyStored; transient failures are retried without ever creating a duplicate."""
+)
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@_connection_options
+@click.option(
+    "--via",
+    "method",
+    type=click.Choice(["instances", "create-dicom", "stow"]),
+    default="instances",
+    show_default=True,
+    help="instances: encode here, POST /instances; create-dicom: Orthanc encodes; "
+    "stow: DICOMweb STOW-RS.",
+)
+@click.option(
+    "--dicomweb-url",
+    metavar="URL",
+    help="DICOMweb root for --via stow [default: URL/dicom-web].",
+)
+@click.option(
+    "--parent",
+    metavar="ORTHANC_ID",
+    help="Attach to this Orthanc patient, study or series (copies its attributes).",
+)
+@_tag_options
+@click.option("--recursive", is_flag=True, help="Look for PDFs in subdirectories too.")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 32),
+    default=1,
+    show_default=True,
+    help="Upload this many files at once.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per file.")
+@click.option("--fail-fast", is_flag=True, help="Stop at the first file that fails.")
+@click.option("--no-progress", is_flag=True, help="Never show a progress bar.")
+def upload(
+    inputs: tuple[str, ...],
+    url: str | None,
+    username: str | None,
+    password: str | None,
+    token: str | None,
+    ca_bundle: str | None,
+    insecure: bool,
+    timeout: float | None,
+    method: str,
+    dicomweb_url: str | None,
+    parent: str | None,
+    tag_assignments: tuple[str, ...],
+    tags_file: Path | None,
+    title: str | None,
+    conversion_type: str,
+    study_from: Path | None,
+    series_from: Path | None,
+    same_series: bool,
+    recursive: bool,
+    concurrency: int,
+    as_json: bool,
+    fail_fast: bool,
+    no_progress: bool,
+) -> None:
+    """Send PDFs (encoded on the way) or DICOM files to Orthanc; '-' reads stdin."""
+    import datetime as dt
+
+    from .dicom import batch_tags
+    from .upload import (
+        UploadOptions,
+        batch_seed,
+        collect_inputs,
+        parent_reference,
+        upload_many,
+    )
+
+    sources = collect_inputs(inputs, recursive=recursive)
+    if sources.count("-") > 1:
+        raise click.UsageError("stdin ('-') can be read only once")
+    if title is not None and len(sources) > 1:
+        raise click.UsageError("--title applies to one input; give it per file")
+    if parent is not None and (study_from is not None or series_from is not None):
+        raise click.UsageError("give --parent or --study-from/--series-from, not both")
+    tags = _collect_tags(tag_assignments, tags_file)
+    client = _client(
+        url,
+        username,
+        password,
+        token,
+        ca_bundle,
+        insecure,
+        timeout,
+        pool_size=concurrency,
+        dicomweb_url=dicomweb_url,
+        stdin_in_use="-" in sources,
+    )
+    with client:
+        reference = (
+            parent_reference(client, parent)
+            if parent is not None
+            else _reference(study_from, series_from)
+        )
+        has_patient_id = 0x00100020 in tags or (
+            reference is not None and "PatientID" in reference.dataset
+        )
+        if not has_patient_id and any(not _is_dicom(s) for s in sources):
+            _say(
+                "warning: no PatientID given; Orthanc files every such document under one "
+                "patient; add --tag PatientID=..."
+            )
+        per_file = batch_tags(
+            tags,
+            len(sources),
+            same_series=same_series,
+            reference=reference,
+            uid_seed=batch_seed(sources, tags) if same_series else None,
+        )
+        options = UploadOptions(
+            method=cast("Method", method),
+            tags=tags,
+            title=title,
+            conversion_type="SD" if conversion_type == "SD" else "WSD",
+            reference=reference,
+            now=dt.datetime.now(),
+        )
+        failures: list[err.Pdf2DcmError] = []
+        total = sum(_file_size(name) for name in sources)
+        with _progress(not no_progress, total or None) as progress:
+            outcomes = upload_many(
+                client,
+                sources,
+                options,
+                per_file,
+                concurrency=concurrency,
+                fail_fast=fail_fast,
+                progress=progress,
+            )
+            for outcome in outcomes:
+                if outcome.error is not None:
+                    if len(sources) > 1:
+                        _say(f"error: {outcome.error}")
+                    failures.append(outcome.error)
+                    continue
+                result = outcome.result
+                if result is None:
+                    continue
+                for warning in result.warnings:
+                    _say(f"warning: {warning}")
+                if as_json:
+                    _print_json(result.as_json())
+                else:
+                    where = result.id or result.sop_instance_uid
+                    click.echo(
+                        f"{result.input} -> {where} ({result.status})  {result.url or ''}".rstrip()
+                    )
+    if failures:
+        first = next((f for f in failures if not isinstance(f, err.NotAttemptedError)), failures[0])
+        if len(sources) == 1:
+            raise first
+        _say(f"{len(failures)} of {len(sources)} files failed")
+        click.get_current_context().exit(exit_status_for(first))
+
+
+def _is_dicom(name: str) -> bool:
+    if name == "-":
+        return False
+    try:
+        with open(name, "rb") as handle:
+            handle.seek(128)
+            return handle.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+# --- fetch -----------------------------------------------------------------------------------
+
+
+@cli.command(
+    epilog="""\b
+Examples:
+  pdf2dcm fetch 1b3a6f13-fe07c53c-5e985968-59e2d3fe-46ae0c4b -o report.pdf
+  pdf2dcm fetch 1b3a6f13-fe07c53c-5e985968-59e2d3fe-46ae0c4b -o - | sha256sum
+  pdf2dcm fetch --study 3e4024bc-a395a1e3-54254769-da9a9d72-b00f8968 -d reports/
+
+\b
+The PDF comes back byte for byte as stored (Orthanc's own /pdf route can drop its last
+byte); file names under -d are made safe from tag values and never leave the directory."""
+)
+@click.argument("instance_id", required=False, metavar="[INSTANCE_ID]")
+@_connection_options
+@click.option("-o", "--output", metavar="FILE", help="Output PDF, or '-' for stdout.")
+@click.option("--study", metavar="ORTHANC_ID", help="Fetch every PDF of this study.")
+@click.option("--series", metavar="ORTHANC_ID", help="Fetch every PDF of this series.")
+@click.option(
+    "-d",
+    "--outdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory for --study/--series.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace outputs that already exist.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per PDF.")
+@click.option("--no-progress", is_flag=True, help="Never show a progress bar.")
+def fetch(
+    instance_id: str | None,
+    url: str | None,
+    username: str | None,
+    password: str | None,
+    token: str | None,
+    ca_bundle: str | None,
+    insecure: bool,
+    timeout: float | None,
+    output: str | None,
+    study: str | None,
+    series: str | None,
+    outdir: Path | None,
+    overwrite: bool,
+    as_json: bool,
+    no_progress: bool,
+) -> None:
+    """Get PDFs back from Orthanc: one instance, or all of a study or series."""
+    from .fetch import fetch_all, fetch_pdf
+
+    chosen = [x for x in (instance_id, study, series) if x is not None]
+    if len(chosen) != 1:
+        raise click.UsageError("give one of INSTANCE_ID, --study or --series")
+    if instance_id is not None and outdir is not None:
+        raise click.UsageError("-d/--outdir goes with --study/--series; use -o for one instance")
+    if instance_id is None and output is not None:
+        raise click.UsageError("-o/--output takes one instance; use -d for --study/--series")
+    client = _client(url, username, password, token, ca_bundle, insecure, timeout)
+    with client, _progress(not no_progress, None) as progress:
+        if instance_id is not None:
+            target = output or f"{instance_id}.pdf"
+            if target == "-":
+                if as_json:
+                    raise click.UsageError("--json prints to stdout, which already carries the PDF")
+                _refuse_terminal(sys.stdout, "a PDF")
+            result = fetch_pdf(
+                client,
+                instance_id,
+                _stdout() if target == "-" else target,
+                overwrite=overwrite,
+                progress=progress,
+            )
+            results = [result]
+        else:
+            results = fetch_all(
+                client,
+                outdir or Path("."),
+                study=study,
+                series=series,
+                overwrite=overwrite,
+                progress=progress,
+            )
+            if not results:
+                _say(
+                    f"no PDF documents in {'study ' + study if study else 'series ' + str(series)}"
+                )
+    for result in results:
+        if as_json:
+            _print_json(result.as_json())
+        elif result.output is not None:
+            click.echo(f"{result.id} -> {result.output} ({_size_text(result.size)} PDF)")

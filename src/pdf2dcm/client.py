@@ -15,11 +15,14 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connectionpool import ConnectionPool
+from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
 from . import __version__
@@ -54,6 +57,26 @@ class RepeatableBody:
 
     def __iter__(self) -> Iterator[bytes]:
         return self._factory()
+
+
+class _SafeMethodRetry(Retry):
+    """urllib3 retries connection errors for every method; for POST the retries are ours
+    (:meth:`OrthancClient.post_idempotent`), so here a POST fails at its first error instead
+    of being retried twice over."""
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: BaseHTTPResponse | None = None,
+        error: Exception | None = None,
+        _pool: ConnectionPool | None = None,
+        _stacktrace: TracebackType | None = None,
+    ) -> _SafeMethodRetry:
+        if method is not None and method.upper() not in (self.allowed_methods or ()):
+            final = self.new(total=0, connect=0, read=0, status=0, other=0)
+            return Retry.increment(final, method, url, response, error, _pool, _stacktrace)
+        return super().increment(method, url, response, error, _pool, _stacktrace)
 
 
 class _BearerAuth(requests.auth.AuthBase):
@@ -109,7 +132,7 @@ class OrthancClient:
 
     def _new_session(self, pool_size: int) -> requests.Session:
         session = requests.Session()
-        retry = Retry(
+        retry = _SafeMethodRetry(
             total=self.settings.retries,
             connect=self.settings.retries,
             read=self.settings.retries,

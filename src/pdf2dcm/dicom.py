@@ -16,6 +16,7 @@ import hashlib
 import io
 import os
 import struct
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,7 +116,9 @@ class ReferenceAttributes:
 
     dataset: Dataset
     next_instance_number: int | None
-    """Set when the series is copied: the copied instance's number plus one."""
+    """Set when the series is copied: the next free InstanceNumber in it."""
+    next_series_number: int | None = None
+    """Set when only the study is copied and its series are known: the next free SeriesNumber."""
 
 
 @dataclass(frozen=True)
@@ -219,22 +222,28 @@ class EncodedPdf:
     def chunks(self, progress: ProgressCallback | None = None) -> Iterator[bytes]:
         """The DICOM file, from its first byte, in pieces of at most ``CHUNK_SIZE``."""
         yield self._head
+        yield from self.pdf_blocks(CHUNK_SIZE, progress)
+        yield self._tail
+
+    def pdf_blocks(
+        self, block_size: int, progress: ProgressCallback | None = None
+    ) -> Iterator[bytes]:
+        """The PDF alone, from its first byte; sets :attr:`sha256` when it reaches the end."""
         self._pdf.seek(0)
         digest = hashlib.sha256()
         done = 0
         while done < self.pdf_size:
-            chunk = self._pdf.read(min(CHUNK_SIZE, self.pdf_size - done))
-            if not chunk:
+            block = self._pdf.read(min(block_size, self.pdf_size - done))
+            if not block:
                 raise InputError(
                     f"{self.name} shrank while being read; is another program writing it?"
                 )
-            digest.update(chunk)
-            done += len(chunk)
+            digest.update(block)
+            done += len(block)
             if progress is not None:
                 progress(ProgressEvent(label=self.name, done=done, total=self.pdf_size))
-            yield chunk
+            yield block
         self.sha256 = digest.hexdigest()
-        yield self._tail
 
     def result(self, output: str | None) -> EncodeResult:
         if self.sha256 is None:
@@ -390,6 +399,8 @@ def _build_dataset(
             ds.add(copy.deepcopy(element))
         if reference.next_instance_number is not None:
             ds.InstanceNumber = str(reference.next_instance_number)
+        if reference.next_series_number is not None:
+            ds.SeriesNumber = str(reference.next_series_number)
     for tag, value in user_tags.items():
         ds.add(_element(tag, value))
     ds.MIMETypeOfEncapsulatedDocument = PDF_MIME_TYPE
@@ -577,18 +588,35 @@ def _pdf_length(ds: Dataset, document: BinaryIO, offset: int, value_length: int,
     return value_length
 
 
+_UID_NAMESPACE = uuid.UUID("5b1c2a64-3f0e-4a57-9d3c-7e2f4c1b8a90")
+
+
+def new_uid(seed: str | None = None, role: str = "") -> str:
+    """A UID under the UUID root 2.25: random, or derived from ``seed`` and ``role``.
+
+    Derived UIDs make a repeated upload of the same content name the same objects, which
+    the archive then recognises instead of storing twice.
+    """
+    if seed is None:
+        return str(generate_uid(prefix=None))
+    return f"2.25.{uuid.uuid5(_UID_NAMESPACE, f'{role}|{seed}').int}"
+
+
 def batch_tags(
     tags: ValidatedTags,
     count: int,
     *,
     same_series: bool = False,
     reference: ReferenceAttributes | None = None,
+    uid_seed: str | None = None,
 ) -> list[ValidatedTags]:
     """The tags for each of ``count`` documents encoded together.
 
     Each document gets its own study and series unless ``same_series`` is set or the series
     comes from ``reference``; then all share one series and take consecutive InstanceNumbers.
-    Identifiers that must be unique per object may not be given for more than one document.
+    The shared UIDs are random, or derived from ``uid_seed`` so that a repeated batch names
+    the same series. Identifiers that must be unique per object may not be given for more
+    than one document.
     """
     if count > 1:
         for tag in (0x00080018, 0x00200013):
@@ -597,14 +625,21 @@ def batch_tags(
                     f"{tag_name(tag)} was given for {count} documents; each needs its own, "
                     "so encode them one at a time"
                 )
-    shares_series = same_series or (reference is not None and reference.next_instance_number)
-    if not shares_series or 0x00200013 in tags:
+    shares_series = same_series or (
+        reference is not None and reference.next_instance_number is not None
+    )
+    if not shares_series:
+        first_series = reference.next_series_number if reference is not None else None
+        if first_series is None or 0x00200011 in tags:
+            return [dict(tags) for _ in range(count)]
+        return [tags | {0x00200011: str(first_series + index)} for index in range(count)]
+    if 0x00200013 in tags:
         return [dict(tags) for _ in range(count)]
     shared = dict(tags)
     if reference is None:
-        shared.setdefault(0x0020000D, generate_uid(prefix=None))
+        shared.setdefault(0x0020000D, new_uid(uid_seed, "study"))
     if reference is None or reference.next_instance_number is None:
-        shared.setdefault(0x0020000E, generate_uid(prefix=None))
+        shared.setdefault(0x0020000E, new_uid(uid_seed, "series"))
         first = 1
     else:
         first = reference.next_instance_number

@@ -33,6 +33,10 @@ class OutputExistsError(InputError):
     """The output path exists and the caller did not allow overwriting it."""
 
 
+class NotAttemptedError(Pdf2DcmError):
+    """A batch item skipped because the batch stopped at an earlier error."""
+
+
 class ConfigurationError(Pdf2DcmError):
     """Settings are contradictory or incomplete (for example a token and a password together)."""
 
