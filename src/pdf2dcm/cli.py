@@ -696,7 +696,7 @@ def upload(
         has_patient_id = 0x00100020 in tags or (
             reference is not None and "PatientID" in reference.dataset
         )
-        if not has_patient_id and any(not _is_dicom(s) for s in sources):
+        if not has_patient_id and any(s != "-" and not _is_dicom(s) for s in sources):
             _say(
                 "warning: no PatientID given; Orthanc files every such document under one "
                 "patient; add --tag PatientID=..."
@@ -721,7 +721,7 @@ def upload(
         with _progress(not no_progress, total or None) as progress:
             outcomes = upload_many(
                 client,
-                sources,
+                [_stdin() if source == "-" else source for source in sources],
                 options,
                 per_file,
                 concurrency=concurrency,
@@ -755,8 +755,6 @@ def upload(
 
 
 def _is_dicom(name: str) -> bool:
-    if name == "-":
-        return False
     try:
         with open(name, "rb") as handle:
             handle.seek(128)

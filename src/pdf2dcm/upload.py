@@ -510,7 +510,7 @@ class Outcome:
 
 def upload_many(
     client: OrthancClient,
-    sources: Sequence[str],
+    sources: Sequence[str | BinaryIO],
     options: UploadOptions,
     per_file_tags: Sequence[ValidatedTags],
     *,
@@ -522,24 +522,26 @@ def upload_many(
 
     A bad file or a refused upload is reported and the batch goes on (unless ``fail_fast``);
     an unreachable server ends it, since every further file would fail the same way. Files
-    not attempted are reported with that error too, so the caller can list them.
+    not attempted are reported too, so the caller can list them.
     """
     stop = threading.Event()
 
-    def work(source: str, tags: ValidatedTags) -> Outcome:
+    def work(source: str | BinaryIO, tags: ValidatedTags) -> Outcome:
+        name = source if isinstance(source, str) else "<stdin>"
         if stop.is_set():
-            return Outcome(source, error=NotAttemptedError(f"{source}: {NOT_ATTEMPTED}"))
+            return Outcome(name, error=NotAttemptedError(f"{name}: {NOT_ATTEMPTED}"))
         try:
-            return Outcome(
-                source, result=upload_file(client, source, options, tags=tags, progress=progress)
+            result = upload_file(
+                client, source, options, tags=tags, progress=progress, source_name=name
             )
         except ServerUnreachableError as error:
             stop.set()
-            return Outcome(source, error=error)
+            return Outcome(name, error=error)
         except Pdf2DcmError as error:
             if fail_fast:
                 stop.set()
-            return Outcome(source, error=error)
+            return Outcome(name, error=error)
+        return Outcome(name, result=result)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         futures = [pool.submit(work, s, t) for s, t in zip(sources, per_file_tags, strict=True)]

@@ -1,0 +1,361 @@
+"""upload and fetch against a real, private Orthanc: exact bytes, valid objects, safe failures."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from click.testing import CliRunner, Result
+
+from pdf2dcm.cli import cli
+from pdf2dcm.client import OrthancClient
+from pdf2dcm.config import resolve_settings
+from pdf2dcm.upload import UploadOptions, upload_many
+from tests.integration.oracles import dciodvfy_errors
+from tests.integration.orthanc import OrthancServer
+from tests.pdfs import make_pdf
+
+METHODS = ["instances", "create-dicom", "stow"]
+PDFS = {
+    "odd": (3001, b"\n"),
+    "even-eof-no-newline": (3000, b""),
+    "ends-in-nul": (3000, b"\x00"),
+    "even-ends-in-newline": (3000, b"\n"),
+}
+
+
+def run(*args: str, env: dict[str, str] | None = None, stdin: bytes | None = None) -> Result:
+    return CliRunner(env=env).invoke(cli, list(args), input=stdin, catch_exceptions=False)
+
+
+def upload_json(
+    server: OrthancServer, *args: str, env: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    result = run("upload", "--url", server.url, "--json", *args, env=env)
+    assert result.exit_code == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def write_pdf(tmp_path: Path, name: str, size: int, tail: bytes = b"\n") -> Path:
+    path = tmp_path / name
+    path.write_bytes(make_pdf(size, tail=tail, seed=None))
+    return path
+
+
+def check_stored(server: OrthancServer, record: dict[str, Any], pdf: Path, tmp_path: Path) -> None:
+    """Fetch gives the bytes back; the URL printed does too; the stored file is valid."""
+    fetched = tmp_path / f"{record['ID']}.fetched.pdf"
+    result = run("fetch", record["ID"], "--url", server.url, "-o", str(fetched))
+    assert result.exit_code == 0, result.stderr
+    assert fetched.read_bytes() == pdf.read_bytes()
+    assert record["sha256"] == hashlib.sha256(pdf.read_bytes()).hexdigest()
+    assert requests.get(record["URL"], timeout=30).content == pdf.read_bytes()
+    stored = tmp_path / f"{record['ID']}.dcm"
+    stored.write_bytes(server.get(f"/instances/{record['ID']}/file").content)
+    assert dciodvfy_errors(stored) == []
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("pdf_case", list(PDFS))
+def test_round_trip_is_exact_and_valid(
+    orthanc: OrthancServer, tmp_path: Path, method: str, pdf_case: str
+) -> None:
+    size, tail = PDFS[pdf_case]
+    pdf = write_pdf(tmp_path, f"{pdf_case}.pdf", size, tail)
+    [record] = upload_json(
+        orthanc, str(pdf), "--via", method, "--tag", f"PatientID=RT-{method}-{pdf_case}"
+    )
+    assert record["Status"] == "Success"
+    assert set(record) == {
+        "input",
+        "ID",
+        "ParentPatient",
+        "ParentStudy",
+        "ParentSeries",
+        "Status",
+        "SOPInstanceUID",
+        "sha256",
+        "URL",
+    }
+    check_stored(orthanc, record, pdf, tmp_path)
+    tags = orthanc.get(f"/instances/{record['ID']}/simplified-tags").json()
+    assert tags["SOPInstanceUID"] == record["SOPInstanceUID"]
+    assert tags["EncapsulatedDocumentLength"] == str(size)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_names_read_back_exactly(orthanc: OrthancServer, tmp_path: Path, method: str) -> None:
+    pdf = write_pdf(tmp_path, "names.pdf", 2001)
+    for index, name in enumerate(["Doe^Jane", "Müller^Jürgen", "山田^太郎"]):
+        [record] = upload_json(
+            orthanc,
+            str(pdf),
+            "--via",
+            method,
+            "--tag",
+            f"PatientName={name}",
+            "--tag",
+            f"PatientID=N-{method}-{index}",
+            "--tag",
+            "StudyDescription=Kardiologie Überweisung 紹介状",
+        )
+        tags = orthanc.get(f"/instances/{record['ID']}/simplified-tags").json()
+        assert tags["PatientName"] == name
+        assert tags["StudyDescription"] == "Kardiologie Überweisung 紹介状"
+        check_stored(orthanc, record, pdf, tmp_path)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_fifty_megabytes_round_trip(orthanc: OrthancServer, tmp_path: Path, method: str) -> None:
+    pdf = write_pdf(tmp_path, "big.pdf", 50 * 1024 * 1024, b"")
+    [record] = upload_json(orthanc, str(pdf), "--via", method, "--tag", f"PatientID=BIG-{method}")
+    fetched = tmp_path / "big.out.pdf"
+    result = run("fetch", record["ID"], "--url", orthanc.url, "-o", str(fetched))
+    assert result.exit_code == 0, result.stderr
+    assert hashlib.sha256(fetched.read_bytes()).hexdigest() == record["sha256"]
+    assert fetched.read_bytes() == pdf.read_bytes()
+
+
+def test_orthanc_pdf_route_really_drops_a_byte(orthanc: OrthancServer, tmp_path: Path) -> None:
+    """Why fetch does not use /pdf: guards the premise of the exact-fetch design."""
+    pdf = write_pdf(tmp_path, "eof.pdf", 3000, b"")
+    [record] = upload_json(orthanc, str(pdf), "--tag", "PatientID=PREMISE")
+    assert orthanc.get(f"/instances/{record['ID']}/pdf").content == pdf.read_bytes()[:-1]
+
+
+def test_reupload_reports_already_stored(orthanc: OrthancServer, tmp_path: Path) -> None:
+    pdf = write_pdf(tmp_path, "again.pdf", 2500)
+    dicom = tmp_path / "again.dcm"
+    assert run("encode", str(pdf), "-o", str(dicom), "--tag", "PatientID=AGAIN").exit_code == 0
+    first = upload_json(orthanc, str(dicom))
+    second = upload_json(orthanc, str(dicom))
+    assert first[0]["Status"] == "Success"
+    assert second[0]["Status"] == "AlreadyStored"
+    assert first[0]["ID"] == second[0]["ID"]
+    assert first[0]["sha256"] == hashlib.sha256(pdf.read_bytes()).hexdigest()
+    again = upload_json(orthanc, str(pdf), "--tag", "PatientID=AGAIN2")
+    assert upload_json(orthanc, str(pdf), "--tag", "PatientID=AGAIN2")[0] == {
+        **again[0],
+        "Status": "AlreadyStored",
+    }
+
+
+def test_encode_then_upload_in_a_pipeline(orthanc: OrthancServer, tmp_path: Path) -> None:
+    pdf = write_pdf(tmp_path, "pipe.pdf", 4001)
+    encoded = run("encode", "-", "--tag", "PatientID=PIPE", stdin=pdf.read_bytes())
+    assert encoded.exit_code == 0, encoded.stderr
+    result = run("upload", "-", "--url", orthanc.url, "--json", stdin=encoded.stdout_bytes)
+    assert result.exit_code == 0, result.stderr
+    record = json.loads(result.stdout)
+    fetched = run("fetch", record["ID"], "--url", orthanc.url, "-o", "-")
+    assert fetched.stdout_bytes == pdf.read_bytes()
+
+
+def test_parent_study_keeps_patient_and_character_set(
+    orthanc: OrthancServer, tmp_path: Path
+) -> None:
+    first_pdf = write_pdf(tmp_path, "first.pdf", 2000)
+    [first] = upload_json(
+        orthanc,
+        str(first_pdf),
+        "--tag",
+        "PatientName=Müller^Jürgen",
+        "--tag",
+        "PatientID=PARENT-1",
+        "--tag",
+        "AccessionNumber=ACC-77",
+    )
+    addendum = write_pdf(tmp_path, "addendum.pdf", 2001)
+    [added] = upload_json(orthanc, str(addendum), "--parent", first["ParentStudy"])
+    assert added["ParentStudy"] == first["ParentStudy"]
+    assert added["ParentPatient"] == first["ParentPatient"]
+    assert added["ParentSeries"] != first["ParentSeries"]
+    tags = orthanc.get(f"/instances/{added['ID']}/simplified-tags").json()
+    assert tags["PatientName"] == "Müller^Jürgen"
+    assert tags["AccessionNumber"] == "ACC-77"
+    assert tags["SpecificCharacterSet"] == "ISO_IR 192"
+    assert tags["SeriesNumber"] == "2"
+    check_stored(orthanc, added, addendum, tmp_path)
+    [in_series] = upload_json(
+        orthanc, str(write_pdf(tmp_path, "third.pdf", 2002)), "--parent", first["ParentSeries"]
+    )
+    assert in_series["ParentSeries"] == first["ParentSeries"]
+    tags = orthanc.get(f"/instances/{in_series['ID']}/simplified-tags").json()
+    assert tags["InstanceNumber"] == "2"
+
+
+def test_unknown_parent_and_unknown_instance(orthanc: OrthancServer, tmp_path: Path) -> None:
+    pdf = write_pdf(tmp_path, "orphan.pdf", 2000)
+    result = run("upload", str(pdf), "--url", orthanc.url, "--parent", "nope")
+    assert result.exit_code == 4
+    assert "no patient, study or series with ID nope" in result.stderr
+    result = run("fetch", "0000", "--url", orthanc.url, "-o", str(tmp_path / "x.pdf"))
+    assert result.exit_code == 4
+    assert (
+        result.stderr.strip()
+        == f"pdf2dcm: error: instance 0000 not found on {orthanc.url} (Unknown resource)"
+    )
+    assert not (tmp_path / "x.pdf").exists()
+
+
+def test_fetch_refuses_an_instance_without_pdf(orthanc: OrthancServer, tmp_path: Path) -> None:
+    made = requests.post(
+        f"{orthanc.url}/tools/create-dicom",
+        json={"Tags": {"PatientID": "NOTPDF", "Modality": "OT"}},
+        timeout=30,
+    ).json()
+    result = run("fetch", made["ID"], "--url", orthanc.url, "-o", str(tmp_path / "x.pdf"))
+    assert result.exit_code == 2
+    assert "not a PDF document; nothing was fetched" in result.stderr
+    assert not (tmp_path / "x.pdf").exists()
+
+
+def test_fetch_study_uses_safe_names(orthanc: OrthancServer, tmp_path: Path) -> None:
+    titles = ["../../etc/passwd", "a/b\\c", "..", ".hidden", "tab\there", "same", "same"]
+    records = []
+    for index, title in enumerate(titles):
+        pdf = write_pdf(tmp_path, f"t{index}.pdf", 2000 + index)
+        records += upload_json(
+            orthanc,
+            str(pdf),
+            "--title",
+            title,
+            "--tag",
+            "PatientID=SAFE",
+            "--tag",
+            "StudyInstanceUID=1.2.826.0.1.99.1",
+        )
+    outdir = tmp_path / "out"
+    result = run(
+        "fetch",
+        "--study",
+        records[0]["ParentStudy"],
+        "--url",
+        orthanc.url,
+        "-d",
+        str(outdir),
+        "--json",
+    )
+    assert result.exit_code == 0, result.stderr
+    written = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(written) == len(titles)
+    for item in written:
+        path = Path(item["output"])
+        assert path.parent == outdir
+        assert path.name.endswith(".pdf")
+        assert not path.name.startswith(".")
+    assert sorted(p.name for p in outdir.iterdir()) == sorted(
+        Path(i["output"]).name for i in written
+    )
+    by_id = {r["ID"]: r["sha256"] for r in records}
+    assert all(by_id[item["ID"]] == item["sha256"] for item in written)
+    assert list(tmp_path.parent.glob("passwd")) == []
+
+
+def test_batch_with_bad_files_reports_each_and_fails(
+    orthanc: OrthancServer, tmp_path: Path
+) -> None:
+    good = write_pdf(tmp_path, "good.pdf", 2000)
+    bad = tmp_path / "bad.pdf"
+    bad.write_bytes(b"GIF89a not a pdf")
+    later = write_pdf(tmp_path, "later.pdf", 2001)
+    result = run(
+        "upload",
+        str(good),
+        str(bad),
+        str(later),
+        "--url",
+        orthanc.url,
+        "--json",
+        "--tag",
+        "PatientID=BATCH",
+    )
+    assert result.exit_code == 2
+    assert [json.loads(line)["input"] for line in result.stdout.splitlines()] == [
+        str(good),
+        str(later),
+    ]
+    assert result.stderr.splitlines() == [
+        f"pdf2dcm: error: {bad} is not a PDF (it starts with b'GIF89a n', not %PDF-); "
+        "give a PDF file",
+        "pdf2dcm: 1 of 3 files failed",
+    ]
+
+
+def test_directory_input_with_concurrency(orthanc: OrthancServer, tmp_path: Path) -> None:
+    folder = tmp_path / "many"
+    (folder / "sub").mkdir(parents=True)
+    pdfs = [write_pdf(folder, f"d{i}.pdf", 2000 + i) for i in range(6)]
+    pdfs.append(write_pdf(folder / "sub", "deep.pdf", 2100))
+    records = upload_json(
+        orthanc,
+        str(folder),
+        "--recursive",
+        "--concurrency",
+        "4",
+        "--same-series",
+        "--tag",
+        "PatientID=DIR",
+    )
+    assert [r["input"] for r in records] == sorted(str(p) for p in pdfs)
+    assert len({r["ParentSeries"] for r in records}) == 1
+    numbers = sorted(
+        int(orthanc.get(f"/instances/{r['ID']}/simplified-tags").json()["InstanceNumber"])
+        for r in records
+    )
+    assert numbers == list(range(1, 8))
+
+
+def test_server_killed_mid_batch_then_rerun_completes_without_duplicates(
+    tmp_path: Path,
+) -> None:
+    server = OrthancServer(tmp_path / "server")
+    server.start()
+    try:
+        sources = [str(write_pdf(tmp_path, f"k{i}.pdf", 3000 + i)) for i in range(6)]
+        settings = resolve_settings(url=server.url, retries=1)
+        options = UploadOptions(tags={0x00100020: "KILL"})
+        outcomes = []
+        with OrthancClient(settings, sleep=lambda _s: None) as client:
+            for outcome in upload_many(client, sources, options, [options.tags] * 6):
+                outcomes.append(outcome)
+                if len(outcomes) == 2:
+                    server.kill()
+        assert [o.error is None for o in outcomes[:2]] == [True, True]
+        assert all(o.error is not None for o in outcomes[3:])
+        assert server.process is not None
+        server.start()
+        assert server.instance_count() in (2, 3)
+        args = ["upload", *sources, "--url", server.url, "--json", "--tag", "PatientID=KILL"]
+        result = run(*args)
+        assert result.exit_code == 0, result.stderr
+        statuses = [json.loads(line)["Status"] for line in result.stdout.splitlines()]
+        assert statuses[:2] == ["AlreadyStored", "AlreadyStored"]
+        assert statuses[3:] == ["Success"] * 3
+        assert server.instance_count() == 6
+    finally:
+        server.stop()
+
+
+def test_killed_batch_reports_unreachable_server(tmp_path: Path) -> None:
+    server = OrthancServer(tmp_path / "server")
+    server.start()
+    url = server.url
+    server.kill()
+    pdfs = [str(write_pdf(tmp_path, f"u{i}.pdf", 2000 + i)) for i in range(3)]
+    result = run("upload", *pdfs, "--url", url, "--tag", "PatientID=X")
+    assert result.exit_code == 3
+    lines = result.stderr.splitlines()
+    assert (
+        lines[0]
+        == f"pdf2dcm: error: cannot reach {url}: connection refused; is Orthanc running there?"
+    )
+    assert lines[1:3] == [
+        f"pdf2dcm: error: {pdfs[1]}: not attempted: the batch stopped at an earlier error",
+        f"pdf2dcm: error: {pdfs[2]}: not attempted: the batch stopped at an earlier error",
+    ]
+    assert lines[3] == "pdf2dcm: 3 of 3 files failed"

@@ -1,0 +1,139 @@
+"""Authentication against a real Orthanc that requires it; the password never shows."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from pdf2dcm.cli import cli
+from tests.integration.orthanc import OrthancServer
+from tests.pdfs import make_pdf
+
+USER = "alice"
+SECRET = "s3cr3t-Pa55w0rd-xyz"
+
+
+@pytest.fixture(scope="module")
+def locked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrthancServer]:
+    server = OrthancServer(
+        tmp_path_factory.mktemp("locked"),
+        extra={"AuthenticationEnabled": True, "RegisteredUsers": {USER: SECRET}},
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def run(args: list[str], env: dict[str, str]) -> Result:
+    base = {
+        "ORTHANC_USERNAME": "",
+        "ORTHANC_PASSWORD": "",
+        "ORTHANC_TOKEN": "",
+        "HOME": "/nonexistent",
+    }
+    return CliRunner(env=base | env).invoke(cli, args, catch_exceptions=False)
+
+
+def assert_secret_hidden(result: Result) -> None:
+    assert SECRET not in result.stdout
+    assert SECRET not in result.stderr
+
+
+@pytest.fixture
+def pdf(tmp_path: Path) -> Path:
+    path = tmp_path / "auth.pdf"
+    path.write_bytes(make_pdf(2000, seed=None))
+    return path
+
+
+def test_credentials_from_the_environment(locked: OrthancServer, pdf: Path) -> None:
+    result = run(
+        ["upload", str(pdf), "--url", locked.url, "--json", "--tag", "PatientID=AUTH"],
+        {"ORTHANC_USERNAME": USER, "ORTHANC_PASSWORD": SECRET},
+    )
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["Status"] == "Success"
+    assert_secret_hidden(result)
+
+
+def test_credentials_from_options(locked: OrthancServer, pdf: Path, tmp_path: Path) -> None:
+    upload = run(
+        [
+            "upload",
+            str(pdf),
+            "--url",
+            locked.url,
+            "--json",
+            "--username",
+            USER,
+            "--password",
+            SECRET,
+            "--tag",
+            "PatientID=AUTH2",
+        ],
+        {},
+    )
+    assert upload.exit_code == 0, upload.stderr
+    instance = json.loads(upload.stdout)["ID"]
+    fetched = run(
+        [
+            "fetch",
+            instance,
+            "--url",
+            locked.url,
+            "--username",
+            USER,
+            "--password",
+            SECRET,
+            "-o",
+            str(tmp_path / "back.pdf"),
+        ],
+        {},
+    )
+    assert fetched.exit_code == 0, fetched.stderr
+    assert (tmp_path / "back.pdf").read_bytes() == pdf.read_bytes()
+
+
+def test_credentials_from_netrc(locked: OrthancServer, pdf: Path, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    netrc = home / ".netrc"
+    netrc.write_text(f"machine 127.0.0.1 login {USER} password {SECRET}\n", encoding="utf-8")
+    netrc.chmod(0o600)
+    result = run(
+        ["upload", str(pdf), "--url", locked.url, "--tag", "PatientID=AUTH3"], {"HOME": str(home)}
+    )
+    assert result.exit_code == 0, result.stderr
+
+
+def test_wrong_password_names_the_user_not_the_password(locked: OrthancServer, pdf: Path) -> None:
+    wrong = SECRET + "-wrong"
+    result = run(
+        ["upload", str(pdf), "--url", locked.url, "--tag", "PatientID=AUTH4"],
+        {"ORTHANC_USERNAME": USER, "ORTHANC_PASSWORD": wrong},
+    )
+    assert result.exit_code == 4
+    assert (
+        result.stderr.strip() == f"pdf2dcm: error: authentication failed for {USER} at {locked.url}"
+    )
+    assert wrong not in result.stdout + result.stderr
+    debug = run(
+        ["--debug", "upload", str(pdf), "--url", locked.url, "--tag", "PatientID=AUTH4"],
+        {"ORTHANC_USERNAME": USER, "ORTHANC_PASSWORD": wrong},
+    )
+    assert debug.exit_code == 4
+    assert wrong not in debug.stdout + debug.stderr
+
+
+def test_no_credentials_says_what_to_give(locked: OrthancServer, pdf: Path) -> None:
+    result = run(["fetch", "abc", "--url", locked.url, "-o", "x.pdf"], {})
+    assert result.exit_code == 4
+    assert result.stderr.strip() == (
+        f"pdf2dcm: error: authentication failed at {locked.url}; give --username or --token"
+    )
