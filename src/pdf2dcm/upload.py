@@ -52,7 +52,7 @@ from .errors import (
 )
 from .files import CHUNK_SIZE, open_input
 from .progress import ProgressCallback, ProgressEvent
-from .tags import ValidatedTags
+from .tags import TagsInput, ValidatedTags, validate_tags
 
 Method = Literal["instances", "create-dicom", "stow"]
 NOT_ATTEMPTED = "not attempted: the batch stopped at an earlier error"
@@ -99,7 +99,7 @@ class UploadOptions:
     """How every file of a batch is turned into DICOM and sent."""
 
     method: Method = "instances"
-    tags: ValidatedTags = field(default_factory=dict)
+    tags: TagsInput = field(default_factory=dict)
     title: str | None = None
     conversion_type: Literal["WSD", "SD"] = "WSD"
     reference: ReferenceAttributes | None = None
@@ -258,7 +258,7 @@ def upload_file(
     source: str | BinaryIO,
     options: UploadOptions,
     *,
-    tags: ValidatedTags | None = None,
+    tags: TagsInput | None = None,
     progress: ProgressCallback | None = None,
     source_name: str | None = None,
 ) -> UploadResult:
@@ -268,7 +268,7 @@ def upload_file(
     InstanceNumber). Raises InputError for the file, ServerError for the server's part.
     """
     name = source_name or (source if isinstance(source, str) else "<stdin>")
-    file_tags = options.tags if tags is None else tags
+    file_tags = validate_tags(options.tags if tags is None else tags)
     with open_input(source, name=name) as (handle, size):
         handle.seek(128)
         is_dicom = handle.read(4) == b"DICM"
@@ -512,7 +512,7 @@ def upload_many(
     client: OrthancClient,
     sources: Sequence[str | BinaryIO],
     options: UploadOptions,
-    per_file_tags: Sequence[ValidatedTags],
+    per_file_tags: Sequence[TagsInput],
     *,
     concurrency: int = 1,
     fail_fast: bool = False,
@@ -526,7 +526,7 @@ def upload_many(
     """
     stop = threading.Event()
 
-    def work(source: str | BinaryIO, tags: ValidatedTags) -> Outcome:
+    def work(source: str | BinaryIO, tags: TagsInput) -> Outcome:
         name = source if isinstance(source, str) else "<stdin>"
         if stop.is_set():
             return Outcome(name, error=NotAttemptedError(f"{name}: {NOT_ATTEMPTED}"))

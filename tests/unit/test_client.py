@@ -1,0 +1,151 @@
+"""Retry and error behaviour of OrthancClient against a small real HTTP server.
+
+Orthanc cannot be made to answer 503 on the first try and 200 on the second, so this
+server scripts its answers; every request it receives is recorded with its full body.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from pdf2dcm.client import OrthancClient, RepeatableBody
+from pdf2dcm.config import resolve_settings
+from pdf2dcm.errors import (
+    AuthenticationError,
+    NotFoundError,
+    ServerFailedError,
+    ServerRefusedError,
+    ServerUnreachableError,
+)
+
+
+class Scripted(ThreadingHTTPServer):
+    answers: list[tuple[int, bytes]]
+    received: list[tuple[str, str, bytes, dict[str, str]]]
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: Scripted
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        self.server.received.append((self.command, self.path, body, dict(self.headers)))
+        status, payload = self.server.answers.pop(0) if self.server.answers else (200, b"{}")
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[Scripted]:
+    httpd = Scripted(("127.0.0.1", 0), Handler)
+    httpd.answers, httpd.received = [], []
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def client_for(server: Scripted, **kwargs: Any) -> OrthancClient:
+    host, port = server.server_address[:2]
+    settings = resolve_settings(url=f"http://{host!s}:{port}", environ={}, **kwargs)
+    return OrthancClient(settings, sleep=lambda _seconds: None)
+
+
+STORED = json.dumps({"ID": "abc", "ParentSeries": "s", "Status": "Success"}).encode()
+
+
+def body_of(parts: list[bytes]) -> RepeatableBody:
+    return RepeatableBody(sum(map(len, parts)), lambda: iter(parts))
+
+
+def test_post_is_retried_with_the_whole_body_again(server: Scripted) -> None:
+    server.answers = [(503, b""), (502, b""), (200, STORED)]
+    parts = [b"head-", b"middle-", b"tail"]
+    restarts: list[int] = []
+    with client_for(server) as client:
+        stored = client.store_instance(body_of(parts), on_retry=lambda: restarts.append(1))
+    assert stored.id == "abc"
+    assert [r[2] for r in server.received] == [b"head-middle-tail"] * 3
+    assert all(r[3]["Content-Length"] == "16" for r in server.received)
+    assert all(r[3]["User-Agent"] == "pdf2dcm/0.1.0" for r in server.received)
+    assert len(restarts) == 2
+
+
+def test_post_gives_up_after_the_retries(server: Scripted) -> None:
+    server.answers = [(503, b"")] * 5
+    with (
+        client_for(server, retries=2) as client,
+        pytest.raises(ServerFailedError, match=r"failed POST /instances: HTTP 503"),
+    ):
+        client.store_instance(body_of([b"x"]))
+    assert len(server.received) == 3
+
+
+def test_client_errors_are_not_retried(server: Scripted) -> None:
+    error = {"Message": "Bad file format", "Details": "Cannot parse", "OrthancStatus": 15}
+    server.answers = [(400, json.dumps(error).encode())]
+    with client_for(server) as client, pytest.raises(ServerRefusedError) as caught:
+        client.store_instance(body_of([b"x"]))
+    assert str(caught.value).endswith(
+        "refused POST /instances: HTTP 400 (Bad file format: Cannot parse)"
+    )
+    assert caught.value.orthanc_status == 15
+    assert len(server.received) == 1
+
+
+def test_get_is_retried_by_the_transport(server: Scripted) -> None:
+    server.answers = [(503, b""), (200, b'{"Version": "1.10.1"}')]
+    with client_for(server) as client:
+        assert client.system() == {"Version": "1.10.1"}
+    assert len(server.received) == 2
+
+
+def test_status_errors_are_typed(server: Scripted) -> None:
+    server.answers = [(404, b""), (401, b""), (500, b"")]
+    with client_for(server, username="u", password="hunter2", retries=0) as client:
+        with pytest.raises(NotFoundError, match=r"^instance x not found on http://"):
+            client.instance_tags("x")
+        with pytest.raises(
+            AuthenticationError, match=r"^authentication failed for u at http://"
+        ) as auth:
+            client.system()
+        assert "hunter2" not in str(auth.value)
+        with pytest.raises(ServerFailedError, match=r"failed GET /system: HTTP 500$"):
+            client.system()
+
+
+def test_basic_and_bearer_credentials_are_sent(server: Scripted) -> None:
+    with client_for(server, username="u", password="p") as client:
+        client.system()
+    with client_for(server, token="tok") as client:
+        client.system()
+    assert server.received[0][3]["Authorization"] == "Basic dTpw"
+    assert server.received[1][3]["Authorization"] == "Bearer tok"
+
+
+def test_refused_connection_is_unreachable() -> None:
+    settings = resolve_settings(url="http://127.0.0.1:9", environ={}, retries=1)
+    with (
+        OrthancClient(settings, sleep=lambda _s: None) as client,
+        pytest.raises(
+            ServerUnreachableError,
+            match=r"^cannot reach http://127.0.0.1:9: connection refused; is Orthanc running",
+        ),
+    ):
+        client.store_instance(body_of([b"x"]))
