@@ -224,11 +224,19 @@ def _reference(study_from: Path | None, series_from: Path | None) -> Any:
 
 
 @contextlib.contextmanager
-def _progress(enabled: bool, total: int | None) -> Iterator[ProgressCallback | None]:
-    """A rich progress bar on stderr, only when stderr is a terminal and not disabled."""
+def _progress(
+    enabled: bool, total: int | None, files: int | None = None
+) -> Iterator[ProgressCallback | None]:
+    """A rich progress bar (bytes, and files when several) on stderr.
+
+    Only when stderr is a terminal and not disabled; events may come from several upload
+    threads, and a restarted (retried) file gives back the bytes it had counted.
+    """
     if not enabled or not sys.stderr.isatty():
         yield None
         return
+    import threading
+
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -246,14 +254,20 @@ def _progress(enabled: bool, total: int | None) -> Iterator[ProgressCallback | N
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("", total=total)
         seen: dict[str, int] = {}
+        finished: set[str] = set()
+        lock = threading.Lock()
         completed = 0
 
         def update(event: ProgressEvent) -> None:
             nonlocal completed
-            previous = 0 if event.restart else seen.get(event.label, 0)
-            completed += event.done - previous
-            seen[event.label] = event.done
-            bar.update(task, completed=completed, description=Path(event.label).name)
+            with lock:
+                completed += event.done - seen.get(event.label, 0)
+                seen[event.label] = event.done
+                if event.total is not None and event.done >= event.total:
+                    finished.add(event.label)
+                name = Path(event.label).name
+                counter = f"[{len(finished)}/{files}] " if files and files > 1 else ""
+                bar.update(task, completed=completed, description=f"{counter}{name}")
 
         yield update
 
@@ -444,7 +458,7 @@ def encode(
         outdir.mkdir(parents=True, exist_ok=True)
     failures: list[err.Pdf2DcmError] = []
     total = sum(_file_size(name) for name in inputs)
-    with _progress(not no_progress, total or None) as progress:
+    with _progress(not no_progress, total or None, len(inputs)) as progress:
         for source, target, file_tags in zip(inputs, targets, per_file, strict=True):
             try:
                 result = encode_pdf(
@@ -718,7 +732,7 @@ def upload(
         )
         failures: list[err.Pdf2DcmError] = []
         total = sum(_file_size(name) for name in sources)
-        with _progress(not no_progress, total or None) as progress:
+        with _progress(not no_progress, total or None, len(sources)) as progress:
             outcomes = upload_many(
                 client,
                 [_stdin() if source == "-" else source for source in sources],
