@@ -23,6 +23,7 @@ from . import __version__
 from . import errors as err
 
 if TYPE_CHECKING:
+    from .jobs import Action
     from .progress import ProgressCallback
     from .tags import ValidatedTags
     from .upload import Method
@@ -300,7 +301,19 @@ def _size_text(size: int) -> str:
     raise AssertionError(unit)
 
 
-def _connection_options(function: Callable[..., Any]) -> Callable[..., Any]:
+def _connection_options_for(
+    timeout_flag: str,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The connection options; ``jobs wait`` names the per-request timeout differently,
+    because its ``--timeout`` bounds the whole wait."""
+
+    def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
+        return _add_connection_options(function, timeout_flag)
+
+    return decorate
+
+
+def _add_connection_options(function: Callable[..., Any], timeout_flag: str) -> Callable[..., Any]:
     options = [
         click.option(
             "--url",
@@ -326,7 +339,8 @@ def _connection_options(function: Callable[..., Any]) -> Callable[..., Any]:
             "--insecure", is_flag=True, help="Do not verify TLS certificates (with a warning)."
         ),
         click.option(
-            "--timeout",
+            timeout_flag,
+            "timeout",
             type=float,
             default=None,
             metavar="SECONDS",
@@ -336,6 +350,9 @@ def _connection_options(function: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(options):
         function = option(function)
     return function
+
+
+_connection_options = _connection_options_for("--timeout")
 
 
 def _client(
@@ -635,6 +652,25 @@ AlreadyStored; transient failures are retried without ever creating a duplicate.
 @_tag_options
 @click.option("--recursive", is_flag=True, help="Look for PDFs in subdirectories too.")
 @click.option(
+    "--send-to-modality",
+    metavar="NAME",
+    help="Then forward the uploaded instances to this DICOM modality (an Orthanc job).",
+)
+@click.option(
+    "--send-to-peer",
+    metavar="NAME",
+    help="Then forward the uploaded instances to this Orthanc peer (an Orthanc job).",
+)
+@click.option("--wait", is_flag=True, help="Wait for the forwarding job, as 'jobs wait' does.")
+@click.option(
+    "--wait-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=3600.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --wait: give up waiting after this long.",
+)
+@click.option(
     "--concurrency",
     type=click.IntRange(1, 32),
     default=1,
@@ -664,6 +700,10 @@ def upload(
     series_from: Path | None,
     same_series: bool,
     recursive: bool,
+    send_to_modality: str | None,
+    send_to_peer: str | None,
+    wait: bool,
+    wait_timeout: float,
     concurrency: int,
     as_json: bool,
     fail_fast: bool,
@@ -688,6 +728,10 @@ def upload(
         raise click.UsageError("--title applies to one input; give it per file")
     if parent is not None and (study_from is not None or series_from is not None):
         raise click.UsageError("give --parent or --study-from/--series-from, not both")
+    if send_to_modality is not None and send_to_peer is not None:
+        raise click.UsageError("give --send-to-modality or --send-to-peer, not both")
+    if wait and send_to_modality is None and send_to_peer is None:
+        raise click.UsageError("--wait goes with --send-to-modality or --send-to-peer")
     tags = _collect_tags(tag_assignments, tags_file)
     client = _client(
         url,
@@ -731,6 +775,7 @@ def upload(
             now=dt.datetime.now(),
         )
         failures: list[err.Pdf2DcmError] = []
+        stored: list[str] = []
         total = sum(_file_size(name) for name in sources)
         with _progress(not no_progress, total or None, len(sources)) as progress:
             outcomes = upload_many(
@@ -751,6 +796,8 @@ def upload(
                 result = outcome.result
                 if result is None:
                     continue
+                if result.id is not None:
+                    stored.append(result.id)
                 for warning in result.warnings:
                     _say(f"warning: {warning}")
                 if as_json:
@@ -760,12 +807,64 @@ def upload(
                     click.echo(
                         f"{result.input} -> {where} ({result.status})  {result.url or ''}".rstrip()
                     )
+        job_error = None
+        if stored and (send_to_modality is not None or send_to_peer is not None):
+            job_error = _forward(
+                client,
+                stored,
+                send_to_modality,
+                send_to_peer,
+                wait=wait,
+                wait_timeout=wait_timeout,
+                as_json=as_json,
+                show_progress=not no_progress,
+            )
     if failures:
         first = next((f for f in failures if not isinstance(f, err.NotAttemptedError)), failures[0])
         if len(sources) == 1:
             raise first
         _say(f"{len(failures)} of {len(sources)} files failed")
         click.get_current_context().exit(exit_status_for(first))
+    if job_error is not None:
+        click.get_current_context().exit(exit_status_for(job_error))
+
+
+def _forward(
+    client: Any,
+    instance_ids: list[str],
+    modality: str | None,
+    peer: str | None,
+    *,
+    wait: bool,
+    wait_timeout: float,
+    as_json: bool,
+    show_progress: bool,
+) -> err.Pdf2DcmError | None:
+    """Submit the store job and report it; with ``wait``, follow it and return its error."""
+    from .jobs import submit_store
+
+    if modality is not None:
+        job_id = submit_store(client, "modality", modality, sorted(set(instance_ids)))
+        target = f"modality {modality}"
+    else:
+        job_id = submit_store(client, "peer", str(peer), sorted(set(instance_ids)))
+        target = f"peer {peer}"
+    record: dict[str, Any] = {"Job": job_id, "Target": target}
+    error = None
+    if wait:
+        [outcome] = _wait_with_display(client, [job_id], wait_timeout, 2.0, False, show_progress)
+        if outcome.status is not None:
+            record["State"] = outcome.status.state.value
+        error = outcome.error
+    if as_json:
+        _print_json(record)
+    else:
+        state = f": {record['State']}" if "State" in record else " submitted"
+        count = len(set(instance_ids))
+        click.echo(f"job {job_id} sending {count} instances to {target}{state}")
+    if error is not None:
+        _say(f"error: {error}")
+    return error
 
 
 def _is_dicom(name: str) -> bool:
@@ -866,3 +965,277 @@ def fetch(
             _print_json(result.as_json())
         elif result.output is not None:
             click.echo(f"{result.id} -> {result.output} ({_size_text(result.size)} PDF)")
+
+
+# --- jobs ------------------------------------------------------------------------------------
+
+
+@cli.group(
+    epilog="""\b
+Examples:
+  pdf2dcm jobs wait 32af28ce-d1f9-4655-b38e-3237a3cdcbaa --timeout 600
+  pdf2dcm jobs wait 32af28ce-d1f9-4655-b38e-3237a3cdcbaa --download study.zip
+  pdf2dcm jobs list --state Running --json
+  pdf2dcm jobs cancel 32af28ce-d1f9-4655-b38e-3237a3cdcbaa"""
+)
+def jobs() -> None:
+    """Follow and control Orthanc's asynchronous jobs."""
+
+
+def _job_line(status: Any) -> str:
+    line = f"job {status.id} ({status.type}): {status.state.value} {status.progress}%"
+    if status.state.value == "Failure":
+        line += f" - {status.failure_text()}"
+    return line
+
+
+@jobs.command(
+    "wait",
+    epilog="""\b
+Examples:
+  pdf2dcm jobs wait 32af28ce-d1f9-4655-b38e-3237a3cdcbaa
+  pdf2dcm jobs wait JOB1 JOB2 --timeout 3600 --json
+  pdf2dcm jobs wait 32af28ce-d1f9-4655-b38e-3237a3cdcbaa --download study.zip
+
+\b
+Exit 0 when every job succeeded; 6 when one failed (or was cancelled), with its ErrorCode,
+ErrorDescription and ErrorDetails; 7 when the timeout came first (the job goes on); 4 when a
+job is unknown or left Orthanc's job history. Paused and Retry jobs are waited for.
+Polling starts at 0.1 s and backs off to --interval. Ctrl-C stops waiting and leaves the
+jobs running, unless --cancel-on-interrupt.""",
+)
+@click.argument("job_ids", nargs=-1, required=True, metavar="JOB_ID...")
+@_connection_options_for("--request-timeout")
+@click.option(
+    "--timeout",
+    "wait_timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=3600.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Give up waiting after this long.",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    default=2.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Longest pause between two polls.",
+)
+@click.option(
+    "--download",
+    metavar="FILE",
+    help="When the job succeeds, stream its output (an archive) to FILE ('-' for stdout).",
+)
+@click.option("--overwrite", is_flag=True, help="Replace the --download file if it exists.")
+@click.option("--cancel-on-interrupt", is_flag=True, help="Cancel the jobs on Ctrl-C.")
+@click.option("--json", "as_json", is_flag=True, help="Print each job's final JSON.")
+@click.option("--no-progress", is_flag=True, help="Never show progress bars.")
+def jobs_wait(
+    job_ids: tuple[str, ...],
+    url: str | None,
+    username: str | None,
+    password: str | None,
+    token: str | None,
+    ca_bundle: str | None,
+    insecure: bool,
+    timeout: float | None,
+    wait_timeout: float,
+    interval: float,
+    download: str | None,
+    overwrite: bool,
+    cancel_on_interrupt: bool,
+    as_json: bool,
+    no_progress: bool,
+) -> None:
+    """Wait for jobs to end, and tell by exit code and text how they ended."""
+    if download is not None and len(job_ids) != 1:
+        raise click.UsageError("--download takes exactly one job")
+    if download == "-" and as_json:
+        raise click.UsageError("--json prints to stdout, which already carries the download")
+    client = _client(url, username, password, token, ca_bundle, insecure, timeout)
+    with client:
+        outcomes = _wait_with_display(
+            client, job_ids, wait_timeout, interval, cancel_on_interrupt, not no_progress
+        )
+        for outcome in outcomes:
+            if as_json and outcome.status is not None:
+                _print_json(outcome.status.raw)
+            if outcome.error is not None:
+                _say(f"error: {outcome.error}")
+            elif not as_json and outcome.status is not None:
+                click.echo(_job_line(outcome.status))
+        failed = [o.error for o in outcomes if o.error is not None]
+        if failed:
+            click.get_current_context().exit(exit_status_for(failed[0]))
+        if download is not None:
+            from .jobs import download_output
+
+            if download == "-":
+                _refuse_terminal(sys.stdout, "a download")
+            size = download_output(
+                client, job_ids[0], _stdout() if download == "-" else download, overwrite=overwrite
+            )
+            if download != "-" and not as_json:
+                click.echo(f"{job_ids[0]} -> {download} ({_size_text(size)})")
+
+
+def _wait_with_display(
+    client: Any,
+    job_ids: Sequence[str],
+    wait_timeout: float,
+    interval: float,
+    cancel_on_interrupt: bool,
+    show_progress: bool,
+) -> list[Any]:
+    from .jobs import JobStatus, job_action, wait_for_jobs
+
+    live = show_progress and sys.stderr.isatty()
+    seen_states: dict[str, str] = {}
+    with contextlib.ExitStack() as stack:
+        on_status: Callable[[JobStatus], None]
+        if live:
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            bars = stack.enter_context(
+                Progress(
+                    TextColumn("{task.description}"),
+                    BarColumn(),
+                    TextColumn("{task.percentage:>3.0f}%"),
+                    TimeRemainingColumn(),
+                    console=Console(stderr=True),
+                    transient=True,
+                )
+            )
+            tasks = {job_id: bars.add_task(job_id[:8], total=100) for job_id in job_ids}
+
+            def on_status(status: JobStatus) -> None:
+                bars.update(
+                    tasks[status.id],
+                    completed=status.progress,
+                    description=f"{status.id[:8]} {status.type} {status.state.value}",
+                )
+
+        else:
+
+            def on_status(status: JobStatus) -> None:
+                if seen_states.get(status.id) != status.state.value and not status.state.is_final:
+                    _say(_job_line(status))
+                seen_states[status.id] = status.state.value
+
+        try:
+            return wait_for_jobs(
+                client, job_ids, timeout=wait_timeout, interval=interval, on_status=on_status
+            )
+        except KeyboardInterrupt:
+            if cancel_on_interrupt:
+                for job_id in job_ids:
+                    with contextlib.suppress(err.Pdf2DcmError):
+                        job_action(client, job_id, "cancel")
+                _say("interrupted; cancel requested for " + ", ".join(job_ids))
+            else:
+                _say("interrupted; the jobs go on in Orthanc: " + ", ".join(job_ids))
+            raise click.exceptions.Exit(ExitStatus.INTERRUPTED) from None
+
+
+@jobs.command(
+    "list",
+    epilog="""\b
+Examples:
+  pdf2dcm jobs list
+  pdf2dcm jobs list --state Failure --json""",
+)
+@_connection_options
+@click.option(
+    "--state",
+    type=click.Choice(["Pending", "Running", "Success", "Failure", "Paused", "Retry"]),
+    help="Only jobs in this state.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per job.")
+def jobs_list(
+    url: str | None,
+    username: str | None,
+    password: str | None,
+    token: str | None,
+    ca_bundle: str | None,
+    insecure: bool,
+    timeout: float | None,
+    state: str | None,
+    as_json: bool,
+) -> None:
+    """List the jobs Orthanc knows (running ones and its recent history)."""
+    from .jobs import JobState, list_jobs
+
+    with _client(url, username, password, token, ca_bundle, insecure, timeout) as client:
+        found = list_jobs(client, JobState(state) if state else None)
+    for status in found:
+        if as_json:
+            _print_json(status.raw)
+        else:
+            click.echo(_job_line(status))
+
+
+@jobs.command(
+    "show",
+    epilog="""\b
+Examples:
+  pdf2dcm jobs show 32af28ce-d1f9-4655-b38e-3237a3cdcbaa --json""",
+)
+@click.argument("job_id")
+@_connection_options
+@click.option("--json", "as_json", is_flag=True, help="Print the job's JSON.")
+def jobs_show(
+    job_id: str,
+    url: str | None,
+    username: str | None,
+    password: str | None,
+    token: str | None,
+    ca_bundle: str | None,
+    insecure: bool,
+    timeout: float | None,
+    as_json: bool,
+) -> None:
+    """Show one job's state, progress and error."""
+    from .jobs import get_job
+
+    with _client(url, username, password, token, ca_bundle, insecure, timeout) as client:
+        status = get_job(client, job_id)
+    if as_json:
+        _print_json(status.raw)
+    else:
+        click.echo(_job_line(status))
+
+
+def _action_command(action: str, summary: str) -> None:
+    @jobs.command(
+        action,
+        help=summary,
+        epilog=f"""\b
+Examples:
+  pdf2dcm jobs {action} 32af28ce-d1f9-4655-b38e-3237a3cdcbaa""",
+    )
+    @click.argument("job_id")
+    @_connection_options
+    def command(
+        job_id: str,
+        url: str | None,
+        username: str | None,
+        password: str | None,
+        token: str | None,
+        ca_bundle: str | None,
+        insecure: bool,
+        timeout: float | None,
+    ) -> None:
+        from .jobs import job_action
+
+        with _client(url, username, password, token, ca_bundle, insecure, timeout) as client:
+            job_action(client, job_id, cast("Action", action))
+        click.echo(f"job {job_id}: {action} requested")
+
+
+_action_command("cancel", "Cancel a job (it ends as Failure, ErrorCode 37).")
+_action_command("pause", "Pause a pending or running job.")
+_action_command("resume", "Resume a paused job.")
+_action_command("resubmit", "Run a failed job again.")

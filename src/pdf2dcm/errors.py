@@ -91,7 +91,14 @@ class ServerFailedError(HTTPStatusError):
 
 
 class JobError(Pdf2DcmError):
-    """An Orthanc job did not end in success."""
+    """An Orthanc job did not end in success.
+
+    ``status`` is the job's last reading (a ``pdf2dcm.jobs.JobStatus``) when one was seen.
+    """
+
+    def __init__(self, message: str, *, status: object = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class JobFailedError(JobError):

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pydicom
 import pytest
 from click.testing import CliRunner, Result
@@ -32,12 +33,36 @@ def one_error_line(result: Result) -> str:
     return lines[0]
 
 
+def _command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    paths = [prefix]
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            paths += _command_paths(command, (*prefix, name))
+        else:
+            paths.append((*prefix, name))
+    return paths
+
+
 def test_every_command_has_help_with_examples() -> None:
-    assert sorted(cli.commands) == ["encode", "extract", "fetch", "upload"]
-    for command in [[], *([name] for name in cli.commands)]:
-        result = run(*command, "--help")
-        assert result.exit_code == 0, command
-        assert "Examples:" in result.stdout, command
+    paths = _command_paths(cli)
+    assert sorted(" ".join(p) for p in paths if p) == [
+        "encode",
+        "extract",
+        "fetch",
+        "jobs",
+        "jobs cancel",
+        "jobs list",
+        "jobs pause",
+        "jobs resubmit",
+        "jobs resume",
+        "jobs show",
+        "jobs wait",
+        "upload",
+    ]
+    for path in paths:
+        result = run(*path, "--help")
+        assert result.exit_code == 0, path
+        assert "Examples:" in result.stdout, path
 
 
 def test_main_help_documents_exit_codes() -> None:

@@ -1,16 +1,8 @@
-"""Retry and error behaviour of OrthancClient against a small real HTTP server.
-
-Orthanc cannot be made to answer 503 on the first try and 200 on the second, so this
-server scripts its answers; every request it receives is recorded with its full body.
-"""
+"""Retry and error behaviour of OrthancClient against a small scripted HTTP server."""
 
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 
@@ -23,49 +15,7 @@ from pdf2dcm.errors import (
     ServerRefusedError,
     ServerUnreachableError,
 )
-
-
-class Scripted(ThreadingHTTPServer):
-    answers: list[tuple[int, bytes]]
-    received: list[tuple[str, str, bytes, dict[str, str]]]
-
-
-class Handler(BaseHTTPRequestHandler):
-    server: Scripted
-
-    def _answer(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        self.server.received.append((self.command, self.path, body, dict(self.headers)))
-        status, payload = self.server.answers.pop(0) if self.server.answers else (200, b"{}")
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(payload)))
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(payload)
-
-    do_GET = do_POST = _answer
-
-    def log_message(self, *_args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def server() -> Iterator[Scripted]:
-    httpd = Scripted(("127.0.0.1", 0), Handler)
-    httpd.answers, httpd.received = [], []
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
-
-
-def client_for(server: Scripted, **kwargs: Any) -> OrthancClient:
-    host, port = server.server_address[:2]
-    settings = resolve_settings(url=f"http://{host!s}:{port}", environ={}, **kwargs)
-    return OrthancClient(settings, sleep=lambda _seconds: None)
-
+from tests.unit.conftest import Scripted, client_for
 
 STORED = json.dumps({"ID": "abc", "ParentSeries": "s", "Status": "Success"}).encode()
 

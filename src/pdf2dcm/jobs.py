@@ -1,0 +1,301 @@
+"""Orthanc's asynchronous jobs: read, act on, wait for, and collect their output.
+
+Only ``Success`` and ``Failure`` end a job; ``Paused`` and ``Retry`` are waited through, and a
+cancelled job ends as ``Failure``. Waiting polls fast at first (short jobs return at once) and
+backs off (long ones cost the server almost nothing), always within a deadline: a timeout is
+an error of its own, never a silent ``False``. Clock and sleep are injectable so the waiting
+logic is tested without waiting.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, BinaryIO, Literal
+
+from .client import OrthancClient
+from .errors import (
+    JobFailedError,
+    JobNotFoundError,
+    JobTimeoutError,
+    NotFoundError,
+    Pdf2DcmError,
+    ServerRefusedError,
+)
+from .files import CHUNK_SIZE, PathLike, atomic_output
+from .progress import ProgressCallback, ProgressEvent
+
+FIRST_INTERVAL = 0.1
+MAX_INTERVAL = 2.0
+BACKOFF = 1.5
+CANCELLED_ERROR_CODE = 37
+"""Orthanc's ErrorCode for a job ended by a cancel request."""
+
+Action = Literal["cancel", "pause", "resume", "resubmit"]
+
+
+class JobState(str, Enum):
+    """Orthanc's job states."""
+
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCESS = "Success"
+    FAILURE = "Failure"
+    PAUSED = "Paused"
+    RETRY = "Retry"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (JobState.SUCCESS, JobState.FAILURE)
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """One reading of ``GET /jobs/{id}``; ``raw`` keeps every field Orthanc sent."""
+
+    id: str
+    type: str
+    state: JobState
+    progress: int
+    error_code: int
+    error_description: str
+    error_details: str
+    raw: dict[str, Any] = field(repr=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> JobStatus:
+        try:
+            state = JobState(data.get("State"))
+        except ValueError:
+            state = JobState.RUNNING  # a state newer than this client: keep waiting
+        return cls(
+            id=str(data.get("ID", "")),
+            type=str(data.get("Type", "")),
+            state=state,
+            progress=int(data.get("Progress") or 0),
+            error_code=int(data.get("ErrorCode") or 0),
+            error_description=str(data.get("ErrorDescription") or ""),
+            error_details=str(data.get("ErrorDetails") or ""),
+            raw=data,
+        )
+
+    @property
+    def cancelled(self) -> bool:
+        return self.state is JobState.FAILURE and self.error_code == CANCELLED_ERROR_CODE
+
+    def failure_text(self) -> str:
+        """``ErrorCode N: description (details)``, the way failures are reported."""
+        details = f" ({self.error_details})" if self.error_details else ""
+        return f"ErrorCode {self.error_code}: {self.error_description}{details}"
+
+
+JobCallback = Callable[[JobStatus], None]
+
+
+def _unknown(client: OrthancClient, job_id: str) -> JobNotFoundError:
+    return JobNotFoundError(
+        f"job {job_id} is not known to {client.settings.url}: it never existed or was dropped "
+        "from the job history (Orthanc keeps the last JobsHistorySize finished jobs)"
+    )
+
+
+def get_job(client: OrthancClient, job_id: str) -> JobStatus:
+    """The job's current status."""
+    try:
+        data = client.get_json(f"/jobs/{job_id}", what=f"job {job_id}")
+    except NotFoundError:
+        raise _unknown(client, job_id) from None
+    return JobStatus.from_json(data)
+
+
+def list_jobs(client: OrthancClient, state: JobState | None = None) -> list[JobStatus]:
+    """Every job the server still knows, optionally only those in one state."""
+    jobs = [JobStatus.from_json(item) for item in client.get_json("/jobs", params={"expand": ""})]
+    return [job for job in jobs if state is None or job.state is state]
+
+
+def job_action(client: OrthancClient, job_id: str, action: Action) -> None:
+    """``POST /jobs/{id}/{action}``; Orthanc answers an unknown job with an empty 400."""
+    try:
+        client.request("POST", f"/jobs/{job_id}/{action}", data=b"", what=f"job {job_id}")
+    except (NotFoundError, ServerRefusedError) as exc:
+        if isinstance(exc, NotFoundError) or not exc.orthanc_message:
+            raise _unknown(client, job_id) from None
+        raise
+
+
+def submit_store(
+    client: OrthancClient,
+    target: Literal["modality", "peer"],
+    name: str,
+    resources: Sequence[str],
+) -> str:
+    """Start an asynchronous C-STORE (modality) or HTTP store (peer) of Orthanc resources."""
+    route = "modalities" if target == "modality" else "peers"
+    try:
+        answer = client.request(
+            "POST",
+            f"/{route}/{name}/store",
+            json={"Resources": list(resources), "Asynchronous": True},
+            what=f"{target} {name}",
+        ).json()
+    except NotFoundError:
+        raise NotFoundError(
+            f"no {target} named {name} is configured on {client.settings.url}; list them "
+            f"with GET /{route}",
+            status=404,
+            url=client.url(f"/{route}/{name}/store"),
+        ) from None
+    return str(answer["ID"])
+
+
+@dataclass(frozen=True)
+class WaitOutcome:
+    """How waiting for one job ended: its last status, and the error if it did not succeed."""
+
+    job_id: str
+    status: JobStatus | None
+    error: Pdf2DcmError | None = None
+
+
+def wait_for_jobs(
+    client: OrthancClient,
+    job_ids: Sequence[str],
+    *,
+    timeout: float | None = None,
+    interval: float = MAX_INTERVAL,
+    on_status: JobCallback | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[WaitOutcome]:
+    """Poll every job until it ends or ``timeout`` seconds pass; one outcome per job.
+
+    ``on_status`` sees every reading (state, progress), so a display can follow the jobs.
+    Polling starts every ``FIRST_INTERVAL`` seconds and grows to ``interval``.
+    """
+    deadline = None if timeout is None else clock() + timeout
+    outcomes: dict[str, WaitOutcome] = {}
+    last: dict[str, JobStatus] = {}
+    delay = min(FIRST_INTERVAL, interval)
+    while True:
+        for job_id in job_ids:
+            if job_id in outcomes:
+                continue
+            try:
+                status = get_job(client, job_id)
+            except JobNotFoundError as exc:
+                error = exc
+                if job_id in last:
+                    error = JobNotFoundError(
+                        f"job {job_id} disappeared from {client.settings.url}'s job history "
+                        "before its end was seen (JobsHistorySize); its outcome is unknown"
+                    )
+                outcomes[job_id] = WaitOutcome(job_id, last.get(job_id), error)
+                continue
+            last[job_id] = status
+            if on_status is not None:
+                on_status(status)
+            if status.state is JobState.SUCCESS:
+                outcomes[job_id] = WaitOutcome(job_id, status)
+            elif status.state is JobState.FAILURE:
+                outcomes[job_id] = WaitOutcome(job_id, status, _failed(status))
+        if len(outcomes) == len(set(job_ids)):
+            return [outcomes[job_id] for job_id in job_ids]
+        if deadline is not None and clock() >= deadline:
+            for job_id in job_ids:
+                if job_id not in outcomes:
+                    status = last[job_id]
+                    outcomes[job_id] = WaitOutcome(job_id, status, _timed_out(status, timeout))
+            return [outcomes[job_id] for job_id in job_ids]
+        pause = delay if deadline is None else max(0.0, min(delay, deadline - clock()))
+        sleep(pause)
+        delay = min(delay * BACKOFF, interval)
+
+
+def wait_for_job(
+    client: OrthancClient,
+    job_id: str,
+    *,
+    timeout: float | None = None,
+    interval: float = MAX_INTERVAL,
+    progress: JobCallback | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> JobStatus:
+    """Wait for one job and return its final status.
+
+    Raises
+    ------
+    JobFailedError
+        The job ended in ``Failure`` (a cancelled job too; see ``JobStatus.cancelled``).
+    JobTimeoutError
+        ``timeout`` passed first; the job goes on in Orthanc.
+    JobNotFoundError
+        The job is unknown, or left the server's history before its end was seen.
+    """
+    [outcome] = wait_for_jobs(
+        client,
+        [job_id],
+        timeout=timeout,
+        interval=interval,
+        on_status=progress,
+        clock=clock,
+        sleep=sleep,
+    )
+    if outcome.error is not None:
+        raise outcome.error
+    if outcome.status is None:
+        raise AssertionError("a successful wait has a status")
+    return outcome.status
+
+
+def _failed(status: JobStatus) -> JobFailedError:
+    what = "was cancelled" if status.cancelled else "failed"
+    return JobFailedError(
+        f"job {status.id} ({status.type}) {what}: {status.failure_text()}", status=status
+    )
+
+
+def _timed_out(status: JobStatus, timeout: float | None) -> JobTimeoutError:
+    return JobTimeoutError(
+        f"job {status.id} ({status.type}) is still {status.state.value} at {status.progress}% "
+        f"after {timeout:g} s; it goes on in Orthanc: wait again with 'pdf2dcm jobs wait "
+        f"{status.id}'",
+        status=status,
+    )
+
+
+def download_output(
+    client: OrthancClient,
+    job_id: str,
+    destination: PathLike | BinaryIO,
+    *,
+    key: str = "archive",
+    overwrite: bool = False,
+    progress: ProgressCallback | None = None,
+) -> int:
+    """Stream a finished job's output (``/jobs/{id}/{key}``, e.g. an archive) to a file."""
+    written = 0
+    try:
+        with (
+            client.download(f"/jobs/{job_id}/{key}", what=f"output '{key}' of job {job_id}") as got,
+            atomic_output(destination, overwrite=overwrite) as out,
+        ):
+            total = int(got.headers.get("Content-Length") or 0) or None
+            for block in got.iter_content(CHUNK_SIZE):
+                out.write(block)
+                written += len(block)
+                if progress is not None:
+                    progress(ProgressEvent(label=job_id, done=written, total=total))
+    except ServerRefusedError as exc:
+        if isinstance(exc, NotFoundError):
+            raise NotFoundError(
+                f"job {job_id} has no output '{key}' on {client.settings.url}; only jobs that "
+                "make files (archives, media) have one, and only while they are kept",
+                status=exc.status,
+                url=exc.url,
+            ) from None
+        raise
+    return written
