@@ -861,7 +861,8 @@ def _forward(
     else:
         state = f": {record['State']}" if "State" in record else " submitted"
         count = len(set(instance_ids))
-        click.echo(f"job {job_id} sending {count} instances to {target}{state}")
+        plural = "" if count == 1 else "s"
+        click.echo(f"job {job_id} sending {count} instance{plural} to {target}{state}")
     if error is not None:
         _say(f"error: {error}")
     return error
