@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import zipfile
@@ -310,3 +311,26 @@ def test_evicted_job_is_reported(tmp_path: Path) -> None:
         assert "dropped from the job history" in result.stderr
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("cancel", [False, True])
+def test_interrupt_stops_waiting_and_cancels_only_when_asked(
+    busy: tuple[OrthancServer, str], cancel: bool
+) -> None:
+    server, instance = busy
+    job = pending_job(server, instance)
+    command = [sys.executable, "-m", "pdf2dcm", "jobs", "wait", job, "--url", server.url]
+    if cancel:
+        command.append("--cancel-on-interrupt")
+    waiter = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    waiter.send_signal(signal.SIGINT)
+    _out, err = waiter.communicate(timeout=30)
+    assert waiter.returncode == 130
+    state = requests.get(f"{server.url}/jobs/{job}", timeout=10).json()
+    if cancel:
+        assert err.strip().endswith(f"pdf2dcm: interrupted; cancel requested for {job}")
+        assert (state["State"], state["ErrorCode"]) == ("Failure", 37)
+    else:
+        assert err.strip().endswith(f"pdf2dcm: interrupted; the jobs go on in Orthanc: {job}")
+        assert state["State"] == "Pending"
