@@ -9,6 +9,7 @@ the header with the document deferred, and the PDF is copied from the recorded f
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import copy
 import datetime as dt
@@ -20,7 +21,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import Any, BinaryIO, Literal
 
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement
@@ -231,18 +232,7 @@ class EncodedPdf:
         """The PDF alone, from its first byte; sets :attr:`sha256` when it reaches the end."""
         self._pdf.seek(0)
         digest = hashlib.sha256()
-        done = 0
-        while done < self.pdf_size:
-            block = self._pdf.read(min(block_size, self.pdf_size - done))
-            if not block:
-                raise InputError(
-                    f"{self.name} shrank while being read; is another program writing it?"
-                )
-            digest.update(block)
-            done += len(block)
-            if progress is not None:
-                progress(ProgressEvent(label=self.name, done=done, total=self.pdf_size))
-            yield block
+        yield from _hashed_blocks(self._pdf, self.pdf_size, self.name, block_size, digest, progress)
         self.sha256 = digest.hexdigest()
 
     def result(self, output: str | None) -> EncodeResult:
@@ -476,20 +466,43 @@ def _encoder() -> DicomBytesIO:
     return buffer
 
 
+def _hashed_blocks(
+    source: BinaryIO,
+    size: int,
+    name: str,
+    block_size: int,
+    digest: Any,
+    progress: ProgressCallback | None,
+) -> Iterator[bytes]:
+    """``size`` bytes of ``source`` in blocks, hashed into ``digest`` on the way.
+
+    Hashing runs in a helper thread (hashlib releases the GIL) while the consumer writes the
+    block, so a checksum costs almost no wall time on a machine with two cores.
+    """
+    done = 0
+    pending: concurrent.futures.Future[None] | None = None
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as hasher:
+        while done < size:
+            block = source.read(min(block_size, size - done))
+            if not block:
+                raise InputError(f"{name} shrank while being read; is another program writing it?")
+            if pending is not None:
+                pending.result()
+            pending = hasher.submit(digest.update, block)
+            done += len(block)
+            if progress is not None:
+                progress(ProgressEvent(label=name, done=done, total=size))
+            yield block
+        if pending is not None:
+            pending.result()
+
+
 def _copy_pdf(
     pdf: BinaryIO, out: BinaryIO, size: int, name: str, progress: ProgressCallback | None
 ) -> str:
     digest = hashlib.sha256()
-    done = 0
-    while done < size:
-        chunk = pdf.read(min(CHUNK_SIZE, size - done))
-        if not chunk:
-            raise InputError(f"{name} shrank while being read; is another program writing it?")
-        digest.update(chunk)
-        out.write(chunk)
-        done += len(chunk)
-        if progress is not None:
-            progress(ProgressEvent(label=name, done=done, total=size))
+    for block in _hashed_blocks(pdf, size, name, CHUNK_SIZE, digest, progress):
+        out.write(block)
     return digest.hexdigest()
 
 
