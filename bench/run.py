@@ -1,27 +1,35 @@
-"""Benchmarks: pdf2dcm against DCMTK and a plain copy, with wall time and peak memory.
+"""Benchmarks: pdf2dcm against DCMTK, the documented curl recipes and plain copies.
 
-    .venv/bin/python bench/run.py            # full sizes (1, 50, 500 MiB)
+    .venv/bin/python bench/run.py            # full sizes (1, 50, 500 MiB; 200 small PDFs)
     .venv/bin/python bench/run.py --quick    # small sizes, for a smoke run
+    .venv/bin/python bench/run.py --only upload
 
-Every case runs several times, A/B interleaved, each run in a fresh process whose peak RSS is
-read from the kernel (``getrusage`` of a waited child), and the table shows medians. A
-reference tool that is not installed is skipped and named as such.
+Inputs are generated (incompressible PDFs), a private Orthanc is started for the server cases,
+every case runs several times with the contenders interleaved, each run in a fresh process
+whose peak RSS is read from the kernel, and the table shows medians. Orthanc's own peak memory
+is read from /proc (VmHWM, reset before each run). A reference tool that is not installed is
+skipped and named. Work files live on /dev/shm when it exists, so that disk write-back does not
+blur the figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
-import resource
+import shlex
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -30,20 +38,22 @@ from tests.pdfs import make_pdf  # noqa: E402
 
 MiB = 1024 * 1024
 PDF2DCM = [sys.executable, "-m", "pdf2dcm"]
+Command = Sequence[str] | Callable[[], None]
 
 
 @dataclass
 class Measurement:
     seconds: list[float] = field(default_factory=list)
     peak_rss: list[int] = field(default_factory=list)
+    server_rss: list[int] = field(default_factory=list)
 
     @property
     def median_seconds(self) -> float:
         return statistics.median(self.seconds)
 
-    @property
-    def median_rss_mib(self) -> float:
-        return statistics.median(self.peak_rss) / MiB
+    @staticmethod
+    def median_mib(values: list[int]) -> float | None:
+        return statistics.median(values) / MiB if values and values[0] else None
 
 
 @dataclass
@@ -51,13 +61,17 @@ class Case:
     """One benchmark row: our command and the commands it is compared with."""
 
     name: str
-    ours: Sequence[str] | Callable[[], None]
-    references: dict[str, Sequence[str] | Callable[[], None]]
+    ours: Command
+    references: dict[str, Command]
     prepare: Callable[[], None] | None = None
+    server_pid: int | None = None
+    units: float | None = None
+    """Work per run (files, MiB) for a throughput column."""
+    unit_name: str = ""
     results: dict[str, Measurement] = field(default_factory=dict)
 
 
-def measure(command: Sequence[str] | Callable[[], None]) -> tuple[float, int]:
+def measure(command: Command) -> tuple[float, int]:
     """Wall time and peak RSS of one run, in a fresh process so the peak is its own."""
     if callable(command):
         started = time.perf_counter()
@@ -77,30 +91,53 @@ def measure(command: Sequence[str] | Callable[[], None]) -> tuple[float, int]:
     return float(seconds), int(rss_kib) * 1024
 
 
-def run_cases(cases: Sequence[Case], repeats: int) -> None:
-    for case in cases:
-        contenders = {"pdf2dcm": case.ours, **case.references}
-        case.results = {label: Measurement() for label in contenders}
-        for _ in range(repeats):
-            for label, command in contenders.items():
-                if case.prepare is not None:
-                    case.prepare()
-                seconds, rss = measure(command)
-                case.results[label].seconds.append(seconds)
-                case.results[label].peak_rss.append(rss)
-        print_case(case)
+def server_peak(pid: int, reset: bool) -> int:
+    """Orthanc's peak RSS (VmHWM); writing 5 to clear_refs starts a new peak."""
+    if reset:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+        return 0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def run_case(case: Case, repeats: int) -> None:
+    contenders = {"pdf2dcm": case.ours, **case.references}
+    case.results = {label: Measurement() for label in contenders}
+    for _ in range(repeats):
+        for label, command in contenders.items():
+            if case.prepare is not None:
+                case.prepare()
+            if case.server_pid is not None:
+                server_peak(case.server_pid, reset=True)
+            seconds, rss = measure(command)
+            result = case.results[label]
+            result.seconds.append(seconds)
+            result.peak_rss.append(rss)
+            if case.server_pid is not None:
+                result.server_rss.append(server_peak(case.server_pid, reset=False))
+    print_case(case)
 
 
 def print_case(case: Case) -> None:
-    ours = case.results["pdf2dcm"]
+    ours = case.results["pdf2dcm"].median_seconds
     for label, result in case.results.items():
-        ratio = result.median_seconds / ours.median_seconds if ours.median_seconds else 0
-        rss = f"{result.median_rss_mib:8.1f}" if result.peak_rss[0] else "       -"
-        note = "" if label == "pdf2dcm" else f"  ({ratio:.2f}x our time)"
-        print(
-            f"{case.name:<34} {label:<22} {result.median_seconds:9.3f} s {rss} MiB{note}",
-            flush=True,
-        )
+        seconds = result.median_seconds
+        rss = Measurement.median_mib(result.peak_rss)
+        server = Measurement.median_mib(result.server_rss)
+        columns = [
+            f"{case.name:<32}",
+            f"{label:<24}",
+            f"{seconds:8.3f} s",
+            f"{rss:8.1f} MiB" if rss is not None else f"{'-':>12}",
+            f"{server:8.1f} MiB" if server is not None else f"{'':>12}",
+        ]
+        if case.units:
+            columns.append(f"{case.units / seconds:8.1f} {case.unit_name}/s")
+        if label != "pdf2dcm":
+            columns.append(f"(ours is {seconds / ours:.2f}x as fast)")
+        print(" ".join(columns), flush=True)
 
 
 def have(tool: str, skipped: list[str]) -> bool:
@@ -110,56 +147,51 @@ def have(tool: str, skipped: list[str]) -> bool:
     return True
 
 
-def encode_cases(
-    work: Path, sizes: Sequence[int], small_count: int, skipped: list[str]
-) -> list[Case]:
-    cases: list[Case] = []
+def write_pdf(path: Path, size: int) -> Path:
+    path.write_bytes(make_pdf(size, seed=None))
+    return path
+
+
+def small_pdfs(folder: Path, count: int) -> list[str]:
+    folder.mkdir(exist_ok=True)
+    return [str(write_pdf(folder / f"s{i:03d}.pdf", 52 * 1024)) for i in range(count)]
+
+
+# --- local cases -----------------------------------------------------------------------------
+
+
+def local_cases(
+    work: Path, sizes: Sequence[int], smalls: list[str], skipped: list[str]
+) -> Iterator[Case]:
     dcmtk = have("/usr/bin/pdf2dcm", skipped)
     for size in sizes:
         pdf = work / f"in-{size // MiB}.pdf"
-        pdf.write_bytes(make_pdf(size, seed=None))
         out = work / "out.dcm"
-
-        def clean(target: Path = out) -> None:
-            target.unlink(missing_ok=True)
-
-        references: dict[str, Sequence[str] | Callable[[], None]] = {
-            "cp (floor)": ["cp", str(pdf), str(out)],
-        }
+        references: dict[str, Command] = {"cp (floor)": ["cp", str(pdf), str(out)]}
         if dcmtk:
             references["DCMTK pdf2dcm"] = ["/usr/bin/pdf2dcm", str(pdf), str(out)]
-        cases.append(
-            Case(
-                f"encode {size / MiB:g} MiB",
-                [*PDF2DCM, "encode", str(pdf), "-o", str(out), "--overwrite"],
-                references,
-                prepare=clean,
-            )
+        yield Case(
+            f"encode {size / MiB:g} MiB",
+            [*PDF2DCM, "encode", str(pdf), "-o", str(out), "--overwrite"],
+            references,
+            prepare=functools.partial(out.unlink, missing_ok=True),
+            units=size / MiB,
+            unit_name="MiB",
         )
-    largest = work / f"in-{sizes[-1] // MiB}.pdf"
-    encoded = work / "largest.dcm"
-    subprocess.run(
-        [*PDF2DCM, "encode", str(largest), "-o", str(encoded), "--overwrite"], check=True
-    )
+    largest = sizes[-1]
+    encoded = work / f"in-{largest // MiB}.dcm"
     back = work / "back.pdf"
-    extract_refs: dict[str, Sequence[str] | Callable[[], None]] = {}
+    extract_refs: dict[str, Command] = {}
     if have("dcm2pdf", skipped):
         extract_refs["DCMTK dcm2pdf"] = ["dcm2pdf", str(encoded), str(back)]
-    cases.append(
-        Case(
-            f"extract {sizes[-1] / MiB:g} MiB",
-            [*PDF2DCM, "extract", str(encoded), "-o", str(back), "--overwrite"],
-            extract_refs,
-            prepare=lambda: back.unlink(missing_ok=True),
-        )
+    yield Case(
+        f"extract {largest / MiB:g} MiB",
+        [*PDF2DCM, "extract", str(encoded), "-o", str(back), "--overwrite"],
+        extract_refs,
+        prepare=functools.partial(back.unlink, missing_ok=True),
+        units=largest / MiB,
+        unit_name="MiB",
     )
-    small_dir = work / "small"
-    small_dir.mkdir()
-    smalls = []
-    for index in range(small_count):
-        path = small_dir / f"s{index:03d}.pdf"
-        path.write_bytes(make_pdf(52 * 1024, seed=None))
-        smalls.append(str(path))
     out_dir = work / "small-out"
 
     def clean_small() -> None:
@@ -168,51 +200,178 @@ def encode_cases(
 
     def dcmtk_loop() -> None:
         for path in smalls:
+            target = out_dir / (Path(path).stem + ".dcmtk.dcm")
             subprocess.run(
-                ["/usr/bin/pdf2dcm", path, str(out_dir / (Path(path).stem + ".dcmtk"))],
-                check=True,
-                stdout=subprocess.DEVNULL,
+                ["/usr/bin/pdf2dcm", path, str(target)], check=True, stdout=subprocess.DEVNULL
             )
 
-    small_refs: dict[str, Sequence[str] | Callable[[], None]] = {}
+    small_refs: dict[str, Command] = {}
     if dcmtk:
-        small_refs[f"DCMTK x{small_count} calls"] = dcmtk_loop
-    cases.append(
-        Case(
-            f"encode {small_count} x 52 KiB, one call",
-            [*PDF2DCM, "encode", *smalls, "-d", str(out_dir)],
-            small_refs,
-            prepare=clean_small,
-        )
+        small_refs[f"DCMTK, {len(smalls)} calls"] = dcmtk_loop
+    yield Case(
+        f"encode {len(smalls)} x 52 KiB",
+        [*PDF2DCM, "encode", *smalls, "-d", str(out_dir)],
+        small_refs,
+        prepare=clean_small,
+        units=len(smalls),
+        unit_name="files",
     )
-    cases.append(Case("start-up: --version", [*PDF2DCM, "--version"], {}))
-    cases.append(
-        Case(
-            "start-up: encode one 52 KiB",
-            [*PDF2DCM, "encode", smalls[0], "-o", str(work / "one.dcm"), "--overwrite"],
-            {},
-        )
+    yield Case("start-up: --version", [*PDF2DCM, "--version"], {})
+    yield Case(
+        "start-up: encode one 52 KiB",
+        [*PDF2DCM, "encode", smalls[0], "-o", str(work / "one.dcm"), "--overwrite"],
+        {},
     )
-    return cases
+
+
+# --- Orthanc cases ---------------------------------------------------------------------------
+
+
+@contextmanager
+def private_orthanc(work: Path) -> Iterator[tuple[str, int]]:
+    from tests.integration.orthanc import OrthancServer
+
+    server = OrthancServer(work / "orthanc", extra={"StorageCompression": False})
+    server.start()
+    try:
+        assert server.process is not None
+        yield server.url, server.process.pid
+    finally:
+        server.stop()
+
+
+def clear_orthanc(url: str) -> Callable[[], None]:
+    def clear() -> None:
+        for patient in requests.get(f"{url}/patients", timeout=60).json():
+            requests.delete(f"{url}/patients/{patient}", timeout=60).raise_for_status()
+
+    return clear
+
+
+def recipe_script(url: str, pdfs: Sequence[str], *, large: bool) -> list[str]:
+    """The documented create-dicom workflow: base64 into a JSON body, posted by curl.
+
+    As documented it uses ``base64`` (wrapped lines) and ``curl -d @-``; for a large file the
+    documented form fails (curl caps -d at 256 MiB), so it uses ``base64 -w0`` and
+    ``--data-binary``, as a user would after the first failure.
+    """
+    encode = "base64 -w0" if large else "base64"
+    flag = "--data-binary" if large else "-d"
+    lines = ["set -e"]
+    for pdf in pdfs:
+        lines.append(
+            f'(echo -n \'{{"Tags": {{"PatientName": "Benjamino", "Modality": "CT"}}, '
+            f'"Content": "data:application/pdf;base64,\'; {encode} {shlex.quote(pdf)}; '
+            f"echo '\"}}') | curl -sf {url}/tools/create-dicom -X POST {flag} @- -o /dev/null"
+        )
+    return ["bash", "-c", "\n".join(lines)]
+
+
+def orthanc_cases(
+    work: Path, sizes: Sequence[int], smalls: list[str], skipped: list[str], url: str, pid: int
+) -> Iterator[Case]:
+    clear = clear_orthanc(url)
+    if not have("curl", skipped):
+        return
+    encoded_dir = work / "small-encoded"
+    subprocess.run(
+        [*PDF2DCM, "encode", *smalls, "-d", str(encoded_dir), "--overwrite"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    encoded = sorted(str(p) for p in encoded_dir.iterdir())
+    parallel = (
+        "printf '%s\\n' " + " ".join(map(shlex.quote, encoded)) + " | xargs -P4 -I{} "
+        f"curl -sf -X POST --data-binary @{{}} {url}/instances -o /dev/null"
+    )
+    yield Case(
+        f"upload {len(smalls)} x 52 KiB",
+        [*PDF2DCM, "upload", *smalls, "--url", url, "--concurrency", "4", "--tag", "PatientID=B"],
+        {
+            "recipe (create-dicom)": recipe_script(url, smalls, large=False),
+            "curl -P4 /instances": ["bash", "-c", parallel],
+        },
+        prepare=clear,
+        server_pid=pid,
+        units=len(smalls),
+        unit_name="files",
+    )
+    largest = sizes[-1]
+    pdf = str(work / f"in-{largest // MiB}.pdf")
+    dicom = str(work / f"in-{largest // MiB}.dcm")
+    yield Case(
+        f"upload {largest / MiB:g} MiB",
+        [*PDF2DCM, "upload", pdf, "--url", url, "--tag", "PatientID=L"],
+        {
+            "recipe (base64 -w0)": recipe_script(url, [pdf], large=True),
+            "curl -T pre-encoded": [
+                "curl",
+                "-sf",
+                "-T",
+                dicom,
+                "-X",
+                "POST",
+                f"{url}/instances",
+                "-o",
+                "/dev/null",
+            ],
+        },
+        prepare=clear,
+        server_pid=pid,
+        units=largest / MiB,
+        unit_name="MiB",
+    )
+    clear()
+    for size in sorted({sizes[1], largest}):
+        source = str(work / f"in-{size // MiB}.dcm")
+        answer = requests.post(
+            f"{url}/instances", data=Path(source).read_bytes(), timeout=300
+        ).json()
+        instance = answer["ID"]
+        out = work / "fetched.pdf"
+        yield Case(
+            f"fetch {size / MiB:g} MiB",
+            [*PDF2DCM, "fetch", instance, "--url", url, "-o", str(out), "--overwrite"],
+            {"curl /pdf": ["curl", "-sf", f"{url}/instances/{instance}/pdf", "-o", str(out)]},
+            prepare=functools.partial(out.unlink, missing_ok=True),
+            server_pid=pid,
+            units=size / MiB,
+            unit_name="MiB",
+        )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
     parser.add_argument("--repeats", type=int, default=None, help="runs per contender")
+    parser.add_argument("--only", choices=["local", "orthanc"], help="run one group of cases")
     options = parser.parse_args()
     sizes = [1 * MiB, 8 * MiB] if options.quick else [1 * MiB, 50 * MiB, 500 * MiB]
     repeats = options.repeats or (2 if options.quick else 5)
-    small_count = 20 if options.quick else 200
+    count = 20 if options.quick else 200
     skipped: list[str] = []
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, repeats {repeats}")
-    print(f"{'case':<34} {'contender':<22} {'median':>11} {'peak RSS':>12}")
-    with tempfile.TemporaryDirectory(prefix="pdf2dcm-bench-") as work:
-        run_cases(encode_cases(Path(work), sizes, small_count, skipped), repeats)
+    base = "/dev/shm" if Path("/dev/shm").is_dir() else None
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, {repeats} runs per contender")
+    print(f"{'case':<32} {'contender':<24} {'median':>10} {'peak RSS':>12} {'Orthanc peak':>12}")
+    with tempfile.TemporaryDirectory(prefix="pdf2dcm-bench-", dir=base) as name:
+        work = Path(name)
+        for size in sizes:
+            pdf = write_pdf(work / f"in-{size // MiB}.pdf", size)
+            subprocess.run(
+                [*PDF2DCM, "encode", str(pdf), "-o", str(pdf.with_suffix(".dcm"))],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+        smalls = small_pdfs(work / "small", count)
+        if options.only in (None, "local"):
+            for case in local_cases(work, sizes, smalls, skipped):
+                run_case(case, repeats)
+        if options.only in (None, "orthanc") and have("Orthanc", skipped):
+            with private_orthanc(work) as (url, pid):
+                for case in orthanc_cases(work, sizes, smalls, skipped, url, pid):
+                    run_case(case, repeats)
     for tool in skipped:
         print(f"skipped: {tool} is not installed")
-    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"(this runner's own peak RSS: {baseline:.1f} MiB)")
 
 
 if __name__ == "__main__":

@@ -327,17 +327,12 @@ class OrthancClient:
         found: list[dict[str, Any]] = self._json(response)
         return found
 
-    def instance_tags(self, instance_id: str) -> dict[str, Any]:
-        """The instance's attributes keyed ``gggg,eeee`` (large binary values are ``null``)."""
-        tags: dict[str, Any] = self.get_json(
-            f"/instances/{instance_id}/tags", params={"short": ""}, what=f"instance {instance_id}"
-        )
-        return tags
-
     @contextlib.contextmanager
-    def download(self, path: str, *, what: str) -> Iterator[requests.Response]:
+    def download(
+        self, path: str, *, what: str, headers: dict[str, str] | None = None
+    ) -> Iterator[requests.Response]:
         """A streamed GET; the caller reads ``iter_content`` and the connection is released."""
-        response = self.request("GET", path, what=what, stream=True)
+        response = self.request("GET", path, what=what, stream=True, headers=headers)
         try:
             yield response
         finally:

@@ -9,7 +9,6 @@ the header with the document deferred, and the PDF is copied from the recorded f
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import copy
 import datetime as dt
@@ -18,10 +17,10 @@ import io
 import os
 import struct
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import BinaryIO, Literal
 
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement
@@ -36,9 +35,16 @@ from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 from . import __version__
 from .errors import InputError, NotEncapsulatedPdfError, TagError
-from .files import CHUNK_SIZE, PathLike, atomic_output, display_name, open_input
+from .files import (
+    CHUNK_SIZE,
+    PathLike,
+    atomic_output,
+    display_name,
+    hashed_blocks,
+    open_input,
+)
 from .pdf import inspect_pdf
-from .progress import ProgressCallback, ProgressEvent
+from .progress import ProgressCallback
 from .tags import TagsInput, ValidatedTags, ValidatedValue, tag_name, validate_tags
 
 ENCAPSULATED_PDF_STORAGE = UID("1.2.840.10008.5.1.4.1.1.104.1")
@@ -232,7 +238,9 @@ class EncodedPdf:
         """The PDF alone, from its first byte; sets :attr:`sha256` when it reaches the end."""
         self._pdf.seek(0)
         digest = hashlib.sha256()
-        yield from _hashed_blocks(self._pdf, self.pdf_size, self.name, block_size, digest, progress)
+        yield from hashed_blocks(
+            self._pdf, self.pdf_size, digest, block_size, self.name, progress, _shrank(self.name)
+        )
         self.sha256 = digest.hexdigest()
 
     def result(self, output: str | None) -> EncodeResult:
@@ -466,44 +474,20 @@ def _encoder() -> DicomBytesIO:
     return buffer
 
 
-def _hashed_blocks(
-    source: BinaryIO,
-    size: int,
-    name: str,
-    block_size: int,
-    digest: Any,
-    progress: ProgressCallback | None,
-) -> Iterator[bytes]:
-    """``size`` bytes of ``source`` in blocks, hashed into ``digest`` on the way.
-
-    Hashing runs in a helper thread (hashlib releases the GIL) while the consumer writes the
-    block, so a checksum costs almost no wall time on a machine with two cores.
-    """
-    done = 0
-    pending: concurrent.futures.Future[None] | None = None
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as hasher:
-        while done < size:
-            block = source.read(min(block_size, size - done))
-            if not block:
-                raise InputError(f"{name} shrank while being read; is another program writing it?")
-            if pending is not None:
-                pending.result()
-            pending = hasher.submit(digest.update, block)
-            done += len(block)
-            if progress is not None:
-                progress(ProgressEvent(label=name, done=done, total=size))
-            yield block
-        if pending is not None:
-            pending.result()
-
-
 def _copy_pdf(
     pdf: BinaryIO, out: BinaryIO, size: int, name: str, progress: ProgressCallback | None
 ) -> str:
     digest = hashlib.sha256()
-    for block in _hashed_blocks(pdf, size, name, CHUNK_SIZE, digest, progress):
+    for block in hashed_blocks(pdf, size, digest, CHUNK_SIZE, name, progress, _shrank(name)):
         out.write(block)
     return digest.hexdigest()
+
+
+def _shrank(name: str) -> Callable[[int], Exception]:
+    def error(_got: int) -> Exception:
+        return InputError(f"{name} shrank while being read; is another program writing it?")
+
+    return error
 
 
 def _read_header(source: PathLike | BinaryIO, name: str) -> Dataset:

@@ -7,6 +7,7 @@ target appeared in the meantime, so two runs racing for one name cannot clobber 
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import errno
 import os
@@ -14,15 +15,49 @@ import secrets
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from .errors import InputError, OutputExistsError
+from .progress import ProgressCallback, ProgressEvent
 
 PathLike = str | os.PathLike[str]
 CHUNK_SIZE = 1024 * 1024
 """Large enough that per-call overhead vanishes, small enough to keep memory flat."""
+
+
+def hashed_blocks(
+    source: BinaryIO,
+    size: int,
+    digest: Any,
+    block_size: int,
+    label: str,
+    progress: ProgressCallback | None,
+    short: Callable[[int], Exception],
+) -> Iterator[bytes]:
+    """Exactly ``size`` bytes of ``source`` in blocks, hashed into ``digest`` on the way.
+
+    Hashing runs in a helper thread (hashlib releases the GIL) while the consumer writes or
+    sends the block, so a checksum costs almost no wall time on two cores. ``short`` makes
+    the error raised when the source ends early, given the bytes read so far.
+    """
+    done = 0
+    pending: concurrent.futures.Future[None] | None = None
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as hasher:
+        while done < size:
+            block = source.read(min(block_size, size - done))
+            if not block:
+                raise short(done)
+            if pending is not None:
+                pending.result()
+            pending = hasher.submit(digest.update, block)
+            done += len(block)
+            if progress is not None:
+                progress(ProgressEvent(label=label, done=done, total=size))
+            yield block
+        if pending is not None:
+            pending.result()
 
 
 def display_name(target: PathLike | BinaryIO, fallback: str = "<stdin>") -> str:

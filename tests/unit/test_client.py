@@ -70,7 +70,7 @@ def test_status_errors_are_typed(server: Scripted) -> None:
     server.answers = [(404, b""), (401, b""), (500, b"")]
     with client_for(server, username="u", password="hunter2", retries=0) as client:
         with pytest.raises(NotFoundError, match=r"^instance x not found on http://"):
-            client.instance_tags("x")
+            client.get_json("/instances/x", what="instance x")
         with pytest.raises(
             AuthenticationError, match=r"^authentication failed for u at http://"
         ) as auth:
