@@ -304,9 +304,12 @@ def orthanc_cases(
         [*PDF2DCM, "upload", pdf, "--url", url, "--tag", "PatientID=L"],
         {
             "recipe (base64 -w0)": recipe_script(url, [pdf], large=True),
+            # Without "Expect:", curl waits a second for a 100-continue Orthanc never sends.
             "curl -T pre-encoded": [
                 "curl",
                 "-sf",
+                "-H",
+                "Expect:",
                 "-T",
                 dicom,
                 "-X",
