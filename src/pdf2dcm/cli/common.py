@@ -1,0 +1,286 @@
+"""Pieces the commands share: tag and connection options, progress display, output helpers."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
+
+import click
+
+from pdf2dcm import errors as err
+
+from .app import say
+
+if TYPE_CHECKING:
+    from pdf2dcm.progress import ProgressCallback
+    from pdf2dcm.tags import ValidatedTags
+
+
+def tag_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """The options that shape the DICOM attributes; encode and upload share them."""
+    options = [
+        click.option(
+            "--tag",
+            "tag_assignments",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="Set an attribute (keyword or gggg,eeee); repeatable; split at the first '='. "
+            "Multiple values are separated by '\\'; a sequence takes a JSON array of objects.",
+        ),
+        click.option(
+            "--tags-file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="JSON object of tags, as in Orthanc's create-dicom 'Tags'; --tag overrides it.",
+        ),
+        click.option(
+            "--title", help="DocumentTitle (default: the PDF's Title, else the file name)."
+        ),
+        click.option(
+            "--conversion-type",
+            type=click.Choice(["WSD", "SD"]),
+            default="WSD",
+            show_default=True,
+            help="WSD for a workstation-made document, SD for a scanned one.",
+        ),
+        click.option(
+            "--study-from",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Copy the patient and study attributes of this DICOM file.",
+        ),
+        click.option(
+            "--series-from",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Copy the patient, study and series of this DICOM file; next InstanceNumber.",
+        ),
+        click.option(
+            "--same-series",
+            is_flag=True,
+            help="Put all the inputs in one new series (default: a new study and series each).",
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def collect_tags(assignments: Sequence[str], tags_file: Path | None) -> ValidatedTags:
+    from pdf2dcm.tags import load_tags_file, parse_assignment, validate_tags
+
+    collected: ValidatedTags = {}
+    if tags_file is not None:
+        collected |= validate_tags(load_tags_file(tags_file))
+    for assignment in assignments:
+        try:
+            key, value = parse_assignment(assignment)
+            collected |= validate_tags({key: value})
+        except err.TagError as error:
+            raise err.TagError(f"--tag {assignment}: {error}") from None
+    return collected
+
+
+def load_reference(study_from: Path | None, series_from: Path | None) -> Any:
+    if study_from is not None and series_from is not None:
+        raise click.UsageError("give --study-from or --series-from, not both")
+    from pdf2dcm.dicom import read_reference
+
+    if series_from is not None:
+        return read_reference(series_from, "series")
+    if study_from is not None:
+        return read_reference(study_from, "study")
+    return None
+
+
+@contextlib.contextmanager
+def progress_display(
+    enabled: bool, total: int | None, files: int | None = None
+) -> Iterator[ProgressCallback | None]:
+    """A rich progress bar (bytes, and files when several) on stderr.
+
+    Only when stderr is a terminal and not disabled; events may come from several upload
+    threads, and a restarted (retried) file gives back the bytes it had counted.
+    """
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    import threading
+
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    from pdf2dcm.progress import ProgressEvent
+
+    columns = [TextColumn("{task.description}"), BarColumn(), DownloadColumn()]
+    columns += [TransferSpeedColumn(), TimeRemainingColumn()]
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("", total=total)
+        seen: dict[str, int] = {}
+        finished: set[str] = set()
+        lock = threading.Lock()
+        completed = 0
+
+        def update(event: ProgressEvent) -> None:
+            nonlocal completed
+            with lock:
+                completed += event.done - seen.get(event.label, 0)
+                seen[event.label] = event.done
+                if event.total is not None and event.done >= event.total:
+                    finished.add(event.label)
+                name = Path(event.label).name
+                counter = f"[{len(finished)}/{files}] " if files and files > 1 else ""
+                bar.update(task, completed=completed, description=f"{counter}{name}")
+
+        yield update
+
+
+def refuse_terminal(stream: IO[Any], what: str) -> None:
+    if stream.isatty():
+        raise click.UsageError(
+            f"refusing to write {what} to a terminal; use -o FILE or redirect the output"
+        )
+
+
+def print_json(record: dict[str, Any]) -> None:
+    click.echo(json.dumps(record, ensure_ascii=False))
+
+
+def stdin() -> BinaryIO:
+    return sys.stdin.buffer
+
+
+def stdout() -> BinaryIO:
+    return sys.stdout.buffer
+
+
+def size_text(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError(unit)
+
+
+def connection_options_for(
+    timeout_flag: str,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The connection options; ``jobs wait`` names the per-request timeout differently,
+    because its ``--timeout`` bounds the whole wait."""
+
+    def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
+        return _add_connection_options(function, timeout_flag)
+
+    return decorate
+
+
+def _add_connection_options(function: Callable[..., Any], timeout_flag: str) -> Callable[..., Any]:
+    options = [
+        click.option(
+            "--url",
+            metavar="URL",
+            help="Orthanc base URL [env ORTHANC_URL; default http://localhost:8042].",
+        ),
+        click.option(
+            "--username", metavar="USER", help="HTTP user [env ORTHANC_USERNAME; ~/.netrc]."
+        ),
+        click.option(
+            "--password",
+            metavar="PASSWORD",
+            help="HTTP password; prefer env ORTHANC_PASSWORD or ~/.netrc, which stay out of "
+            "process listings. Asked for on a terminal when only a user is given.",
+        ),
+        click.option("--token", metavar="TOKEN", help="Bearer token [env ORTHANC_TOKEN]."),
+        click.option(
+            "--ca-bundle",
+            type=click.Path(dir_okay=False),
+            help="PEM file of CAs to trust for https.",
+        ),
+        click.option(
+            "--insecure", is_flag=True, help="Do not verify TLS certificates (with a warning)."
+        ),
+        click.option(
+            timeout_flag,
+            "timeout",
+            type=float,
+            default=None,
+            metavar="SECONDS",
+            help="Per-request timeout in seconds [default 60].",
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+connection_options = connection_options_for("--timeout")
+
+
+def open_client(
+    url: str | None,
+    username: str | None,
+    password: str | None,
+    token: str | None,
+    ca_bundle: str | None,
+    insecure: bool,
+    timeout: float | None,
+    *,
+    pool_size: int = 10,
+    dicomweb_url: str | None = None,
+    stdin_in_use: bool = False,
+) -> Any:
+    from pdf2dcm.client import OrthancClient
+    from pdf2dcm.config import ENV_PASSWORD, resolve_settings
+
+    settings = resolve_settings(
+        url=url,
+        username=username,
+        password=password,
+        token=token,
+        ca_bundle=ca_bundle,
+        insecure=insecure,
+        timeout=timeout,
+        dicomweb_url=dicomweb_url,
+    )
+    if (
+        settings.username is not None
+        and settings.password is None
+        and not stdin_in_use
+        and sys.stdin.isatty()
+    ):
+        secret = click.prompt(
+            f"Password for {settings.username} at {settings.url}",
+            hide_input=True,
+            err=True,
+        )
+        import dataclasses
+
+        settings = dataclasses.replace(settings, password=secret)
+    elif settings.username is not None and settings.password is None:
+        say(f"warning: no password for {settings.username}; set {ENV_PASSWORD} or ~/.netrc")
+    if insecure:
+        say("warning: TLS certificates are not verified (--insecure)")
+        import urllib3
+
+        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+    return OrthancClient(settings, pool_size=pool_size)
+
+
+def file_size(name: str) -> int:
+    """Size for a progress total; 0 when unknown (stdin, or an error reported later)."""
+    if name == "-":
+        return 0
+    try:
+        return os.stat(name).st_size
+    except OSError:
+        return 0

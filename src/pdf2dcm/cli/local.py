@@ -1,0 +1,220 @@
+"""Commands that need no server: ``encode`` and ``extract``."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from pdf2dcm import errors as err
+
+from .app import cli, exit_status_for, say
+from .common import (
+    collect_tags,
+    file_size,
+    load_reference,
+    print_json,
+    progress_display,
+    refuse_terminal,
+    size_text,
+    stdin,
+    stdout,
+    tag_options,
+)
+
+
+@cli.command(
+    epilog="""\b
+Examples:
+  pdf2dcm encode report.pdf --tag PatientName=Doe^Jane --tag PatientID=123
+  pdf2dcm encode *.pdf -d out/ --same-series --json
+  pdf2dcm encode scan.pdf --conversion-type SD --series-from existing.dcm -o scan.dcm
+  curl -s https://host/report.pdf | pdf2dcm encode - -o report.dcm
+
+\b
+Dates and times not given (StudyDate/Time, ContentDate/Time, InstanceCreationDate/Time,
+AcquisitionDateTime) are the local time of this machine when the command starts.
+Text with characters outside ASCII is written in UTF-8 (SpecificCharacterSet ISO_IR 192)."""
+)
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.option(
+    "-o",
+    "--output",
+    metavar="FILE",
+    help="Output file, or '-' for stdout (one input only). Default: INPUT with .dcm.",
+)
+@click.option(
+    "-d",
+    "--outdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write every output into this directory as NAME.dcm.",
+)
+@tag_options
+@click.option("--overwrite", is_flag=True, help="Replace outputs that already exist.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per file on stdout.")
+@click.option("--fail-fast", is_flag=True, help="Stop at the first file that fails.")
+@click.option("--no-progress", is_flag=True, help="Never show a progress bar.")
+def encode(
+    inputs: tuple[str, ...],
+    output: str | None,
+    outdir: Path | None,
+    tag_assignments: tuple[str, ...],
+    tags_file: Path | None,
+    title: str | None,
+    conversion_type: str,
+    study_from: Path | None,
+    series_from: Path | None,
+    same_series: bool,
+    overwrite: bool,
+    as_json: bool,
+    fail_fast: bool,
+    no_progress: bool,
+) -> None:
+    """Wrap PDF files (INPUT, or '-' for stdin) as DICOM Encapsulated PDF objects."""
+    import datetime as dt
+
+    from pdf2dcm.dicom import batch_tags, encode_pdf
+
+    targets = _encode_targets(inputs, output, outdir)
+    if any(target == "-" for target in targets) and as_json:
+        raise click.UsageError("--json prints to stdout, which already carries the DICOM file")
+    if "-" in targets:
+        refuse_terminal(sys.stdout, "a DICOM file")
+    if title is not None and len(inputs) > 1:
+        raise click.UsageError("--title applies to one input; give it per file")
+    tags = collect_tags(tag_assignments, tags_file)
+    reference = load_reference(study_from, series_from)
+    per_file = batch_tags(tags, len(inputs), same_series=same_series, reference=reference)
+    moment = dt.datetime.now()
+    if outdir is not None:
+        outdir.mkdir(parents=True, exist_ok=True)
+    failures: list[err.Pdf2DcmError] = []
+    total = sum(file_size(name) for name in inputs)
+    with progress_display(not no_progress, total or None, len(inputs)) as progress:
+        for source, target, file_tags in zip(inputs, targets, per_file, strict=True):
+            try:
+                result = encode_pdf(
+                    stdin() if source == "-" else source,
+                    stdout() if target == "-" else target,
+                    tags=file_tags,
+                    title=title,
+                    conversion_type="SD" if conversion_type == "SD" else "WSD",
+                    reference=reference,
+                    overwrite=overwrite,
+                    now=moment,
+                    progress=progress,
+                    source_name="<stdin>" if source == "-" else source,
+                )
+            except err.InputError as error:
+                if fail_fast or len(inputs) == 1:
+                    raise
+                say(f"error: {error}")
+                failures.append(error)
+                continue
+            for warning in result.warnings:
+                say(f"warning: {warning}")
+            if as_json:
+                print_json(
+                    {
+                        "input": source,
+                        "output": result.output,
+                        "SOPInstanceUID": result.sop_instance_uid,
+                        "SeriesInstanceUID": result.series_instance_uid,
+                        "StudyInstanceUID": result.study_instance_uid,
+                        "size": result.pdf_size,
+                        "sha256": result.sha256,
+                    }
+                )
+            elif target != "-":
+                click.echo(f"{source} -> {target} ({size_text(result.pdf_size)} PDF)")
+    if failures:
+        say(f"{len(failures)} of {len(inputs)} files failed")
+        click.get_current_context().exit(exit_status_for(failures[0]))
+
+
+def _encode_targets(inputs: Sequence[str], output: str | None, outdir: Path | None) -> list[str]:
+    if output is not None and outdir is not None:
+        raise click.UsageError("give -o/--output or -d/--outdir, not both")
+    if output is not None and len(inputs) > 1:
+        raise click.UsageError("-o/--output takes one input; use -d/--outdir for several")
+    if inputs.count("-") > 1:
+        raise click.UsageError("stdin ('-') can be read only once")
+    targets = []
+    for source in inputs:
+        if output is not None:
+            targets.append(output)
+        elif source == "-":
+            targets.append("-" if outdir is None else str(outdir / "stdin.dcm"))
+        else:
+            name = Path(source).with_suffix(".dcm").name
+            folder = outdir if outdir is not None else Path(source).parent
+            targets.append(str(folder / name))
+    seen: dict[str, str] = {}
+    for source, target in zip(inputs, targets, strict=True):
+        key = os.path.abspath(target) if target != "-" else "-"
+        if key in seen:
+            raise click.UsageError(
+                f"{seen[key]} and {source} would both be written to {target}; "
+                "encode them into different directories"
+            )
+        seen[key] = source
+        if target != "-" and key == os.path.abspath(source):
+            raise err.InputError(f"{source} would be overwritten by its own output; use -o")
+    return targets
+
+
+# --- extract ---------------------------------------------------------------------------------
+
+
+@cli.command(
+    epilog="""\b
+Examples:
+  pdf2dcm extract report.dcm                 # writes report.pdf
+  pdf2dcm extract report.dcm -o - | sha256sum
+  pdf2dcm encode report.pdf -o - | pdf2dcm extract - -o copy.pdf
+
+\b
+The PDF comes out byte for byte as it went in: its length is taken from
+EncapsulatedDocumentLength (0042,0015); without it only a single 0x00 pad is removed."""
+)
+@click.argument("source", metavar="INPUT")
+@click.option(
+    "-o",
+    "--output",
+    metavar="FILE",
+    help="Output PDF, or '-' for stdout. Default: INPUT with .pdf (stdout for stdin).",
+)
+@click.option("--overwrite", is_flag=True, help="Replace the output if it exists.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object describing the PDF.")
+@click.option("--no-progress", is_flag=True, help="Never show a progress bar.")
+def extract(
+    source: str, output: str | None, overwrite: bool, as_json: bool, no_progress: bool
+) -> None:
+    """Write the PDF held in a DICOM Encapsulated PDF file (INPUT, or '-' for stdin)."""
+    from pdf2dcm.dicom import extract_pdf
+
+    if output is None:
+        output = "-" if source == "-" else str(Path(source).with_suffix(".pdf"))
+    if output == "-":
+        if as_json:
+            raise click.UsageError("--json prints to stdout, which already carries the PDF")
+        refuse_terminal(sys.stdout, "a PDF")
+    elif source != "-" and os.path.abspath(output) == os.path.abspath(source):
+        raise err.InputError(f"{source} would be overwritten by its own output; use -o")
+    with progress_display(not no_progress, file_size(source) or None) as progress:
+        result = extract_pdf(
+            stdin() if source == "-" else source,
+            stdout() if output == "-" else output,
+            overwrite=overwrite,
+            progress=progress,
+            source_name="<stdin>" if source == "-" else source,
+        )
+    if as_json:
+        print_json(
+            {"input": source, "output": result.output, "size": result.size, "sha256": result.sha256}
+        )
+    elif output != "-":
+        click.echo(f"{source} -> {output} ({size_text(result.size)} PDF)")

@@ -1,0 +1,383 @@
+"""Commands that talk to Orthanc: ``upload`` and ``fetch``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+import click
+
+from pdf2dcm import errors as err
+
+from .app import cli, exit_status_for, say
+from .common import (
+    collect_tags,
+    connection_options,
+    file_size,
+    load_reference,
+    open_client,
+    print_json,
+    progress_display,
+    refuse_terminal,
+    size_text,
+    stdin,
+    stdout,
+    tag_options,
+)
+from .jobs import wait_with_display
+
+if TYPE_CHECKING:
+    from pdf2dcm.upload import Method
+
+
+@cli.command(
+    epilog="""\b
+Examples:
+  pdf2dcm upload report.pdf --tag PatientName=Benjamino --tag PatientID=123
+  pdf2dcm upload scans/ --recursive --concurrency 4 --json > uploaded.jsonl
+  pdf2dcm upload addendum.pdf --parent 3e4024bc-a395a1e3-54254769-da9a9d72-b00f8968
+  pdf2dcm encode report.pdf -o - | pdf2dcm upload -
+  ORTHANC_URL=https://pacs.example.org ORTHANC_USERNAME=me pdf2dcm upload x.pdf --via stow
+
+\b
+Credentials come from --username/--token, then ORTHANC_USERNAME, ORTHANC_PASSWORD and
+ORTHANC_TOKEN, then ~/.netrc. A re-sent document (same SOPInstanceUID) is reported as
+AlreadyStored; transient failures are retried without ever creating a duplicate."""
+)
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@connection_options
+@click.option(
+    "--via",
+    "method",
+    type=click.Choice(["instances", "create-dicom", "stow"]),
+    default="instances",
+    show_default=True,
+    help="instances: encode here, POST /instances; create-dicom: Orthanc encodes; "
+    "stow: DICOMweb STOW-RS.",
+)
+@click.option(
+    "--dicomweb-url",
+    metavar="URL",
+    help="DICOMweb root for --via stow [default: URL/dicom-web].",
+)
+@click.option(
+    "--parent",
+    metavar="ORTHANC_ID",
+    help="Attach to this Orthanc patient, study or series (copies its attributes).",
+)
+@tag_options
+@click.option("--recursive", is_flag=True, help="Look for PDFs in subdirectories too.")
+@click.option(
+    "--send-to-modality",
+    metavar="NAME",
+    help="Then forward the uploaded instances to this DICOM modality (an Orthanc job).",
+)
+@click.option(
+    "--send-to-peer",
+    metavar="NAME",
+    help="Then forward the uploaded instances to this Orthanc peer (an Orthanc job).",
+)
+@click.option("--wait", is_flag=True, help="Wait for the forwarding job, as 'jobs wait' does.")
+@click.option(
+    "--wait-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=3600.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --wait: give up waiting after this long.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 32),
+    default=1,
+    show_default=True,
+    help="Upload this many files at once.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per file.")
+@click.option("--fail-fast", is_flag=True, help="Stop at the first file that fails.")
+@click.option("--no-progress", is_flag=True, help="Never show a progress bar.")
+def upload(
+    inputs: tuple[str, ...],
+    url: str | None,
+    username: str | None,
+    password: str | None,
+    token: str | None,
+    ca_bundle: str | None,
+    insecure: bool,
+    timeout: float | None,
+    method: str,
+    dicomweb_url: str | None,
+    parent: str | None,
+    tag_assignments: tuple[str, ...],
+    tags_file: Path | None,
+    title: str | None,
+    conversion_type: str,
+    study_from: Path | None,
+    series_from: Path | None,
+    same_series: bool,
+    recursive: bool,
+    send_to_modality: str | None,
+    send_to_peer: str | None,
+    wait: bool,
+    wait_timeout: float,
+    concurrency: int,
+    as_json: bool,
+    fail_fast: bool,
+    no_progress: bool,
+) -> None:
+    """Send PDFs (encoded on the way) or DICOM files to Orthanc; '-' reads stdin."""
+    import datetime as dt
+
+    from pdf2dcm.dicom import batch_tags
+    from pdf2dcm.upload import (
+        UploadOptions,
+        batch_seed,
+        collect_inputs,
+        parent_reference,
+        upload_many,
+    )
+
+    sources = collect_inputs(inputs, recursive=recursive)
+    if sources.count("-") > 1:
+        raise click.UsageError("stdin ('-') can be read only once")
+    if title is not None and len(sources) > 1:
+        raise click.UsageError("--title applies to one input; give it per file")
+    if parent is not None and (study_from is not None or series_from is not None):
+        raise click.UsageError("give --parent or --study-from/--series-from, not both")
+    if send_to_modality is not None and send_to_peer is not None:
+        raise click.UsageError("give --send-to-modality or --send-to-peer, not both")
+    if wait and send_to_modality is None and send_to_peer is None:
+        raise click.UsageError("--wait goes with --send-to-modality or --send-to-peer")
+    tags = collect_tags(tag_assignments, tags_file)
+    client = open_client(
+        url,
+        username,
+        password,
+        token,
+        ca_bundle,
+        insecure,
+        timeout,
+        pool_size=concurrency,
+        dicomweb_url=dicomweb_url,
+        stdin_in_use="-" in sources,
+    )
+    with client:
+        reference = (
+            parent_reference(client, parent)
+            if parent is not None
+            else load_reference(study_from, series_from)
+        )
+        has_patient_id = 0x00100020 in tags or (
+            reference is not None and "PatientID" in reference.dataset
+        )
+        if not has_patient_id and any(s != "-" and not _is_dicom(s) for s in sources):
+            say(
+                "warning: no PatientID given; Orthanc files every such document under one "
+                "patient; add --tag PatientID=..."
+            )
+        per_file = batch_tags(
+            tags,
+            len(sources),
+            same_series=same_series,
+            reference=reference,
+            uid_seed=batch_seed(sources, tags) if same_series else None,
+        )
+        options = UploadOptions(
+            method=cast("Method", method),
+            tags=tags,
+            title=title,
+            conversion_type="SD" if conversion_type == "SD" else "WSD",
+            reference=reference,
+            now=dt.datetime.now(),
+        )
+        failures: list[err.Pdf2DcmError] = []
+        stored: list[str] = []
+        total = sum(file_size(name) for name in sources)
+        with progress_display(not no_progress, total or None, len(sources)) as progress:
+            outcomes = upload_many(
+                client,
+                [stdin() if source == "-" else source for source in sources],
+                options,
+                per_file,
+                concurrency=concurrency,
+                fail_fast=fail_fast,
+                progress=progress,
+            )
+            for outcome in outcomes:
+                if outcome.error is not None:
+                    if len(sources) > 1:
+                        say(f"error: {outcome.error}")
+                    failures.append(outcome.error)
+                    continue
+                result = outcome.result
+                if result is None:
+                    continue
+                if result.id is not None:
+                    stored.append(result.id)
+                for warning in result.warnings:
+                    say(f"warning: {warning}")
+                if as_json:
+                    print_json(result.as_json())
+                else:
+                    where = result.id or result.sop_instance_uid
+                    click.echo(
+                        f"{result.input} -> {where} ({result.status})  {result.url or ''}".rstrip()
+                    )
+        job_error = None
+        if stored and (send_to_modality is not None or send_to_peer is not None):
+            job_error = _forward(
+                client,
+                stored,
+                send_to_modality,
+                send_to_peer,
+                wait=wait,
+                wait_timeout=wait_timeout,
+                as_json=as_json,
+                show_progress=not no_progress,
+            )
+    if failures:
+        first = next((f for f in failures if not isinstance(f, err.NotAttemptedError)), failures[0])
+        if len(sources) == 1:
+            raise first
+        say(f"{len(failures)} of {len(sources)} files failed")
+        click.get_current_context().exit(exit_status_for(first))
+    if job_error is not None:
+        click.get_current_context().exit(exit_status_for(job_error))
+
+
+def _forward(
+    client: Any,
+    instance_ids: list[str],
+    modality: str | None,
+    peer: str | None,
+    *,
+    wait: bool,
+    wait_timeout: float,
+    as_json: bool,
+    show_progress: bool,
+) -> err.Pdf2DcmError | None:
+    """Submit the store job and report it; with ``wait``, follow it and return its error."""
+    from pdf2dcm.jobs import submit_store
+
+    if modality is not None:
+        job_id = submit_store(client, "modality", modality, sorted(set(instance_ids)))
+        target = f"modality {modality}"
+    else:
+        job_id = submit_store(client, "peer", str(peer), sorted(set(instance_ids)))
+        target = f"peer {peer}"
+    record: dict[str, Any] = {"Job": job_id, "Target": target}
+    error = None
+    if wait:
+        [outcome] = wait_with_display(client, [job_id], wait_timeout, 2.0, False, show_progress)
+        if outcome.status is not None:
+            record["State"] = outcome.status.state.value
+        error = outcome.error
+    if as_json:
+        print_json(record)
+    else:
+        state = f": {record['State']}" if "State" in record else " submitted"
+        count = len(set(instance_ids))
+        plural = "" if count == 1 else "s"
+        click.echo(f"job {job_id} sending {count} instance{plural} to {target}{state}")
+    if error is not None:
+        say(f"error: {error}")
+    return error
+
+
+def _is_dicom(name: str) -> bool:
+    try:
+        with open(name, "rb") as handle:
+            handle.seek(128)
+            return handle.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+# --- fetch -----------------------------------------------------------------------------------
+
+
+@cli.command(
+    epilog="""\b
+Examples:
+  pdf2dcm fetch 1b3a6f13-fe07c53c-5e985968-59e2d3fe-46ae0c4b -o report.pdf
+  pdf2dcm fetch 1b3a6f13-fe07c53c-5e985968-59e2d3fe-46ae0c4b -o - | sha256sum
+  pdf2dcm fetch --study 3e4024bc-a395a1e3-54254769-da9a9d72-b00f8968 -d reports/
+
+\b
+The PDF comes back byte for byte as stored (Orthanc's own /pdf route can drop its last
+byte); file names under -d are made safe from tag values and never leave the directory."""
+)
+@click.argument("instance_id", required=False, metavar="[INSTANCE_ID]")
+@connection_options
+@click.option("-o", "--output", metavar="FILE", help="Output PDF, or '-' for stdout.")
+@click.option("--study", metavar="ORTHANC_ID", help="Fetch every PDF of this study.")
+@click.option("--series", metavar="ORTHANC_ID", help="Fetch every PDF of this series.")
+@click.option(
+    "-d",
+    "--outdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory for --study/--series.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace outputs that already exist.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per PDF.")
+@click.option("--no-progress", is_flag=True, help="Never show a progress bar.")
+def fetch(
+    instance_id: str | None,
+    url: str | None,
+    username: str | None,
+    password: str | None,
+    token: str | None,
+    ca_bundle: str | None,
+    insecure: bool,
+    timeout: float | None,
+    output: str | None,
+    study: str | None,
+    series: str | None,
+    outdir: Path | None,
+    overwrite: bool,
+    as_json: bool,
+    no_progress: bool,
+) -> None:
+    """Get PDFs back from Orthanc: one instance, or all of a study or series."""
+    from pdf2dcm.fetch import fetch_all, fetch_pdf
+
+    chosen = [x for x in (instance_id, study, series) if x is not None]
+    if len(chosen) != 1:
+        raise click.UsageError("give one of INSTANCE_ID, --study or --series")
+    if instance_id is not None and outdir is not None:
+        raise click.UsageError("-d/--outdir goes with --study/--series; use -o for one instance")
+    if instance_id is None and output is not None:
+        raise click.UsageError("-o/--output takes one instance; use -d for --study/--series")
+    client = open_client(url, username, password, token, ca_bundle, insecure, timeout)
+    with client, progress_display(not no_progress, None) as progress:
+        if instance_id is not None:
+            target = output or f"{instance_id}.pdf"
+            if target == "-":
+                if as_json:
+                    raise click.UsageError("--json prints to stdout, which already carries the PDF")
+                refuse_terminal(sys.stdout, "a PDF")
+            result = fetch_pdf(
+                client,
+                instance_id,
+                stdout() if target == "-" else target,
+                overwrite=overwrite,
+                progress=progress,
+            )
+            results = [result]
+        else:
+            results = fetch_all(
+                client,
+                outdir or Path("."),
+                study=study,
+                series=series,
+                overwrite=overwrite,
+                progress=progress,
+            )
+            if not results:
+                say(f"no PDF documents in {'study ' + study if study else 'series ' + str(series)}")
+    for result in results:
+        if as_json:
+            print_json(result.as_json())
+        elif result.output is not None:
+            click.echo(f"{result.id} -> {result.output} ({size_text(result.size)} PDF)")
