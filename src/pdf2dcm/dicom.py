@@ -34,6 +34,8 @@ from pydicom.sequence import Sequence
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 from . import __version__
+from .constants import ENCAPSULATED_PDF_STORAGE as _ENCAPSULATED_PDF_STORAGE
+from .constants import PDF_MIME_TYPE
 from .errors import InputError, NotEncapsulatedPdfError, TagError
 from .files import (
     CHUNK_SIZE,
@@ -47,11 +49,10 @@ from .pdf import inspect_pdf
 from .progress import ProgressCallback
 from .tags import TagsInput, ValidatedTags, ValidatedValue, tag_name, validate_tags
 
-ENCAPSULATED_PDF_STORAGE = UID("1.2.840.10008.5.1.4.1.1.104.1")
+ENCAPSULATED_PDF_STORAGE = UID(_ENCAPSULATED_PDF_STORAGE)
 IMPLEMENTATION_CLASS_UID = UID("2.25.96049378734582463290374981003592740123")
 """This implementation's own UID, under the UUID-derived root 2.25 (fixed, never regenerated)."""
 IMPLEMENTATION_VERSION_NAME = f"PDF2DCM_{__version__}"[:16]
-PDF_MIME_TYPE = "application/pdf"
 MAX_PDF_SIZE = 0xFFFFFFFE
 """The largest even value length; 0xFFFFFFFF means 'undefined length'."""
 

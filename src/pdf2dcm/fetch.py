@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from .client import OrthancClient
-from .dicom import ENCAPSULATED_PDF_STORAGE, PDF_MIME_TYPE
+from .constants import ENCAPSULATED_PDF_STORAGE, PDF_MIME_TYPE
 from .errors import NotEncapsulatedPdfError, NotFoundError, ServerError
 from .files import CHUNK_SIZE, PathLike, atomic_output, hashed_blocks
 from .progress import ProgressCallback, ProgressEvent

@@ -56,7 +56,6 @@ from .tags import TagsInput, ValidatedTags, validate_tags
 
 Method = Literal["instances", "create-dicom", "stow"]
 NOT_ATTEMPTED = "not attempted: the batch stopped at an earlier error"
-METHODS: tuple[Method, ...] = ("instances", "create-dicom", "stow")
 _BASE64_BLOCK = 3 * 256 * 1024
 """A multiple of 3, so that base64 pieces concatenate into one valid encoding."""
 _ENCODER_OWNED = frozenset(

@@ -105,6 +105,16 @@ def test_startup_imports_nothing_heavy() -> None:
     assert "HEAVY []" in done.stderr
 
 
+def test_server_commands_that_build_no_dataset_skip_pydicom() -> None:
+    code = (
+        "import sys\n"
+        "import pdf2dcm.cli, pdf2dcm.fetch, pdf2dcm.jobs\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'pydicom', 'rich'}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
 def test_encode_example_next_to_input(tmp_path: Path) -> None:
     source = tmp_path / "HelloWorld2.pdf"
     source.write_bytes(EXAMPLE.read_bytes())

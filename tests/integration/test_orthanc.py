@@ -347,7 +347,7 @@ def test_killed_batch_reports_unreachable_server(tmp_path: Path) -> None:
     url = server.url
     server.kill()
     pdfs = [str(write_pdf(tmp_path, f"u{i}.pdf", 2000 + i)) for i in range(3)]
-    result = run("upload", *pdfs, "--url", url, "--tag", "PatientID=X")
+    result = run("upload", *pdfs, "--url", url, "--tag", "PatientID=X", "--concurrency", "1")
     assert result.exit_code == 3
     lines = result.stderr.splitlines()
     assert (

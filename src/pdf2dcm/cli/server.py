@@ -90,9 +90,9 @@ AlreadyStored; transient failures are retried without ever creating a duplicate.
 @click.option(
     "--concurrency",
     type=click.IntRange(1, 32),
-    default=1,
+    default=4,
     show_default=True,
-    help="Upload this many files at once.",
+    help="Upload this many files at once (results still print in input order).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per file.")
 @click.option("--fail-fast", is_flag=True, help="Stop at the first file that fails.")

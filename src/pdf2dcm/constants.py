@@ -1,0 +1,5 @@
+"""Identifiers several modules need, kept free of imports so that commands which never build
+a dataset (fetch, jobs) do not pay for importing pydicom."""
+
+ENCAPSULATED_PDF_STORAGE = "1.2.840.10008.5.1.4.1.1.104.1"
+PDF_MIME_TYPE = "application/pdf"
