@@ -308,3 +308,17 @@ def test_unexpected_errors_say_how_to_get_details(
     )
     debug = run("--debug", "encode", str(pdf_file()))
     assert "Traceback (most recent call last)" in debug.stderr
+
+
+def test_pdf_over_the_dicom_limit_is_refused(tmp_path: Path) -> None:
+    huge = tmp_path / "huge.pdf"
+    with huge.open("wb") as handle:
+        handle.write(b"%PDF-1.7\n")
+        handle.truncate(0xFFFFFFFF + 1)  # sparse: no disk space is used
+    result = run("encode", str(huge))
+    assert result.exit_code == 2
+    assert one_error_line(result) == (
+        f"pdf2dcm: error: {huge} is 4294967296 bytes; DICOM cannot hold a document over "
+        "4294967294 bytes"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["huge.pdf"]

@@ -359,3 +359,13 @@ def test_killed_batch_reports_unreachable_server(tmp_path: Path) -> None:
         f"pdf2dcm: error: {pdfs[2]}: not attempted: the batch stopped at an earlier error",
     ]
     assert lines[3] == "pdf2dcm: 3 of 3 files failed"
+
+
+def test_missing_patient_id_is_warned_once(orthanc: OrthancServer, tmp_path: Path) -> None:
+    pdfs = [str(write_pdf(tmp_path, f"np{i}.pdf", 2000 + i)) for i in range(2)]
+    result = run("upload", *pdfs, "--url", orthanc.url, "--tag", "PatientName=Nobody^Known")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        "pdf2dcm: warning: no PatientID given; Orthanc files every such document under one "
+        "patient; add --tag PatientID=..."
+    ]
