@@ -159,7 +159,8 @@ def read_reference(path: PathLike, level: Literal["study", "series"]) -> Referen
     Latin-1 or ISO 2022 source never leaks its bytes under another label.
     """
     name = os.fspath(path)
-    source = _read_header(path, name)
+    with open_input(path, name=name) as (handle, _size):
+        source = _read_header(handle, name)
     keywords: tuple[str, ...] = PATIENT_KEYWORDS + STUDY_KEYWORDS
     if level == "series":
         keywords += SERIES_KEYWORDS
@@ -491,19 +492,14 @@ def _shrank(name: str) -> Callable[[int], Exception]:
     return error
 
 
-def _read_header(source: PathLike | BinaryIO, name: str) -> Dataset:
+def _read_header(source: BinaryIO, name: str) -> Dataset:
+    """The dataset with large values (the document) left unread, as offsets into ``source``."""
     try:
         return dcmread(source, defer_size=_DEFER_SIZE, stop_before_pixels=True)
     except InvalidDicomError:
         raise InputError(
             f"{name} is not a DICOM file (no DICM prefix after the preamble); give a .dcm file"
         ) from None
-    except FileNotFoundError:
-        raise InputError(f"{name}: no such file; check the path") from None
-    except IsADirectoryError:
-        raise InputError(f"{name} is a directory; give a file") from None
-    except PermissionError:
-        raise InputError(f"{name}: permission denied; check the file's permissions") from None
     except (OSError, EOFError, ValueError, KeyError, struct.error) as exc:
         raise InputError(f"{name} is not a readable DICOM file ({exc})") from exc
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import json
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
@@ -17,6 +20,7 @@ from pdf2dcm import errors as err
 from .app import say
 
 if TYPE_CHECKING:
+    from pdf2dcm.client import OrthancClient
     from pdf2dcm.progress import ProgressCallback
     from pdf2dcm.tags import ValidatedTags
 
@@ -172,20 +176,92 @@ def size_text(size: int) -> str:
     raise AssertionError(unit)
 
 
+_CONNECTION_PARAMETERS = (
+    "url",
+    "username",
+    "password",
+    "token",
+    "ca_bundle",
+    "insecure",
+    "timeout",
+)
+
+
+@dataclass(frozen=True)
+class Connection:
+    """The connection options of a server command, gathered into one argument."""
+
+    url: str | None
+    username: str | None
+    password: str | None = field(repr=False)
+    token: str | None = field(repr=False)
+    ca_bundle: str | None
+    insecure: bool
+    timeout: float | None
+
+    def open(
+        self,
+        *,
+        pool_size: int = 10,
+        dicomweb_url: str | None = None,
+        stdin_in_use: bool = False,
+    ) -> OrthancClient:
+        """A client for these settings; asks for a missing password only on a terminal."""
+        from pdf2dcm.client import OrthancClient
+        from pdf2dcm.config import ENV_PASSWORD, resolve_settings
+
+        settings = resolve_settings(
+            url=self.url,
+            username=self.username,
+            password=self.password,
+            token=self.token,
+            ca_bundle=self.ca_bundle,
+            insecure=self.insecure,
+            timeout=self.timeout,
+            dicomweb_url=dicomweb_url,
+        )
+        if settings.username is not None and settings.password is None:
+            if not stdin_in_use and sys.stdin.isatty():
+                secret = click.prompt(
+                    f"Password for {settings.username} at {settings.url}",
+                    hide_input=True,
+                    err=True,
+                )
+                settings = dataclasses.replace(settings, password=secret)
+            else:
+                say(f"warning: no password for {settings.username}; set {ENV_PASSWORD} or ~/.netrc")
+        if self.insecure:
+            say("warning: TLS certificates are not verified (--insecure)")
+            import urllib3
+
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+        return OrthancClient(settings, pool_size=pool_size)
+
+
 def connection_options_for(
     timeout_flag: str,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """The connection options; ``jobs wait`` names the per-request timeout differently,
-    because its ``--timeout`` bounds the whole wait."""
+    """The connection options, passed to the command as one ``connection`` argument.
+
+    ``jobs wait`` names the per-request timeout differently, because its ``--timeout``
+    bounds the whole wait.
+    """
 
     def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
-        return _add_connection_options(function, timeout_flag)
+        @functools.wraps(function)
+        def command(*args: Any, **kwargs: Any) -> Any:
+            values = {name: kwargs.pop(name) for name in _CONNECTION_PARAMETERS}
+            return function(*args, connection=Connection(**values), **kwargs)
+
+        for option in reversed(_connection_option_list(timeout_flag)):
+            command = option(command)
+        return command
 
     return decorate
 
 
-def _add_connection_options(function: Callable[..., Any], timeout_flag: str) -> Callable[..., Any]:
-    options = [
+def _connection_option_list(timeout_flag: str) -> list[Callable[[Any], Any]]:
+    return [
         click.option(
             "--url",
             metavar="URL",
@@ -218,62 +294,9 @@ def _add_connection_options(function: Callable[..., Any], timeout_flag: str) -> 
             help="Per-request timeout in seconds [default 60].",
         ),
     ]
-    for option in reversed(options):
-        function = option(function)
-    return function
 
 
 connection_options = connection_options_for("--timeout")
-
-
-def open_client(
-    url: str | None,
-    username: str | None,
-    password: str | None,
-    token: str | None,
-    ca_bundle: str | None,
-    insecure: bool,
-    timeout: float | None,
-    *,
-    pool_size: int = 10,
-    dicomweb_url: str | None = None,
-    stdin_in_use: bool = False,
-) -> Any:
-    from pdf2dcm.client import OrthancClient
-    from pdf2dcm.config import ENV_PASSWORD, resolve_settings
-
-    settings = resolve_settings(
-        url=url,
-        username=username,
-        password=password,
-        token=token,
-        ca_bundle=ca_bundle,
-        insecure=insecure,
-        timeout=timeout,
-        dicomweb_url=dicomweb_url,
-    )
-    if (
-        settings.username is not None
-        and settings.password is None
-        and not stdin_in_use
-        and sys.stdin.isatty()
-    ):
-        secret = click.prompt(
-            f"Password for {settings.username} at {settings.url}",
-            hide_input=True,
-            err=True,
-        )
-        import dataclasses
-
-        settings = dataclasses.replace(settings, password=secret)
-    elif settings.username is not None and settings.password is None:
-        say(f"warning: no password for {settings.username}; set {ENV_PASSWORD} or ~/.netrc")
-    if insecure:
-        say("warning: TLS certificates are not verified (--insecure)")
-        import urllib3
-
-        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-    return OrthancClient(settings, pool_size=pool_size)
 
 
 def file_size(name: str) -> int:

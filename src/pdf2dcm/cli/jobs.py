@@ -13,9 +13,9 @@ from pdf2dcm import errors as err
 
 from .app import ExitStatus, cli, exit_status_for, say
 from .common import (
+    Connection,
     connection_options,
     connection_options_for,
-    open_client,
     print_json,
     refuse_terminal,
     size_text,
@@ -90,13 +90,7 @@ jobs running, unless --cancel-on-interrupt.""",
 @click.option("--no-progress", is_flag=True, help="Never show progress bars.")
 def jobs_wait(
     job_ids: tuple[str, ...],
-    url: str | None,
-    username: str | None,
-    password: str | None,
-    token: str | None,
-    ca_bundle: str | None,
-    insecure: bool,
-    timeout: float | None,
+    connection: Connection,
     wait_timeout: float,
     interval: float,
     download: str | None,
@@ -110,7 +104,7 @@ def jobs_wait(
         raise click.UsageError("--download takes exactly one job")
     if download == "-" and as_json:
         raise click.UsageError("--json prints to stdout, which already carries the download")
-    client = open_client(url, username, password, token, ca_bundle, insecure, timeout)
+    client = connection.open()
     with client:
         outcomes = wait_with_display(
             client, job_ids, wait_timeout, interval, cancel_on_interrupt, not no_progress
@@ -211,20 +205,14 @@ Examples:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per job.")
 def jobs_list(
-    url: str | None,
-    username: str | None,
-    password: str | None,
-    token: str | None,
-    ca_bundle: str | None,
-    insecure: bool,
-    timeout: float | None,
+    connection: Connection,
     state: str | None,
     as_json: bool,
 ) -> None:
     """List the jobs Orthanc knows (running ones and its recent history)."""
     from pdf2dcm.jobs import JobState, list_jobs
 
-    with open_client(url, username, password, token, ca_bundle, insecure, timeout) as client:
+    with connection.open() as client:
         found = list_jobs(client, JobState(state) if state else None)
     for status in found:
         if as_json:
@@ -244,19 +232,13 @@ Examples:
 @click.option("--json", "as_json", is_flag=True, help="Print the job's JSON.")
 def jobs_show(
     job_id: str,
-    url: str | None,
-    username: str | None,
-    password: str | None,
-    token: str | None,
-    ca_bundle: str | None,
-    insecure: bool,
-    timeout: float | None,
+    connection: Connection,
     as_json: bool,
 ) -> None:
     """Show one job's state, progress and error."""
     from pdf2dcm.jobs import get_job
 
-    with open_client(url, username, password, token, ca_bundle, insecure, timeout) as client:
+    with connection.open() as client:
         status = get_job(client, job_id)
     if as_json:
         print_json(status.raw)
@@ -276,17 +258,11 @@ Examples:
     @connection_options
     def command(
         job_id: str,
-        url: str | None,
-        username: str | None,
-        password: str | None,
-        token: str | None,
-        ca_bundle: str | None,
-        insecure: bool,
-        timeout: float | None,
+        connection: Connection,
     ) -> None:
         from pdf2dcm.jobs import job_action
 
-        with open_client(url, username, password, token, ca_bundle, insecure, timeout) as client:
+        with connection.open() as client:
             job_action(client, job_id, cast("Action", action))
         click.echo(f"job {job_id}: {action} requested")
 

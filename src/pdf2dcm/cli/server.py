@@ -12,11 +12,11 @@ from pdf2dcm import errors as err
 
 from .app import cli, exit_status_for, say
 from .common import (
+    Connection,
     collect_tags,
     connection_options,
     file_size,
     load_reference,
-    open_client,
     print_json,
     progress_display,
     refuse_terminal,
@@ -99,13 +99,7 @@ AlreadyStored; transient failures are retried without ever creating a duplicate.
 @click.option("--no-progress", is_flag=True, help="Never show a progress bar.")
 def upload(
     inputs: tuple[str, ...],
-    url: str | None,
-    username: str | None,
-    password: str | None,
-    token: str | None,
-    ca_bundle: str | None,
-    insecure: bool,
-    timeout: float | None,
+    connection: Connection,
     method: str,
     dicomweb_url: str | None,
     parent: str | None,
@@ -150,14 +144,7 @@ def upload(
     if wait and send_to_modality is None and send_to_peer is None:
         raise click.UsageError("--wait goes with --send-to-modality or --send-to-peer")
     tags = collect_tags(tag_assignments, tags_file)
-    client = open_client(
-        url,
-        username,
-        password,
-        token,
-        ca_bundle,
-        insecure,
-        timeout,
+    client = connection.open(
         pool_size=concurrency,
         dicomweb_url=dicomweb_url,
         stdin_in_use="-" in sources,
@@ -324,13 +311,7 @@ byte); file names under -d are made safe from tag values and never leave the dir
 @click.option("--no-progress", is_flag=True, help="Never show a progress bar.")
 def fetch(
     instance_id: str | None,
-    url: str | None,
-    username: str | None,
-    password: str | None,
-    token: str | None,
-    ca_bundle: str | None,
-    insecure: bool,
-    timeout: float | None,
+    connection: Connection,
     output: str | None,
     study: str | None,
     series: str | None,
@@ -349,7 +330,7 @@ def fetch(
         raise click.UsageError("-d/--outdir goes with --study/--series; use -o for one instance")
     if instance_id is None and output is not None:
         raise click.UsageError("-o/--output takes one instance; use -d for --study/--series")
-    client = open_client(url, username, password, token, ca_bundle, insecure, timeout)
+    client = connection.open()
     with client, progress_display(not no_progress, None) as progress:
         if instance_id is not None:
             target = output or f"{instance_id}.pdf"
