@@ -213,13 +213,14 @@ class EncodedPdf:
         size: int,
         name: str,
         warnings: tuple[str, ...],
+        sha256: str | None = None,
     ) -> None:
         self.dataset = dataset
         self.pdf_size = size
         self.name = name
         self.warnings = warnings
-        self.sha256: str | None = None
-        """Set once :meth:`chunks` has run to the end."""
+        self.sha256 = sha256
+        """Known in advance, or set once :meth:`chunks` has run to the end."""
         self._pdf = pdf
         self._head, self._tail = _encode_around_document(dataset, size)
 
@@ -239,11 +240,12 @@ class EncodedPdf:
     ) -> Iterator[bytes]:
         """The PDF alone, from its first byte; sets :attr:`sha256` when it reaches the end."""
         self._pdf.seek(0)
-        digest = hashlib.sha256()
+        digest = None if self.sha256 is not None else hashlib.sha256()
         yield from hashed_blocks(
             self._pdf, self.pdf_size, digest, block_size, self.name, progress, _shrank(self.name)
         )
-        self.sha256 = digest.hexdigest()
+        if digest is not None:
+            self.sha256 = digest.hexdigest()
 
     def result(self, output: str | None) -> EncodeResult:
         if self.sha256 is None:
@@ -271,11 +273,13 @@ def open_encoded(
     reference: ReferenceAttributes | None = None,
     now: dt.datetime | None = None,
     source_name: str | None = None,
+    pdf_sha256: str | None = None,
 ) -> Iterator[EncodedPdf]:
     """Check a PDF and its tags and prepare its DICOM encoding; see :func:`encode_pdf`.
 
     The source stays open while the context lasts, so the result can be streamed (and
-    streamed again, for a retried upload) without a temporary DICOM file.
+    streamed again, for a retried upload) without a temporary DICOM file. A caller that has
+    already hashed the PDF passes ``pdf_sha256`` so that it is not hashed again.
     """
     name = source_name or display_name(source)
     user_tags = validate_tags(dict(tags or {}))
@@ -301,7 +305,7 @@ def open_encoded(
             size=size,
             moment=moment,
         )
-        yield EncodedPdf(dataset, pdf, size, name, tuple(warnings))
+        yield EncodedPdf(dataset, pdf, size, name, tuple(warnings), pdf_sha256)
 
 
 def encode_pdf(

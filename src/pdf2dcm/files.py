@@ -30,13 +30,13 @@ CHUNK_SIZE = 1024 * 1024
 def hashed_blocks(
     source: BinaryIO,
     size: int,
-    digest: Any,
+    digest: Any | None,
     block_size: int,
     label: str,
     progress: ProgressCallback | None,
     short: Callable[[int], Exception],
 ) -> Iterator[bytes]:
-    """Exactly ``size`` bytes of ``source`` in blocks, hashed into ``digest`` on the way.
+    """Exactly ``size`` bytes of ``source`` in blocks, hashed into ``digest`` (if any) on the way.
 
     Hashing runs in a helper thread (hashlib releases the GIL) while the consumer writes or
     sends the block, so a checksum costs almost no wall time on two cores. ``short`` makes
@@ -51,7 +51,8 @@ def hashed_blocks(
                 raise short(done)
             if pending is not None:
                 pending.result()
-            pending = hasher.submit(digest.update, block)
+            if digest is not None:
+                pending = hasher.submit(digest.update, block)
             done += len(block)
             if progress is not None:
                 progress(ProgressEvent(label=label, done=done, total=size))

@@ -274,9 +274,11 @@ def upload_file(
         handle.seek(0)
         if is_dicom:
             return _upload_dicom(client, handle, size, name, options, file_tags, progress)
+        pdf_sha256 = file_sha256(handle)
         with open_encoded(
             handle,
-            tags=identity_tags(file_tags, file_sha256(handle), options),
+            tags=identity_tags(file_tags, pdf_sha256, options),
+            pdf_sha256=pdf_sha256,
             title=options.title,
             conversion_type=options.conversion_type,
             reference=options.reference,

@@ -322,3 +322,20 @@ def test_pdf_over_the_dicom_limit_is_refused(tmp_path: Path) -> None:
         "4294967294 bytes"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["huge.pdf"]
+
+
+def test_command_line_tags_override_the_tags_file(pdf_file: PdfFactory, tmp_path: Path) -> None:
+    tags_file = tmp_path / "tags.json"
+    tags_file.write_text(
+        json.dumps({"PatientName": "File^Name", "PatientID": "F-1", "0008,1030": "Aus Datei"}),
+        encoding="utf-8",
+    )
+    source = pdf_file()
+    result = run(
+        "encode", str(source), "--tags-file", str(tags_file), "--tag", "0010,0010=Cli^Name"
+    )
+    assert result.exit_code == 0, result.stderr
+    ds = pydicom.dcmread(source.with_suffix(".dcm"))
+    assert str(ds.PatientName) == "Cli^Name"
+    assert ds.PatientID == "F-1"
+    assert ds.StudyDescription == "Aus Datei"
