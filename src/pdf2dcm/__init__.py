@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from .client import OrthancClient
+    from .config import Settings, resolve_settings
     from .dicom import (
         EncodeResult,
         ExtractResult,
@@ -19,6 +21,9 @@ if TYPE_CHECKING:
         extract_pdf,
         read_reference,
     )
+    from .fetch import FetchResult, fetch_all, fetch_pdf
+    from .jobs import JobState, JobStatus, wait_for_job
+    from .upload import UploadOptions, UploadResult, upload_file
 
 _LAZY = {
     "EncodeResult": "dicom",
@@ -27,16 +32,40 @@ _LAZY = {
     "encode_pdf": "dicom",
     "extract_pdf": "dicom",
     "read_reference": "dicom",
+    "OrthancClient": "client",
+    "Settings": "config",
+    "resolve_settings": "config",
+    "FetchResult": "fetch",
+    "fetch_all": "fetch",
+    "fetch_pdf": "fetch",
+    "JobState": "jobs",
+    "JobStatus": "jobs",
+    "wait_for_job": "jobs",
+    "UploadOptions": "upload",
+    "UploadResult": "upload",
+    "upload_file": "upload",
 }
 
 __all__ = [
     "EncodeResult",
     "ExtractResult",
+    "FetchResult",
+    "JobState",
+    "JobStatus",
+    "OrthancClient",
     "ReferenceAttributes",
+    "Settings",
+    "UploadOptions",
+    "UploadResult",
     "__version__",
     "encode_pdf",
     "extract_pdf",
+    "fetch_all",
+    "fetch_pdf",
     "read_reference",
+    "resolve_settings",
+    "upload_file",
+    "wait_for_job",
 ]
 
 

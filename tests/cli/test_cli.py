@@ -339,3 +339,11 @@ def test_command_line_tags_override_the_tags_file(pdf_file: PdfFactory, tmp_path
     assert str(ds.PatientName) == "Cli^Name"
     assert ds.PatientID == "F-1"
     assert ds.StudyDescription == "Aus Datei"
+
+
+def test_public_api_names_resolve() -> None:
+    import pdf2dcm
+
+    assert set(pdf2dcm.__all__) - {"__version__"} == set(pdf2dcm._LAZY)
+    for name in pdf2dcm.__all__:
+        assert getattr(pdf2dcm, name) is not None
