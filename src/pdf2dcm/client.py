@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import ConnectionPool
 from urllib3.response import BaseHTTPResponse
@@ -59,10 +60,14 @@ class RepeatableBody:
         return self._factory()
 
 
-class _SafeMethodRetry(Retry):
-    """urllib3 retries connection errors for every method; for POST the retries are ours
-    (:meth:`OrthancClient.post_idempotent`), so here a POST fails at its first error instead
-    of being retried twice over."""
+class _RetryPolicy(Retry):
+    """urllib3's retries, minus two cases.
+
+    urllib3 retries connection errors for every method; for POST the retries are ours
+    (:meth:`OrthancClient.post_idempotent`), so a POST fails here at its first error instead
+    of being retried twice over. A failed certificate check is not transient: retrying it
+    only delays the message.
+    """
 
     def increment(
         self,
@@ -72,8 +77,9 @@ class _SafeMethodRetry(Retry):
         error: Exception | None = None,
         _pool: ConnectionPool | None = None,
         _stacktrace: TracebackType | None = None,
-    ) -> _SafeMethodRetry:
-        if method is not None and method.upper() not in (self.allowed_methods or ()):
+    ) -> _RetryPolicy:
+        unsafe = method is not None and method.upper() not in (self.allowed_methods or ())
+        if unsafe or isinstance(error, urllib3.exceptions.SSLError):
             final = self.new(total=0, connect=0, read=0, status=0, other=0)
             return Retry.increment(final, method, url, response, error, _pool, _stacktrace)
         return super().increment(method, url, response, error, _pool, _stacktrace)
@@ -127,12 +133,18 @@ class OrthancClient:
     ) -> None:
         self.settings = settings
         self._sleep = sleep
+        # Given per request: requests lets REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE in the
+        # environment override a session's verify, which would undo --ca-bundle and
+        # --insecure. None leaves an injected session's own choice alone.
+        self._verify: str | bool | None = settings.ca_bundle or (
+            None if settings.verify_tls else False
+        )
         self._own_session = session is None
         self.session = session if session is not None else self._new_session(pool_size)
 
     def _new_session(self, pool_size: int) -> requests.Session:
         session = requests.Session()
-        retry = _SafeMethodRetry(
+        retry = _RetryPolicy(
             total=self.settings.retries,
             connect=self.settings.retries,
             read=self.settings.retries,
@@ -151,7 +163,6 @@ class OrthancClient:
             session.auth = _BearerAuth(self.settings.token)
         elif self.settings.username is not None:
             session.auth = (self.settings.username, self.settings.password or "")
-        session.verify = self.settings.ca_bundle or self.settings.verify_tls
         return session
 
     def close(self) -> None:
@@ -184,6 +195,8 @@ class OrthancClient:
         """
         url = self.url(path)
         kwargs.setdefault("timeout", self.settings.timeout)
+        if self._verify is not None:
+            kwargs.setdefault("verify", self._verify)
         try:
             response = self.session.request(method, url, stream=stream, **kwargs)
         except requests.exceptions.SSLError as exc:

@@ -1,0 +1,87 @@
+"""TLS is verified by default: a real TLS server with a certificate of its own.
+
+Orthanc 1.10.1 as packaged in Debian 12 crashes when it serves https (its embedded web
+server segfaults on the first TLS connection), so the server here is the scripted HTTP
+server of conftest.py, wrapped in TLS with a certificate made by openssl.
+"""
+
+from __future__ import annotations
+
+import ssl
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pdf2dcm.cli import cli
+from tests.conftest import require_binary
+from tests.unit.conftest import Handler, Scripted
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("tls")
+    key, cert = root / "key.pem", root / "cert.pem"
+    subprocess.run(
+        [
+            require_binary("openssl"),
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+@pytest.fixture
+def https_url(certificate: tuple[Path, Path]) -> Iterator[str]:
+    cert, key = certificate
+    httpd = Scripted(("127.0.0.1", 0), Handler)
+    httpd.answers, httpd.received = [], []
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    yield f"https://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_unknown_certificate_is_refused(https_url: str) -> None:
+    result = CliRunner().invoke(cli, ["jobs", "list", "--url", https_url])
+    assert result.exit_code == 3
+    assert result.stderr.strip() == (
+        f"pdf2dcm: error: TLS verification failed for {https_url}: certificate verify failed; "
+        "give the server's CA with --ca-bundle FILE"
+    )
+
+
+def test_ca_bundle_is_trusted(https_url: str, certificate: tuple[Path, Path]) -> None:
+    cert, _key = certificate
+    result = CliRunner().invoke(cli, ["jobs", "list", "--url", https_url, "--ca-bundle", str(cert)])
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""
+
+
+def test_insecure_connects_and_warns(https_url: str) -> None:
+    result = CliRunner().invoke(cli, ["jobs", "list", "--url", https_url, "--insecure"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == "pdf2dcm: warning: TLS certificates are not verified (--insecure)\n"
