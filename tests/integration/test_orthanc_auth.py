@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from pdf2dcm.cli import cli
+from tests.conftest import require_binary
 from tests.integration.orthanc import OrthancServer
 from tests.pdfs import make_pdf
 
@@ -137,3 +142,38 @@ def test_no_credentials_says_what_to_give(locked: OrthancServer, pdf: Path) -> N
     assert result.stderr.strip() == (
         f"pdf2dcm: error: authentication failed at {locked.url}; give --username or --token"
     )
+
+
+def test_password_is_asked_for_on_a_terminal_only(locked: OrthancServer) -> None:
+    """Under a pseudo-terminal (script) the password is prompted for, hidden; without one,
+    nothing is asked and the request fails as unauthenticated."""
+    script = require_binary("script")
+    command = f"{sys.executable} -m pdf2dcm jobs list --url {locked.url} --username {USER}"
+    env = {**os.environ, "ORTHANC_PASSWORD": "", "HOME": "/nonexistent"}
+    session = subprocess.Popen(
+        [script, "-qec", command, "/dev/null"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=env,
+    )
+    assert session.stdin is not None
+    assert session.stdout is not None
+    shown = b""
+    deadline = time.monotonic() + 30
+    while b"Password for" not in shown and time.monotonic() < deadline:
+        shown += os.read(session.stdout.fileno(), 4096)
+    # Typed only once the prompt is up: getpass discards anything typed ahead.
+    time.sleep(0.2)
+    session.stdin.write(f"{SECRET}\n".encode())
+    session.stdin.flush()
+    rest, _ = session.communicate(timeout=60)
+    output = (shown + rest).decode(errors="replace")
+    assert session.returncode == 0, output
+    assert f"Password for {USER} at {locked.url}:" in output
+    assert SECRET not in output
+    piped = subprocess.run(
+        command.split(), check=False, input="", capture_output=True, text=True, env=env, timeout=60
+    )
+    assert piped.returncode == 4
+    assert "Password for" not in piped.stdout + piped.stderr
+    assert f"warning: no password for {USER}; set ORTHANC_PASSWORD or ~/.netrc" in piped.stderr
