@@ -231,13 +231,9 @@ def local_cases(
 def private_orthanc(work: Path) -> Iterator[tuple[str, int]]:
     from tests.integration.orthanc import OrthancServer
 
-    server = OrthancServer(work / "orthanc", extra={"StorageCompression": False})
-    server.start()
-    try:
+    with OrthancServer(work / "orthanc", extra={"StorageCompression": False}) as server:
         assert server.process is not None
         yield server.url, server.process.pid
-    finally:
-        server.stop()
 
 
 def clear_orthanc(url: str) -> Callable[[], None]:

@@ -52,9 +52,5 @@ def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrthancServer]
     """One private Orthanc (DICOMweb loaded) shared by the session's tests."""
     from tests.integration.orthanc import OrthancServer
 
-    server = OrthancServer(tmp_path_factory.mktemp("orthanc"))
-    server.start()
-    try:
+    with OrthancServer(tmp_path_factory.mktemp("orthanc")) as server:
         yield server
-    finally:
-        server.stop()

@@ -95,6 +95,13 @@ class OrthancServer:
         self.stop()
         raise RuntimeError(f"Orthanc did not answer within 30 s; see {self.root / 'orthanc.log'}")
 
+    def __enter__(self) -> OrthancServer:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
             return

@@ -63,12 +63,8 @@ def storescp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StoreScp]:
 
 @pytest.fixture(scope="module")
 def peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrthancServer]:
-    server = OrthancServer(tmp_path_factory.mktemp("peer"))
-    server.start()
-    try:
+    with OrthancServer(tmp_path_factory.mktemp("peer")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +72,7 @@ def hub(
     tmp_path_factory: pytest.TempPathFactory, storescp: StoreScp, peer: OrthancServer
 ) -> Iterator[OrthancServer]:
     """An Orthanc that knows the storescp modality, a modality nobody listens on, and a peer."""
-    server = OrthancServer(
+    with OrthancServer(
         tmp_path_factory.mktemp("hub"),
         extra={
             "DicomModalities": {
@@ -85,12 +81,8 @@ def hub(
             },
             "OrthancPeers": {"peer": {"Url": f"{peer.url}/"}},
         },
-    )
-    server.start()
-    try:
+    ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def upload(server: OrthancServer, pdf: Path, *args: str) -> Result:
@@ -289,9 +281,7 @@ def test_paused_job_times_out_then_cancelled_job_fails(busy: tuple[OrthancServer
 
 
 def test_evicted_job_is_reported(tmp_path: Path) -> None:
-    server = OrthancServer(tmp_path / "short", extra={"JobsHistorySize": 1})
-    server.start()
-    try:
+    with OrthancServer(tmp_path / "short", extra={"JobsHistorySize": 1}) as server:
         pdf = tmp_path / "e.pdf"
         pdf.write_bytes(make_pdf(3000, seed=None))
         [record] = [
@@ -309,8 +299,6 @@ def test_evicted_job_is_reported(tmp_path: Path) -> None:
         result = run("jobs", "wait", jobs[0], "--url", server.url)
         assert result.exit_code == 4
         assert "dropped from the job history" in result.stderr
-    finally:
-        server.stop()
 
 
 @pytest.mark.parametrize("cancel", [False, True])

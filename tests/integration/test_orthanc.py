@@ -313,9 +313,7 @@ def test_directory_input_with_concurrency(orthanc: OrthancServer, tmp_path: Path
 def test_server_killed_mid_batch_then_rerun_completes_without_duplicates(
     tmp_path: Path,
 ) -> None:
-    server = OrthancServer(tmp_path / "server")
-    server.start()
-    try:
+    with OrthancServer(tmp_path / "server") as server:
         sources = [str(write_pdf(tmp_path, f"k{i}.pdf", 3000 + i)) for i in range(6)]
         settings = resolve_settings(url=server.url, retries=1)
         options = UploadOptions(tags={0x00100020: "KILL"})
@@ -327,7 +325,6 @@ def test_server_killed_mid_batch_then_rerun_completes_without_duplicates(
                     server.kill()
         assert [o.error is None for o in outcomes[:2]] == [True, True]
         assert all(o.error is not None for o in outcomes[3:])
-        assert server.process is not None
         server.start()
         assert server.instance_count() in (2, 3)
         args = ["upload", *sources, "--url", server.url, "--json", "--tag", "PatientID=KILL"]
@@ -337,8 +334,6 @@ def test_server_killed_mid_batch_then_rerun_completes_without_duplicates(
         assert statuses[:2] == ["AlreadyStored", "AlreadyStored"]
         assert statuses[3:] == ["Success"] * 3
         assert server.instance_count() == 6
-    finally:
-        server.stop()
 
 
 def test_killed_batch_reports_unreachable_server(tmp_path: Path) -> None:

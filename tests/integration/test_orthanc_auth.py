@@ -24,15 +24,11 @@ SECRET = "s3cr3t-Pa55w0rd-xyz"
 
 @pytest.fixture(scope="module")
 def locked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrthancServer]:
-    server = OrthancServer(
+    with OrthancServer(
         tmp_path_factory.mktemp("locked"),
         extra={"AuthenticationEnabled": True, "RegisteredUsers": {USER: SECRET}},
-    )
-    server.start()
-    try:
+    ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def run(args: list[str], env: dict[str, str]) -> Result:
