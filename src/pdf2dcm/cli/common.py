@@ -307,3 +307,17 @@ def file_size(name: str) -> int:
         return os.stat(name).st_size
     except OSError:
         return 0
+
+
+def end_batch(failures: Sequence[err.Pdf2DcmError], count: int) -> None:
+    """After a batch that went on past errors: a summary line and the first real error's code.
+
+    Files skipped because the batch stopped early do not set the code; what stopped it does.
+    """
+    if not failures:
+        return
+    from .app import exit_status_for
+
+    first = next((f for f in failures if not isinstance(f, err.NotAttemptedError)), failures[0])
+    say(f"{len(failures)} of {count} files failed")
+    click.get_current_context().exit(exit_status_for(first))

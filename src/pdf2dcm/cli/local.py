@@ -11,9 +11,10 @@ import click
 
 from pdf2dcm import errors as err
 
-from .app import cli, exit_status_for, say
+from .app import cli, say
 from .common import (
     collect_tags,
+    end_batch,
     file_size,
     load_reference,
     print_json,
@@ -130,9 +131,7 @@ def encode(
                 )
             elif target != "-":
                 click.echo(f"{source} -> {target} ({size_text(result.pdf_size)} PDF)")
-    if failures:
-        say(f"{len(failures)} of {len(inputs)} files failed")
-        click.get_current_context().exit(exit_status_for(failures[0]))
+    end_batch(failures, len(inputs))
 
 
 def _encode_targets(inputs: Sequence[str], output: str | None, outdir: Path | None) -> list[str]:

@@ -15,6 +15,7 @@ from .common import (
     Connection,
     collect_tags,
     connection_options,
+    end_batch,
     file_size,
     load_reference,
     print_json,
@@ -223,12 +224,9 @@ def upload(
                 as_json=as_json,
                 show_progress=not no_progress,
             )
-    if failures:
-        first = next((f for f in failures if not isinstance(f, err.NotAttemptedError)), failures[0])
-        if len(sources) == 1:
-            raise first
-        say(f"{len(failures)} of {len(sources)} files failed")
-        click.get_current_context().exit(exit_status_for(first))
+    if len(sources) == 1 and failures:
+        raise failures[0]
+    end_batch(failures, len(sources))
     if job_error is not None:
         click.get_current_context().exit(exit_status_for(job_error))
 
