@@ -33,6 +33,25 @@ class OutputExistsError(InputError):
     """The output path exists and the caller did not allow overwriting it."""
 
 
+class FileSystemError(InputError):
+    """The operating system refused a file operation (permissions, disk full, read-only, ...).
+
+    The message names the path and the cause; ``errno`` is the OS error number when known.
+    """
+
+    def __init__(self, message: str, *, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno
+
+
+class IdentityConflictError(InputError):
+    """A given value contradicts the patient, study or series the document is attached to.
+
+    Storing it would split one study over two patients (or one series over two studies), so
+    nothing is written or sent.
+    """
+
+
 class NotAttemptedError(Pdf2DcmError):
     """A batch item skipped because the batch stopped at an earlier error."""
 
@@ -47,6 +66,22 @@ class ServerError(Pdf2DcmError):
 
 class ServerUnreachableError(ServerError):
     """No HTTP answer: refused, DNS, TLS or timeout, after the retries."""
+
+
+class UnexpectedReplyError(ServerError):
+    """The server answered, but not in the shape an Orthanc server answers (or too much)."""
+
+
+class RedirectError(ServerError):
+    """The server redirected a request that pdf2dcm will not follow (a body, another host)."""
+
+
+class ConflictError(ServerError):
+    """The server already holds something that contradicts what would be stored.
+
+    A study of the same StudyInstanceUID under another patient, or a different document under
+    the same SOPInstanceUID. Nothing was stored or changed.
+    """
 
 
 class HTTPStatusError(ServerError):

@@ -38,7 +38,6 @@ from .dicom import (
     STUDY_KEYWORDS,
     EncodedPdf,
     ReferenceAttributes,
-    extract_pdf,
     new_uid,
     open_encoded,
 )
@@ -50,6 +49,7 @@ from .errors import (
     ServerError,
     ServerUnreachableError,
 )
+from .extract import extract_pdf
 from .files import CHUNK_SIZE, open_input
 from .progress import ProgressCallback, ProgressEvent
 from .tags import TagsInput, ValidatedTags, validate_tags

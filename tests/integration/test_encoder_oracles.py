@@ -10,7 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pdf2dcm.dicom import encode_pdf, extract_pdf, read_reference
+from pdf2dcm.dicom import encode_pdf, read_reference
+from pdf2dcm.extract import extract_pdf
 from tests.integration.oracles import dciodvfy_errors, dcm2pdf, dcm2pdf_expected, dcmdump_value
 from tests.pdfs import make_pdf
 

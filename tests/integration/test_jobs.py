@@ -20,7 +20,7 @@ import requests
 from click.testing import CliRunner, Result
 
 from pdf2dcm.cli import cli
-from pdf2dcm.dicom import extract_pdf
+from pdf2dcm.extract import extract_pdf
 from tests.conftest import require_binary
 from tests.integration.orthanc import OrthancServer, free_port
 from tests.pdfs import make_pdf

@@ -19,10 +19,10 @@ from pdf2dcm.dicom import (
     IMPLEMENTATION_CLASS_UID,
     batch_tags,
     encode_pdf,
-    extract_pdf,
     read_reference,
 )
 from pdf2dcm.errors import InputError, NotAPdfError, NotEncapsulatedPdfError, TagError
+from pdf2dcm.extract import extract_pdf
 from tests.conftest import PdfFactory
 from tests.pdfs import make_pdf
 

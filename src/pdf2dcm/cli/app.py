@@ -26,6 +26,7 @@ class ExitStatus(IntEnum):
     SERVER_FAILED = 5
     JOB_FAILED = 6
     JOB_TIMEOUT = 7
+    CONFLICT = 8
     INTERRUPTED = 130
 
 
@@ -36,10 +37,15 @@ EXIT_CODES: dict[type[err.Pdf2DcmError], ExitStatus] = {
     err.TagError: ExitStatus.INPUT,
     err.NotEncapsulatedPdfError: ExitStatus.INPUT,
     err.OutputExistsError: ExitStatus.INPUT,
+    err.FileSystemError: ExitStatus.INPUT,
+    err.IdentityConflictError: ExitStatus.INPUT,
     err.ConfigurationError: ExitStatus.INPUT,
     err.NotAttemptedError: ExitStatus.ERROR,
     err.ServerError: ExitStatus.SERVER_FAILED,
     err.ServerUnreachableError: ExitStatus.UNREACHABLE,
+    err.UnexpectedReplyError: ExitStatus.SERVER_FAILED,
+    err.RedirectError: ExitStatus.REFUSED,
+    err.ConflictError: ExitStatus.CONFLICT,
     err.HTTPStatusError: ExitStatus.SERVER_FAILED,
     err.ServerRefusedError: ExitStatus.REFUSED,
     err.AuthenticationError: ExitStatus.REFUSED,
@@ -55,12 +61,15 @@ EXIT_CODE_HELP = """\b
 Exit codes:
   0    success
   1    unexpected error (a bug): run with --debug for details
-  2    usage or input error: bad option, bad tag, not a PDF, missing file
+  2    usage or input error: bad option, bad tag, not a PDF, missing file,
+       a tag that contradicts the parent or reference, a file the system refused
   3    server unreachable: refused, DNS, TLS, timeout (after retries)
-  4    server refused the request (4xx): authentication, unknown ID
-  5    server failed (5xx) after retries
+  4    server refused the request (4xx): authentication, unknown ID; a redirect
+  5    server failed (5xx) after retries, or answered in an unexpected shape
   6    an Orthanc job ended in failure
   7    waiting for a job timed out (the job goes on)
+  8    conflict: the server holds another patient's study or another document
+       under the same UID; nothing was stored
   130  interrupted (Ctrl-C)"""
 
 

@@ -193,7 +193,7 @@ def extract(
     source: str, output: str | None, overwrite: bool, as_json: bool, no_progress: bool
 ) -> None:
     """Write the PDF held in a DICOM Encapsulated PDF file (INPUT, or '-' for stdin)."""
-    from pdf2dcm.dicom import extract_pdf
+    from pdf2dcm.extract import extract_pdf
 
     if output is None:
         output = "-" if source == "-" else str(Path(source).with_suffix(".pdf"))
