@@ -17,6 +17,52 @@ if TYPE_CHECKING:
 
 REQUIRE_ENV = "PDF2DCM_REQUIRE_ORTHANC"
 
+_FOREIGN_PREFIXES = ("ORTHANC_", "PDF2DCM_")
+_FOREIGN_NAMES = (
+    # netrc and requests read these; proxies and CA bundles would redirect or break the
+    # connections to the private servers the tests start.
+    "NETRC",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _hermetic_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Run every test as if the developer had no Orthanc settings, netrc or proxy.
+
+    Session-scoped so that session fixtures (the shared Orthanc) start in the same clean
+    environment; subprocesses the tests start inherit it through ``os.environ``.
+    """
+    home = tmp_path_factory.mktemp("home")
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name == REQUIRE_ENV:
+                continue
+            if name.startswith(_FOREIGN_PREFIXES) or name in _FOREIGN_NAMES:
+                patch.delenv(name)
+        patch.setenv("HOME", str(home))
+        patch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _private_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh, empty HOME per test, so that a netrc or config one test writes stays its own."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+
 
 def require_binary(name: str) -> str:
     """The path of an external oracle; skip without it, fail when CI says it must be there."""
