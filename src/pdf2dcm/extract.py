@@ -12,7 +12,7 @@ import os
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
@@ -25,6 +25,17 @@ from .files import CHUNK_SIZE, PathLike, atomic_output, display_name, hashed_blo
 from .progress import ProgressCallback
 from .tags import tag_name
 
+_PREAMBLE_LENGTH = 128
+_MAGIC = b"DICM"
+_SNIFF_WINDOW = 1024
+_VALID_VRS = frozenset(
+    b"AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL "
+    b"UN UR US UT UV".split()
+)
+_VRS_WITH_32BIT_LENGTH = frozenset(b"OB OD OF OL OV OW SQ UC UN UR UT SV UV".split())
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+_SANE_LEADING_LENGTH = 64 * 1024
+"""No element of group 0002 or 0008 that can come first is anywhere near this long."""
 _DOCUMENT_TAG = 0x00420011
 _DOCUMENT_LENGTH_TAG = 0x00420015
 _DEFER_SIZE = 64 * 1024
@@ -55,16 +66,109 @@ def _shrank(name: str) -> Callable[[int], Exception]:
     return error
 
 
+def looks_like_dicom(handle: BinaryIO) -> bool:
+    """Whether a seekable file is DICOM, with or without its preamble; ``handle`` is left at 0.
+
+    True for the 128-byte preamble followed by ``DICM``, and for a file whose first element
+    (at offset 0, or at 132 after a preamble whose prefix is damaged) is a plausible leading
+    element of group 0002 or 0008 in Explicit or Implicit VR Little Endian: such files are
+    DICOM that other tools wrote carelessly, and must never be taken for something else
+    (a PDF, because of the document inside them) nor wrapped again.
+    """
+    handle.seek(0)
+    head = handle.read(_SNIFF_WINDOW)
+    handle.seek(0)
+    if head[_PREAMBLE_LENGTH : _PREAMBLE_LENGTH + 4] == _MAGIC:
+        return True
+    return _leading_element(head, 0) or _leading_element(head, _PREAMBLE_LENGTH + 4)
+
+
+def _leading_element(data: bytes, offset: int) -> bool:
+    """Whether ``data[offset:]`` starts with a plausible first element of group 0002 or 0008."""
+    header = data[offset : offset + 12]
+    if len(header) < 8:
+        return False
+    group, _element = struct.unpack_from("<HH", header)
+    if group not in (0x0002, 0x0008):
+        return False
+    vr = header[4:6]
+    length: int
+    if vr in _VALID_VRS:
+        if vr in _VRS_WITH_32BIT_LENGTH:
+            if len(header) < 12 or header[6:8] != b"\x00\x00":
+                return False
+            (length,) = struct.unpack_from("<I", header, 8)
+            if length == _UNDEFINED_LENGTH:
+                return vr in (b"SQ", b"UN")
+        else:
+            (length,) = struct.unpack_from("<H", header, 6)
+    else:
+        (length,) = struct.unpack_from("<I", header, 4)
+    return length % 2 == 0 and length <= _SANE_LEADING_LENGTH
+
+
 def read_header(source: BinaryIO, name: str) -> Dataset:
-    """The dataset with large values (the document) left unread, as offsets into ``source``."""
+    """The dataset with large values (the document) left unread, as offsets into ``source``.
+
+    Files without the preamble are read too, but only once :func:`looks_like_dicom` has
+    vouched for them: pydicom's ``force`` would otherwise parse anything.
+    """
     try:
-        return dcmread(source, defer_size=_DEFER_SIZE, stop_before_pixels=True)
+        if not looks_like_dicom(source):
+            raise InvalidDicomError("no DICOM prefix and no leading DICOM element")
+        return dcmread(
+            _readable_layout(source), defer_size=_DEFER_SIZE, stop_before_pixels=True, force=True
+        )
     except InvalidDicomError:
         raise InputError(
             f"{name} is not a DICOM file (no DICM prefix after the preamble); give a .dcm file"
         ) from None
     except (OSError, EOFError, ValueError, KeyError, struct.error) as exc:
         raise InputError(f"{name} is not a readable DICOM file ({exc})") from exc
+
+
+def _readable_layout(source: BinaryIO) -> BinaryIO:
+    """``source``, or a view of it that says ``DICM`` where a damaged prefix says otherwise.
+
+    With the prefix missing pydicom would read the preamble as data; the view keeps every
+    offset as it is in the file, so deferred values are still found at their real place.
+    """
+    source.seek(0)
+    head = source.read(_SNIFF_WINDOW)
+    source.seek(0)
+    prefix = head[_PREAMBLE_LENGTH : _PREAMBLE_LENGTH + 4]
+    if prefix == _MAGIC or _leading_element(head, 0):
+        return source
+    return cast(BinaryIO, _PatchedPrefix(source))
+
+
+class _PatchedPrefix(io.RawIOBase):
+    """A read-only view of a file whose bytes 128-131 read as ``DICM``."""
+
+    def __init__(self, inner: BinaryIO) -> None:
+        super().__init__()
+        self._inner = inner
+        self.name = getattr(inner, "name", None)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._inner.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._inner.tell()
+
+    def read(self, size: int | None = -1) -> bytes:
+        start = self._inner.tell()
+        data = bytearray(self._inner.read(-1 if size is None else size))
+        for index in range(_PREAMBLE_LENGTH, _PREAMBLE_LENGTH + 4):
+            if start <= index < start + len(data):
+                data[index - start] = _MAGIC[index - _PREAMBLE_LENGTH]
+        return bytes(data)
 
 
 def extract_pdf(

@@ -45,8 +45,15 @@ def inspect_pdf(fp: BinaryIO, size: int, name: str) -> PdfFacts:
     Raises
     ------
     NotAPdfError
-        When no ``%PDF-`` header is found: wrapping such a file would mislabel it.
+        When no ``%PDF-`` header is found, or the file is DICOM (an Encapsulated PDF holds
+        ``%PDF-`` within its first 1024 bytes too): wrapping such a file would mislabel it.
     """
+    from .extract import looks_like_dicom  # the encoder has pydicom loaded already
+
+    if looks_like_dicom(fp):
+        raise NotAPdfError(
+            f"{name} is a DICOM file, not a PDF; extract its document first, or upload it as is"
+        )
     fp.seek(0)
     head = fp.read(HEADER_WINDOW)
     if b"%PDF-" not in head:
