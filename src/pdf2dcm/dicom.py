@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import datetime as dt
 import hashlib
 import os
 import struct
 import uuid
 from collections.abc import Callable, Iterator
+from collections.abc import Sequence as Seq
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
 
-from pydicom.datadict import dictionary_VR
+from pydicom.datadict import dictionary_has_tag, dictionary_VR, keyword_for_tag
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
@@ -43,9 +45,25 @@ from .files import (
     hashed_blocks,
     open_input,
 )
+from .identity import (
+    TEXT_VRS,
+    UTF8,
+    Level,
+    check_encoded_lengths,
+    check_identity,
+    choose_character_set,
+    cut_to_bytes,
+)
 from .pdf import inspect_pdf
 from .progress import ProgressCallback
-from .tags import TagsInput, ValidatedTags, ValidatedValue, tag_name, validate_tags
+from .tags import (
+    TagsInput,
+    ValidatedTags,
+    ValidatedValue,
+    free_text,
+    tag_name,
+    validate_tags,
+)
 
 ENCAPSULATED_PDF_STORAGE = UID(_ENCAPSULATED_PDF_STORAGE)
 IMPLEMENTATION_CLASS_UID = UID("2.25.96049378734582463290374981003592740123")
@@ -57,8 +75,12 @@ MAX_PDF_SIZE = 0xFFFFFFFE
 _DOCUMENT_TAG = 0x00420011
 _DOCUMENT_LENGTH_TAG = 0x00420015
 _DEFER_SIZE = 64 * 1024
-_TEXT_VRS = frozenset({"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UT"})
-UTF8_CHARSET = "ISO_IR 192"
+_DOCUMENT_TITLE = 0x00420010
+MAX_TITLE_BYTES = 1024
+"""DocumentTitle is ST: at most 1024 bytes in the character set written."""
+DEFAULT_TITLE = "PDF document"
+"""The title of a document read from a stream whose PDF has no Title of its own."""
+UTF8_CHARSET = UTF8
 
 #: Patient, Clinical Trial Subject and Patient Study attributes that identify whose document it is.
 PATIENT_KEYWORDS = (
@@ -109,8 +131,6 @@ SERIES_KEYWORDS = (
     "SeriesDate",
     "SeriesTime",
     "SeriesDescription",
-    "OperatorsName",
-    "PerformingPhysicianName",
     "InstitutionName",
     "InstitutionalDepartmentName",
 )
@@ -125,6 +145,13 @@ class ReferenceAttributes:
     """Set when the series is copied: the next free InstanceNumber in it."""
     next_series_number: int | None = None
     """Set when only the study is copied and its series are known: the next free SeriesNumber."""
+    level: Level = "study"
+    """What the document joins: the patient (new study), the study (new series) or the series."""
+    character_set: tuple[str, ...] = ()
+    """The reference's SpecificCharacterSet, written again when every value fits in it."""
+    source: str = "the reference"
+    """How messages name where the values came from (a file, a server resource)."""
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -141,23 +168,78 @@ class EncodeResult:
     warnings: tuple[str, ...] = ()
 
 
-def read_reference(path: PathLike, level: Literal["study", "series"]) -> ReferenceAttributes:
+def read_reference(
+    path: PathLike | Seq[PathLike], level: Literal["study", "series"]
+) -> ReferenceAttributes:
     """Read the patient and study (and, at ``series`` level, series) attributes of a file.
 
-    Values are decoded with the file's own character set; the new object re-encodes them, so a
-    Latin-1 or ISO 2022 source never leaks its bytes under another label.
+    Values are decoded with the file's own character set and validated like given tags. At
+    ``series`` level, several files (or directories of them) of one series may be given: the
+    next InstanceNumber is then one past the highest of them all.
     """
-    name = os.fspath(path)
-    with open_input(path, name=name) as (handle, _size):
+    paths = [path] if isinstance(path, str | os.PathLike) else list(path)
+    if not paths:
+        raise InputError("no reference file given")
+    files = _reference_files(paths)
+    references = [_read_one_reference(file, level) for file in files]
+    first = references[0]
+    if level == "series":
+        for other, file in zip(references[1:], files[1:], strict=True):
+            if other.dataset.SeriesInstanceUID != first.dataset.SeriesInstanceUID:
+                raise InputError(
+                    f"{file} belongs to series {other.dataset.SeriesInstanceUID}, "
+                    f"{files[0]} to {first.dataset.SeriesInstanceUID}; give files of one series"
+                )
+        highest = max((r.next_instance_number or 1) for r in references)
+        first = dataclasses.replace(first, next_instance_number=highest)
+    return first
+
+
+def _reference_files(paths: Seq[PathLike]) -> list[str]:
+    files: list[str] = []
+    for item in paths:
+        name = os.fspath(item)
+        if os.path.isdir(name):
+            found = sorted(
+                str(p) for p in Path(name).iterdir() if p.is_file() and not p.name.startswith(".")
+            )
+            if not found:
+                raise InputError(f"{name} holds no files to take the series from")
+            files.extend(found)
+        else:
+            files.append(name)
+    return files
+
+
+def _read_one_reference(name: str, level: Literal["study", "series"]) -> ReferenceAttributes:
+    with open_input(name, name=name) as (handle, _size):
         source = read_header(handle, name)
-    keywords: tuple[str, ...] = PATIENT_KEYWORDS + STUDY_KEYWORDS
+    return reference_from_header(source, level, name)
+
+
+def reference_from_header(source: Dataset, level: Level, name: str) -> ReferenceAttributes:
+    """The attributes of ``level`` and above in a DICOM header, decoded and validated.
+
+    Shared by reference files and server parents, so both copy the same attributes by the
+    same rules: decoded with the object's own character set (guessed, with a warning, when
+    the object does not declare one), validated like given tags, then written again in one
+    character set by the encoder.
+    """
+    notes = _settle_character_set(source, name)
+    keywords: tuple[str, ...] = PATIENT_KEYWORDS
+    if level in ("study", "series"):
+        keywords += STUDY_KEYWORDS
     if level == "series":
         keywords += SERIES_KEYWORDS
     copied = Dataset()
-    for keyword in keywords:
-        if keyword in source:
-            copied.add(_detached(source[keyword]))
-    if "StudyInstanceUID" not in copied:
+    try:
+        for keyword in keywords:
+            if keyword in source:
+                copied.add(_detached(source[keyword]))
+    except (ValueError, TypeError, KeyError, LookupError) as exc:
+        raise InputError(f"{name} has an attribute that cannot be read ({exc})") from exc
+    _validate_copied(copied, name)
+    if level != "patient" and "StudyInstanceUID" not in copied:
         raise InputError(f"{name} has no StudyInstanceUID to copy the study from")
     next_number = None
     if level == "series":
@@ -166,8 +248,68 @@ def read_reference(path: PathLike, level: Literal["study", "series"]) -> Referen
         try:
             next_number = int(source.get("InstanceNumber") or 0) + 1
         except (TypeError, ValueError):
-            next_number = None
-    return ReferenceAttributes(dataset=copied, next_instance_number=next_number)
+            next_number = 1
+    charset = source.get("SpecificCharacterSet")
+    terms = tuple(charset) if isinstance(charset, MultiValue | list) else (charset or "",)
+    return ReferenceAttributes(
+        dataset=copied,
+        next_instance_number=next_number,
+        level=level,
+        character_set=tuple(str(t) for t in terms if t),
+        source=name,
+        warnings=notes,
+    )
+
+
+def _settle_character_set(source: Dataset, name: str) -> tuple[str, ...]:
+    """Decide how to decode a header without SpecificCharacterSet that holds non-ASCII text.
+
+    The standard's default repertoire is ASCII, but such files exist: UTF-8 when every value
+    is valid UTF-8 (it rarely is by accident), else Latin-1, and say so once.
+    """
+    if "SpecificCharacterSet" in source:
+        return ()
+    suspects: list[tuple[str, bytes]] = []
+    for tag in list(source.keys()):
+        # get_item leaves the value raw: reading it as an element would decode it too early.
+        raw = source.get_item(tag)
+        value = getattr(raw, "value", None)
+        vr = getattr(raw, "VR", None) or (dictionary_VR(tag) if dictionary_has_tag(tag) else None)
+        if vr in TEXT_VRS and isinstance(value, bytes) and not value.isascii():
+            suspects.append((keyword_for_tag(tag) or tag_name(tag), value))
+    if not suspects:
+        return ()
+    try:
+        for _keyword, value in suspects:
+            value.decode("utf-8")
+        guess, label = UTF8, "UTF-8"
+    except UnicodeDecodeError:
+        guess, label = "ISO_IR 100", "Latin-1"
+    source.SpecificCharacterSet = guess
+    return (
+        f"{name} declares no SpecificCharacterSet but {suspects[0][0]} holds non-ASCII bytes; "
+        f"decoded as {label} (a guess)",
+    )
+
+
+def _validate_copied(copied: Dataset, name: str) -> None:
+    """Copied values obey the rules given ones do; lengths are checked once the set is chosen."""
+    as_tags: dict[int, object] = {e.tag: _as_tag_value(e) for e in copied}
+    try:
+        validate_tags(as_tags, check_lengths=False)
+    except TagError as exc:
+        raise TagError(f"{name}: {exc}") from None
+
+
+def _as_tag_value(element: DataElement) -> object:
+    if element.VR == "SQ":
+        return [{e.tag: _as_tag_value(e) for e in item} for item in element.value]
+    value = element.value
+    if value is None:
+        return ""
+    if isinstance(value, MultiValue | list):
+        return "\\".join(str(v) for v in value)
+    return str(value)
 
 
 def _detached(element: DataElement) -> DataElement:
@@ -286,15 +428,27 @@ def open_encoded(
         warnings = []
         if facts.truncated:
             warnings.append(f"{name} has no %%EOF marker near its end; it may be truncated")
+        if reference is not None:
+            warnings.extend(reference.warnings)
         dataset = _build_dataset(
             user_tags,
             reference=reference,
-            document_title=facts.title or Path(name).stem or "PDF document",
+            document_title=facts.title or _title_from_name(source, name),
             conversion_type=conversion_type,
             size=size,
             moment=moment,
         )
         yield EncodedPdf(dataset, pdf, size, name, tuple(warnings), pdf_sha256)
+
+
+def _title_from_name(source: PathLike | BinaryIO, name: str) -> str:
+    """The file name stem as a title; a stream has no name worth showing, so a fixed one."""
+    if not isinstance(source, str | os.PathLike):
+        return DEFAULT_TITLE
+    stem = Path(name).stem
+    # A name that is not valid UTF-8 arrives with surrogate escapes, which no charset encodes.
+    readable = stem.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return free_text(readable).strip() or DEFAULT_TITLE
 
 
 def encode_pdf(
@@ -387,9 +541,14 @@ def _build_dataset(
     ds.SecondaryCaptureDeviceSoftwareVersions = __version__
     ds.DocumentTitle = document_title
     ds.ConceptNameCodeSequence = Sequence()
+    copied: frozenset[int] = frozenset()
+    preferred: tuple[str, ...] = ()
     if reference is not None:
+        user_tags = check_identity(user_tags, reference.dataset, reference.level, reference.source)
         for element in reference.dataset:
             ds.add(copy.deepcopy(element))
+        copied = frozenset(element.tag for element in reference.dataset)
+        preferred = reference.character_set
         if reference.next_instance_number is not None:
             ds.InstanceNumber = str(reference.next_instance_number)
         if reference.next_series_number is not None:
@@ -398,8 +557,12 @@ def _build_dataset(
         ds.add(_element(tag, value))
     ds.MIMETypeOfEncapsulatedDocument = PDF_MIME_TYPE
     ds.EncapsulatedDocumentLength = size
-    if _needs_unicode(ds):
-        ds.SpecificCharacterSet = UTF8_CHARSET
+    terms = choose_character_set(ds, preferred)
+    if _DOCUMENT_TITLE not in user_tags:
+        ds.DocumentTitle = cut_to_bytes(str(ds.DocumentTitle), MAX_TITLE_BYTES, terms)
+    check_encoded_lengths(ds, terms, copied - user_tags.keys())
+    if terms:
+        ds.SpecificCharacterSet = terms[0] if len(terms) == 1 else terms
     return ds
 
 
@@ -420,16 +583,6 @@ def _element(tag: int, value: ValidatedValue) -> DataElement:
         floats = [float(v) for v in value.split("\\")] if value else None
         return DataElement(tag, vr, floats[0] if floats and len(floats) == 1 else floats)
     return DataElement(tag, vr, value)
-
-
-def _needs_unicode(ds: Dataset) -> bool:
-    for element in ds.iterall():
-        if element.VR not in _TEXT_VRS or element.value is None:
-            continue
-        values = element.value if isinstance(element.value, MultiValue) else [element.value]
-        if any(not str(v).isascii() for v in values):
-            return True
-    return False
 
 
 def _file_meta(ds: Dataset) -> FileMetaDataset:

@@ -83,10 +83,37 @@ _PATTERNS = {
     "UR": (re.compile(r"[A-Za-z_\d:/?#\[\]@!$&'()*+,;=%\-.~]*"), "a URI"),
     "AE": (re.compile(r"[\x20-\x7e]*"), "printable ASCII only"),
 }
+_TIMEZONE_OFFSET = 0x00080201
 _ENUMERATED = {
     0x00100040: ("M", "F", "O"),  # PatientSex
     0x00280301: ("YES", "NO"),  # BurnedInAnnotation
 }
+
+
+MAX_SHOWN_CHARS = 80
+"""Messages quote at most this much of a value, so a huge value never makes a huge line."""
+MAX_JSON_DEPTH = 32
+"""Sequences nest at most this deep in a tags file (real ones nest two or three levels)."""
+_ST_CONTROLS = frozenset("\r\n\f\x1b")
+"""The control characters ST, LT and UT allow (PS3.5 6.2); others are written as spaces."""
+
+
+def short_value(value: str, limit: int = MAX_SHOWN_CHARS) -> str:
+    """``value`` as a message may quote it: cut to ``limit`` characters, with its full length."""
+    if len(value) <= limit:
+        return value
+    return f"{value[:limit]}... ({len(value)} characters)"
+
+
+def free_text(value: str) -> str:
+    """Free text (ST, LT, UT) with the control characters those VRs forbid made spaces.
+
+    TAB, BEL and the like come from PDF metadata, file names and pasted text; a space keeps
+    the words apart where a refusal would stop a batch over an invisible character.
+    """
+    return "".join(
+        " " if (ord(c) < 0x20 or c == "\x7f") and c not in _ST_CONTROLS else c for c in value
+    )
 
 
 def tag_name(tag: int) -> str:
@@ -148,6 +175,8 @@ def parse_assignment(text: str) -> tuple[str, TagValue]:
     key = key.strip()
     tag = resolve_key(key)
     if dictionary_VR(tag) == "SQ":
+        if _json_depth_exceeds(value, 2 * MAX_JSON_DEPTH):
+            raise TagError(f"{tag_name(tag)} nests deeper than {MAX_JSON_DEPTH} levels")
         try:
             items = json.loads(value)
         except json.JSONDecodeError as exc:
@@ -167,6 +196,11 @@ def load_tags_file(path: str | Path) -> dict[str, TagValue]:
         raise TagError(f"cannot read tags file {str(path)!r}: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
         raise TagError(f"tags file {str(path)!r} is not UTF-8 text") from exc
+    if _json_depth_exceeds(text, 2 * MAX_JSON_DEPTH):
+        raise TagError(
+            f"tags file {str(path)!r} nests sequences deeper than {MAX_JSON_DEPTH} levels; "
+            "no DICOM attribute needs that"
+        )
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -180,7 +214,32 @@ def load_tags_file(path: str | Path) -> dict[str, TagValue]:
     return data
 
 
-def validate_tags(tags: TagsInput, *, _within: str = "") -> ValidatedTags:
+def _json_depth_exceeds(text: str, limit: int) -> bool:
+    """Whether brackets nest deeper than ``limit``, found without parsing (no recursion)."""
+    depth = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
+
+
+def validate_tags(
+    tags: TagsInput, *, check_lengths: bool = True, _within: str = ""
+) -> ValidatedTags:
     """Check every key and value; return them keyed by tag number.
 
     Raises
@@ -194,11 +253,11 @@ def validate_tags(tags: TagsInput, *, _within: str = "") -> ValidatedTags:
             tag = resolve_key(key)
         except TagError as exc:
             raise TagError(f"{_within}{exc}") from None
-        validated[tag] = _validate_value(tag, value, _within)
+        validated[tag] = _validate_value(tag, value, _within, check_lengths)
     return validated
 
 
-def _validate_value(tag: int, value: object, within: str) -> ValidatedValue:
+def _validate_value(tag: int, value: object, within: str, check_lengths: bool) -> ValidatedValue:
     vr = dictionary_VR(tag)
     name = f"{within}{tag_name(tag)}"
     if vr == "SQ":
@@ -206,7 +265,9 @@ def _validate_value(tag: int, value: object, within: str) -> ValidatedValue:
             raise TagError(f"{name} is a sequence: its value must be a JSON array of objects")
         items = []
         for index, item in enumerate(value):
-            item_tags = validate_tags(item, _within=f"{name} item {index + 1}: ")
+            item_tags = validate_tags(
+                item, check_lengths=check_lengths, _within=f"{name} item {index + 1}: "
+            )
             if tag_name(tag).split(" ")[0].endswith("CodeSequence"):
                 _check_code_item(item_tags, f"{name} item {index + 1}")
             items.append(item_tags)
@@ -215,7 +276,9 @@ def _validate_value(tag: int, value: object, within: str) -> ValidatedValue:
         raise TagError(f"{name}: value must be a string, not {type(value).__name__}")
     if vr in _BINARY_VRS or "or" in vr:
         raise TagError(f"{name} holds binary data ({vr}) and cannot be set from text")
-    _check_text(tag, vr, value, name)
+    if vr in _TEXT_VRS:
+        value = free_text(value)
+    _check_text(tag, vr, value, name, check_lengths)
     return value
 
 
@@ -229,38 +292,42 @@ def _check_code_item(item: ValidatedTags, where: str) -> None:
         )
 
 
-def _check_text(tag: int, vr: str, value: str, name: str) -> None:
+def _check_text(tag: int, vr: str, value: str, name: str, check_lengths: bool = True) -> None:
+    shown = short_value(value)
     if vr in _TEXT_VRS or dictionary_VM(tag) == "1":
         values = [value]
         if "\\" in value and vr not in _TEXT_VRS:
-            raise TagError(f"{name} takes a single value; remove the backslash from {value!r}")
+            raise TagError(f"{name} takes a single value; remove the backslash from {shown!r}")
     else:
         values = value.split("\\")
     for single in values:
-        _check_single(tag, vr, single, name)
+        _check_single(tag, vr, single, name, check_lengths)
 
 
-def _check_single(tag: int, vr: str, value: str, name: str) -> None:
-    allowed_controls = "\r\n\t\f" if vr in _TEXT_VRS else ""
+def _check_single(tag: int, vr: str, value: str, name: str, check_lengths: bool) -> None:
+    shown = short_value(value)
+    allowed_controls = "\r\n\f\x1b" if vr in _TEXT_VRS else ""
     bad = next((c for c in value if ord(c) < 0x20 and c not in allowed_controls), None)
     if bad is not None or "\x7f" in value:
-        raise TagError(f"{name} = {value!r}: control characters are not allowed in {vr}")
+        raise TagError(f"{name} = {shown!r}: control characters are not allowed in {vr}")
     if value == "":
         return
     limit = _MAX_CHARS.get(vr)
-    if limit is not None and _length(value) > limit:
-        raise TagError(f"{name} = {value!r}: {vr} allows at most {limit} {_length_text(value)}")
+    if check_lengths and limit is not None and _length(value) > limit:
+        raise TagError(f"{name} = {shown!r}: {vr} allows at most {limit} {_length_text(value)}")
     enumerated = _ENUMERATED.get(tag)
     if enumerated is not None and value not in enumerated:
         choices = ", ".join(enumerated[:-1]) + f" or {enumerated[-1]}"
-        raise TagError(f"{name} = {value!r}: must be {choices}")
+        raise TagError(f"{name} = {shown!r}: must be {choices}")
     if vr == "PN":
-        _check_person_name(value, name)
+        _check_person_name(value, name, check_lengths)
     pattern = _PATTERNS.get(vr)
     if pattern is not None and not pattern[0].fullmatch(value):
-        raise TagError(f"{name} = {value!r}: must be {pattern[1]}")
+        raise TagError(f"{name} = {shown!r}: must be {pattern[1]}")
     if vr in ("DA", "DT"):
         _check_calendar(value, name)
+    if vr == "DT" or tag == _TIMEZONE_OFFSET:
+        _check_offset(value, name, required=tag == _TIMEZONE_OFFSET)
     if vr in _INT_RANGES:
         _check_int(value, name, *_INT_RANGES[vr])
     if vr == "IS":
@@ -269,24 +336,25 @@ def _check_single(tag: int, vr: str, value: str, name: str) -> None:
         try:
             float(value)
         except ValueError:
-            raise TagError(f"{name} = {value!r}: must be a number, e.g. 1.5") from None
+            raise TagError(f"{name} = {shown!r}: must be a number, e.g. 1.5") from None
 
 
-def _check_person_name(value: str, name: str) -> None:
+def _check_person_name(value: str, name: str, check_lengths: bool) -> None:
+    shown = short_value(value)
     groups = value.split("=")
     if len(groups) > 3:
         raise TagError(
-            f"{name} = {value!r}: a person name has at most 3 groups "
+            f"{name} = {shown!r}: a person name has at most 3 groups "
             "(alphabetic=ideographic=phonetic)"
         )
     for group in groups:
-        if _length(group) > 64:
+        if check_lengths and _length(group) > 64:
             raise TagError(
-                f"{name} = {value!r}: each name group allows at most 64 {_length_text(group)}"
+                f"{name} = {shown!r}: each name group allows at most 64 {_length_text(group)}"
             )
         if group.count("^") > 4:
             raise TagError(
-                f"{name} = {value!r}: a name group has at most 5 components "
+                f"{name} = {shown!r}: a name group has at most 5 components "
                 "(family^given^middle^prefix^suffix)"
             )
 
@@ -307,22 +375,38 @@ def _length_text(value: str) -> str:
 
 
 def _check_calendar(value: str, name: str) -> None:
+    shown = short_value(value)
     date = value[:8]
     if len(date) < 8:
         return
     try:
         dt.date(int(date[:4]), int(date[4:6]), int(date[6:8]))
     except ValueError:
-        raise TagError(f"{name} = {value!r}: {date} is not a calendar date") from None
+        raise TagError(f"{name} = {shown!r}: {date} is not a calendar date") from None
     if not "1000" <= date[:4] <= "2999":
         # Validators (dicom3tools' dciodvfy among them) reject other years as typing errors.
-        raise TagError(f"{name} = {value!r}: the year must be between 1000 and 2999")
+        raise TagError(f"{name} = {shown!r}: the year must be between 1000 and 2999")
+
+
+def _check_offset(value: str, name: str, *, required: bool) -> None:
+    """UTC offsets exist from -12:00 to +14:00 (PS3.5 6.2, DT)."""
+    shown = short_value(value)
+    match = re.search(r"([+-])(\d{2})(\d{2})$", value.strip())
+    if match is None:
+        if required:
+            raise TagError(f"{name} = {shown!r}: must be an offset &HHMM, e.g. +0100")
+        return
+    minutes = int(match.group(2)) * 60 + int(match.group(3))
+    signed = -minutes if match.group(1) == "-" else minutes
+    if int(match.group(3)) > 59 or not -12 * 60 <= signed <= 14 * 60:
+        raise TagError(f"{name} = {shown!r}: a UTC offset must be between -1200 and +1400")
 
 
 def _check_int(value: str, name: str, low: int, high: int) -> None:
+    shown = short_value(value)
     try:
         number = int(value)
     except ValueError:
-        raise TagError(f"{name} = {value!r}: must be a whole number") from None
+        raise TagError(f"{name} = {shown!r}: must be a whole number") from None
     if not low <= number <= high:
-        raise TagError(f"{name} = {value!r}: must be between {low} and {high}")
+        raise TagError(f"{name} = {shown!r}: must be between {low} and {high}")

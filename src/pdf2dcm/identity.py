@@ -1,0 +1,251 @@
+"""The rules that keep a document with the right patient, study and series, its text intact.
+
+Three questions are answered here, in one place, for every path (encode, upload by any
+method, a reference file or a server parent):
+
+- does a value the user gave contradict the patient, study or series the document joins?
+  (:func:`check_identity`: refuse, never split a study over two patients);
+- in which character set are the values written? (:func:`choose_character_set`: the
+  reference's own single-byte or ISO 2022 set when every value fits, so copied values stay
+  byte-identical and the study stays consistent; else UTF-8);
+- does every value, copied ones included, fit its VR once encoded?
+  (:func:`check_encoded_lengths`: a copied value that grew past its limit is an error,
+  never an object a validator rejects).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator, Sequence
+from typing import Literal
+
+from pydicom.charset import convert_encodings, encode_string
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from pydicom.valuerep import PersonName
+
+from .errors import IdentityConflictError, TagError
+from .tags import ValidatedTags, ValidatedValue, short_value, tag_name
+
+Level = Literal["patient", "study", "series"]
+
+#: Attributes that say whose document it is and where it belongs, by the level that owns them.
+PATIENT_IDENTITY = (
+    "PatientID",
+    "IssuerOfPatientID",
+    "PatientName",
+    "PatientBirthDate",
+    "PatientSex",
+)
+STUDY_IDENTITY = ("StudyInstanceUID", "AccessionNumber")
+SERIES_IDENTITY = ("SeriesInstanceUID", "Modality", "SeriesNumber", "SeriesDescription")
+
+_KEYWORD_TAGS = {
+    "PatientID": 0x00100020,
+    "IssuerOfPatientID": 0x00100021,
+    "PatientName": 0x00100010,
+    "PatientBirthDate": 0x00100030,
+    "PatientSex": 0x00100040,
+    "StudyInstanceUID": 0x0020000D,
+    "AccessionNumber": 0x00080050,
+    "SeriesInstanceUID": 0x0020000E,
+    "Modality": 0x00080060,
+    "SeriesNumber": 0x00200011,
+    "SeriesDescription": 0x0008103E,
+}
+
+UTF8 = "ISO_IR 192"
+TEXT_VRS = frozenset({"LO", "LT", "PN", "SH", "ST", "UC", "UT"})
+"""VRs whose values may hold characters outside ASCII and so depend on the character set."""
+_BYTE_LIMITS = {"LO": 64, "SH": 16, "ST": 1024, "LT": 10240}
+_PN_GROUP_LIMIT = 64
+
+
+def identity_keywords(level: Level) -> tuple[str, ...]:
+    """The attributes a document may not contradict when it joins a resource of ``level``."""
+    if level == "patient":
+        return PATIENT_IDENTITY
+    if level == "study":
+        return PATIENT_IDENTITY + STUDY_IDENTITY
+    return PATIENT_IDENTITY + STUDY_IDENTITY + SERIES_IDENTITY
+
+
+def check_identity(
+    tags: ValidatedTags, reference: Dataset, level: Level, source: str
+) -> ValidatedTags:
+    """Refuse given values that contradict ``reference``; drop those that only restate it.
+
+    A value equal to the reference's under the rules of its VR (trailing ``^``, ``=`` or
+    spaces in a name, padding in a number) is removed from the result, so the reference's own
+    bytes are written and the study stays consistent.
+
+    Raises
+    ------
+    IdentityConflictError
+        Naming the attribute and both values.
+    """
+    kept = dict(tags)
+    for keyword in identity_keywords(level):
+        tag = _KEYWORD_TAGS[keyword]
+        if tag not in tags:
+            continue
+        given = tags[tag]
+        known = _text_of(reference[tag]) if tag in reference else ""
+        if isinstance(given, list) or normalized(keyword, given) != normalized(keyword, known):
+            shown = "a sequence" if isinstance(given, list) else repr(short_value(given))
+            raise IdentityConflictError(
+                f"{tag_name(tag)}: the value given, {shown}, contradicts "
+                f"{short_value(known)!r} of {source}; the document would be filed under another "
+                f"{_owner(keyword)}. Remove the value, or attach to the right {_owner(keyword)}"
+            )
+        del kept[tag]
+    return kept
+
+
+def _owner(keyword: str) -> str:
+    if keyword in PATIENT_IDENTITY:
+        return "patient"
+    if keyword in STUDY_IDENTITY:
+        return "study"
+    return "series"
+
+
+def normalized(keyword: str, value: str) -> str:
+    """A value in the form two equal values share: insignificant padding removed."""
+    if keyword == "PatientName":
+        groups = [_trim_name_group(group) for group in value.split("=")]
+        while groups and not groups[-1]:
+            groups.pop()
+        return "=".join(groups)
+    if keyword == "SeriesNumber":
+        text = value.strip()
+        try:
+            return str(int(text))
+        except ValueError:
+            return text
+    return value.strip(" \x00")
+
+
+def _trim_name_group(group: str) -> str:
+    components = [component.strip(" ") for component in group.split("^")]
+    while components and not components[-1]:
+        components.pop()
+    return "^".join(components)
+
+
+def _text_of(element: DataElement) -> str:
+    value = element.value
+    if value is None:
+        return ""
+    if isinstance(value, MultiValue | list):
+        return "\\".join(str(v) for v in value)
+    return str(value)
+
+
+def text_values(ds: Dataset) -> Iterator[tuple[DataElement, str]]:
+    """Every single text value of ``ds`` (nested items included) that a character set affects."""
+    for element in ds.iterall():
+        if element.VR not in TEXT_VRS or element.value is None:
+            continue
+        values = element.value if isinstance(element.value, MultiValue | list) else [element.value]
+        for value in values:
+            yield element, str(value)
+
+
+def choose_character_set(ds: Dataset, preferred: Sequence[str]) -> list[str]:
+    """The SpecificCharacterSet to write: empty for ASCII, ``preferred`` when it holds every value.
+
+    ``preferred`` is the reference's own set. Writing it again keeps copied values
+    byte-identical to the reference's, which validators that compare a study's objects
+    (dcentvfy) require; UTF-8 is the fallback that holds anything.
+    """
+    values = [value for _element, value in text_values(ds)]
+    if all(value.isascii() for value in values):
+        return []
+    terms = [term.strip() for term in preferred if term.strip()]
+    if terms and terms != [UTF8] and all(_encodable(value, terms) for value in values):
+        return terms
+    return [UTF8]
+
+
+def _encodable(value: str, terms: list[str]) -> bool:
+    encodings = convert_encodings(list(terms))
+    if len(encodings) == 1:
+        try:
+            value.encode(encodings[0])
+        except (UnicodeError, LookupError):
+            return False
+        return True
+    with warnings.catch_warnings():
+        # pydicom warns and substitutes '?' for what its ISO 2022 encoder cannot write.
+        warnings.simplefilter("error")
+        try:
+            encoded = PersonName(value).encode(encodings)
+        except (UnicodeError, LookupError, UserWarning, ValueError):
+            return False
+    return b"?" not in encoded or "?" in value
+
+
+def encoded_length(value: str, terms: Sequence[str]) -> int:
+    """Length in bytes of ``value`` written under the character set ``terms``."""
+    if value.isascii():
+        return len(value)
+    if not terms:
+        return len(value.encode("utf-8"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return len(encode_string(value, convert_encodings(list(terms))))
+
+
+def check_encoded_lengths(ds: Dataset, terms: Sequence[str], copied: frozenset[int]) -> None:
+    """Every text value must fit its VR in bytes of the character set actually written.
+
+    ``copied`` holds the tags taken from a reference, so the message can say where a value
+    that does not fit came from.
+
+    Raises
+    ------
+    TagError
+        Naming the attribute, the limit and the length found.
+    """
+    charset = "\\".join(terms) or "ASCII"
+    for element, value in text_values(ds):
+        origin = " (copied from the reference)" if element.tag in copied else ""
+        if element.VR == "PN":
+            for group in value.split("="):
+                length = encoded_length(group, terms)
+                if length > _PN_GROUP_LIMIT:
+                    raise TagError(
+                        f"{tag_name(element.tag)}{origin} = {short_value(value)!r}: a name group "
+                        f"allows at most {_PN_GROUP_LIMIT} bytes, this has {length} in {charset}"
+                    )
+            continue
+        limit = _BYTE_LIMITS.get(element.VR)
+        if limit is None:
+            continue
+        length = encoded_length(value, terms)
+        if length > limit:
+            raise TagError(
+                f"{tag_name(element.tag)}{origin} = {short_value(value)!r}: {element.VR} allows "
+                f"at most {limit} bytes, this has {length} in {charset}"
+            )
+
+
+def cut_to_bytes(value: str, limit: int, terms: Sequence[str]) -> str:
+    """The longest prefix of ``value`` that fits ``limit`` bytes, cut at a character boundary."""
+    if encoded_length(value, terms) <= limit:
+        return value
+    low, high = 0, len(value)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if encoded_length(value[:middle], terms) <= limit:
+            low = middle
+        else:
+            high = middle - 1
+    return value[:low]
+
+
+def given_value(tags: ValidatedTags, keyword: str) -> ValidatedValue | None:
+    """The value given for one of the identity keywords, if any."""
+    return tags.get(_KEYWORD_TAGS[keyword])
