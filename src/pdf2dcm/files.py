@@ -1,8 +1,15 @@
 """Reading inputs and writing outputs so that a failure never leaves half a file behind.
 
-Outputs are written to a hidden temporary file beside the target and moved into place only
-when complete; without ``overwrite`` the move is a hard link, which fails atomically if the
-target appeared in the meantime, so two runs racing for one name cannot clobber each other.
+A regular output is written to a hidden temporary file beside the target (``.pdf2dcm-XXXXXXXX
+.part``: short, so any name that fits the directory still fits, and never matching ``*.dcm`` or
+``*.pdf``), synced, and moved into place only when complete; without ``overwrite`` the move is a
+hard link, which fails atomically if the target appeared in the meantime, so two runs racing for
+one name cannot clobber each other. A target that is not a regular file (a FIFO, ``/dev/null``,
+``/dev/stdout``, ``>(cmd)``) is written straight into: renaming over it would replace the device
+or pipe with a regular file.
+
+Every refusal of the operating system becomes a :class:`FileSystemError` naming the path and
+the cause, so no ``OSError`` leaves this module.
 """
 
 from __future__ import annotations
@@ -12,19 +19,35 @@ import contextlib
 import errno
 import os
 import secrets
-import shutil
 import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
-from .errors import InputError, OutputExistsError
+from .errors import FileSystemError, InputError, OutputExistsError
 from .progress import ProgressCallback, ProgressEvent
 
 PathLike = str | os.PathLike[str]
 CHUNK_SIZE = 1024 * 1024
 """Large enough that per-call overhead vanishes, small enough to keep memory flat."""
+MAX_SPOOL_SIZE = 0xFFFFFFFE
+"""Default cap on a spooled (piped) input: DICOM cannot encapsulate a larger document, so an
+input beyond it is an error anyway, and an endless stream must not fill the temporary disk."""
+TEMPORARY_PREFIX = ".pdf2dcm-"
+TEMPORARY_SUFFIX = ".part"
+
+_HINTS = {
+    errno.ENOSPC: "; free some space or write elsewhere",
+    errno.EDQUOT: "; free some space or write elsewhere",
+    errno.EROFS: "; write to another file system",
+    errno.EACCES: "; check the permissions",
+    errno.EPERM: "; check the permissions",
+    errno.ENAMETOOLONG: "; use a shorter name",
+    errno.ENOTDIR: "; a part of the path is a file, not a directory",
+    errno.ENOENT: "; check the path",
+}
+_BATCH_STOPPERS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
 
 def hashed_blocks(
@@ -61,6 +84,37 @@ def hashed_blocks(
             pending.result()
 
 
+def filesystem_error(error: OSError, path: PathLike | None, action: str) -> FileSystemError:
+    """One line for an OS refusal: what was being done to which path, the cause, and a hint.
+
+    The cause comes from ``os.strerror`` so the line never carries a Python exception repr.
+    """
+    code = error.errno
+    cause = os.strerror(code) if code is not None else (error.strerror or str(error))
+    where = f" {os.fspath(path)}" if path is not None else ""
+    hint = _HINTS.get(code, "") if code is not None else ""
+    return FileSystemError(f"cannot {action}{where}: {cause}{hint}", errno=code)
+
+
+def stops_batch(error: BaseException) -> bool:
+    """Whether an error means the next files would fail the same way (disk full, read-only)."""
+    return isinstance(error, FileSystemError) and error.errno in _BATCH_STOPPERS
+
+
+def make_directory(path: PathLike) -> Path:
+    """Create an output directory and its parents if missing; an existing one is fine."""
+    directory = Path(path)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise FileSystemError(
+            f"cannot use {directory} as the output directory: it is a file", errno=errno.EEXIST
+        ) from None
+    except OSError as exc:
+        raise filesystem_error(exc, directory, "create the directory") from None
+    return directory
+
+
 def display_name(target: PathLike | BinaryIO, fallback: str = "<stdin>") -> str:
     """The name messages use for a path or a stream."""
     if isinstance(target, (str, os.PathLike)):
@@ -70,43 +124,67 @@ def display_name(target: PathLike | BinaryIO, fallback: str = "<stdin>") -> str:
 
 
 @contextlib.contextmanager
-def open_input(source: PathLike | BinaryIO, *, name: str) -> Iterator[tuple[BinaryIO, int]]:
+def open_input(
+    source: PathLike | BinaryIO, *, name: str, limit: int = MAX_SPOOL_SIZE
+) -> Iterator[tuple[BinaryIO, int]]:
     """Yield a seekable binary file and its size.
 
     Pipes are spooled to an anonymous temporary file first, because both the PDF's length
     (written before its bytes) and its last bytes (the ``%%EOF`` check) are needed before
-    the copy starts; spooling keeps memory flat where reading into RAM would not.
+    the copy starts; spooling keeps memory flat where reading into RAM would not. A pipe that
+    brings more than ``limit`` bytes is refused (and its spool freed): it cannot be encoded,
+    and an endless one would fill the disk. Regular files are not spooled and not capped here.
+    Character and block devices (``/dev/zero``, a terminal, a disk) are refused: they are
+    endless or not documents.
     """
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         try:
             handle = path.open("rb")
         except FileNotFoundError:
-            raise InputError(f"{name}: no such file; check the path") from None
+            raise FileSystemError(
+                f"{name}: no such file; check the path", errno=errno.ENOENT
+            ) from None
         except IsADirectoryError:
-            raise InputError(f"{name} is a directory; give a file") from None
-        except PermissionError:
-            raise InputError(f"{name}: permission denied; check the file's permissions") from None
+            raise FileSystemError(
+                f"{name} is a directory; give a file", errno=errno.EISDIR
+            ) from None
+        except PermissionError as exc:
+            raise FileSystemError(
+                f"{name}: permission denied; check the file's permissions", errno=exc.errno
+            ) from None
         except OSError as exc:
-            raise InputError(f"{name}: cannot open ({exc.strerror})") from exc
+            raise filesystem_error(exc, name, "open") from None
         with handle:
-            info = os.fstat(handle.fileno())
+            try:
+                info = os.fstat(handle.fileno())
+            except OSError as exc:
+                raise filesystem_error(exc, name, "read") from None
             if stat.S_ISDIR(info.st_mode):
-                raise InputError(f"{name} is a directory; give a file")
+                raise FileSystemError(f"{name} is a directory; give a file", errno=errno.EISDIR)
             if stat.S_ISREG(info.st_mode):
                 yield handle, info.st_size
                 return
-            with _spool(handle) as (spooled, size):
+            if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode):
+                kind = "character" if stat.S_ISCHR(info.st_mode) else "block"
+                raise InputError(
+                    f"{name} is a {kind} device, not a file; give a file, or pipe the data in "
+                    "with '-'"
+                )
+            with _spool(handle, name, limit) as (spooled, size):
                 yield spooled, size
         return
     if _seekable(source):
-        start = source.tell()
-        size = source.seek(0, os.SEEK_END) - start
-        source.seek(start)
+        try:
+            start = source.tell()
+            size = source.seek(0, os.SEEK_END) - start
+            source.seek(start)
+        except OSError as exc:
+            raise filesystem_error(exc, name, "read") from None
         if start == 0:
             yield source, size
             return
-    with _spool(source) as (spooled, size):
+    with _spool(source, name, limit) as (spooled, size):
         yield spooled, size
 
 
@@ -118,47 +196,196 @@ def _seekable(stream: BinaryIO) -> bool:
 
 
 @contextlib.contextmanager
-def _spool(stream: BinaryIO) -> Iterator[tuple[BinaryIO, int]]:
-    with tempfile.TemporaryFile() as spooled:
-        shutil.copyfileobj(stream, spooled, CHUNK_SIZE)
-        size = spooled.tell()
+def _spool(stream: BinaryIO, name: str, limit: int) -> Iterator[tuple[BinaryIO, int]]:
+    """Copy a stream into an anonymous temporary file (gone when closed, even after SIGKILL)."""
+    directory = tempfile.gettempdir()
+    try:
+        spooled = tempfile.TemporaryFile()  # noqa: SIM115 (the with below closes it)
+    except OSError as exc:
+        raise filesystem_error(exc, directory, "create a temporary file in") from None
+    with spooled:
+        size = 0
+        while True:
+            try:
+                block = stream.read(min(CHUNK_SIZE, limit + 1 - size))
+            except OSError as exc:
+                raise filesystem_error(exc, name, "read") from None
+            if not block:
+                break
+            size += len(block)
+            if size > limit:
+                raise InputError(
+                    f"{name} goes on past {limit} bytes, the most it may hold; reading stopped "
+                    "(an endless stream?)"
+                )
+            try:
+                spooled.write(block)
+            except OSError as exc:
+                raise filesystem_error(
+                    exc, directory, f"spool {name} to a temporary file in"
+                ) from None
         spooled.seek(0)
-        yield spooled, size
+        yield cast(BinaryIO, spooled), size
+
+
+class _GuardedOutput:
+    """A writable stream whose OS errors name the output; a broken pipe stays a broken pipe.
+
+    ``BrokenPipeError`` is left alone because the reader leaving (``| head``) is the caller's
+    business, with its own contract in the command line.
+    """
+
+    def __init__(self, stream: BinaryIO, name: str) -> None:
+        self._stream = stream
+        self.name = name
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self._stream.write(data)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise filesystem_error(exc, self.name, "write") from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise filesystem_error(exc, self.name, "write") from None
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
 
 
 @contextlib.contextmanager
 def atomic_output(target: PathLike | BinaryIO, *, overwrite: bool = False) -> Iterator[BinaryIO]:
     """Yield a file to write; it appears at ``target`` only if the block completes.
 
-    A stream target (stdout) is written to directly: it cannot be taken back anyway.
+    A stream target (stdout), and a path that is a FIFO, a character device or a socket, are
+    written to directly: they cannot be taken back anyway, and renaming a file over them would
+    destroy them. A regular file that is replaced keeps its permission bits.
     """
     if not isinstance(target, (str, os.PathLike)):
-        yield target
+        guarded = _GuardedOutput(target, display_name(target, "<stdout>"))
+        yield cast(BinaryIO, guarded)
+        guarded.flush()
         return
     path = Path(target)
-    if not overwrite and path.exists():
-        raise OutputExistsError(f"{path} already exists; use --overwrite to replace it")
-    if path.is_dir():
-        raise InputError(f"{path} is a directory; give a file name for the output")
-    directory = path.parent
-    temporary = directory / f".{path.name}.{secrets.token_hex(4)}.part"
     try:
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        existing: os.stat_result | None = os.stat(path)
     except FileNotFoundError:
-        raise InputError(f"{directory}: no such directory for the output") from None
-    except PermissionError:
-        raise InputError(f"{directory}: permission denied for writing the output") from None
+        existing = None
+    except OSError as exc:
+        raise filesystem_error(exc, path, "write") from None
+    if existing is not None:
+        if stat.S_ISDIR(existing.st_mode):
+            raise FileSystemError(
+                f"{path} is a directory; give a file name for the output", errno=errno.EISDIR
+            )
+        if not stat.S_ISREG(existing.st_mode) and (overwrite or not stat.S_ISBLK(existing.st_mode)):
+            with _straight_output(path) as out:
+                yield out
+            return
+        if not overwrite:
+            raise OutputExistsError(f"{path} already exists; use --overwrite to replace it")
+    with _temporary_output(path, existing, overwrite=overwrite) as out:
+        yield out
+
+
+@contextlib.contextmanager
+def _straight_output(path: Path) -> Iterator[BinaryIO]:
+    """Write into an existing FIFO or device as it is: no temporary file, no rename."""
     try:
-        with os.fdopen(descriptor, "wb") as handle:
-            yield handle
+        descriptor = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise filesystem_error(exc, path, "write") from None
+    handle = os.fdopen(descriptor, "wb")
+    try:
+        guarded = _GuardedOutput(handle, os.fspath(path))
+        yield cast(BinaryIO, guarded)
+        guarded.flush()
+    finally:
+        # After a failed write the close would retry the flush and fail again: the first
+        # error is the one to report.
+        with contextlib.suppress(OSError):
+            handle.close()
+
+
+@contextlib.contextmanager
+def _temporary_output(
+    path: Path, existing: os.stat_result | None, *, overwrite: bool
+) -> Iterator[BinaryIO]:
+    directory = path.parent
+    temporary = directory / f"{TEMPORARY_PREFIX}{secrets.token_hex(4)}{TEMPORARY_SUFFIX}"
+    try:
+        # 0o666 less the umask, as for any new file; a replaced file's bits are copied below.
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    except FileNotFoundError:
+        raise FileSystemError(
+            f"cannot write {path}: no such directory {directory}", errno=errno.ENOENT
+        ) from None
+    except OSError as exc:
+        raise filesystem_error(exc, path, "write") from None
+    # Closed by hand: on failure the close (which flushes) may fail too, and must not hide
+    # the first error.
+    handle = os.fdopen(descriptor, "wb")
+    try:
+        if existing is not None:
+            _copy_ownership(handle.fileno(), existing)
+        guarded = _GuardedOutput(handle, os.fspath(path))
+        yield cast(BinaryIO, guarded)
+        guarded.flush()
+        try:
+            os.fsync(handle.fileno())
+            handle.close()
+        except OSError as exc:
+            raise filesystem_error(exc, path, "write") from None
         _publish(temporary, path, overwrite=overwrite)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
+            handle.close()
+        with contextlib.suppress(OSError):
             temporary.unlink()
         raise
+    _sync_directory(directory)
+
+
+def _copy_ownership(descriptor: int, existing: os.stat_result) -> None:
+    """Give the replacement the replaced file's mode (a 0600 file stays private) and owner."""
+    try:
+        os.fchmod(descriptor, stat.S_IMODE(existing.st_mode))
+    except OSError as exc:
+        raise filesystem_error(exc, "the replacement output", "set the permissions of") from None
+    if (existing.st_uid, existing.st_gid) != (os.geteuid(), os.getegid()):
+        # Only root may give a file away; anyone else publishes a file of their own.
+        with contextlib.suppress(OSError):
+            os.fchown(descriptor, existing.st_uid, existing.st_gid)
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make the new name durable; a file system that cannot sync directories is no error."""
+    try:
+        descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
 
 
 def _publish(temporary: Path, path: Path, *, overwrite: bool) -> None:
+    try:
+        _move(temporary, path, overwrite=overwrite)
+    except OSError as exc:
+        raise filesystem_error(exc, path, "write") from None
+
+
+def _move(temporary: Path, path: Path, *, overwrite: bool) -> None:
     if overwrite:
         os.replace(temporary, path)
         return
@@ -176,4 +403,5 @@ def _publish(temporary: Path, path: Path, *, overwrite: bool) -> None:
             ) from None
         os.replace(temporary, path)
         return
-    temporary.unlink()
+    with contextlib.suppress(OSError):
+        temporary.unlink()
