@@ -165,15 +165,21 @@ def open_input(
             if stat.S_ISREG(info.st_mode):
                 yield handle, info.st_size
                 return
-            if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode):
-                kind = "character" if stat.S_ISCHR(info.st_mode) else "block"
+            device = _device_kind(info.st_mode)
+            if device is not None:
                 raise InputError(
-                    f"{name} is a {kind} device, not a file; give a file, or pipe the data in "
+                    f"{name} is a {device} device, not a file; give a file, or pipe the data in "
                     "with '-'"
                 )
             with _spool(handle, name, limit) as (spooled, size):
                 yield spooled, size
         return
+    device = _device_kind(_stream_mode(source))
+    if device is not None:
+        raise InputError(
+            f"{name} is a {device} device (a terminal or something like /dev/zero), not a file "
+            "or a pipe; redirect a file or a pipe into it"
+        )
     if _seekable(source):
         try:
             start = source.tell()
@@ -186,6 +192,25 @@ def open_input(
             return
     with _spool(source, name, limit) as (spooled, size):
         yield spooled, size
+
+
+def _device_kind(mode: int | None) -> str | None:
+    """'character' or 'block' for a device: endless (/dev/zero), interactive or not a document."""
+    if mode is None:
+        return None
+    if stat.S_ISCHR(mode):
+        return "character"
+    if stat.S_ISBLK(mode):
+        return "block"
+    return None
+
+
+def _stream_mode(stream: BinaryIO) -> int | None:
+    """The file type behind a stream, or None for one without a descriptor (in memory)."""
+    try:
+        return os.fstat(stream.fileno()).st_mode
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def _seekable(stream: BinaryIO) -> bool:

@@ -363,6 +363,26 @@ def test_devices_are_refused_as_input(device: str, kind: str) -> None:
     )
 
 
+def test_a_device_as_stdin_is_refused() -> None:
+    with (
+        open("/dev/zero", "rb") as zero,
+        pytest.raises(InputError) as caught,
+        open_input(zero, name="<stdin>"),
+    ):
+        pass
+    assert str(caught.value) == (
+        "<stdin> is a character device (a terminal or something like /dev/zero), not a file or "
+        "a pipe; redirect a file or a pipe into it"
+    )
+
+
+def test_a_redirected_regular_file_is_not_spooled(tmp_path: Path) -> None:
+    (tmp_path / "in").write_bytes(b"%PDF-1.4 redirected")
+    with (tmp_path / "in").open("rb") as stream, open_input(stream, name="<stdin>") as (got, size):
+        assert got is stream
+        assert size == 19
+
+
 def test_a_failed_spool_names_the_temporary_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
