@@ -76,6 +76,7 @@ _DOCUMENT_TAG = 0x00420011
 _DOCUMENT_LENGTH_TAG = 0x00420015
 _DEFER_SIZE = 64 * 1024
 _DOCUMENT_TITLE = 0x00420010
+_TIMEZONE_OFFSET = 0x00080201
 MAX_TITLE_BYTES = 1024
 """DocumentTitle is ST: at most 1024 bytes in the character set written."""
 DEFAULT_TITLE = "PDF document"
@@ -513,8 +514,13 @@ def _build_dataset(
     conversion_type: str,
     size: int,
     moment: dt.datetime,
+    created: dt.datetime | None = None,
 ) -> Dataset:
-    date, time = moment.strftime("%Y%m%d"), moment.strftime("%H%M%S")
+    zone = _time_zone(user_tags, moment)
+    local = moment.astimezone(zone)
+    date, time = local.strftime("%Y%m%d"), local.strftime("%H%M%S")
+    made = (created.astimezone(zone) if created.tzinfo else created) if created else local
+    made_date, made_time = made.strftime("%Y%m%d"), made.strftime("%H%M%S")
     ds = Dataset()
     ds.SOPClassUID = ENCAPSULATED_PDF_STORAGE
     ds.SOPInstanceUID = generate_uid(prefix=None)
@@ -534,8 +540,9 @@ def _build_dataset(
     ds.StudyID = ""
     ds.SeriesNumber = "1"
     ds.InstanceNumber = "1"
-    ds.ContentDate, ds.ContentTime = date, time
-    ds.AcquisitionDateTime = date + time
+    ds.ContentDate, ds.ContentTime = made_date, made_time
+    ds.AcquisitionDateTime = made_date + made_time
+    ds.TimezoneOffsetFromUTC = _offset_text(zone)
     ds.BurnedInAnnotation = "YES"
     ds.SecondaryCaptureDeviceManufacturer = "pdf2dcm"
     ds.SecondaryCaptureDeviceSoftwareVersions = __version__
@@ -564,6 +571,28 @@ def _build_dataset(
     if terms:
         ds.SpecificCharacterSet = terms[0] if len(terms) == 1 else terms
     return ds
+
+
+def _time_zone(user_tags: ValidatedTags, moment: dt.datetime) -> dt.tzinfo:
+    """The zone of every date and time written: the one given, else this machine's then.
+
+    TimezoneOffsetFromUTC applies to every DA, TM and DT of the object (PS3.3 C.12.1.1.8),
+    so the PDF's creation time is converted to it rather than written in its own zone.
+    """
+    given = user_tags.get(_TIMEZONE_OFFSET)
+    if isinstance(given, str) and given.strip():
+        text = given.strip()
+        minutes = int(text[1:3]) * 60 + int(text[3:5])
+        return dt.timezone(dt.timedelta(minutes=-minutes if text[0] == "-" else minutes))
+    offset = moment.astimezone().utcoffset() or dt.timedelta(0)
+    return dt.timezone(offset)
+
+
+def _offset_text(zone: dt.tzinfo) -> str:
+    offset = zone.utcoffset(None) or dt.timedelta(0)
+    minutes = int(offset.total_seconds() // 60)
+    sign = "-" if minutes < 0 else "+"
+    return f"{sign}{abs(minutes) // 60:02d}{abs(minutes) % 60:02d}"
 
 
 def _element(tag: int, value: ValidatedValue) -> DataElement:
