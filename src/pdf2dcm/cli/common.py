@@ -58,8 +58,11 @@ def tag_options(function: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--series-from",
-            type=click.Path(dir_okay=False, path_type=Path),
-            help="Copy the patient, study and series of this DICOM file; next InstanceNumber.",
+            type=click.Path(path_type=Path),
+            multiple=True,
+            help="Copy the patient, study and series of this DICOM file; repeatable, or a "
+            "directory: InstanceNumber goes one past the highest of them (upload --parent "
+            "asks the server instead).",
         ),
         click.option(
             "--same-series",
@@ -87,13 +90,15 @@ def collect_tags(assignments: Sequence[str], tags_file: Path | None) -> Validate
     return collected
 
 
-def load_reference(study_from: Path | None, series_from: Path | None) -> Any:
-    if study_from is not None and series_from is not None:
+def load_reference(study_from: Path | None, series_from: Sequence[Path] | Path | None) -> Any:
+    if isinstance(series_from, Path):
+        series_from = (series_from,)
+    if study_from is not None and series_from:
         raise click.UsageError("give --study-from or --series-from, not both")
     from pdf2dcm.dicom import read_reference
 
-    if series_from is not None:
-        return read_reference(series_from, "series")
+    if series_from:
+        return read_reference(list(series_from), "series")
     if study_from is not None:
         return read_reference(study_from, "study")
     return None

@@ -109,7 +109,7 @@ def upload(
     title: str | None,
     conversion_type: str,
     study_from: Path | None,
-    series_from: Path | None,
+    series_from: tuple[Path, ...],
     same_series: bool,
     recursive: bool,
     send_to_modality: str | None,
@@ -138,7 +138,7 @@ def upload(
         raise click.UsageError("stdin ('-') can be read only once")
     if title is not None and len(sources) > 1:
         raise click.UsageError("--title applies to one input; give it per file")
-    if parent is not None and (study_from is not None or series_from is not None):
+    if parent is not None and (study_from is not None or series_from):
         raise click.UsageError("give --parent or --study-from/--series-from, not both")
     if send_to_modality is not None and send_to_peer is not None:
         raise click.UsageError("give --send-to-modality or --send-to-peer, not both")
