@@ -125,18 +125,19 @@ def display_name(target: PathLike | BinaryIO, fallback: str = "<stdin>") -> str:
 
 @contextlib.contextmanager
 def open_input(
-    source: PathLike | BinaryIO, *, name: str, limit: int = MAX_SPOOL_SIZE
+    source: PathLike | BinaryIO, *, name: str, limit: int | None = None
 ) -> Iterator[tuple[BinaryIO, int]]:
     """Yield a seekable binary file and its size.
 
     Pipes are spooled to an anonymous temporary file first, because both the PDF's length
     (written before its bytes) and its last bytes (the ``%%EOF`` check) are needed before
     the copy starts; spooling keeps memory flat where reading into RAM would not. A pipe that
-    brings more than ``limit`` bytes is refused (and its spool freed): it cannot be encoded,
-    and an endless one would fill the disk. Regular files are not spooled and not capped here.
+    brings more than ``limit`` bytes (default :data:`MAX_SPOOL_SIZE`) is refused and its spool
+    freed: it cannot be encoded, and an endless one would fill the disk. Regular files are not spooled and not capped here.
     Character and block devices (``/dev/zero``, a terminal, a disk) are refused: they are
     endless or not documents.
     """
+    cap = MAX_SPOOL_SIZE if limit is None else limit
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         try:
@@ -171,7 +172,7 @@ def open_input(
                     f"{name} is a {device} device, not a file; give a file, or pipe the data in "
                     "with '-'"
                 )
-            with _spool(handle, name, limit) as (spooled, size):
+            with _spool(handle, name, cap) as (spooled, size):
                 yield spooled, size
         return
     device = _device_kind(_stream_mode(source))
@@ -190,7 +191,7 @@ def open_input(
         if start == 0:
             yield source, size
             return
-    with _spool(source, name, limit) as (spooled, size):
+    with _spool(source, name, cap) as (spooled, size):
         yield spooled, size
 
 

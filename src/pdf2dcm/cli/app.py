@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import signal
 import sys
 import traceback
 from enum import IntEnum
+from types import FrameType
 from typing import Any, NoReturn
 
 import click
@@ -27,7 +30,9 @@ class ExitStatus(IntEnum):
     JOB_FAILED = 6
     JOB_TIMEOUT = 7
     CONFLICT = 8
-    INTERRUPTED = 130
+    HANGUP = 128 + signal.SIGHUP
+    INTERRUPTED = 128 + signal.SIGINT
+    TERMINATED = 128 + signal.SIGTERM
 
 
 EXIT_CODES: dict[type[err.Pdf2DcmError], ExitStatus] = {
@@ -63,6 +68,7 @@ Exit codes:
   1    unexpected error (a bug): run with --debug for details
   2    usage or input error: bad option, bad tag, not a PDF, missing file,
        a tag that contradicts the parent or reference, a file the system refused
+       (permissions, disk full, read-only, name too long, closed stdin/stdout)
   3    server unreachable: refused, DNS, TLS, timeout (after retries)
   4    server refused the request (4xx): authentication, unknown ID; a redirect
   5    server failed (5xx) after retries, or answered in an unexpected shape
@@ -70,7 +76,64 @@ Exit codes:
   7    waiting for a job timed out (the job goes on)
   8    conflict: the server holds another patient's study or another document
        under the same UID; nothing was stored
-  130  interrupted (Ctrl-C)"""
+  129  hung up (SIGHUP); temporary files were removed
+  130  interrupted (Ctrl-C); temporary files were removed
+  143  terminated (SIGTERM, e.g. by timeout or kill); temporary files were removed"""
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP, raised where the program is so that cleanup runs as for Ctrl-C.
+
+    A BaseException, like KeyboardInterrupt, so that no ``except Exception`` swallows it while
+    every ``finally`` and context manager on the way out removes its temporary files and stops
+    the progress display (restoring the cursor).
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name
+
+
+class ClosedStream:
+    """Stands for stdin or stdout when the shell closed it (``<&-``, ``>&-``).
+
+    Python leaves ``sys.stdin``/``sys.stdout`` as None then; using this instead turns the
+    use of the stream (reading, writing, its bytes) into one clear error, as ``cat >&-`` fails,
+    while questions such as ``isatty()`` get a harmless answer.
+    """
+
+    def __init__(self, name: str, fix: str) -> None:
+        self.name = f"<{name}>"
+        self._what = name
+        self._fix = fix
+
+    def _closed(self) -> err.FileSystemError:
+        return err.FileSystemError(f"{self._what} is closed; {self._fix}", errno=errno.EBADF)
+
+    @property
+    def buffer(self) -> NoReturn:
+        raise self._closed()
+
+    def read(self, *_args: object) -> NoReturn:
+        raise self._closed()
+
+    readline = read
+
+    def write(self, text: str) -> int:
+        raise self._closed()
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> NoReturn:
+        raise self._closed()
 
 
 def exit_status_for(error: BaseException) -> ExitStatus:
@@ -96,20 +159,22 @@ class _Group(click.Group):
             self._fail(ctx, error, f"error: {error}", exit_status_for(error))
         except KeyboardInterrupt as error:
             self._fail(ctx, error, "interrupted", ExitStatus.INTERRUPTED)
+        except Terminated as error:
+            self._fail(ctx, error, f"terminated by {error.name}", 128 + error.signum)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except BrokenPipeError:
             # The reader went away (``| head``); that is its choice, not an error of ours.
-            with contextlib.suppress(OSError):
-                sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+            _silence_stdout()
             ctx.exit(ExitStatus.SUCCESS)
+        except OSError as error:
+            if _from_a_library(error):
+                self._fail(ctx, error, _bug_line(error), ExitStatus.ERROR)
+            # The system refused something no library call wrapped (a report line to a full
+            # disk, say): still the system's refusal, not a bug.
+            self._fail(ctx, error, f"error: {_os_error_line(error)}", ExitStatus.INPUT)
         except Exception as error:
-            self._fail(
-                ctx,
-                error,
-                f"unexpected error: {type(error).__name__}: {error}; run with --debug for details",
-                ExitStatus.ERROR,
-            )
+            self._fail(ctx, error, _bug_line(error), ExitStatus.ERROR)
 
     @staticmethod
     def _fail(ctx: click.Context, error: BaseException, line: str, code: int) -> NoReturn:
@@ -139,6 +204,105 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
+def _bug_line(error: BaseException) -> str:
+    return f"unexpected error: {type(error).__name__}: {error}; run with --debug for details"
+
+
+def _from_a_library(error: OSError) -> bool:
+    """requests and urllib3 errors are OSErrors too; one that escapes the client is a bug."""
+    return type(error).__module__.split(".")[0] in ("requests", "urllib3")
+
+
+def _os_error_line(error: OSError) -> str:
+    cause = os.strerror(error.errno) if error.errno is not None else str(error)
+    if error.filename is not None:
+        return f"{os.fsdecode(error.filename)}: {cause}"
+    if _raised_by_echo(error):
+        # A result line to stdout on a full disk: the one write no library call wraps.
+        return f"cannot write <stdout>: {cause}"
+    return cause
+
+
+def _raised_by_echo(error: BaseException) -> bool:
+    trace = error.__traceback__
+    while trace is not None:
+        code = trace.tb_frame.f_code
+        if code.co_name == "echo" and trace.tb_frame.f_globals.get("__name__") == "click.utils":
+            return not trace.tb_frame.f_locals.get("err")
+        trace = trace.tb_next
+    return False
+
+
+def _silence_stdout() -> None:
+    """Send what is still buffered for stdout nowhere, so that exiting does not fail again."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+def _occupy_closed_descriptors() -> None:
+    """Put /dev/null on a closed 0, 1 or 2, so that no file opened later takes its place.
+
+    Otherwise an output or temporary file could become descriptor 2 and receive whatever is
+    written to stderr by the interpreter or a library.
+    """
+    for descriptor in (0, 1, 2):
+        try:
+            os.fstat(descriptor)
+        except OSError:
+            opened = os.open(os.devnull, os.O_RDWR)
+            if opened != descriptor:
+                os.dup2(opened, descriptor)
+                os.close(opened)
+
+
+def _replace_missing_streams() -> None:
+    if sys.stdin is None:
+        sys.stdin = ClosedStream("stdin", "give the input as a file, or redirect one into stdin")
+    if sys.stdout is None:
+        sys.stdout = ClosedStream("stdout", "give -o FILE, or redirect stdout to a file")
+
+
+def _terminate(signum: int, _frame: FrameType | None) -> None:
+    # A second signal while unwinding ends the process at once, as the sender insists.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    raise Terminated(signum)
+
+
+def _flush_stdout(status: int) -> int:
+    """Flush what is left for stdout; a refusal now (``> /dev/full``) still changes the code."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+    except OSError as error:
+        _silence_stdout()
+        say(f"error: cannot write <stdout>: {_os_error_line(error)}")
+        return status or ExitStatus.INPUT
+    return status
+
+
 def main() -> None:
-    """Console-script entry point."""
-    cli(prog_name="pdf2dcm")
+    """Console-script entry point.
+
+    Installs the SIGTERM and SIGHUP handlers (so ``timeout`` or a closed terminal removes
+    temporary files like Ctrl-C does) and guards against closed standard streams.
+    """
+    _occupy_closed_descriptors()
+    _replace_missing_streams()
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _terminate)
+    try:
+        cli.main(prog_name="pdf2dcm")
+    except SystemExit as done:
+        code = done.code
+    except Terminated as stopped:
+        # Outside a command (while parsing the options): nothing to clean up.
+        say(f"terminated by {stopped.name}")
+        code = 128 + stopped.signum
+    if code is not None and not isinstance(code, int):
+        say(str(code))
+        code = ExitStatus.ERROR
+    sys.exit(_flush_stdout(code or 0))

@@ -78,6 +78,7 @@ def encode(
     import datetime as dt
 
     from pdf2dcm.dicom import batch_tags, encode_pdf
+    from pdf2dcm.files import make_directory, stops_batch
 
     targets = _encode_targets(inputs, output, outdir)
     if any(target == "-" for target in targets) and as_json:
@@ -91,11 +92,19 @@ def encode(
     per_file = batch_tags(tags, len(inputs), same_series=same_series, reference=reference)
     moment = dt.datetime.now()
     if outdir is not None:
-        outdir.mkdir(parents=True, exist_ok=True)
+        make_directory(outdir)
     failures: list[err.Pdf2DcmError] = []
     total = sum(file_size(name) for name in inputs)
+    stopped = False
     with progress_display(not no_progress, total or None, len(inputs)) as progress:
         for source, target, file_tags in zip(inputs, targets, per_file, strict=True):
+            if stopped:
+                skipped = err.NotAttemptedError(
+                    f"{source}: not attempted: the batch stopped at an earlier error"
+                )
+                say(f"error: {skipped}")
+                failures.append(skipped)
+                continue
             try:
                 result = encode_pdf(
                     stdin() if source == "-" else source,
@@ -114,6 +123,8 @@ def encode(
                     raise
                 say(f"error: {error}")
                 failures.append(error)
+                # A full or read-only disk fails every later file the same way.
+                stopped = stops_batch(error)
                 continue
             for warning in result.warnings:
                 say(f"warning: {warning}")
