@@ -17,12 +17,14 @@ import hashlib
 import os
 import struct
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from collections.abc import Sequence as Seq
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
 
+from pydicom.charset import convert_encodings
 from pydicom.datadict import dictionary_has_tag, dictionary_VR, keyword_for_tag
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -219,6 +221,13 @@ def _read_one_reference(name: str, level: Literal["study", "series"]) -> Referen
 
 
 def reference_from_header(source: Dataset, level: Level, name: str) -> ReferenceAttributes:
+    with warnings.catch_warnings():
+        # pydicom's own value checks warn on stderr; ours below say the same in one line.
+        warnings.simplefilter("ignore")
+        return _reference_from_header(source, level, name)
+
+
+def _reference_from_header(source: Dataset, level: Level, name: str) -> ReferenceAttributes:
     """The attributes of ``level`` and above in a DICOM header, decoded and validated.
 
     Shared by reference files and server parents, so both copy the same attributes by the
@@ -256,7 +265,7 @@ def reference_from_header(source: Dataset, level: Level, name: str) -> Reference
         dataset=copied,
         next_instance_number=next_number,
         level=level,
-        character_set=tuple(str(t) for t in terms if t),
+        character_set=tuple(str(t or "") for t in terms) if any(terms) else (),
         source=name,
         warnings=notes,
     )
@@ -286,7 +295,9 @@ def _settle_character_set(source: Dataset, name: str) -> tuple[str, ...]:
         guess, label = UTF8, "UTF-8"
     except UnicodeDecodeError:
         guess, label = "ISO_IR 100", "Latin-1"
-    source.SpecificCharacterSet = guess
+    # pydicom decodes raw values with the set it read from the file, not the element's.
+    implicit, little = source.original_encoding
+    source.set_original_encoding(implicit, little, convert_encodings([guess]))
     return (
         f"{name} declares no SpecificCharacterSet but {suspects[0][0]} holds non-ASCII bytes; "
         f"decoded as {label} (a guess)",
@@ -426,20 +437,23 @@ def open_encoded(
                 f"{name} is {size} bytes; DICOM cannot hold a document over {MAX_PDF_SIZE} bytes"
             )
         facts = inspect_pdf(pdf, size, name)
-        warnings = []
+        notes = []
         if facts.truncated:
-            warnings.append(f"{name} has no %%EOF marker near its end; it may be truncated")
+            notes.append(f"{name} has no %%EOF marker near its end; it may be truncated")
         if reference is not None:
-            warnings.extend(reference.warnings)
-        dataset = _build_dataset(
-            user_tags,
-            reference=reference,
-            document_title=facts.title or _title_from_name(source, name),
-            conversion_type=conversion_type,
-            size=size,
-            moment=moment,
-        )
-        yield EncodedPdf(dataset, pdf, size, name, tuple(warnings), pdf_sha256)
+            notes.extend(reference.warnings)
+        with warnings.catch_warnings():
+            # pydicom's value checks warn on stderr; ours raise one clear line instead.
+            warnings.simplefilter("ignore")
+            dataset = _build_dataset(
+                user_tags,
+                reference=reference,
+                document_title=facts.title or _title_from_name(source, name),
+                conversion_type=conversion_type,
+                size=size,
+                moment=moment,
+            )
+        yield EncodedPdf(dataset, pdf, size, name, tuple(notes), pdf_sha256)
 
 
 def _title_from_name(source: PathLike | BinaryIO, name: str) -> str:
@@ -584,7 +598,7 @@ def _time_zone(user_tags: ValidatedTags, moment: dt.datetime) -> dt.tzinfo:
         text = given.strip()
         minutes = int(text[1:3]) * 60 + int(text[3:5])
         return dt.timezone(dt.timedelta(minutes=-minutes if text[0] == "-" else minutes))
-    offset = moment.astimezone().utcoffset() or dt.timedelta(0)
+    offset = (moment if moment.tzinfo else moment.astimezone()).utcoffset() or dt.timedelta(0)
     return dt.timezone(offset)
 
 

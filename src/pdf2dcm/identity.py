@@ -163,8 +163,9 @@ def choose_character_set(ds: Dataset, preferred: Sequence[str]) -> list[str]:
     values = [value for _element, value in text_values(ds)]
     if all(value.isascii() for value in values):
         return []
-    terms = [term.strip() for term in preferred if term.strip()]
-    if terms and terms != [UTF8] and all(_encodable(value, terms) for value in values):
+    # An empty first term is meaningful: ASCII until an escape sequence switches sets.
+    terms = [term.strip() for term in preferred]
+    if any(terms) and terms != [UTF8] and all(_encodable(value, terms) for value in values):
         return terms
     return [UTF8]
 
@@ -181,10 +182,10 @@ def _encodable(value: str, terms: list[str]) -> bool:
         # pydicom warns and substitutes '?' for what its ISO 2022 encoder cannot write.
         warnings.simplefilter("error")
         try:
-            encoded = PersonName(value).encode(encodings)
+            PersonName(value).encode(encodings)
         except (UnicodeError, LookupError, UserWarning, ValueError):
             return False
-    return b"?" not in encoded or "?" in value
+    return True
 
 
 def encoded_length(value: str, terms: Sequence[str]) -> int:
