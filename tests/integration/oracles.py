@@ -44,3 +44,15 @@ def dcm2pdf_expected(pdf: bytes) -> bytes:
     if len(pdf) % 2 == 0 and pdf[-1:] not in (b"\r", b"\n", b"F"):
         return pdf[:-1]
     return pdf
+
+
+def dcentvfy_errors(*paths: Path) -> list[str]:
+    """dicom3tools' cross-object check: objects of one study must agree on patient and study."""
+    done = subprocess.run(
+        [require_binary("dcentvfy"), *map(str, paths)], capture_output=True, check=False
+    )
+    text = (done.stdout + done.stderr).decode("utf-8", "replace")
+    errors = [line for line in text.splitlines() if "Error" in line]
+    if done.returncode != 0 and not errors:
+        errors.append(f"dcentvfy exited {done.returncode}")
+    return errors
