@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import re
+import struct
+import subprocess
+import sys
+import warnings
+import zlib
 from pathlib import Path
 
 import pydicom
 import pytest
+from click.testing import CliRunner
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset
-from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import (
+    UID,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
 
+from pdf2dcm.cli import cli
 from pdf2dcm.dicom import ENCAPSULATED_PDF_STORAGE, encode_pdf
 from pdf2dcm.errors import InputError, NotAPdfError
-from pdf2dcm.extract import extract_pdf, looks_like_dicom, read_header
+from pdf2dcm.extract import MAX_SEQUENCE_DEPTH, extract_pdf, looks_like_dicom, read_header
 from tests.pdfs import make_pdf
 
 PDF = make_pdf(3000, title=b"(Sniffed)")
@@ -136,3 +150,254 @@ def test_dicom_is_never_wrapped_as_a_pdf(tmp_path: Path, data: bytes) -> None:
     ):
         encode_pdf(tmp_path / "in.dcm", tmp_path / "out.dcm")
     assert not (tmp_path / "out.dcm").exists()
+
+
+# --- hostile and damaged objects ---------------------------------------------------------
+
+
+def element(group: int, number: int, vr: bytes, value: bytes) -> bytes:
+    """One Explicit VR Little Endian element."""
+    if vr in (b"OB", b"SQ", b"UN", b"UT"):
+        return struct.pack("<HH2sHI", group, number, vr, 0, len(value)) + value
+    return struct.pack("<HH2sH", group, number, vr, len(value)) + value
+
+
+def refused(data: bytes, tmp_path: Path) -> str:
+    """The one-line error ``pdf2dcm extract`` gives for ``data``; checks exit 2, no output."""
+    (tmp_path / "x.dcm").write_bytes(data)
+    result = CliRunner().invoke(cli, ["extract", str(tmp_path / "x.dcm"), "-o", "out.pdf"])
+    assert result.exit_code == 2, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.dcm"]
+    assert not Path("out.pdf").exists()
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    prefix, _, message = lines[0].partition("error: ")
+    assert prefix in ("", "pdf2dcm: ")
+    return message.replace(str(tmp_path) + "/", "")
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+
+
+def position(data: bytes, tag: tuple[int, int]) -> int:
+    """Where an element of the (top-level, Explicit VR LE) data set starts."""
+    return data.index(struct.pack("<HH", *tag), 132)
+
+
+@pytest.mark.parametrize(
+    ("document", "reason"),
+    [
+        (b"", "holds an empty document; there is no PDF in it"),
+        (
+            b"Dear colleague,\n" * 100,
+            "holds a document that is not a PDF (it starts with b'Dear colleague,\\n', not "
+            "%PDF-); nothing was extracted",
+        ),
+        (b"\x00" * 1024 + b"%PDF-1.4\n", "holds a document that is not a PDF (it starts with"),
+    ],
+    ids=["empty", "text", "late-header"],
+)
+def test_a_document_that_is_not_a_pdf_is_refused(
+    tmp_path: Path, document: bytes, reason: str
+) -> None:
+    assert refused(encapsulated(document), tmp_path).startswith(f"x.dcm {reason}")
+
+
+def test_truncation_is_named_where_it_happens(tmp_path: Path) -> None:
+    data = encapsulated()
+    size = len(data)
+    document = position(data, (0x0042, 0x0011))
+    mime = position(data, (0x0042, 0x0012))
+    cases = {
+        document: f"x.dcm is truncated at byte {document}: it ends before EncapsulatedDocument "
+        "(0042,0011); get a complete copy of the file",
+        mime: f"x.dcm is truncated at byte {mime}: it ends before "
+        "MIMETypeOfEncapsulatedDocument (0042,0012); get a complete copy of the file",
+        document + 5: f"x.dcm is truncated at byte {document + 5}: it ends inside an element's "
+        "header; get a complete copy of the file",
+        size - 100: f"x.dcm: EncapsulatedDocument (0042,0011) declares a length beyond the end "
+        f"of the file ({len(PDF)} bytes at offset {document + 12}, file is {size - 100} bytes); "
+        "the file is truncated or damaged",
+    }
+    for cut, message in cases.items():
+        assert refused(data[:cut], tmp_path) == message
+
+
+def test_a_length_beyond_the_file_is_named_without_reading_it(tmp_path: Path) -> None:
+    data = encapsulated()
+    at = position(data, (0x0042, 0x0011))
+    lie = element(0x0009, 0x1010, b"OB", b"")[:-4] + struct.pack("<I", 3_000_000_000)
+    hostile = data[:at] + lie + data[at:]
+    assert refused(hostile, tmp_path) == (
+        "x.dcm: private or unknown attribute (0009,1010) declares a length beyond the "
+        f"end of the file (3000000000 bytes at offset {at + 12}, file is {len(hostile)} bytes); "
+        "the file is truncated or damaged"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (
+            struct.pack("<II", len(PDF), len(PDF)),
+            "EncapsulatedDocumentLength (0042,0015) holds 2 values, but it must hold one",
+        ),
+        (
+            struct.pack("<I", len(PDF))[:3],
+            "EncapsulatedDocumentLength (0042,0015) has a 3-byte value, but a UL value is 4 bytes",
+        ),
+    ],
+    ids=["two-values", "three-bytes"],
+)
+def test_a_malformed_document_length_is_refused(tmp_path: Path, value: bytes, reason: str) -> None:
+    data = encapsulated()
+    at = position(data, (0x0042, 0x0015))
+    assert data[at:].startswith(b"B\x00\x15\x00UL\x04\x00")
+    assert len(data) == at + 12
+    damaged = data[:at] + element(0x0042, 0x0015, b"UL", value)
+    assert refused(damaged, tmp_path) == f"x.dcm: {reason}; the file is damaged"
+
+
+def test_a_huge_value_is_quoted_briefly(tmp_path: Path) -> None:
+    data = encapsulated()
+    at = position(data, (0x0042, 0x0012))
+    end = position(data, (0x0042, 0x0015))
+    mime = b"application/" + b"x" * 60_000
+    message = refused(data[:at] + element(0x0042, 0x0012, b"LO", mime) + data[end:], tmp_path)
+    assert message == (
+        "x.dcm holds a document of MIME type 'application/" + "x" * 67 + "... "
+        "(60012 characters), not application/pdf"
+    )
+
+
+def nested(depth: int) -> bytes:
+    """ContentSequence items nested ``depth`` deep, each of undefined length."""
+    opening = struct.pack("<HH2sHI", 0x0040, 0xA730, b"SQ", 0, 0xFFFFFFFF) + struct.pack(
+        "<HHI", 0xFFFE, 0xE000, 0xFFFFFFFF
+    )
+    closing = struct.pack("<HHI", 0xFFFE, 0xE00D, 0) + struct.pack("<HHI", 0xFFFE, 0xE0DD, 0)
+    return opening * depth + closing * depth
+
+
+@pytest.mark.parametrize("depth", [MAX_SEQUENCE_DEPTH + 1, 1000, 100_000])
+def test_sequences_nested_too_deep_are_refused(tmp_path: Path, depth: int) -> None:
+    data = encapsulated()
+    at = position(data, (0x0042, 0x0011))
+    deep = data[:at] + nested(depth) + data[at:]
+    byte = at + MAX_SEQUENCE_DEPTH * 20 + 12  # after the header of the sequence too many
+    assert refused(deep, tmp_path) == (
+        f"x.dcm: sequences nest more than 64 deep (in ContentSequence (0040,A730) at byte "
+        f"{byte}); pdf2dcm reads at most 64 levels"
+    )
+
+
+def test_sequences_nested_to_the_limit_are_read(tmp_path: Path) -> None:
+    data = encapsulated()
+    at = position(data, (0x0042, 0x0011))
+    (tmp_path / "x.dcm").write_bytes(data[:at] + nested(MAX_SEQUENCE_DEPTH) + data[at:])
+    extract_pdf(tmp_path / "x.dcm", tmp_path / "x.pdf")
+    assert (tmp_path / "x.pdf").read_bytes() == PDF
+
+
+def test_an_item_longer_than_its_sequence_is_refused(tmp_path: Path) -> None:
+    data = encapsulated()
+    at = position(data, (0x0042, 0x0011))
+    item = struct.pack("<HHI", 0xFFFE, 0xE000, 40) + element(0x0008, 0x0100, b"SH", b"CODE")
+    sequence = element(0x0040, 0xA730, b"SQ", item)
+    assert refused(data[:at] + sequence + data[at:], tmp_path) == (
+        f"x.dcm: ContentSequence (0040,A730) declares a length beyond the end of its item "
+        f"(40 bytes at offset {at + 20}, the item ends at byte {at + 12 + len(item)}); "
+        "the file is damaged"
+    )
+
+
+def test_pydicom_warnings_never_reach_the_user(tmp_path: Path) -> None:
+    ds = pydicom.dcmread(io.BytesIO(encapsulated()))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds.SOPInstanceUID = "1.2.x.4"
+        ds.SpecificCharacterSet = "ISO_IR 999"
+        ds.PatientName = b"\xff\xfe"
+        buffer = io.BytesIO()
+        ds.save_as(buffer)
+    (tmp_path / "x.dcm").write_bytes(buffer.getvalue())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        extract_pdf(tmp_path / "x.dcm", tmp_path / "x.pdf")
+    assert [str(w.message) for w in caught] == []
+    assert (tmp_path / "x.pdf").read_bytes() == PDF
+
+
+# --- deflated data sets --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [3001, 200_000])
+@pytest.mark.parametrize("length", [-1, None], ids=["with-length", "without-length"])
+def test_deflated_objects_round_trip_byte_exact(
+    tmp_path: Path, size: int, length: int | None
+) -> None:
+    pdf = make_pdf(size)
+    data = encapsulated(pdf, syntax=DeflatedExplicitVRLittleEndian, length=length)
+    (tmp_path / "x.dcm").write_bytes(data)
+    result = extract_pdf(tmp_path / "x.dcm", tmp_path / "x.pdf")
+    assert (tmp_path / "x.pdf").read_bytes() == pdf
+    assert result.sha256 == hashlib.sha256(pdf).hexdigest()
+
+
+def test_a_truncated_deflated_object_is_refused(tmp_path: Path) -> None:
+    data = encapsulated(make_pdf(200_000), syntax=DeflatedExplicitVRLittleEndian)
+    assert re.fullmatch(
+        r"x.dcm: EncapsulatedDocument \(0042,0011\) declares a length beyond the end of the "
+        r"file \(200000 bytes at offset 66, its inflated data set is \d{5} bytes\); the file is "
+        r"truncated or damaged",
+        refused(data[: len(data) // 2], tmp_path),
+    )
+    start = 132 + 12 + struct.unpack_from("<I", data, 140)[0]
+    inflated = zlib.decompress(data[start:], -zlib.MAX_WBITS)
+    packer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    unfinished = data[:start] + packer.compress(inflated) + packer.flush(zlib.Z_SYNC_FLUSH)
+    assert refused(unfinished, tmp_path) == (
+        f"x.dcm is truncated at byte {len(unfinished)}: its deflated data set stops "
+        "mid-stream; get a complete copy of the file"
+    )
+    damaged = data[:start] + b"\xff" * 4 + data[start + 4 :]
+    assert refused(damaged, tmp_path).startswith(
+        "x.dcm: its deflated data set is damaged (Error -3 while decompressing data"
+    )
+
+
+MEMORY_PROBE = """
+import resource, sys
+from pdf2dcm.extract import extract_pdf
+extract_pdf(sys.argv[1], sys.argv[2])
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def test_deflated_extraction_keeps_memory_flat(tmp_path: Path) -> None:
+    """A 50 MB document that deflates to almost nothing: inflating it whole would cost 50 MB."""
+    pdf = b"%PDF-1.4\n%" + b"0" * (50 * 1024 * 1024) + b"\n%%EOF\n"
+    data = encapsulated(pdf, syntax=DeflatedExplicitVRLittleEndian)
+    assert len(data) < 200_000
+    (tmp_path / "x.dcm").write_bytes(data)
+    del data
+    baseline = subprocess.run(
+        [sys.executable, "-c", MEMORY_PROBE.replace("extract_pdf(sys.argv[1], sys.argv[2])", "")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    probe = subprocess.run(
+        [sys.executable, "-c", MEMORY_PROBE, str(tmp_path / "x.dcm"), str(tmp_path / "x.pdf")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert probe.stderr == ""
+    grown_kib = int(probe.stdout) - int(baseline.stdout)
+    assert grown_kib < 20 * 1024, f"extraction grew by {grown_kib} KiB"
+    assert (
+        hashlib.sha256((tmp_path / "x.pdf").read_bytes()).digest() == hashlib.sha256(pdf).digest()
+    )
