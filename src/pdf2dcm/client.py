@@ -1,10 +1,33 @@
-"""OrthancClient: one pooled HTTP session with timeouts, retries and Orthanc's errors made typed.
+"""OrthancClient: the only code that speaks Orthanc's REST API.
+
+One pooled HTTP session with deadlines, retries and Orthanc's errors made typed, and one
+method per Orthanc operation, each returning a frozen dataclass checked at the boundary: a
+reply of the wrong shape (``[1,2,3]``, ``null``, ``{}`` without ``ID``, an ``ID`` that is not an
+Orthanc ID) is one :class:`~pdf2dcm.errors.UnexpectedReplyError`, raised here and nowhere else.
+
+Every ID and name placed in a URL path goes through :func:`path_segment`: Orthanc IDs and job
+IDs must have their known shapes, names are percent-encoded as one segment. So a job ID such
+as ``../tools/shutdown?`` can never address another route.
+
+Time: a request for a JSON answer has a total deadline (``Settings.timeout``), from the first
+byte sent to the last byte read, retries included; a watchdog shuts the socket down when it
+passes, so a server that trickles one byte at a time cannot hold the caller. Downloads (a
+document, a job's archive) have the deadline until the headers arrive, then a stall timeout
+of the same length between two reads; they may last as long as bytes keep coming. Requests
+that carry a document (stores, STOW-RS) have the stall timeout only, since sending a large
+file legitimately takes long. JSON answers are read in pieces and refused beyond
+:data:`MAX_JSON_BYTES`.
 
 Retries are split by what a repeat can do. GETs are retried by urllib3 on connection errors
 and 502/503/504. POSTs are retried here, explicitly, and only for the uploads where a repeat
 cannot duplicate data (the same SOPInstanceUID is answered ``AlreadyStored``); their bodies
-are re-iterable objects that start over from the first byte on every attempt, so a retry
-never sends an exhausted stream. No ``requests`` exception escapes: every failure becomes a
+are re-iterable objects that start over from the first byte on every attempt. Certificate
+failures are never retried. Each retry is logged on the ``pdf2dcm`` logger (INFO).
+
+Redirects are followed only for requests without a body and only on the same scheme, host
+and port; anything else is a :class:`~pdf2dcm.errors.RedirectError` naming the Location.
+
+No ``requests`` or ``urllib3`` exception escapes: every failure becomes a
 :class:`~pdf2dcm.errors.ServerError` whose message names the server and never a credential.
 """
 
@@ -12,34 +35,355 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import re
+import secrets
+import socket
+import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
 from types import TracebackType
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, Literal, TypeAlias, overload
+from urllib.parse import quote, urljoin, urlsplit
 
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
-from urllib3.connectionpool import ConnectionPool
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import ConnectionPool, HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
 from . import __version__
-from .config import Settings
+from .config import Settings, redact_url
 from .errors import (
     AuthenticationError,
+    InputError,
     NotFoundError,
+    RedirectError,
     ServerError,
     ServerFailedError,
     ServerRefusedError,
     ServerUnreachableError,
+    UnexpectedReplyError,
 )
 
 USER_AGENT = f"pdf2dcm/{__version__}"
 TRANSIENT_STATUSES = frozenset({502, 503, 504})
 BACKOFF_SECONDS = 0.5
+MAX_JSON_BYTES = 64 * 1024 * 1024
+"""The largest JSON answer read; Orthanc's answers are far smaller, a larger one is refused."""
+MAX_ATTRIBUTE_BYTES = 1024 * 1024
+"""Default bound of one attribute value read with :meth:`OrthancClient.instance_content`."""
+MAX_RETRY_AFTER = 10.0
+"""A server's Retry-After is obeyed up to this many seconds."""
+MAX_REDIRECTS = 5
+_READ_PIECE = 64 * 1024
+
+logger = logging.getLogger("pdf2dcm")
+
+JSONValue: TypeAlias = "bool | int | float | str | list[JSONValue] | dict[str, JSONValue] | None"
+Level = Literal["Patient", "Study", "Series", "Instance"]
+IdKind = Literal["instance", "series", "study", "patient", "job"]
+
+_ORTHANC_ID = re.compile(r"[0-9a-f]{8}(?:-[0-9a-f]{8}){4}")
+_JOB_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_TAG = re.compile(r"[0-9a-fA-F]{4}-[0-9a-fA-F]{4}")
+
+
+# --- paths -----------------------------------------------------------------------------------
+
+
+def shown(value: str, limit: int = 80) -> str:
+    """A value for a message: quoted, and cut at ``limit`` characters with its length."""
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}... ({len(value)} characters)"
+
+
+def path_segment(value: str, kind: IdKind | Literal["name"] = "name") -> str:
+    """One URL path segment, made safe: the one gate for everything put in a path.
+
+    Orthanc IDs (five groups of 8 lowercase hex digits) and job IDs (UUIDs) must have their
+    shape; names (modalities, peers, output keys) are percent-encoded as a single segment.
+
+    Raises
+    ------
+    InputError
+        An ID of the wrong shape, or an empty name, ``.`` or ``..``.
+    """
+    if kind == "name":
+        if value in ("", ".", ".."):
+            raise InputError(f"{shown(value)} is not a usable name; give the name as configured")
+        return quote(value, safe="")
+    pattern = _JOB_ID if kind == "job" else _ORTHANC_ID
+    if pattern.fullmatch(value) is None:
+        shape = (
+            "a UUID such as 32af28ce-d1f9-4655-b38e-3237a3cdcbaa"
+            if kind == "job"
+            else "five groups of 8 lowercase hex digits such as "
+            "1b3a6f13-fe07c53c-5e985968-59e2d3fe-46ae0c4b"
+        )
+        raise InputError(f"{kind} ID {shown(value)} is not an Orthanc {kind} ID; give {shape}")
+    return value
+
+
+def _tag_segment(tag: str) -> str:
+    if _TAG.fullmatch(tag) is None:
+        raise InputError(f"tag {shown(tag)} is not of the form gggg-eeee")
+    return tag.lower()
+
+
+# --- typed replies ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SystemInfo:
+    """``GET /system``: what the server says it is."""
+
+    version: str
+    name: str
+    api_version: int | None
+
+
+@dataclass(frozen=True)
+class StoredInstance:
+    """Orthanc's answer to a store: where the instance now lives."""
+
+    id: str
+    parent_patient: str | None
+    parent_study: str | None
+    parent_series: str | None
+    status: str
+    """``Success`` or ``AlreadyStored``."""
+
+
+@dataclass(frozen=True)
+class LookupMatch:
+    """One answer of ``/tools/lookup``: a resource whose DICOM UID was looked up."""
+
+    type: str
+    """``Patient``, ``Study``, ``Series`` or ``Instance``."""
+    id: str
+
+
+@dataclass(frozen=True)
+class Patient:
+    id: str
+    main_tags: dict[str, str]
+    studies: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Study:
+    id: str
+    parent_patient: str
+    main_tags: dict[str, str]
+    patient_main_tags: dict[str, str]
+    series: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Series:
+    id: str
+    parent_study: str
+    main_tags: dict[str, str]
+    instances: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Instance:
+    id: str
+    parent_series: str
+    main_tags: dict[str, str]
+
+
+Resource: TypeAlias = "Patient | Study | Series | Instance"
+
+
+@dataclass(frozen=True)
+class StowAnswer:
+    """A STOW-RS answer: the failure reasons (0008,1197) of refused instances, if any."""
+
+    failure_reasons: tuple[str, ...]
+
+
+CANCELLED_ERROR_CODE = 37
+"""Orthanc's ErrorCode for a job ended by a cancel request."""
+
+
+class JobState(str, Enum):
+    """Orthanc's job states."""
+
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCESS = "Success"
+    FAILURE = "Failure"
+    PAUSED = "Paused"
+    RETRY = "Retry"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (JobState.SUCCESS, JobState.FAILURE)
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """One reading of ``GET /jobs/{id}``; ``raw`` keeps every field Orthanc sent."""
+
+    id: str
+    type: str
+    state: JobState
+    progress: int
+    error_code: int
+    error_description: str
+    error_details: str
+    raw: dict[str, JSONValue] = field(repr=False)
+
+    @property
+    def cancelled(self) -> bool:
+        return self.state is JobState.FAILURE and self.error_code == CANCELLED_ERROR_CODE
+
+    def failure_text(self) -> str:
+        """``ErrorCode N: description (details)``, the way failures are reported."""
+        details = f" ({self.error_details})" if self.error_details else ""
+        return f"ErrorCode {self.error_code}: {self.error_description}{details}"
+
+
+class _Reply:
+    """A decoded JSON answer and the URL it came from, read with shape checks."""
+
+    def __init__(self, url: str, value: JSONValue) -> None:
+        self.url = redact_url(url)
+        self.value = value
+
+    def error(self, detail: str) -> UnexpectedReplyError:
+        return UnexpectedReplyError(f"unexpected reply from {self.url}: {detail}")
+
+    def obj(self, value: JSONValue | None = None, what: str = "the answer") -> dict[str, JSONValue]:
+        value = self.value if value is None else value
+        if not isinstance(value, dict):
+            raise self.error(f"{what} is {_kind(value)}, not a JSON object")
+        return value
+
+    def items(self) -> list[dict[str, JSONValue]]:
+        if not isinstance(self.value, list):
+            raise self.error(f"the answer is {_kind(self.value)}, not a JSON array")
+        return [self.obj(item, "an item of the array") for item in self.value]
+
+    def string(self, data: Mapping[str, JSONValue], key: str, default: str | None = None) -> str:
+        value = data.get(key, default)
+        if not isinstance(value, str):
+            missing = key not in data
+            raise self.error(f"'{key}' is {'missing' if missing else _kind(value)}, not a string")
+        return value
+
+    def optional_string(self, data: Mapping[str, JSONValue], key: str) -> str | None:
+        return None if data.get(key) is None else self.string(data, key)
+
+    def integer(self, data: Mapping[str, JSONValue], key: str, default: int) -> int:
+        value = data.get(key)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(f"'{key}' is {_kind(value)}, not an integer")
+        return value
+
+    def orthanc_id(self, data: Mapping[str, JSONValue], key: str, kind: IdKind) -> str:
+        value = self.string(data, key)
+        pattern = _JOB_ID if kind == "job" else _ORTHANC_ID
+        if pattern.fullmatch(value) is None:
+            raise self.error(f"'{key}' {shown(value)} is not an Orthanc {kind} ID")
+        return value
+
+    def optional_id(self, data: Mapping[str, JSONValue], key: str, kind: IdKind) -> str | None:
+        return None if data.get(key) is None else self.orthanc_id(data, key, kind)
+
+    def id_list(self, data: Mapping[str, JSONValue], key: str, kind: IdKind) -> tuple[str, ...]:
+        value = data.get(key, [])
+        if not isinstance(value, list):
+            raise self.error(f"'{key}' is {_kind(value)}, not a list of IDs")
+        return tuple(self.orthanc_id({key: item}, key, kind) for item in value)
+
+    def tags(self, data: Mapping[str, JSONValue], key: str) -> dict[str, str]:
+        """Main DICOM tags: string values only (sequences and binary values are not ours)."""
+        value = data.get(key, {})
+        if not isinstance(value, dict):
+            raise self.error(f"'{key}' is {_kind(value)}, not a JSON object")
+        return {name: text for name, text in value.items() if isinstance(text, str)}
+
+    def resource(self, level: Level, data: dict[str, JSONValue]) -> Resource:
+        if level == "Patient":
+            return Patient(
+                id=self.orthanc_id(data, "ID", "patient"),
+                main_tags=self.tags(data, "MainDicomTags"),
+                studies=self.id_list(data, "Studies", "study"),
+            )
+        if level == "Study":
+            return Study(
+                id=self.orthanc_id(data, "ID", "study"),
+                parent_patient=self.orthanc_id(data, "ParentPatient", "patient"),
+                main_tags=self.tags(data, "MainDicomTags"),
+                patient_main_tags=self.tags(data, "PatientMainDicomTags"),
+                series=self.id_list(data, "Series", "series"),
+            )
+        if level == "Series":
+            return Series(
+                id=self.orthanc_id(data, "ID", "series"),
+                parent_study=self.orthanc_id(data, "ParentStudy", "study"),
+                main_tags=self.tags(data, "MainDicomTags"),
+                instances=self.id_list(data, "Instances", "instance"),
+            )
+        return Instance(
+            id=self.orthanc_id(data, "ID", "instance"),
+            parent_series=self.orthanc_id(data, "ParentSeries", "series"),
+            main_tags=self.tags(data, "MainDicomTags"),
+        )
+
+    def stored(
+        self, data: dict[str, JSONValue], default_status: str | None = None
+    ) -> StoredInstance:
+        return StoredInstance(
+            id=self.orthanc_id(data, "ID", "instance"),
+            parent_patient=self.optional_id(data, "ParentPatient", "patient"),
+            parent_study=self.optional_id(data, "ParentStudy", "study"),
+            parent_series=self.optional_id(data, "ParentSeries", "series"),
+            status=self.string(data, "Status", "Success"),
+        )
+
+    def job(self, data: dict[str, JSONValue]) -> JobStatus:
+        try:
+            state = JobState(self.string(data, "State"))
+        except ValueError:
+            state = JobState.RUNNING  # a state newer than this client: keep waiting
+        return JobStatus(
+            id=self.orthanc_id(data, "ID", "job"),
+            type=self.string(data, "Type", ""),
+            state=state,
+            progress=self.integer(data, "Progress", 0),
+            error_code=self.integer(data, "ErrorCode", 0),
+            error_description=self.optional_string(data, "ErrorDescription") or "",
+            error_details=self.optional_string(data, "ErrorDetails") or "",
+            raw=data,
+        )
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    names = {dict: "an object", list: "an array", str: "a string", int: "a number"}
+    return names.get(type(value), "a number")
+
+
+def _resource_type(level: Level) -> str:
+    return {"Patient": "patients", "Study": "studies", "Series": "series"}.get(level, "instances")
+
+
+# --- bodies, retries, deadlines --------------------------------------------------------------
 
 
 class RepeatableBody:
@@ -60,13 +404,116 @@ class RepeatableBody:
         return self._factory()
 
 
+_local = threading.local()
+
+
+class _Guard:
+    """A request's total deadline: when it passes, the sockets it used are shut down.
+
+    Shutting the socket down makes the blocked read return at once, wherever it is (headers,
+    chunked body, TLS); the failure that follows is reported as the deadline. The connections
+    register themselves (:class:`_GuardedHTTPConnection`) through a thread-local, since the
+    pool picks them deep inside requests.
+    """
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self.expired = False
+        self._lock = threading.Lock()
+        self._connections: list[HTTPConnection] = []
+        self._timer: threading.Timer | None = None
+        self._done = False
+
+    def __enter__(self) -> _Guard:
+        self._previous = getattr(_local, "guard", None)
+        _local.guard = self
+        if self.seconds is not None:
+            self._timer = threading.Timer(self.seconds, self._expire)
+            self._timer.daemon = True
+            self._timer.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.release()
+        _local.guard = self._previous
+
+    def release(self) -> None:
+        """Stop the deadline (a download's body has only the stall timeout)."""
+        with self._lock:
+            self._done = True
+            self._connections.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def attach(self, connection: HTTPConnection) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self._connections.append(connection)
+            if self.expired:
+                _cut(connection)
+
+    def _expire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.expired = True
+            for connection in self._connections:
+                _cut(connection)
+
+
+def _cut(connection: HTTPConnection) -> None:
+    sock = connection.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            # The plain socket's shutdown, also for TLS: the TLS layer then reads an EOF.
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+def _current_guard() -> _Guard | None:
+    guard = getattr(_local, "guard", None)
+    return guard if isinstance(guard, _Guard) else None
+
+
+class _GuardedHTTPConnection(HTTPConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        guard = _current_guard()
+        if guard is not None:
+            guard.attach(self)
+        super().request(*args, **kwargs)
+
+
+class _GuardedHTTPSConnection(HTTPSConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        guard = _current_guard()
+        if guard is not None:
+            guard.attach(self)
+        super().request(*args, **kwargs)
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _GuardedHTTPConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _GuardedHTTPSConnection
+
+
+class _Adapter(HTTPAdapter):
+    """requests' adapter, with connections that obey a request's deadline."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
 class _RetryPolicy(Retry):
-    """urllib3's retries, minus two cases.
+    """urllib3's retries, minus three cases, and each retry logged.
 
     urllib3 retries connection errors for every method; for POST the retries are ours
-    (:meth:`OrthancClient.post_idempotent`), so a POST fails here at its first error instead
-    of being retried twice over. A failed certificate check is not transient: retrying it
-    only delays the message.
+    (:meth:`OrthancClient._post_idempotent`), so a POST fails here at its first error instead
+    of being retried twice over. A failed TLS handshake is not transient: retrying it only
+    delays the message. A request past its deadline is not retried either.
     """
 
     def increment(
@@ -79,10 +526,28 @@ class _RetryPolicy(Retry):
         _stacktrace: TracebackType | None = None,
     ) -> _RetryPolicy:
         unsafe = method is not None and method.upper() not in (self.allowed_methods or ())
-        if unsafe or isinstance(error, urllib3.exceptions.SSLError):
+        guard = _current_guard()
+        late = guard is not None and guard.expired
+        if unsafe or late or isinstance(error, urllib3.exceptions.SSLError):
             final = self.new(total=0, connect=0, read=0, status=0, other=0)
             return Retry.increment(final, method, url, response, error, _pool, _stacktrace)
-        return super().increment(method, url, response, error, _pool, _stacktrace)
+        following = super().increment(method, url, response, error, _pool, _stacktrace)
+        where = url or "/"
+        if _pool is not None:
+            where = f"{_pool.scheme}://{_pool.host}:{_pool.port}{where}"
+        reason = f"HTTP {response.status}" if response is not None and error is None else error
+        logger.info(
+            "retrying %s %s (%s), attempt %d",
+            method,
+            redact_url(where),
+            _reason(reason) if isinstance(reason, Exception) else reason,
+            len(following.history) + 1,
+        )
+        return following
+
+    def get_retry_after(self, response: BaseHTTPResponse) -> float | None:
+        seconds = super().get_retry_after(response)
+        return None if seconds is None else min(seconds, MAX_RETRY_AFTER)
 
 
 class _BearerAuth(requests.auth.AuthBase):
@@ -90,23 +555,86 @@ class _BearerAuth(requests.auth.AuthBase):
         self._token = token
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = f"Bearer {self._token}"
+        # Bytes, so that a non-ASCII token goes out as UTF-8 instead of failing in latin-1.
+        request.headers["Authorization"] = b"Bearer " + self._token.encode("utf-8")  # type: ignore[assignment]
         return request
 
     def __repr__(self) -> str:
         return "_BearerAuth(<hidden>)"
 
 
-@dataclass(frozen=True)
-class StoredInstance:
-    """Orthanc's answer to a store: where the instance now lives."""
+class _BasicAuth(requests.auth.HTTPBasicAuth):
+    """Basic authentication with user name and password encoded as UTF-8 (RFC 7617)."""
 
-    id: str
-    parent_patient: str | None
-    parent_study: str | None
-    parent_series: str | None
-    status: str
-    """``Success`` or ``AlreadyStored``."""
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        user = self.username.encode("utf-8") if isinstance(self.username, str) else self.username
+        secret = self.password.encode("utf-8") if isinstance(self.password, str) else self.password
+        request.headers["Authorization"] = requests.auth._basic_auth_str(user, secret)
+        return request
+
+    def __repr__(self) -> str:
+        return "_BasicAuth(<hidden>)"
+
+
+class Download:
+    """A streamed answer body; read failures become ServerError naming the bytes received.
+
+    ``length`` is the announced Content-Length, if any. Reading past a stall of
+    ``Settings.timeout`` seconds, or a body that ends before its announced length, raises.
+    """
+
+    def __init__(self, response: requests.Response, what: str, server: str) -> None:
+        self._response = response
+        self._what = what
+        self._server = server
+        self.received = 0
+        announced = response.headers.get("Content-Length", "")
+        self.length = int(announced) if announced.isdigit() else None
+        self.headers: Mapping[str, str] = response.headers
+
+    def read(self, size: int) -> bytes:
+        """Up to ``size`` bytes, fewer only at the end."""
+        with self._translated():
+            block: bytes = self._response.raw.read(size)
+        self.received += len(block)
+        return block
+
+    def chunks(self, size: int) -> Iterator[bytes]:
+        """The body in pieces, decoded (Orthanc may gzip it) and as they arrive."""
+        pieces = self._response.iter_content(size)
+        while True:
+            with self._translated():
+                piece = next(pieces, None)
+            if piece is None:
+                return
+            self.received += len(piece)
+            yield piece
+
+    @contextlib.contextmanager
+    def _translated(self) -> Iterator[None]:
+        try:
+            yield
+        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
+            text = str(exc)
+            cause = (
+                "no data came for the stall timeout"
+                if "timed out" in text.lower() or "timeout" in type(exc).__name__.lower()
+                else "the server ended it early"
+                if "IncompleteRead" in text or "incomplete" in text.lower()
+                else _reason(exc)
+            )
+            raise ServerError(
+                f"the download of {self._what} from {self._server} broke off after "
+                f"{self.received} bytes: {cause}"
+            ) from exc
+        except OSError as exc:
+            raise ServerError(
+                f"the download of {self._what} from {self._server} broke off after "
+                f"{self.received} bytes: {exc.strerror or exc}"
+            ) from exc
+
+
+# --- the client ------------------------------------------------------------------------------
 
 
 class OrthancClient:
@@ -155,14 +683,14 @@ class OrthancClient:
             raise_on_status=False,
             respect_retry_after_header=True,
         )
-        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=retry)
+        adapter = _Adapter(pool_connections=2, pool_maxsize=pool_size, max_retries=retry)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         session.headers["User-Agent"] = USER_AGENT
         if self.settings.token is not None:
             session.auth = _BearerAuth(self.settings.token)
         elif self.settings.username is not None:
-            session.auth = (self.settings.username, self.settings.password or "")
+            session.auth = _BasicAuth(self.settings.username, self.settings.password or "")
         return session
 
     def close(self) -> None:
@@ -178,101 +706,185 @@ class OrthancClient:
     # --- plumbing ------------------------------------------------------------------------
 
     def url(self, path: str) -> str:
+        """The absolute URL of a path of the server (an absolute URL is kept as it is)."""
         return path if "://" in path else f"{self.settings.url}/{path.lstrip('/')}"
 
-    def request(
+    def _server(self) -> str:
+        return redact_url(self.settings.url)
+
+    @contextlib.contextmanager
+    def _exchange(
         self,
         method: str,
         path: str,
         *,
         what: str | None = None,
-        stream: bool = False,
+        budget: float | None,
         **kwargs: Any,
-    ) -> requests.Response:
-        """Send one request (urllib3 retries GETs) and turn every failure into a ServerError.
+    ) -> Iterator[tuple[requests.Response, _Guard]]:
+        """One request (GETs retried by urllib3), every failure a ServerError.
 
+        ``budget`` is the total deadline in seconds, or None for the stall timeout only;
         ``what`` names the resource in a 404 message ("instance 1b3a...").
         """
         url = self.url(path)
-        kwargs.setdefault("timeout", self.settings.timeout)
+        wait = self.settings.timeout if budget is None else min(self.settings.timeout, budget)
+        kwargs["timeout"] = wait
         if self._verify is not None:
             kwargs.setdefault("verify", self._verify)
-        try:
-            response = self.session.request(method, url, stream=stream, **kwargs)
-        except requests.exceptions.SSLError as exc:
-            raise ServerUnreachableError(
-                f"TLS verification failed for {self._server()}: {_reason(exc)}; "
-                "give the server's CA with --ca-bundle FILE"
-            ) from exc
-        except requests.exceptions.Timeout as exc:
-            raise ServerUnreachableError(
-                f"no answer from {self._server()} within {self.settings.timeout:g} s "
-                f"({method} {_path_of(url)}); raise --timeout or check the server"
-            ) from exc
-        except requests.exceptions.ConnectionError as exc:
-            raise ServerUnreachableError(
-                f"cannot reach {self._server()}: {_reason(exc)}; is Orthanc running there?"
-            ) from exc
-        except requests.exceptions.RequestException as exc:
-            raise ServerError(f"request to {self._server()} failed: {_reason(exc)}") from exc
-        if response.status_code >= 400:
+        with _Guard(budget) as guard, self._translated(method, url, guard, wait):
+            response = self._send(method, url, **kwargs)
             try:
-                self._raise_for(response, method, what)
+                if response.status_code >= 400:
+                    self._raise_for(response, method, what)
+                yield response, guard
             finally:
                 response.close()
+
+    def request(
+        self, method: str, path: str, *, what: str | None = None, **kwargs: Any
+    ) -> requests.Response:
+        """A raw request for a route without a typed method; its answer is not checked.
+
+        The body is read at once (at most MAX_JSON_BYTES) within the deadline, so
+        ``response.content`` and ``response.json()`` work after the connection is released.
+        Prefer the typed methods: they check the answer's shape.
+        """
+        with self._exchange(method, path, what=what, budget=self.settings.timeout, **kwargs) as (
+            response,
+            _guard,
+        ):
+            response._content = bytes(self._read_capped(response))
         return response
 
-    def post_idempotent(
+    def _read_capped(self, response: requests.Response) -> bytearray:
+        content = bytearray()
+        announced = response.headers.get("Content-Length", "")
+        if announced.isdigit() and int(announced) > MAX_JSON_BYTES:
+            raise _Reply(response.url, None).error(
+                f"{announced} bytes of JSON, more than {_mib(MAX_JSON_BYTES)}"
+            )
+        for piece in response.iter_content(_READ_PIECE):
+            content += piece
+            if len(content) > MAX_JSON_BYTES:
+                raise _Reply(response.url, None).error(f"more than {_mib(MAX_JSON_BYTES)} of JSON")
+        return content
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """Send, following a redirect only without a body and to the same origin."""
+        has_body = any(kwargs.get(key) is not None for key in ("data", "json", "files"))
+        for _hop in range(MAX_REDIRECTS + 1):
+            response = self.session.request(
+                method, url, stream=True, allow_redirects=False, **kwargs
+            )
+            if not response.is_redirect:
+                return response
+            location = urljoin(url, response.headers.get("Location", ""))
+            response.close()
+            if has_body or method.upper() not in ("GET", "HEAD"):
+                why = "of a request that carries a body"
+            elif _origin(location) != _origin(url):
+                why = "to another server"
+            else:
+                url = location
+                continue
+            raise RedirectError(
+                f"{self._server()} redirected {method} {_path_of(url)} to "
+                f"{redact_url(location)}; redirects {why} are not followed: use the final "
+                "address as the server URL"
+            )
+        raise RedirectError(
+            f"{self._server()} redirected {method} more than {MAX_REDIRECTS} times "
+            f"(last to {redact_url(url)}); use the final address as the server URL"
+        )
+
+    @contextlib.contextmanager
+    def _translated(self, method: str, url: str, guard: _Guard, wait: float) -> Iterator[None]:
+        try:
+            yield
+        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
+            where = f"({method} {_path_of(url)})"
+            if guard.expired:
+                raise ServerUnreachableError(
+                    f"no complete answer from {self._server()} within {guard.seconds:g} s "
+                    f"{where}; allow a longer timeout or check the server"
+                ) from exc
+            if isinstance(exc, requests.exceptions.SSLError | urllib3.exceptions.SSLError):
+                raise ServerUnreachableError(_tls_message(self._server(), exc)) from exc
+            if isinstance(exc, requests.exceptions.Timeout) or "timed out" in str(exc):
+                raise ServerUnreachableError(
+                    f"no answer from {self._server()} within {wait:g} s {where}; "
+                    "raise --timeout or check the server"
+                ) from exc
+            if isinstance(exc, requests.exceptions.ConnectionError):
+                raise ServerUnreachableError(
+                    f"cannot reach {self._server()}: {_reason(exc)}; is Orthanc running there?"
+                ) from exc
+            raise ServerError(
+                f"request to {self._server()} failed {where}: {_reason(exc)}"
+            ) from exc
+
+    def _json(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str | None = None,
+        budget: float | None = None,
+        whole_deadline: bool = True,
+        **kwargs: Any,
+    ) -> _Reply:
+        """A JSON answer, read in pieces up to MAX_JSON_BYTES within the deadline."""
+        limit = self.settings.timeout if budget is None else min(budget, self.settings.timeout)
+        with self._exchange(
+            method, path, what=what, budget=limit if whole_deadline else None, **kwargs
+        ) as (response, _guard):
+            reply = _Reply(response.url or self.url(path), None)
+            content = self._read_capped(response)
+        if not content.strip():
+            raise reply.error("an empty body where JSON was expected")
+        try:
+            reply.value = json.loads(content)
+        except (ValueError, RecursionError):
+            raise reply.error("not JSON; is this an Orthanc server?") from None
+        return reply
+
+    def _post_idempotent(
         self,
         path: str,
-        body: RepeatableBody | bytes,
+        body: RepeatableBody,
         *,
         headers: dict[str, str],
         on_retry: Callable[[], None] | None = None,
-        **kwargs: Any,
-    ) -> requests.Response:
+    ) -> _Reply:
         """POST where a repeat cannot create a duplicate, retried on transient failures."""
         attempt = 0
         while True:
             try:
-                response = self.request("POST", path, data=body, headers=headers, **kwargs)
-            except ServerUnreachableError:
+                return self._json("POST", path, data=body, headers=headers, whole_deadline=False)
+            except ServerUnreachableError as exc:
                 if attempt >= self.settings.retries:
                     raise
+                reason = str(exc)
             except ServerFailedError as exc:
                 if exc.status not in TRANSIENT_STATUSES or attempt >= self.settings.retries:
                     raise
-            else:
-                return response
+                reason = f"HTTP {exc.status}"
             attempt += 1
+            logger.info(
+                "retrying POST %s (%s), attempt %d", redact_url(self.url(path)), reason, attempt + 1
+            )
             self._sleep(BACKOFF_SECONDS * 2 ** (attempt - 1))
             if on_retry is not None:
                 on_retry()
 
-    def get_json(self, path: str, *, what: str | None = None, **kwargs: Any) -> Any:
-        response = self.request("GET", path, what=what, **kwargs)
-        return self._json(response)
-
-    def _json(self, response: requests.Response) -> Any:
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise ServerError(
-                f"{self._server()} answered {_path_of(response.url)} with something that is "
-                "not JSON; is this an Orthanc server?"
-            ) from exc
-
-    def _server(self) -> str:
-        return self.settings.url
-
     def _raise_for(self, response: requests.Response, method: str, what: str | None) -> None:
         status = response.status_code
-        details = _orthanc_error(response)
-        message, explanation, orthanc_status = details
+        message, explanation, orthanc_status = _orthanc_error(response)
         path = _path_of(response.url)
         fields: dict[str, Any] = {
             "status": status,
-            "url": response.url,
+            "url": redact_url(response.url or ""),
             "orthanc_message": message,
             "orthanc_details": explanation,
             "orthanc_status": orthanc_status,
@@ -295,85 +907,328 @@ class OrthancClient:
             f"{self._server()} failed {method} {path}: HTTP {status}{said}", **fields
         )
 
+    @contextlib.contextmanager
+    def _download(
+        self, path: str, *, what: str, headers: dict[str, str] | None = None
+    ) -> Iterator[Download]:
+        with self._exchange(
+            "GET", path, what=what, budget=self.settings.timeout, headers=headers
+        ) as (response, guard):
+            guard.release()
+            yield Download(response, what, self._server())
+
     # --- Orthanc operations ----------------------------------------------------------------
 
-    def system(self) -> dict[str, Any]:
+    def system(self) -> SystemInfo:
         """``/system``: proves the server is an Orthanc that accepts our credentials."""
-        answer: dict[str, Any] = self.get_json("/system")
-        return answer
+        reply = self._json("GET", "/system")
+        data = reply.obj()
+        return SystemInfo(
+            version=reply.string(data, "Version"),
+            name=reply.optional_string(data, "Name") or "",
+            api_version=reply.integer(data, "ApiVersion", 0) or None,
+        )
 
     def store_instance(
         self, body: RepeatableBody, *, on_retry: Callable[[], None] | None = None
     ) -> StoredInstance:
         """``POST /instances`` with a DICOM file."""
-        response = self.post_idempotent(
+        reply = self._post_idempotent(
             "/instances",
             body,
             headers={"Content-Type": "application/dicom"},
             on_retry=on_retry,
         )
-        return _stored(self._json(response))
+        return reply.stored(reply.obj())
 
     def create_dicom(
         self, body: RepeatableBody, *, on_retry: Callable[[], None] | None = None
     ) -> StoredInstance:
         """``POST /tools/create-dicom`` with a JSON body that carries its own UIDs."""
-        response = self.post_idempotent(
+        reply = self._post_idempotent(
             "/tools/create-dicom",
             body,
             headers={"Content-Type": "application/json"},
             on_retry=on_retry,
         )
-        answer = self._json(response)
-        if "Status" not in answer:
-            answer = {**answer, "Status": "Success"}
-        return _stored(answer)
+        return reply.stored(reply.obj())
 
-    def lookup(self, uid: str) -> list[dict[str, Any]]:
+    def stow(self, dicom: RepeatableBody) -> StowAnswer:
+        """STOW-RS of one DICOM file to the DICOMweb root, as multipart/related.
+
+        The answer is read leniently: archives other than Orthanc may answer with an empty
+        body or without a failure list, which means success.
+        """
+        boundary = f"pdf2dcm-{secrets.token_hex(12)}"
+        opening = f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode("ascii")
+        closing = f"\r\n--{boundary}--\r\n".encode("ascii")
+
+        def chunks() -> Iterator[bytes]:
+            yield opening
+            yield from dicom
+            yield closing
+
+        body = RepeatableBody(len(opening) + dicom.length + len(closing), chunks)
+        try:
+            reply = self._post_idempotent(
+                f"{self.settings.stow_root}/studies",
+                body,
+                headers={
+                    "Content-Type": f'multipart/related; type="application/dicom"; '
+                    f"boundary={boundary}",
+                    "Accept": "application/dicom+json",
+                },
+            )
+        except UnexpectedReplyError as exc:
+            if "not JSON" in str(exc) or "empty body" in str(exc):
+                return StowAnswer(failure_reasons=())
+            raise
+        if not isinstance(reply.value, dict):
+            return StowAnswer(failure_reasons=())
+        failed = reply.value.get("00081198")
+        items = failed.get("Value") if isinstance(failed, dict) else None
+        reasons: list[str] = []
+        for item in items if isinstance(items, list) else []:
+            reason = item.get("00081197") if isinstance(item, dict) else None
+            values = reason.get("Value") if isinstance(reason, dict) else None
+            first = values[0] if isinstance(values, list) and values else "?"
+            reasons.append(str(first))
+        return StowAnswer(failure_reasons=tuple(reasons))
+
+    def lookup(self, uid: str) -> list[LookupMatch]:
         """Orthanc resources whose DICOM identifier is ``uid``."""
-        response = self.request(
+        reply = self._json(
             "POST",
             "/tools/lookup",
-            data=uid.encode("ascii"),
+            data=uid.encode("utf-8"),
             headers={"Content-Type": "text/plain"},
         )
-        found: list[dict[str, Any]] = self._json(response)
-        return found
+        matches = []
+        for item in reply.items():
+            kind = reply.string(item, "Type")
+            id_kind: IdKind = {
+                "Patient": "patient",
+                "Study": "study",
+                "Series": "series",
+            }.get(kind, "instance")  # type: ignore[assignment]
+            matches.append(LookupMatch(type=kind, id=reply.orthanc_id(item, "ID", id_kind)))
+        return matches
+
+    def patient(self, patient_id: str) -> Patient:
+        return self._resource("Patient", patient_id)  # type: ignore[return-value]
+
+    def study(self, study_id: str) -> Study:
+        return self._resource("Study", study_id)  # type: ignore[return-value]
+
+    def series(self, series_id: str) -> Series:
+        return self._resource("Series", series_id)  # type: ignore[return-value]
+
+    def instance(self, instance_id: str) -> Instance:
+        return self._resource("Instance", instance_id)  # type: ignore[return-value]
+
+    def _resource(self, level: Level, orthanc_id: str) -> Resource:
+        kind: IdKind = level.lower()  # type: ignore[assignment]
+        segment = path_segment(orthanc_id, kind)
+        reply = self._json("GET", f"/{_resource_type(level)}/{segment}", what=f"{kind} {segment}")
+        return reply.resource(level, reply.obj())
+
+    def series_instances(self, series_id: str) -> list[Instance]:
+        """The instances of a series, with their main tags."""
+        segment = path_segment(series_id, "series")
+        reply = self._json("GET", f"/series/{segment}/instances", what=f"series {segment}")
+        return [reply.resource("Instance", item) for item in reply.items()]  # type: ignore[misc]
+
+    def study_instances(self, study_id: str) -> list[Instance]:
+        """The instances of a study, with their main tags."""
+        segment = path_segment(study_id, "study")
+        reply = self._json("GET", f"/studies/{segment}/instances", what=f"study {segment}")
+        return [reply.resource("Instance", item) for item in reply.items()]  # type: ignore[misc]
+
+    def study_series(self, study_id: str) -> list[Series]:
+        """The series of a study, with their main tags."""
+        segment = path_segment(study_id, "study")
+        reply = self._json("GET", f"/studies/{segment}/series", what=f"study {segment}")
+        return [reply.resource("Series", item) for item in reply.items()]  # type: ignore[misc]
+
+    @overload
+    def find(
+        self,
+        level: Level,
+        query: Mapping[str, str],
+        *,
+        limit: int | None = None,
+        expand: Literal[True] = True,
+    ) -> list[Resource]: ...
+
+    @overload
+    def find(
+        self,
+        level: Level,
+        query: Mapping[str, str],
+        *,
+        limit: int | None = None,
+        expand: Literal[False],
+    ) -> list[str]: ...
+
+    def find(
+        self,
+        level: Level,
+        query: Mapping[str, str],
+        *,
+        limit: int | None = None,
+        expand: bool = True,
+    ) -> list[Resource] | list[str]:
+        """``POST /tools/find``: resources of ``level`` whose main tags match ``query``.
+
+        Expanded, each is a typed resource (a Study carries PatientMainDicomTags too);
+        otherwise only the Orthanc IDs.
+        """
+        request: dict[str, JSONValue] = {
+            "Level": level,
+            "Query": dict(query),
+            "Expand": expand,
+        }
+        if limit is not None:
+            request["Limit"] = limit
+        reply = self._json("POST", "/tools/find", json=request)
+        if expand:
+            return [reply.resource(level, item) for item in reply.items()]
+        if not isinstance(reply.value, list):
+            raise reply.error(f"the answer is {_kind(reply.value)}, not a JSON array")
+        kind: IdKind = level.lower()  # type: ignore[assignment]
+        return [reply.orthanc_id({"ID": item}, "ID", kind) for item in reply.value]
+
+    def instance_content(
+        self, instance_id: str, tag: str, *, max_bytes: int = MAX_ATTRIBUTE_BYTES
+    ) -> bytes:
+        """The raw value of one attribute (``gggg-eeee``) of an instance, at most ``max_bytes``.
+
+        Raises NotFoundError when the instance or the attribute does not exist.
+        """
+        segment = path_segment(instance_id, "instance")
+        with self._exchange(
+            "GET",
+            f"/instances/{segment}/content/{_tag_segment(tag)}",
+            what=f"instance {segment}",
+            budget=self.settings.timeout,
+        ) as (response, _guard):
+            content = bytearray()
+            for piece in response.iter_content(_READ_PIECE):
+                content += piece
+                if len(content) > max_bytes:
+                    raise UnexpectedReplyError(
+                        f"unexpected reply from {redact_url(response.url)}: attribute {tag} is "
+                        f"longer than {max_bytes} bytes"
+                    )
+        return bytes(content)
+
+    def instance_header_bytes(self, instance_id: str, max_bytes: int) -> bytes:
+        """The first ``max_bytes`` bytes of an instance's DICOM file (or all, if shorter)."""
+        segment = path_segment(instance_id, "instance")
+        with self._download(
+            f"/instances/{segment}/file", what=f"the file of instance {segment}"
+        ) as download:
+            content = bytearray()
+            while len(content) < max_bytes:
+                block = download.read(min(_READ_PIECE, max_bytes - len(content)))
+                if not block:
+                    break
+                content += block
+        return bytes(content)
 
     @contextlib.contextmanager
-    def download(
-        self, path: str, *, what: str, headers: dict[str, str] | None = None
-    ) -> Iterator[requests.Response]:
-        """A streamed GET; the caller reads ``iter_content`` and the connection is released."""
-        response = self.request("GET", path, what=what, stream=True, headers=headers)
-        try:
-            yield response
-        finally:
-            response.close()
+    def instance_document(self, instance_id: str) -> Iterator[Download]:
+        """The raw value of (0042,0011), streamed uncompressed."""
+        segment = path_segment(instance_id, "instance")
+        with self._download(
+            f"/instances/{segment}/content/0042-0011",
+            what=f"the document of instance {segment}",
+            # Orthanc would gzip the PDF on the fly: slow, and PDFs barely compress.
+            headers={"Accept-Encoding": "identity"},
+        ) as download:
+            yield download
+
+    # --- jobs -----------------------------------------------------------------------------
+
+    def job(self, job_id: str, *, budget: float | None = None) -> JobStatus:
+        """``GET /jobs/{id}``; ``budget`` shortens the request's deadline."""
+        segment = path_segment(job_id, "job")
+        reply = self._json("GET", f"/jobs/{segment}", what=f"job {segment}", budget=budget)
+        return reply.job(reply.obj())
+
+    def jobs(self) -> list[JobStatus]:
+        """Every job the server still knows, expanded."""
+        reply = self._json("GET", "/jobs", params={"expand": ""})
+        return [reply.job(item) for item in reply.items()]
+
+    def job_action(self, job_id: str, action: str) -> None:
+        """``POST /jobs/{id}/{action}`` (cancel, pause, resume, resubmit)."""
+        segment = path_segment(job_id, "job")
+        with self._exchange(
+            "POST",
+            f"/jobs/{segment}/{path_segment(action)}",
+            what=f"job {segment}",
+            budget=self.settings.timeout,
+            data=b"",
+        ):
+            pass
+
+    def store_to(
+        self, target: Literal["modality", "peer"], name: str, resources: Sequence[str]
+    ) -> str:
+        """Start an asynchronous C-STORE (modality) or HTTP store (peer); the job's ID."""
+        route = "modalities" if target == "modality" else "peers"
+        reply = self._json(
+            "POST",
+            f"/{route}/{path_segment(name)}/store",
+            json={"Resources": list(resources), "Asynchronous": True},
+            what=f"{target} {name}",
+        )
+        return reply.orthanc_id(reply.obj(), "ID", "job")
+
+    @contextlib.contextmanager
+    def job_output(self, job_id: str, key: str = "archive") -> Iterator[Download]:
+        """A finished job's output (``/jobs/{id}/{key}``, e.g. an archive), streamed."""
+        segment = path_segment(job_id, "job")
+        with self._download(
+            f"/jobs/{segment}/{path_segment(key)}", what=f"output '{key}' of job {segment}"
+        ) as download:
+            yield download
 
 
-def _stored(answer: dict[str, Any]) -> StoredInstance:
-    return StoredInstance(
-        id=str(answer["ID"]),
-        parent_patient=answer.get("ParentPatient"),
-        parent_study=answer.get("ParentStudy"),
-        parent_series=answer.get("ParentSeries"),
-        status=str(answer.get("Status", "Success")),
-    )
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or ""), port or default
+
+
+def _mib(size: int) -> str:
+    return f"{size // (1024 * 1024)} MiB"
 
 
 def _orthanc_error(response: requests.Response) -> tuple[str | None, str | None, int | None]:
     """Orthanc's JSON error description, present only with ``HttpDescribeErrors``."""
+    content = bytearray()
+    with contextlib.suppress(requests.exceptions.RequestException, urllib3.exceptions.HTTPError):
+        for piece in response.iter_content(_READ_PIECE):
+            content += piece
+            if len(content) > _READ_PIECE:
+                return None, None, None
     try:
-        body = json.loads(response.content or b"null")
-    except ValueError:
+        body = json.loads(content or b"null")
+    except (ValueError, RecursionError):
         return None, None, None
     if not isinstance(body, dict):
         return None, None, None
     status = body.get("OrthancStatus")
+    message, details = body.get("Message"), body.get("Details")
     return (
-        body.get("Message") or None,
-        body.get("Details") or None,
+        message[:200] if isinstance(message, str) and message else None,
+        details[:200] if isinstance(details, str) and details else None,
         status if isinstance(status, int) else None,
     )
 
@@ -382,9 +1237,25 @@ def _path_of(url: str | None) -> str:
     return urlsplit(url or "").path or "/"
 
 
+def _tls_message(server: str, exc: Exception) -> str:
+    text = str(exc)
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return (
+            f"TLS verification failed for {server}: certificate verify failed; "
+            "give the server's CA with --ca-bundle FILE"
+        )
+    plain = ("WRONG_VERSION_NUMBER", "record layer failure", "unknown protocol", "http request")
+    if any(marker.lower() in text.lower() for marker in plain):
+        return (
+            f"the server at {server} does not speak TLS on this port; use http:// or the "
+            "server's https port"
+        )
+    return f"TLS handshake with {server} failed: {_reason(exc)}"
+
+
 def _reason(exc: Exception) -> str:
     """A short cause without the request line that requests puts around it."""
-    text = str(exc)
+    text = redact_url(str(exc))
     for marker in ("Connection refused", "Name or service not known", "timed out"):
         if marker in text:
             return marker.lower()

@@ -5,12 +5,21 @@ environment, then (user name and password only) ``~/.netrc`` for the server's ho
 and a user name are mutually exclusive. Credentials are kept out of ``repr`` so that a logged
 or printed Settings object never shows them, and a URL that carries them is refused because
 it would put them in shell history and process listings.
+
+Credentials go into an HTTP header, so a control character (CR, LF, TAB, ...) in a token,
+user name or password is refused, with a message that never shows the value. One trailing
+newline (``\n`` or ``\r\n``) is removed from values taken from the environment, where it
+usually comes from a file (``ORTHANC_TOKEN="$(cat token)"`` keeps a CR); values given as
+arguments are taken as they are. Non-ASCII user names and passwords are sent as UTF-8.
+Every message that shows a URL shows it through :func:`redact_url`.
 """
 
 from __future__ import annotations
 
 import netrc
 import os
+import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +34,17 @@ ENV_TOKEN = "ORTHANC_TOKEN"
 DEFAULT_URL = "http://localhost:8042"
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_RETRIES = 3
+
+_USERINFO = re.compile(r"(?P<user>[^\s/@:?#]*):(?P<secret>[^\s/?#]*)@")
+
+
+def redact_url(text: str) -> str:
+    """``text`` with the password of every ``user:password@`` in it replaced by ``***``.
+
+    Works on anything that looks like a URL, well-formed or not (``ftp://u:pw@h``,
+    ``http//u:pw@h``), so a message can show what was given without the secret.
+    """
+    return _USERINFO.sub(lambda match: f"{match['user']}:***@", text)
 
 
 @dataclass(frozen=True)
@@ -73,15 +93,17 @@ def resolve_settings(
     base = _check_url(url or env.get(ENV_URL) or DEFAULT_URL, "--url / ORTHANC_URL")
     if dicomweb_url is not None:
         dicomweb_url = _check_url(dicomweb_url, "--dicomweb-url")
-    token = token or env.get(ENV_TOKEN) or None
-    username = username or env.get(ENV_USERNAME) or None
-    password = password or env.get(ENV_PASSWORD) or None
+    token = _credential(token, env, ENV_TOKEN, "token", "--token")
+    username = _credential(username, env, ENV_USERNAME, "user name", "--username")
+    password = _credential(password, env, ENV_PASSWORD, "password", "--password")
     if token is not None and (username is not None or password is not None):
         raise ConfigurationError(
             "give either a token (--token / ORTHANC_TOKEN) or a user name and password, not both"
         )
     if token is None and password is None:
         username, password = _from_netrc(base, username, netrc_file)
+        _refuse_control(username, "user name", "the netrc file")
+        _refuse_control(password, "password", "the netrc file")
     if password is not None and username is None:
         raise ConfigurationError(
             "a password was given without a user name; set --username or ORTHANC_USERNAME"
@@ -103,11 +125,38 @@ def resolve_settings(
     )
 
 
+def _credential(
+    given: str | None, env: Mapping[str, str], name: str, what: str, option: str
+) -> str | None:
+    """The option's value, else the environment's minus one trailing newline; checked."""
+    if given:
+        _refuse_control(given, what, option)
+        return given
+    value = env.get(name) or ""
+    value = value.removesuffix("\n").removesuffix("\r") if value.endswith("\n") else value
+    _refuse_control(value, what, name)
+    return value or None
+
+
+def _refuse_control(value: str | None, what: str, source: str) -> None:
+    if value is not None and any(unicodedata.category(char) == "Cc" for char in value):
+        raise ConfigurationError(
+            f"the {what} from {source} contains a control character (a line break, tab or "
+            "similar), which cannot go into an HTTP header; remove it"
+        )
+
+
+def _shown_url(value: str) -> str:
+    text = redact_url(value.strip())
+    return repr(text if len(text) <= 100 else text[:100] + "...")
+
+
 def _check_url(value: str, source: str) -> str:
     parts = urlsplit(value.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigurationError(
-            f"server URL {value!r} ({source}) must look like http://host:8042 or https://host"
+            f"server URL {_shown_url(value)} ({source}) must look like http://host:8042 or "
+            "https://host"
         )
     if parts.username is not None or parts.password is not None:
         raise ConfigurationError(
@@ -117,7 +166,9 @@ def _check_url(value: str, source: str) -> str:
     try:
         parts.port  # noqa: B018 - raises ValueError for a malformed port
     except ValueError:
-        raise ConfigurationError(f"server URL {value!r} ({source}) has an invalid port") from None
+        raise ConfigurationError(
+            f"server URL {_shown_url(value)} ({source}) has an invalid port"
+        ) from None
     return value.strip().rstrip("/")
 
 
@@ -129,8 +180,19 @@ def _from_netrc(
         entries = netrc.netrc(os.fspath(netrc_file) if netrc_file is not None else None)
     except FileNotFoundError:
         return username, None
-    except (netrc.NetrcParseError, OSError) as exc:
-        raise ConfigurationError(f"cannot read the netrc file: {exc}") from None
+    except netrc.NetrcParseError as exc:
+        # Its message quotes the file's text, which may be a password: show only where.
+        where = exc.filename or "the netrc file"
+        if "permissive" in exc.msg or "owner" in exc.msg:
+            cause = "its permissions let other users read it; chmod 600 it"
+        else:
+            cause = f"line {exc.lineno} cannot be parsed; check its syntax"
+        raise ConfigurationError(f"cannot read {where}: {cause}") from None
+    except OSError as exc:
+        where = exc.filename or "the netrc file"
+        raise ConfigurationError(f"cannot read {where}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigurationError("cannot read the netrc file: it is not valid text") from None
     found = entries.authenticators(host)
     if found is None:
         return username, None

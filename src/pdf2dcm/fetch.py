@@ -11,23 +11,35 @@ stored file directly; ``/tags`` converts the whole dataset and takes seconds for
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO
 
-from .client import OrthancClient
+from .client import Download, Instance, OrthancClient
 from .constants import ENCAPSULATED_PDF_STORAGE, PDF_MIME_TYPE
-from .errors import NotEncapsulatedPdfError, NotFoundError, ServerError
-from .files import CHUNK_SIZE, PathLike, atomic_output, hashed_blocks
+from .errors import (
+    FileSystemError,
+    NotEncapsulatedPdfError,
+    NotFoundError,
+    Pdf2DcmError,
+    ServerError,
+    ServerUnreachableError,
+)
+from .files import CHUNK_SIZE, PathLike, atomic_output, display_name, hashed_blocks
 from .progress import ProgressCallback, ProgressEvent
 
 _UNSAFE = re.compile(r"[^\w .()+,-]+")
 MAX_NAME_CHARS = 80
+NAME_MAX_FALLBACK = 255
+"""Bytes in a file name where the file system does not say (``PC_NAME_MAX``)."""
+TEMPORARY_NAME_EXTRA = 16
+"""Bytes the temporary ``.NAME.xxxxxxxx.part`` adds to a name while it is written."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +65,16 @@ class PdfInstance:
     instance_number: str
 
 
+def kept(destination: PathLike | BinaryIO, written: int) -> str:
+    """What a broken download left: nothing for a file, ``written`` bytes for a stream."""
+    if isinstance(destination, (str, os.PathLike)):
+        return "nothing was kept"
+    return (
+        f"{written} bytes had already been written to {display_name(destination, 'the output')},"
+        " which now holds an incomplete copy"
+    )
+
+
 def fetch_pdf(
     client: OrthancClient,
     instance_id: str,
@@ -63,55 +85,60 @@ def fetch_pdf(
 ) -> FetchResult:
     """Write the PDF of one Orthanc instance, byte for byte as it was stored.
 
+    A body that breaks off or stalls leaves no file; written to a stream, the error says how
+    many bytes had gone out.
+
     Raises
     ------
     NotFoundError
         No such instance.
     NotEncapsulatedPdfError
         The instance holds no PDF.
+    ServerError
+        The document's bytes did not arrive whole.
     """
     declared = _declared_length(client, instance_id)
     digest = hashlib.sha256()
+    written = 0
     with (
-        client.download(
-            f"/instances/{instance_id}/content/0042-0011",
-            what=f"the document of instance {instance_id}",
-            # Orthanc would gzip the PDF on the fly: slow, and PDFs barely compress.
-            headers={"Accept-Encoding": "identity"},
-        ) as response,
+        client.instance_document(instance_id) as download,
         atomic_output(destination, overwrite=overwrite) as out,
     ):
         if declared is None:
-            blocks = _without_pad(response.iter_content(CHUNK_SIZE), digest, instance_id, progress)
+            blocks = _without_pad(download.chunks(CHUNK_SIZE), digest, instance_id, progress)
         else:
-            blocks = _declared(
-                cast(BinaryIO, response.raw), declared, digest, instance_id, progress
-            )
-        written = 0
-        for block in blocks:
-            out.write(block)
-            written += len(block)
+            blocks = _declared(download, declared, digest, instance_id, progress)
+        try:
+            for block in blocks:
+                out.write(block)
+                written += len(block)
+        except ServerError as exc:
+            raise ServerError(f"{exc}; {kept(destination, written)}") from exc
     output = os.fspath(destination) if isinstance(destination, (str, os.PathLike)) else None
     return FetchResult(id=instance_id, output=output, size=written, sha256=digest.hexdigest())
 
 
 def _declared(
-    raw: BinaryIO, length: int, digest: Any, instance_id: str, progress: ProgressCallback | None
+    download: Download,
+    length: int,
+    digest: Any,
+    instance_id: str,
+    progress: ProgressCallback | None,
 ) -> Iterator[bytes]:
     """Exactly ``length`` bytes, then proof that at most the one pad byte was left over."""
 
     def short(got: int) -> Exception:
         return ServerError(
             f"instance {instance_id}: the document holds {got} bytes but its "
-            f"EncapsulatedDocumentLength says {length}; nothing was kept"
+            f"EncapsulatedDocumentLength says {length}"
         )
 
-    yield from hashed_blocks(raw, length, digest, CHUNK_SIZE, instance_id, progress, short)
-    rest = raw.read(2)
+    yield from hashed_blocks(download, length, digest, CHUNK_SIZE, instance_id, progress, short)  # type: ignore[arg-type]
+    rest = download.read(2)
     if len(rest) > 1:
         raise ServerError(
             f"instance {instance_id}: the document is longer than its "
-            f"EncapsulatedDocumentLength ({length}); nothing was kept"
+            f"EncapsulatedDocumentLength ({length})"
         )
 
 
@@ -140,10 +167,7 @@ def _without_pad(
 def _content(client: OrthancClient, instance_id: str, tag: str) -> bytes | None:
     """One attribute's raw value, or None when the instance does not have it."""
     try:
-        with client.download(
-            f"/instances/{instance_id}/content/{tag}", what=f"instance {instance_id}"
-        ) as response:
-            return response.content
+        return client.instance_content(instance_id, tag)
     except NotFoundError:
         return None
 
@@ -154,18 +178,16 @@ def _text(raw: bytes | None) -> str:
 
 def _declared_length(client: OrthancClient, instance_id: str) -> int | None:
     """EncapsulatedDocumentLength, after checking that the instance exists and holds a PDF."""
-    metadata = client.get_json(
-        f"/instances/{instance_id}/metadata", params={"expand": ""}, what=f"instance {instance_id}"
-    )
+    client.instance(instance_id)
     mime = _text(_content(client, instance_id, "0042-0012")).lower()
     if mime != PDF_MIME_TYPE:
-        sop_class = str(metadata.get("SopClassUid") or "")
+        sop_class = _text(_content(client, instance_id, "0008-0016"))
         if sop_class == ENCAPSULATED_PDF_STORAGE:
-            what = f"an Encapsulated PDF with MIME type {mime or 'none'!r}"
+            what = f"an Encapsulated PDF with MIME type {mime[:64] or 'none'!r}"
         elif sop_class:
             from pydicom.uid import UID
 
-            what = UID(sop_class).name
+            what = UID(sop_class[:64]).name
         else:
             what = "an object without SOPClassUID"
         raise NotEncapsulatedPdfError(
@@ -179,28 +201,28 @@ def pdf_instances(
     client: OrthancClient, *, study: str | None = None, series: str | None = None
 ) -> list[PdfInstance]:
     """Every Encapsulated PDF instance of a study or a series, in series/instance order."""
-    level, orthanc_id = ("studies", study) if study is not None else ("series", series)
-    if orthanc_id is None:
+    instances: list[Instance]
+    if study is not None:
+        instances = client.study_instances(study)
+    elif series is not None:
+        instances = client.series_instances(series)
+    else:
         raise ValueError("give a study or a series")
-    name = "study" if level == "studies" else "series"
-    instances = client.get_json(f"/{level}/{orthanc_id}/instances", what=f"{name} {orthanc_id}")
     series_numbers: dict[str, str] = {}
     found = []
     for instance in instances:
-        instance_id = str(instance["ID"])
-        if _text(_content(client, instance_id, "0042-0012")).lower() != PDF_MIME_TYPE:
+        if _text(_content(client, instance.id, "0042-0012")).lower() != PDF_MIME_TYPE:
             continue
-        parent = str(instance.get("ParentSeries", ""))
+        parent = instance.parent_series
         if parent not in series_numbers:
-            tags = client.get_json(f"/series/{parent}").get("MainDicomTags", {})
-            series_numbers[parent] = str(tags.get("SeriesNumber") or "").strip()
-        number = instance.get("MainDicomTags", {}).get("InstanceNumber")
+            tags = client.series(parent).main_tags
+            series_numbers[parent] = tags.get("SeriesNumber", "").strip()
         found.append(
             PdfInstance(
-                id=instance_id,
-                title=_title(client, instance_id),
+                id=instance.id,
+                title=_title(client, instance.id),
                 series_number=series_numbers[parent],
-                instance_number=str(number or "").strip(),
+                instance_number=instance.main_tags.get("InstanceNumber", "").strip(),
             )
         )
     return sorted(found, key=_order)
@@ -222,12 +244,31 @@ def _order(instance: PdfInstance) -> tuple[int, int, str]:
     return number(instance.series_number), number(instance.instance_number), instance.id
 
 
-def safe_file_name(instance: PdfInstance, taken: set[str]) -> str:
-    """A file name made from tag values that cannot leave its directory or clash.
+def name_max(directory: PathLike) -> int:
+    """The longest file name, in bytes, that ``directory``'s file system takes."""
+    try:
+        return int(os.pathconf(directory, "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):
+        return NAME_MAX_FALLBACK
+
+
+def _cut_to_bytes(text: str, limit: int) -> str:
+    """The longest prefix of ``text`` whose UTF-8 encoding fits in ``limit`` bytes."""
+    return text.encode("utf-8")[: max(0, limit)].decode("utf-8", errors="ignore")
+
+
+def safe_file_name(
+    instance: PdfInstance,
+    taken: set[str],
+    max_bytes: int = NAME_MAX_FALLBACK - TEMPORARY_NAME_EXTRA,
+) -> str:
+    """A file name made from tag values that cannot leave its directory, clash, or be too long.
 
     Tag values may hold ``/``, ``..``, control characters or nothing at all; everything but
     letters, digits and a little punctuation becomes ``_``, leading dots go, the length is
-    capped, and a counter keeps names unique within one fetch.
+    capped at ``MAX_NAME_CHARS`` characters and at ``max_bytes`` bytes of UTF-8 (cut at a
+    character boundary, the counter and ``.pdf`` included), and a counter keeps names unique
+    within one fetch.
     """
     series = instance.series_number
     number = instance.instance_number
@@ -235,14 +276,67 @@ def safe_file_name(instance: PdfInstance, taken: set[str]) -> str:
     title = _UNSAFE.sub("_", "".join(c if c.isprintable() else "_" for c in title))
     title = title.strip(" ._") or instance.id[:8]
     prefix = "-".join(part for part in (series, number) if part.isdigit())
-    stem = (f"{prefix}-{title}" if prefix else title)[:MAX_NAME_CHARS].rstrip(" .")
-    candidate = f"{stem}.pdf"
-    counter = 2
-    while candidate.lower() in taken:
-        candidate = f"{stem}-{counter}.pdf"
+    stem = (f"{prefix}-{title}" if prefix else title)[:MAX_NAME_CHARS]
+    counter = 1
+    while True:
+        suffix = f"-{counter}.pdf" if counter > 1 else ".pdf"
+        candidate = _cut_to_bytes(stem, max_bytes - len(suffix)).rstrip(" .") + suffix
+        if candidate.lower() not in taken:
+            taken.add(candidate.lower())
+            return candidate
         counter += 1
-    taken.add(candidate.lower())
-    return candidate
+
+
+@dataclass(frozen=True)
+class FetchOutcome:
+    """One PDF of a ``fetch -d``: its result, or the error that stopped it."""
+
+    instance: PdfInstance
+    target: str
+    result: FetchResult | None = None
+    error: Pdf2DcmError | None = None
+
+
+def fetch_each(
+    client: OrthancClient,
+    outdir: PathLike,
+    *,
+    study: str | None = None,
+    series: str | None = None,
+    overwrite: bool = False,
+    progress: ProgressCallback | None = None,
+) -> Iterator[FetchOutcome]:
+    """Fetch every PDF of a study or series into ``outdir`` under safe names, one by one.
+
+    A PDF that fails (its file refused, its document broken) is reported and the next one
+    fetched; an unreachable server ends the batch, since every further PDF would fail alike.
+    """
+    directory = Path(outdir)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FileSystemError(
+            f"{directory}: cannot create the directory ({exc.strerror or exc})", errno=exc.errno
+        ) from None
+    limit = name_max(directory) - TEMPORARY_NAME_EXTRA
+    taken: set[str] = set()
+    for instance in pdf_instances(client, study=study, series=series):
+        target = directory / safe_file_name(instance, taken, limit)
+        if target.resolve().parent != directory.resolve():
+            raise AssertionError(f"unsafe file name {target}")
+        try:
+            result = fetch_pdf(client, instance.id, target, overwrite=overwrite, progress=progress)
+        except ServerUnreachableError:
+            raise
+        except Pdf2DcmError as error:
+            yield FetchOutcome(instance, str(target), error=error)
+        except OSError as exc:
+            refused = FileSystemError(
+                f"{target}: {exc.strerror or exc}", errno=exc.errno or errno.EIO
+            )
+            yield FetchOutcome(instance, str(target), error=refused)
+        else:
+            yield FetchOutcome(instance, str(target), result=result)
 
 
 def fetch_all(
@@ -253,17 +347,24 @@ def fetch_all(
     series: str | None = None,
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
+    on_error: Callable[[FetchOutcome], None] | None = None,
 ) -> list[FetchResult]:
-    """Fetch every PDF of a study or series into ``outdir`` under safe names."""
-    directory = Path(outdir)
-    directory.mkdir(parents=True, exist_ok=True)
-    taken: set[str] = set()
+    """Fetch every PDF of a study or series into ``outdir``; the results that succeeded.
+
+    Failures go to ``on_error`` and the rest is still fetched; without ``on_error``, the
+    first failure is raised once every PDF was tried.
+    """
     results = []
-    for instance in pdf_instances(client, study=study, series=series):
-        target = directory / safe_file_name(instance, taken)
-        if target.resolve().parent != directory.resolve():
-            raise AssertionError(f"unsafe file name {target}")
-        results.append(
-            fetch_pdf(client, instance.id, target, overwrite=overwrite, progress=progress)
-        )
+    failures: list[FetchOutcome] = []
+    for outcome in fetch_each(
+        client, outdir, study=study, series=series, overwrite=overwrite, progress=progress
+    ):
+        if outcome.result is not None:
+            results.append(outcome.result)
+        elif on_error is not None:
+            on_error(outcome)
+        else:
+            failures.append(outcome)
+    if failures and failures[0].error is not None:
+        raise failures[0].error
     return results

@@ -11,84 +11,44 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from enum import Enum
-from typing import Any, BinaryIO, Literal
+from dataclasses import dataclass
+from typing import BinaryIO, Literal
 
-from .client import OrthancClient
+from .client import CANCELLED_ERROR_CODE, JobState, JobStatus, OrthancClient
 from .errors import (
     JobFailedError,
     JobNotFoundError,
     JobTimeoutError,
     NotFoundError,
     Pdf2DcmError,
+    ServerError,
     ServerRefusedError,
+    ServerUnreachableError,
 )
+from .fetch import kept
 from .files import CHUNK_SIZE, PathLike, atomic_output
 from .progress import ProgressCallback, ProgressEvent
 
 FIRST_INTERVAL = 0.1
 MAX_INTERVAL = 2.0
 BACKOFF = 1.5
-CANCELLED_ERROR_CODE = 37
-"""Orthanc's ErrorCode for a job ended by a cancel request."""
+POLL_SLACK = 1.0
+"""Seconds a poll may run past the wait's deadline, so the last reading can still arrive."""
 
 Action = Literal["cancel", "pause", "resume", "resubmit"]
-
-
-class JobState(str, Enum):
-    """Orthanc's job states."""
-
-    PENDING = "Pending"
-    RUNNING = "Running"
-    SUCCESS = "Success"
-    FAILURE = "Failure"
-    PAUSED = "Paused"
-    RETRY = "Retry"
-
-    @property
-    def is_final(self) -> bool:
-        return self in (JobState.SUCCESS, JobState.FAILURE)
-
-
-@dataclass(frozen=True)
-class JobStatus:
-    """One reading of ``GET /jobs/{id}``; ``raw`` keeps every field Orthanc sent."""
-
-    id: str
-    type: str
-    state: JobState
-    progress: int
-    error_code: int
-    error_description: str
-    error_details: str
-    raw: dict[str, Any] = field(repr=False)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> JobStatus:
-        try:
-            state = JobState(data.get("State"))
-        except ValueError:
-            state = JobState.RUNNING  # a state newer than this client: keep waiting
-        return cls(
-            id=str(data.get("ID", "")),
-            type=str(data.get("Type", "")),
-            state=state,
-            progress=int(data.get("Progress") or 0),
-            error_code=int(data.get("ErrorCode") or 0),
-            error_description=str(data.get("ErrorDescription") or ""),
-            error_details=str(data.get("ErrorDetails") or ""),
-            raw=data,
-        )
-
-    @property
-    def cancelled(self) -> bool:
-        return self.state is JobState.FAILURE and self.error_code == CANCELLED_ERROR_CODE
-
-    def failure_text(self) -> str:
-        """``ErrorCode N: description (details)``, the way failures are reported."""
-        details = f" ({self.error_details})" if self.error_details else ""
-        return f"ErrorCode {self.error_code}: {self.error_description}{details}"
+__all__ = [
+    "CANCELLED_ERROR_CODE",
+    "JobState",
+    "JobStatus",
+    "WaitOutcome",
+    "download_output",
+    "get_job",
+    "job_action",
+    "list_jobs",
+    "submit_store",
+    "wait_for_job",
+    "wait_for_jobs",
+]
 
 
 JobCallback = Callable[[JobStatus], None]
@@ -101,25 +61,23 @@ def _unknown(client: OrthancClient, job_id: str) -> JobNotFoundError:
     )
 
 
-def get_job(client: OrthancClient, job_id: str) -> JobStatus:
-    """The job's current status."""
+def get_job(client: OrthancClient, job_id: str, *, budget: float | None = None) -> JobStatus:
+    """The job's current status; ``budget`` bounds the request in seconds."""
     try:
-        data = client.get_json(f"/jobs/{job_id}", what=f"job {job_id}")
+        return client.job(job_id, budget=budget)
     except NotFoundError:
         raise _unknown(client, job_id) from None
-    return JobStatus.from_json(data)
 
 
 def list_jobs(client: OrthancClient, state: JobState | None = None) -> list[JobStatus]:
     """Every job the server still knows, optionally only those in one state."""
-    jobs = [JobStatus.from_json(item) for item in client.get_json("/jobs", params={"expand": ""})]
-    return [job for job in jobs if state is None or job.state is state]
+    return [job for job in client.jobs() if state is None or job.state is state]
 
 
 def job_action(client: OrthancClient, job_id: str, action: Action) -> None:
     """``POST /jobs/{id}/{action}``; Orthanc answers an unknown job with an empty 400."""
     try:
-        client.request("POST", f"/jobs/{job_id}/{action}", data=b"", what=f"job {job_id}")
+        client.job_action(job_id, action)
     except (NotFoundError, ServerRefusedError) as exc:
         if isinstance(exc, NotFoundError) or not exc.orthanc_message:
             raise _unknown(client, job_id) from None
@@ -135,12 +93,7 @@ def submit_store(
     """Start an asynchronous C-STORE (modality) or HTTP store (peer) of Orthanc resources."""
     route = "modalities" if target == "modality" else "peers"
     try:
-        answer = client.request(
-            "POST",
-            f"/{route}/{name}/store",
-            json={"Resources": list(resources), "Asynchronous": True},
-            what=f"{target} {name}",
-        ).json()
+        return client.store_to(target, name, resources)
     except NotFoundError:
         raise NotFoundError(
             f"no {target} named {name} is configured on {client.settings.url}; list them "
@@ -148,7 +101,6 @@ def submit_store(
             status=404,
             url=client.url(f"/{route}/{name}/store"),
         ) from None
-    return str(answer["ID"])
 
 
 @dataclass(frozen=True)
@@ -173,7 +125,9 @@ def wait_for_jobs(
     """Poll every job until it ends or ``timeout`` seconds pass; one outcome per job.
 
     ``on_status`` sees every reading (state, progress), so a display can follow the jobs.
-    Polling starts every ``FIRST_INTERVAL`` seconds and grows to ``interval``.
+    Polling starts every ``FIRST_INTERVAL`` seconds and grows to ``interval``. Each poll is
+    bounded by the time left (plus ``POLL_SLACK``), so a stalled server cannot hold the wait
+    past its timeout: a poll cut by the deadline ends that job's wait as timed out.
     """
     deadline = None if timeout is None else clock() + timeout
     outcomes: dict[str, WaitOutcome] = {}
@@ -183,8 +137,16 @@ def wait_for_jobs(
         for job_id in job_ids:
             if job_id in outcomes:
                 continue
+            budget = None if deadline is None else max(0.0, deadline - clock()) + POLL_SLACK
             try:
-                status = get_job(client, job_id)
+                status = get_job(client, job_id, budget=budget)
+            except ServerUnreachableError as exc:
+                if deadline is None or clock() < deadline:
+                    raise
+                outcomes[job_id] = WaitOutcome(
+                    job_id, last.get(job_id), _timed_out(job_id, last.get(job_id), timeout, exc)
+                )
+                continue
             except JobNotFoundError as exc:
                 error = exc
                 if job_id in last:
@@ -207,7 +169,9 @@ def wait_for_jobs(
             for job_id in job_ids:
                 if job_id not in outcomes:
                     status = last[job_id]
-                    outcomes[job_id] = WaitOutcome(job_id, status, _timed_out(status, timeout))
+                    outcomes[job_id] = WaitOutcome(
+                        job_id, status, _timed_out(job_id, status, timeout)
+                    )
             return [outcomes[job_id] for job_id in job_ids]
         pause = delay if deadline is None else max(0.0, min(delay, deadline - clock()))
         sleep(pause)
@@ -258,7 +222,17 @@ def _failed(status: JobStatus) -> JobFailedError:
     )
 
 
-def _timed_out(status: JobStatus, timeout: float | None) -> JobTimeoutError:
+def _timed_out(
+    job_id: str,
+    status: JobStatus | None,
+    timeout: float | None,
+    cause: ServerError | None = None,
+) -> JobTimeoutError:
+    if status is None:
+        return JobTimeoutError(
+            f"job {job_id}: no reading of its state within {timeout:g} s ({cause}); it goes on "
+            f"in Orthanc: wait again with 'pdf2dcm jobs wait {job_id}'"
+        )
     return JobTimeoutError(
         f"job {status.id} ({status.type}) is still {status.state.value} at {status.progress}% "
         f"after {timeout:g} s; it goes on in Orthanc: wait again with 'pdf2dcm jobs wait "
@@ -276,19 +250,25 @@ def download_output(
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
 ) -> int:
-    """Stream a finished job's output (``/jobs/{id}/{key}``, e.g. an archive) to a file."""
+    """Stream a finished job's output (``/jobs/{id}/{key}``, e.g. an archive) to a file.
+
+    A download that breaks off leaves no file; written to a stream, the error says how many
+    bytes went out before it broke.
+    """
     written = 0
     try:
         with (
-            client.download(f"/jobs/{job_id}/{key}", what=f"output '{key}' of job {job_id}") as got,
+            client.job_output(job_id, key) as got,
             atomic_output(destination, overwrite=overwrite) as out,
         ):
-            total = int(got.headers.get("Content-Length") or 0) or None
-            for block in got.iter_content(CHUNK_SIZE):
-                out.write(block)
-                written += len(block)
-                if progress is not None:
-                    progress(ProgressEvent(label=job_id, done=written, total=total))
+            try:
+                for block in got.chunks(CHUNK_SIZE):
+                    out.write(block)
+                    written += len(block)
+                    if progress is not None:
+                        progress(ProgressEvent(label=job_id, done=written, total=got.length))
+            except ServerError as exc:
+                raise ServerError(f"{exc}; {kept(destination, written)}") from exc
     except ServerRefusedError as exc:
         if isinstance(exc, NotFoundError):
             raise NotFoundError(

@@ -21,9 +21,8 @@ import datetime as dt
 import hashlib
 import json
 import os
-import secrets
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
@@ -31,7 +30,14 @@ from typing import Any, BinaryIO, Literal
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
-from .client import OrthancClient, RepeatableBody, StoredInstance
+from .client import (
+    OrthancClient,
+    Patient,
+    RepeatableBody,
+    Series,
+    StoredInstance,
+    Study,
+)
 from .dicom import (
     PATIENT_KEYWORDS,
     SERIES_KEYWORDS,
@@ -141,12 +147,17 @@ def parent_reference(client: OrthancClient, orthanc_id: str) -> ReferenceAttribu
     series its next free InstanceNumber. Values arrive decoded (Orthanc answers in UTF-8),
     and our encoder writes them under one character set, so no mixture can arise.
     """
-    for level in ("series", "studies", "patients"):
+    lookups: tuple[Callable[[str], Patient | Study | Series], ...] = (
+        client.series,
+        client.study,
+        client.patient,
+    )
+    for lookup in lookups:
         try:
-            resource = client.get_json(f"/{level}/{orthanc_id}")
+            resource = lookup(orthanc_id)
         except NotFoundError:
             continue
-        return _reference_from(client, level, resource)
+        return _reference_from(client, resource)
     raise NotFoundError(
         f"no patient, study or series with ID {orthanc_id} on {client.settings.url}; "
         "give an Orthanc ID as shown by 'pdf2dcm upload --json'",
@@ -156,24 +167,24 @@ def parent_reference(client: OrthancClient, orthanc_id: str) -> ReferenceAttribu
 
 
 def _reference_from(
-    client: OrthancClient, level: str, resource: dict[str, Any]
+    client: OrthancClient, resource: Patient | Study | Series
 ) -> ReferenceAttributes:
     values: dict[str, str] = {}
     next_series = next_instance = None
-    if level == "patients":
-        values |= _main_tags(resource.get("MainDicomTags"), PATIENT_KEYWORDS)
+    if isinstance(resource, Patient):
+        values |= _main_tags(resource.main_tags, PATIENT_KEYWORDS)
     else:
-        if level == "series":
-            values |= _main_tags(resource.get("MainDicomTags"), SERIES_KEYWORDS)
-            instances = client.get_json(f"/series/{resource['ID']}/instances")
-            next_instance = _next_number(instances, "InstanceNumber")
-            study = client.get_json(f"/studies/{resource['ParentStudy']}")
+        if isinstance(resource, Series):
+            values |= _main_tags(resource.main_tags, SERIES_KEYWORDS)
+            instances = client.series_instances(resource.id)
+            next_instance = _next_number((i.main_tags for i in instances), "InstanceNumber")
+            study = client.study(resource.parent_study)
         else:
             study = resource
-            series = client.get_json(f"/studies/{resource['ID']}/series")
-            next_series = _next_number(series, "SeriesNumber")
-        values |= _main_tags(study.get("MainDicomTags"), STUDY_KEYWORDS)
-        values |= _main_tags(study.get("PatientMainDicomTags"), PATIENT_KEYWORDS)
+            series = client.study_series(resource.id)
+            next_series = _next_number((s.main_tags for s in series), "SeriesNumber")
+        values |= _main_tags(study.main_tags, STUDY_KEYWORDS)
+        values |= _main_tags(study.patient_main_tags, PATIENT_KEYWORDS)
     dataset = Dataset()
     for keyword, value in values.items():
         setattr(dataset, keyword, value)
@@ -182,17 +193,15 @@ def _reference_from(
     )
 
 
-def _main_tags(tags: object, keywords: Sequence[str]) -> dict[str, str]:
-    if not isinstance(tags, dict):
-        return {}
-    return {k: str(tags[k]) for k in keywords if isinstance(tags.get(k), str)}
+def _main_tags(tags: Mapping[str, str], keywords: Sequence[str]) -> dict[str, str]:
+    return {k: tags[k] for k in keywords if k in tags}
 
 
-def _next_number(resources: Iterable[dict[str, Any]], keyword: str) -> int:
+def _next_number(tag_sets: Iterable[Mapping[str, str]], keyword: str) -> int:
     numbers = [0]
-    for resource in resources:
-        with contextlib.suppress(TypeError, ValueError):
-            numbers.append(int(str(resource.get("MainDicomTags", {}).get(keyword, "")).strip()))
+    for tags in tag_sets:
+        with contextlib.suppress(ValueError):
+            numbers.append(int(tags.get(keyword, "").strip()))
     return max(numbers) + 1
 
 
@@ -433,31 +442,11 @@ def _json_value(value: Any, vr: str) -> Any:
 def _stow(client: OrthancClient, dicom: RepeatableBody, sop_uid: str) -> StoredInstance | None:
     """STOW-RS to the DICOMweb root; then, if the server is Orthanc, find the stored instance."""
     existed = _lookup_instance(client, sop_uid) is not None
-    boundary = f"pdf2dcm-{secrets.token_hex(12)}"
-    opening = f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode("ascii")
-    closing = f"\r\n--{boundary}--\r\n".encode("ascii")
-
-    def chunks() -> Iterator[bytes]:
-        yield opening
-        yield from dicom
-        yield closing
-
-    body = RepeatableBody(len(opening) + dicom.length + len(closing), chunks)
-    response = client.post_idempotent(
-        f"{client.settings.stow_root}/studies",
-        body,
-        headers={
-            "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
-            "Accept": "application/dicom+json",
-        },
-    )
-    answer = _json_or_empty(response.content)
-    failed = answer.get("00081198", {}).get("Value") or []
-    if failed:
-        reason = failed[0].get("00081197", {}).get("Value", ["?"])[0]
+    answer = client.stow(dicom)
+    if answer.failure_reasons:
         raise ServerError(
             f"{client.settings.stow_root} refused the instance {sop_uid} "
-            f"(STOW-RS failure reason {reason})"
+            f"(STOW-RS failure reason {answer.failure_reasons[0]})"
         )
     found = _lookup_instance(client, sop_uid)
     if found is None:
@@ -471,14 +460,6 @@ def _stow(client: OrthancClient, dicom: RepeatableBody, sop_uid: str) -> StoredI
     )
 
 
-def _json_or_empty(content: bytes) -> dict[str, Any]:
-    try:
-        answer = json.loads(content or b"{}")
-    except ValueError:
-        return {}
-    return answer if isinstance(answer, dict) else {}
-
-
 def _lookup_instance(client: OrthancClient, sop_uid: str) -> StoredInstance | None:
     """The Orthanc instance with this SOPInstanceUID, or None (also when not an Orthanc)."""
     try:
@@ -486,15 +467,15 @@ def _lookup_instance(client: OrthancClient, sop_uid: str) -> StoredInstance | No
     except (NotFoundError, ServerError):
         return None
     for match in matches:
-        if match.get("Type") == "Instance":
-            instance = client.get_json(f"/instances/{match['ID']}")
-            series = client.get_json(f"/series/{instance['ParentSeries']}")
-            study = client.get_json(f"/studies/{series['ParentStudy']}")
+        if match.type == "Instance":
+            instance = client.instance(match.id)
+            series = client.series(instance.parent_series)
+            study = client.study(series.parent_study)
             return StoredInstance(
-                id=str(match["ID"]),
-                parent_patient=study.get("ParentPatient"),
-                parent_study=series.get("ParentStudy"),
-                parent_series=instance.get("ParentSeries"),
+                id=match.id,
+                parent_patient=study.parent_patient,
+                parent_study=series.parent_study,
+                parent_series=instance.parent_series,
                 status="Success",
             )
     return None

@@ -182,14 +182,29 @@ def test_archive_job_download(hub: OrthancServer, tmp_path: Path) -> None:
     assert (tmp_path / "member.pdf").read_bytes() == pdf.read_bytes()
 
 
+UNKNOWN_JOB = "00000000-0000-4000-8000-000000000000"
+
+
 def test_unknown_job(hub: OrthancServer) -> None:
-    result = run("jobs", "wait", "no-such-job", "--url", hub.url)
+    result = run("jobs", "wait", UNKNOWN_JOB, "--url", hub.url)
     assert result.exit_code == 4
     assert result.stderr.strip() == (
-        f"pdf2dcm: error: job no-such-job is not known to {hub.url}: it never existed or was "
+        f"pdf2dcm: error: job {UNKNOWN_JOB} is not known to {hub.url}: it never existed or was "
         "dropped from the job history (Orthanc keeps the last JobsHistorySize finished jobs)"
     )
-    assert run("jobs", "cancel", "no-such-job", "--url", hub.url).exit_code == 4
+    assert run("jobs", "cancel", UNKNOWN_JOB, "--url", hub.url).exit_code == 4
+
+
+@pytest.mark.parametrize("command", ["cancel", "pause", "show", "wait"])
+def test_a_job_id_cannot_address_another_route(hub: OrthancServer, command: str) -> None:
+    """``../tools/shutdown?`` once reached POST /tools/shutdown; it is refused before sending."""
+    result = run("jobs", command, "../tools/shutdown?", "--url", hub.url)
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        "pdf2dcm: error: job ID '../tools/shutdown?' is not an Orthanc job ID; give a UUID "
+        "such as 32af28ce-d1f9-4655-b38e-3237a3cdcbaa"
+    )
+    assert requests.get(f"{hub.url}/system", timeout=10).status_code == 200
 
 
 class BlackHole:

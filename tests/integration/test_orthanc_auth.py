@@ -133,7 +133,8 @@ def test_wrong_password_names_the_user_not_the_password(locked: OrthancServer, p
 
 
 def test_no_credentials_says_what_to_give(locked: OrthancServer, pdf: Path) -> None:
-    result = run(["fetch", "abc", "--url", locked.url, "-o", "x.pdf"], {})
+    instance = "1b3a6f13-fe07c53c-5e985968-59e2d3fe-46ae0c4b"
+    result = run(["fetch", instance, "--url", locked.url, "-o", "x.pdf"], {})
     assert result.exit_code == 4
     assert result.stderr.strip() == (
         f"pdf2dcm: error: authentication failed at {locked.url}; give --username or --token"

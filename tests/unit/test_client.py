@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from pdf2dcm.client import OrthancClient, RepeatableBody
+from pdf2dcm.client import OrthancClient, RepeatableBody, SystemInfo
 from pdf2dcm.config import resolve_settings
 from pdf2dcm.errors import (
     AuthenticationError,
@@ -17,7 +17,9 @@ from pdf2dcm.errors import (
 )
 from tests.unit.conftest import Scripted, client_for
 
-STORED = json.dumps({"ID": "abc", "ParentSeries": "s", "Status": "Success"}).encode()
+INSTANCE = "1b3a6f13-fe07c53c-5e985968-59e2d3fe-46ae0c4b"
+SERIES = "3e4024bc-a395a1e3-54254769-da9a9d72-b00f8968"
+STORED = json.dumps({"ID": INSTANCE, "ParentSeries": SERIES, "Status": "Success"}).encode()
 
 
 def body_of(parts: list[bytes]) -> RepeatableBody:
@@ -30,7 +32,8 @@ def test_post_is_retried_with_the_whole_body_again(server: Scripted) -> None:
     restarts: list[int] = []
     with client_for(server) as client:
         stored = client.store_instance(body_of(parts), on_retry=lambda: restarts.append(1))
-    assert stored.id == "abc"
+    assert stored.id == INSTANCE
+    assert stored.parent_series == SERIES
     assert [r[2] for r in server.received] == [b"head-middle-tail"] * 3
     assert all(r[3]["Content-Length"] == "16" for r in server.received)
     assert all(r[3]["User-Agent"] == "pdf2dcm/0.1.0" for r in server.received)
@@ -62,15 +65,15 @@ def test_client_errors_are_not_retried(server: Scripted) -> None:
 def test_get_is_retried_by_the_transport(server: Scripted) -> None:
     server.answers = [(503, b""), (200, b'{"Version": "1.10.1"}')]
     with client_for(server) as client:
-        assert client.system() == {"Version": "1.10.1"}
+        assert client.system() == SystemInfo(version="1.10.1", name="", api_version=None)
     assert len(server.received) == 2
 
 
 def test_status_errors_are_typed(server: Scripted) -> None:
     server.answers = [(404, b""), (401, b""), (500, b"")]
     with client_for(server, username="u", password="hunter2", retries=0) as client:
-        with pytest.raises(NotFoundError, match=r"^instance x not found on http://"):
-            client.get_json("/instances/x", what="instance x")
+        with pytest.raises(NotFoundError, match=rf"^instance {INSTANCE} not found on http://"):
+            client.instance(INSTANCE)
         with pytest.raises(
             AuthenticationError, match=r"^authentication failed for u at http://"
         ) as auth:
@@ -81,6 +84,7 @@ def test_status_errors_are_typed(server: Scripted) -> None:
 
 
 def test_basic_and_bearer_credentials_are_sent(server: Scripted) -> None:
+    server.answers = [(200, b'{"Version": "1"}')] * 2
     with client_for(server, username="u", password="p") as client:
         client.system()
     with client_for(server, token="tok") as client:

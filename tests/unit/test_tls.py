@@ -54,7 +54,7 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def https_url(certificate: tuple[Path, Path]) -> Iterator[str]:
     cert, key = certificate
     httpd = Scripted(("127.0.0.1", 0), Handler)
-    httpd.answers, httpd.received = [], []
+    httpd.answers, httpd.received = [(200, b"[]")], []
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
