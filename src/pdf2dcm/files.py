@@ -133,9 +133,9 @@ def open_input(
     (written before its bytes) and its last bytes (the ``%%EOF`` check) are needed before
     the copy starts; spooling keeps memory flat where reading into RAM would not. A pipe that
     brings more than ``limit`` bytes (default :data:`MAX_SPOOL_SIZE`) is refused and its spool
-    freed: it cannot be encoded, and an endless one would fill the disk. Regular files are not spooled and not capped here.
-    Character and block devices (``/dev/zero``, a terminal, a disk) are refused: they are
-    endless or not documents.
+    freed: it cannot be encoded, and an endless one would fill the disk. Regular files are
+    neither spooled nor capped here. Character and block devices (``/dev/zero``, a terminal, a
+    disk) are refused: they are endless, interactive or not documents.
     """
     cap = MAX_SPOOL_SIZE if limit is None else limit
     if isinstance(source, (str, os.PathLike)):
