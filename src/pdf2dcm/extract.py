@@ -539,8 +539,10 @@ def _parse(source: BinaryIO, name: str) -> _Parsed:
                 )
             )
             syntax = str(meta.get("TransferSyntaxUID", "") or "").strip()
-        except (ValueError, KeyError, TypeError, struct.error, EOFError) as exc:
-            raise InputError(f"{name} has an unreadable file meta ({shown(str(exc))})") from None
+        except Exception as exc:  # pydicom raises many kinds; the walk has vetted the sizes
+            raise InputError(
+                f"{name} has an unreadable file meta ({shown(str(exc))}); the file is damaged"
+            ) from None
     source.seek(dataset_start)
     implicit, little = _encoding(syntax, source.read(6))
     inflated = syntax == _DEFLATED
@@ -575,8 +577,12 @@ def _parse(source: BinaryIO, name: str) -> _Parsed:
                     stop_before_pixels=True,
                     force=True,
                 )
-        except (ValueError, KeyError, TypeError, struct.error, EOFError, RecursionError) as exc:
-            raise InputError(f"{name} is not a readable DICOM file ({shown(str(exc))})") from None
+        except Pdf2DcmError:
+            raise
+        except Exception as exc:  # pydicom raises many kinds; the walk has vetted the sizes
+            raise InputError(
+                f"{name} is not a readable DICOM file ({shown(str(exc))}); the file is damaged"
+            ) from None
 
     def open_document() -> BinaryIO:
         if inflated:
@@ -688,8 +694,10 @@ def _find_pdf(handle: BinaryIO, name: str) -> tuple[BinaryIO, int, int]:
             length = _pdf_length(parsed.dataset, document, offset, value_length, name)
         except Pdf2DcmError:
             raise
-        except (ValueError, KeyError, TypeError, struct.error, EOFError) as exc:
-            raise InputError(f"{name} is not a readable DICOM file ({shown(str(exc))})") from None
+        except Exception as exc:  # converting a damaged value: pydicom raises many kinds
+            raise InputError(
+                f"{name} is not a readable DICOM file ({shown(str(exc))}); the file is damaged"
+            ) from None
     document.seek(offset)
     start = document.read(min(length, _PDF_HEADER_WINDOW))
     if length == 0:
