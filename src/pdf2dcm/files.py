@@ -291,7 +291,10 @@ def atomic_output(target: PathLike | BinaryIO, *, overwrite: bool = False) -> It
 
     A stream target (stdout), and a path that is a FIFO, a character device or a socket, are
     written to directly: they cannot be taken back anyway, and renaming a file over them would
-    destroy them. A regular file that is replaced keeps its permission bits.
+    destroy them. So is a name for a descriptor the shell opened (``/dev/stdout``, ``/dev/fd/3``)
+    even when a regular file is behind it, appending as that descriptor would. A symbolic link
+    to a regular file is written through, as ``cp`` does: the file it points to is replaced and
+    the link stays. A regular file that is replaced keeps its permission bits.
     """
     if not isinstance(target, (str, os.PathLike)):
         guarded = _GuardedOutput(target, display_name(target, "<stdout>"))
@@ -314,17 +317,40 @@ def atomic_output(target: PathLike | BinaryIO, *, overwrite: bool = False) -> It
             with _straight_output(path) as out:
                 yield out
             return
+        if _names_a_descriptor(path):
+            with _straight_output(path, append=True) as out:
+                yield out
+            return
         if not overwrite:
             raise OutputExistsError(f"{path} already exists; use --overwrite to replace it")
-    with _temporary_output(path, existing, overwrite=overwrite) as out:
+    real = Path(os.path.realpath(path)) if path.is_symlink() else path
+    with _temporary_output(path, real, existing, overwrite=overwrite) as out:
         yield out
 
 
+def _names_a_descriptor(path: Path) -> bool:
+    """Whether ``path`` leads through /proc (``/dev/stdout``, ``/dev/fd/N``, ``/proc/self/fd/N``).
+
+    Such a name stands for a file the shell already opened; renaming over it would replace a
+    system link (``/dev/stdout``) or write beside a file whose name may be gone.
+    """
+    current = os.path.join(os.path.realpath(path.parent), path.name)
+    for _hop in range(40):  # the kernel's own limit on a chain of links
+        if current.startswith("/proc/"):
+            return True
+        if not os.path.islink(current):
+            return False
+        target = os.readlink(current)
+        current = os.path.normpath(os.path.join(os.path.dirname(current), target))
+    return False
+
+
 @contextlib.contextmanager
-def _straight_output(path: Path) -> Iterator[BinaryIO]:
-    """Write into an existing FIFO or device as it is: no temporary file, no rename."""
+def _straight_output(path: Path, *, append: bool = False) -> Iterator[BinaryIO]:
+    """Write into an existing FIFO, device or open descriptor as it is: no temporary, no rename."""
+    flags = os.O_WRONLY | os.O_CLOEXEC | (os.O_APPEND if append else 0)
     try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        descriptor = os.open(path, flags)
     except OSError as exc:
         raise filesystem_error(exc, path, "write") from None
     handle = os.fdopen(descriptor, "wb")
@@ -341,9 +367,13 @@ def _straight_output(path: Path) -> Iterator[BinaryIO]:
 
 @contextlib.contextmanager
 def _temporary_output(
-    path: Path, existing: os.stat_result | None, *, overwrite: bool
+    path: Path, real: Path, existing: os.stat_result | None, *, overwrite: bool
 ) -> Iterator[BinaryIO]:
-    directory = path.parent
+    """Write beside ``real`` (``path`` with its links resolved), then publish under its name.
+
+    Messages name ``path``, the name the user gave.
+    """
+    directory = real.parent
     temporary = directory / f"{TEMPORARY_PREFIX}{secrets.token_hex(4)}{TEMPORARY_SUFFIX}"
     try:
         # 0o666 less the umask, as for any new file; a replaced file's bits are copied below.
@@ -368,7 +398,7 @@ def _temporary_output(
             handle.close()
         except OSError as exc:
             raise filesystem_error(exc, path, "write") from None
-        _publish(temporary, path, overwrite=overwrite)
+        _publish(temporary, real, overwrite=overwrite, shown=path)
     except BaseException:
         with contextlib.suppress(OSError):
             handle.close()
@@ -404,11 +434,11 @@ def _sync_directory(directory: Path) -> None:
         os.close(descriptor)
 
 
-def _publish(temporary: Path, path: Path, *, overwrite: bool) -> None:
+def _publish(temporary: Path, path: Path, *, overwrite: bool, shown: Path) -> None:
     try:
         _move(temporary, path, overwrite=overwrite)
     except OSError as exc:
-        raise filesystem_error(exc, path, "write") from None
+        raise filesystem_error(exc, shown, "write") from None
 
 
 def _move(temporary: Path, path: Path, *, overwrite: bool) -> None:

@@ -115,6 +115,27 @@ def test_overwrite_of_a_device_writes_into_it(example: Path, tmp_path: Path) -> 
     assert sorted(os.listdir(tmp_path)) == ["a.pdf", "null"]
 
 
+@pytest.mark.parametrize("overwrite", ["", "--overwrite"])
+def test_dev_stdout_onto_a_regular_file(example: Path, tmp_path: Path, overwrite: str) -> None:
+    link = os.readlink("/dev/stdout")
+    done = shell(f"$PDF2DCM encode a.pdf -o /dev/stdout {overwrite} > out.dcm", tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out.dcm").read_bytes()[128:132] == b"DICM"
+    assert sorted(os.listdir(tmp_path)) == ["a.pdf", "out.dcm"]
+    assert os.readlink("/dev/stdout") == link
+
+
+def test_dev_stdout_appends_like_its_descriptor(example: Path, tmp_path: Path) -> None:
+    (tmp_path / "log").write_bytes(b"before\n")
+    done = shell("$PDF2DCM extract a.dcm -o /dev/stdout >> log", tmp_path)
+    assert done.returncode == 2  # a.dcm does not exist yet: nothing may be written
+    assert (tmp_path / "log").read_bytes() == b"before\n"
+    assert run("encode", str(example)).exit_code == 0
+    done = shell("$PDF2DCM extract a.dcm -o /dev/stdout >> log", tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "log").read_bytes() == b"before\n" + example.read_bytes()
+
+
 def test_output_into_a_fifo(example: Path, tmp_path: Path) -> None:
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)

@@ -93,6 +93,17 @@ def test_overwrite_keeps_a_private_mode(tmp_path: Path, umask: None) -> None:
     assert names(tmp_path) == ["x.dcm"]
 
 
+def test_a_symbolic_link_is_written_through(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "x.dcm").write_bytes(b"old")
+    (tmp_path / "link.dcm").symlink_to(tmp_path / "real" / "x.dcm")
+    with atomic_output(tmp_path / "link.dcm", overwrite=True) as out:
+        out.write(b"new")
+    assert (tmp_path / "link.dcm").is_symlink()
+    assert (tmp_path / "real" / "x.dcm").read_bytes() == b"new"
+    assert names(tmp_path / "real") == ["x.dcm"]
+
+
 def test_the_file_is_synced_before_it_is_published(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -81,9 +81,9 @@ def encode(
     from pdf2dcm.files import make_directory, stops_batch
 
     targets = _encode_targets(inputs, output, outdir)
-    if any(target == "-" for target in targets) and as_json:
-        raise click.UsageError("--json prints to stdout, which already carries the DICOM file")
-    if "-" in targets:
+    if any(_is_stdout(target) for target in targets):
+        if as_json:
+            raise click.UsageError("--json prints to stdout, which already carries the DICOM file")
         refuse_terminal(sys.stdout, "a DICOM file")
     if title is not None and len(inputs) > 1:
         raise click.UsageError("--title applies to one input; give it per file")
@@ -140,9 +140,24 @@ def encode(
                         "sha256": result.sha256,
                     }
                 )
-            elif target != "-":
+            elif not _is_stdout(target):
                 click.echo(f"{source} -> {target} ({size_text(result.pdf_size)} PDF)")
     end_batch(failures, len(inputs))
+
+
+def _is_stdout(target: str) -> bool:
+    """Whether an output is stdout, as '-' or under a name such as /dev/stdout.
+
+    Then it carries the document, so no report line or JSON may be mixed into it.
+    """
+    if target == "-":
+        return True
+    try:
+        ours = os.fstat(sys.stdout.fileno())
+        theirs = os.stat(target)
+    except (OSError, ValueError, err.Pdf2DcmError):
+        return False
+    return (ours.st_dev, ours.st_ino) == (theirs.st_dev, theirs.st_ino)
 
 
 def _encode_targets(inputs: Sequence[str], output: str | None, outdir: Path | None) -> list[str]:
@@ -208,7 +223,7 @@ def extract(
 
     if output is None:
         output = "-" if source == "-" else str(Path(source).with_suffix(".pdf"))
-    if output == "-":
+    if _is_stdout(output):
         if as_json:
             raise click.UsageError("--json prints to stdout, which already carries the PDF")
         refuse_terminal(sys.stdout, "a PDF")
@@ -226,5 +241,5 @@ def extract(
         print_json(
             {"input": source, "output": result.output, "size": result.size, "sha256": result.sha256}
         )
-    elif output != "-":
+    elif not _is_stdout(output):
         click.echo(f"{source} -> {output} ({size_text(result.size)} PDF)")
