@@ -284,6 +284,10 @@ class _GuardedOutput:
     def fileno(self) -> int:
         return self._stream.fileno()
 
+    def __getattr__(self, attribute: str) -> Any:
+        # Anything but writing (tell, isatty, ...) is the stream's own business.
+        return getattr(self._stream, attribute)
+
 
 @contextlib.contextmanager
 def atomic_output(target: PathLike | BinaryIO, *, overwrite: bool = False) -> Iterator[BinaryIO]:

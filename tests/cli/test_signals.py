@@ -31,6 +31,15 @@ def big_pdf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def big_dcm(big_pdf: Path) -> Path:
+    from pdf2dcm.dicom import encode_pdf
+
+    path = big_pdf.with_suffix(".dcm")
+    encode_pdf(big_pdf, path)
+    return path
+
+
 def start(*args: str, **options: Any) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "pdf2dcm", *args], **options)
 
@@ -45,19 +54,17 @@ def wait_for_part(directory: Path, process: subprocess.Popen[bytes]) -> bool:
     return False
 
 
-def interrupt_encode(big_pdf: Path, out: Path, signum: int) -> subprocess.CompletedProcess[bytes]:
-    """Encode the big PDF and send ``signum`` once its temporary output exists."""
+def interrupt(out: Path, signum: int, *args: str) -> subprocess.CompletedProcess[bytes]:
+    """Run pdf2dcm and send ``signum`` once its temporary output exists in ``out``."""
     for _attempt in range(5):
-        process = start(
-            "encode", str(big_pdf), "-d", str(out), "--overwrite", stderr=subprocess.PIPE
-        )
+        process = start(*args, stderr=subprocess.PIPE)
         seen = wait_for_part(out, process)
         if seen:
             process.send_signal(signum)
         _stdout, stderr = process.communicate(timeout=60)
         if seen:
             return subprocess.CompletedProcess(process.args, process.returncode, b"", stderr)
-    pytest.fail("the encode never got as far as its temporary file")
+    pytest.fail("pdf2dcm never got as far as its temporary file")
 
 
 @pytest.mark.parametrize(
@@ -67,11 +74,18 @@ def interrupt_encode(big_pdf: Path, out: Path, signum: int) -> subprocess.Comple
 def test_a_signal_mid_encode_removes_the_temporary_file(
     big_pdf: Path, tmp_path: Path, signum: int, code: int
 ) -> None:
-    done = interrupt_encode(big_pdf, tmp_path, signum)
+    done = interrupt(tmp_path, signum, "encode", str(big_pdf), "-d", str(tmp_path))
     assert done.returncode == code == 128 + signum
     assert os.listdir(tmp_path) == []
     name = signal.Signals(signum).name
     assert done.stderr.decode() == f"pdf2dcm: terminated by {name}\n"
+
+
+def test_sigterm_mid_extract_removes_the_temporary_file(big_dcm: Path, tmp_path: Path) -> None:
+    done = interrupt(tmp_path, signal.SIGTERM, "extract", str(big_dcm), "-o", str(tmp_path / "x"))
+    assert done.returncode == 143
+    assert os.listdir(tmp_path) == []
+    assert done.stderr.decode() == "pdf2dcm: terminated by SIGTERM\n"
 
 
 def test_exit_codes_are_128_plus_the_signal() -> None:
