@@ -156,3 +156,25 @@ def test_sigterm_restores_the_cursor_of_the_progress_bar(big_pdf: Path, tmp_path
     assert received.rindex(show) > received.rindex(hide)
     assert received.rstrip().endswith(b"pdf2dcm: terminated by SIGTERM")
     assert os.listdir(tmp_path) == []
+
+
+def test_an_ignored_hangup_stays_ignored(big_pdf: Path, tmp_path: Path) -> None:
+    """Under nohup the hangup must not stop the encode."""
+
+    def ignore_hangup() -> None:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    process = start(
+        "encode",
+        str(big_pdf),
+        "-d",
+        str(tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        preexec_fn=ignore_hangup,
+    )
+    if wait_for_part(tmp_path, process):
+        process.send_signal(signal.SIGHUP)
+    _stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert os.listdir(tmp_path) == ["big.dcm"]

@@ -219,8 +219,14 @@ def _os_error_line(error: OSError) -> str:
         return f"{os.fsdecode(error.filename)}: {cause}"
     if _raised_by_echo(error):
         # A result line to stdout on a full disk: the one write no library call wraps.
-        return f"cannot write <stdout>: {cause}"
+        return _stdout_refused(error)
     return cause
+
+
+def _stdout_refused(error: OSError) -> str:
+    from pdf2dcm.files import filesystem_error
+
+    return str(filesystem_error(error, "<stdout>", "write"))
 
 
 def _raised_by_echo(error: BaseException) -> bool:
@@ -279,7 +285,7 @@ def _flush_stdout(status: int) -> int:
         _silence_stdout()
     except OSError as error:
         _silence_stdout()
-        say(f"error: cannot write <stdout>: {_os_error_line(error)}")
+        say(f"error: {_stdout_refused(error)}")
         return status or ExitStatus.INPUT
     return status
 
@@ -293,7 +299,9 @@ def main() -> None:
     _occupy_closed_descriptors()
     _replace_missing_streams()
     for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _terminate)
+        # Under nohup SIGHUP is ignored on purpose; that choice stands.
+        if signal.getsignal(signum) != signal.SIG_IGN:
+            signal.signal(signum, _terminate)
     try:
         cli.main(prog_name="pdf2dcm")
     except SystemExit as done:
