@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import os
 import re
 import subprocess
 import sys
@@ -347,3 +348,17 @@ def test_public_api_names_resolve() -> None:
     assert set(pdf2dcm.__all__) - {"__version__"} == set(pdf2dcm._LAZY)
     for name in pdf2dcm.__all__:
         assert getattr(pdf2dcm, name) is not None
+
+
+def test_the_suite_ignores_the_developers_settings(tmp_path: Path) -> None:
+    """The autouse fixtures of tests/conftest.py: no Orthanc settings, netrc or real HOME."""
+    leaked = [
+        name
+        for name in os.environ
+        if name.startswith(("ORTHANC_", "PDF2DCM_")) and name != "PDF2DCM_REQUIRE_ORTHANC"
+    ]
+    assert leaked == []
+    home = Path(os.environ["HOME"])
+    assert home.parent == tmp_path.parent
+    assert os.listdir(home) == []
+    assert Path("~/.netrc").expanduser() == home / ".netrc"
