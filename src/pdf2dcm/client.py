@@ -412,15 +412,15 @@ class _Guard:
 
     Shutting the socket down makes the blocked read return at once, wherever it is (headers,
     chunked body, TLS); the failure that follows is reported as the deadline. The connections
-    register themselves (:class:`_GuardedHTTPConnection`) through a thread-local, since the
-    pool picks them deep inside requests.
+    register their sockets (:class:`_GuardedHTTPConnection`) through a thread-local, since
+    the pool picks them deep inside requests.
     """
 
     def __init__(self, seconds: float | None) -> None:
         self.seconds = seconds
         self.expired = False
         self._lock = threading.Lock()
-        self._connections: list[HTTPConnection] = []
+        self._sockets: list[socket.socket] = []
         self._timer: threading.Timer | None = None
         self._done = False
 
@@ -441,33 +441,31 @@ class _Guard:
         """Stop the deadline (a download's body has only the stall timeout)."""
         with self._lock:
             self._done = True
-            self._connections.clear()
+            self._sockets.clear()
         if self._timer is not None:
             self._timer.cancel()
 
-    def attach(self, connection: HTTPConnection) -> None:
+    def attach(self, sock: socket.socket) -> None:
         with self._lock:
             if self._done:
                 return
-            self._connections.append(connection)
+            self._sockets.append(sock)
             if self.expired:
-                _cut(connection)
+                _cut(sock)
 
     def _expire(self) -> None:
         with self._lock:
             if self._done:
                 return
             self.expired = True
-            for connection in self._connections:
-                _cut(connection)
+            for sock in self._sockets:
+                _cut(sock)
 
 
-def _cut(connection: HTTPConnection) -> None:
-    sock = connection.sock
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            # The plain socket's shutdown, also for TLS: the TLS layer then reads an EOF.
-            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+def _cut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        # The plain socket's shutdown, also for TLS: the TLS layer then reads an EOF.
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 def _current_guard() -> _Guard | None:
@@ -475,20 +473,28 @@ def _current_guard() -> _Guard | None:
     return guard if isinstance(guard, _Guard) else None
 
 
+def _register(connection: HTTPConnection) -> None:
+    # The socket, not the connection: http.client drops the connection's reference to it
+    # when the answer says "Connection: close", while the answer goes on reading from it.
+    guard = _current_guard()
+    if guard is not None and connection.sock is not None:
+        guard.attach(connection.sock)
+
+
 class _GuardedHTTPConnection(HTTPConnection):
     def request(self, *args: Any, **kwargs: Any) -> None:
-        guard = _current_guard()
-        if guard is not None:
-            guard.attach(self)
-        super().request(*args, **kwargs)
+        try:
+            super().request(*args, **kwargs)
+        finally:
+            _register(self)
 
 
 class _GuardedHTTPSConnection(HTTPSConnection):
     def request(self, *args: Any, **kwargs: Any) -> None:
-        guard = _current_guard()
-        if guard is not None:
-            guard.attach(self)
-        super().request(*args, **kwargs)
+        try:
+            super().request(*args, **kwargs)
+        finally:
+            _register(self)
 
 
 class _HTTPPool(HTTPConnectionPool):
@@ -593,22 +599,16 @@ class Download:
         self.headers: Mapping[str, str] = response.headers
 
     def read(self, size: int) -> bytes:
-        """Up to ``size`` bytes, fewer only at the end."""
+        """Up to ``size`` bytes as they arrive (fewer than asked is not the end; empty is)."""
         with self._translated():
-            block: bytes = self._response.raw.read(size)
+            block: bytes = self._response.raw.read1(size, decode_content=True)
         self.received += len(block)
         return block
 
     def chunks(self, size: int) -> Iterator[bytes]:
-        """The body in pieces, decoded (Orthanc may gzip it) and as they arrive."""
-        pieces = self._response.iter_content(size)
-        while True:
-            with self._translated():
-                piece = next(pieces, None)
-            if piece is None:
-                return
-            self.received += len(piece)
-            yield piece
+        """The body in pieces of at most ``size``, decoded (Orthanc may gzip it)."""
+        while block := self.read(size):
+            yield block
 
     @contextlib.contextmanager
     def _translated(self) -> Iterator[None]:
@@ -787,6 +787,7 @@ class OrthancClient:
                 why = "to another server"
             else:
                 url = location
+                kwargs.pop("params", None)  # the Location is a whole URL, query included
                 continue
             raise RedirectError(
                 f"{self._server()} redirected {method} {_path_of(url)} to "

@@ -312,6 +312,7 @@ def fetch_each(
     fetched; an unreachable server ends the batch, since every further PDF would fail alike.
     """
     directory = Path(outdir)
+    instances = pdf_instances(client, study=study, series=series)
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -320,7 +321,7 @@ def fetch_each(
         ) from None
     limit = name_max(directory) - TEMPORARY_NAME_EXTRA
     taken: set[str] = set()
-    for instance in pdf_instances(client, study=study, series=series):
+    for instance in instances:
         target = directory / safe_file_name(instance, taken, limit)
         if target.resolve().parent != directory.resolve():
             raise AssertionError(f"unsafe file name {target}")
