@@ -16,7 +16,6 @@ import datetime as dt
 import hashlib
 import os
 import struct
-import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from collections.abc import Sequence as Seq
@@ -55,6 +54,8 @@ from .identity import (
     check_identity,
     choose_character_set,
     cut_to_bytes,
+    new_uid,
+    uses_code_extensions,
 )
 from .pdf import inspect_pdf
 from .progress import ProgressCallback
@@ -417,12 +418,14 @@ def open_encoded(
     now: dt.datetime | None = None,
     source_name: str | None = None,
     pdf_sha256: str | None = None,
+    code_extensions: bool = True,
 ) -> Iterator[EncodedPdf]:
     """Check a PDF and its tags and prepare its DICOM encoding; see :func:`encode_pdf`.
 
     The source stays open while the context lasts, so the result can be streamed (and
     streamed again, for a retried upload) without a temporary DICOM file. A caller that has
-    already hashed the PDF passes ``pdf_sha256`` so that it is not hashed again.
+    already hashed the PDF passes ``pdf_sha256`` so that it is not hashed again. Without
+    ``code_extensions`` the object is never written in an ISO 2022 character set.
     """
     name = source_name or display_name(source)
     user_tags = validate_tags(dict(tags or {}))
@@ -442,6 +445,13 @@ def open_encoded(
             notes.append(f"{name} has no %%EOF marker near its end; it may be truncated")
         if reference is not None:
             notes.extend(reference.warnings)
+            if not code_extensions and uses_code_extensions(reference.character_set):
+                charset = "\\".join(reference.character_set)
+                notes.append(
+                    f"{reference.source} is in {charset}, which "
+                    "this receiver cannot write: the document is in UTF-8, its names decode "
+                    "the same but their bytes differ from the study's"
+                )
         with warnings.catch_warnings():
             # pydicom's value checks warn on stderr; ours raise one clear line instead.
             warnings.simplefilter("ignore")
@@ -452,6 +462,7 @@ def open_encoded(
                 conversion_type=conversion_type,
                 size=size,
                 moment=moment,
+                code_extensions=code_extensions,
             )
         yield EncodedPdf(dataset, pdf, size, name, tuple(notes), pdf_sha256)
 
@@ -529,6 +540,7 @@ def _build_dataset(
     size: int,
     moment: dt.datetime,
     created: dt.datetime | None = None,
+    code_extensions: bool = True,
 ) -> Dataset:
     zone = _time_zone(user_tags, moment)
     local = moment.astimezone(zone)
@@ -578,7 +590,7 @@ def _build_dataset(
         ds.add(_element(tag, value))
     ds.MIMETypeOfEncapsulatedDocument = PDF_MIME_TYPE
     ds.EncapsulatedDocumentLength = size
-    terms = choose_character_set(ds, preferred)
+    terms = choose_character_set(ds, preferred, code_extensions=code_extensions)
     if _DOCUMENT_TITLE not in user_tags:
         ds.DocumentTitle = cut_to_bytes(str(ds.DocumentTitle), MAX_TITLE_BYTES, terms)
     check_encoded_lengths(ds, terms, copied - user_tags.keys())
@@ -670,20 +682,6 @@ def _shrank(name: str) -> Callable[[int], Exception]:
         return InputError(f"{name} shrank while being read; is another program writing it?")
 
     return error
-
-
-_UID_NAMESPACE = uuid.UUID("5b1c2a64-3f0e-4a57-9d3c-7e2f4c1b8a90")
-
-
-def new_uid(seed: str | None = None, role: str = "") -> str:
-    """A UID under the UUID root 2.25: random, or derived from ``seed`` and ``role``.
-
-    Derived UIDs make a repeated upload of the same content name the same objects, which
-    the archive then recognises instead of storing twice.
-    """
-    if seed is None:
-        return str(generate_uid(prefix=None))
-    return f"2.25.{uuid.uuid5(_UID_NAMESPACE, f'{role}|{seed}').int}"
 
 
 def batch_tags(

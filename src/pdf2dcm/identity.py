@@ -15,6 +15,8 @@ method, a reference file or a server parent):
 
 from __future__ import annotations
 
+import json
+import uuid
 import warnings
 from collections.abc import Iterator, Sequence
 from typing import Literal
@@ -23,6 +25,7 @@ from pydicom.charset import convert_encodings, encode_string
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
+from pydicom.uid import generate_uid
 from pydicom.valuerep import PersonName
 
 from .errors import IdentityConflictError, TagError
@@ -153,21 +156,33 @@ def text_values(ds: Dataset) -> Iterator[tuple[DataElement, str]]:
             yield element, str(value)
 
 
-def choose_character_set(ds: Dataset, preferred: Sequence[str]) -> list[str]:
+def choose_character_set(
+    ds: Dataset, preferred: Sequence[str], *, code_extensions: bool = True
+) -> list[str]:
     """The SpecificCharacterSet to write: empty for ASCII, ``preferred`` when it holds every value.
 
     ``preferred`` is the reference's own set. Writing it again keeps copied values
     byte-identical to the reference's, which validators that compare a study's objects
-    (dcentvfy) require; UTF-8 is the fallback that holds anything.
+    (dcentvfy) require; UTF-8 is the fallback that holds anything. Without
+    ``code_extensions`` (a receiver such as Orthanc's create-dicom that knows single sets
+    only), ISO 2022 sets are not kept.
     """
     values = [value for _element, value in text_values(ds)]
     if all(value.isascii() for value in values):
         return []
     # An empty first term is meaningful: ASCII until an escape sequence switches sets.
     terms = [term.strip() for term in preferred]
-    if any(terms) and terms != [UTF8] and all(_encodable(value, terms) for value in values):
+    extended = uses_code_extensions(terms)
+    if not any(terms) or terms == [UTF8] or (extended and not code_extensions):
+        return [UTF8]
+    if all(_encodable(value, terms) for value in values):
         return terms
     return [UTF8]
+
+
+def uses_code_extensions(terms: Sequence[str]) -> bool:
+    """Whether a SpecificCharacterSet switches sets by ISO 2022 escape sequences."""
+    return len(terms) > 1 or any(term.strip().startswith("ISO 2022") for term in terms)
 
 
 def _encodable(value: str, terms: list[str]) -> bool:
@@ -250,3 +265,77 @@ def cut_to_bytes(value: str, limit: int, terms: Sequence[str]) -> str:
 def given_value(tags: ValidatedTags, keyword: str) -> ValidatedValue | None:
     """The value given for one of the identity keywords, if any."""
     return tags.get(_KEYWORD_TAGS[keyword])
+
+
+# --- UIDs -------------------------------------------------------------------------------------
+
+_UID_NAMESPACE = uuid.UUID("5b1c2a64-3f0e-4a57-9d3c-7e2f4c1b8a90")
+_SOP_INSTANCE_UID, _STUDY_UID, _SERIES_UID = 0x00080018, 0x0020000D, 0x0020000E
+_BATCH_NUMBERS = frozenset({0x00200011, 0x00200013})
+"""SeriesNumber and InstanceNumber: assigned per batch from the server's state, so they
+must not change a document's identity when the batch is sent again."""
+_REFERENCE_KEYS = ("PatientID", "StudyInstanceUID", "SeriesInstanceUID")
+
+
+def new_uid(seed: str | None = None, role: str = "") -> str:
+    """A UID under the UUID root 2.25: random, or derived from ``seed`` and ``role``.
+
+    Derived UIDs make a repeated upload of the same content name the same objects, which
+    the archive then recognises instead of storing twice.
+    """
+    if seed is None:
+        return str(generate_uid(prefix=None))
+    return f"2.25.{uuid.uuid5(_UID_NAMESPACE, f'{role}|{seed}').int}"
+
+
+def document_uids(
+    tags: ValidatedTags,
+    pdf_sha256: str,
+    reference: Dataset | None,
+    *,
+    title: str | None,
+    conversion_type: str,
+) -> ValidatedTags:
+    """Add UIDs derived from the PDF's content and the tags, where none are given.
+
+    The same PDF sent with the same tags to the same parent is the same document: a re-run
+    after a failure is answered ``AlreadyStored`` instead of creating a duplicate.
+    """
+    known = reference if reference is not None else Dataset()
+    key = json.dumps(
+        {
+            "pdf": pdf_sha256,
+            "tags": {f"{t:08X}": v for t, v in tags.items() if t not in _BATCH_NUMBERS},
+            "reference": {k: str(known.get(k, "")) for k in _REFERENCE_KEYS},
+            "title": title,
+            "conversion": conversion_type,
+        },
+        sort_keys=True,
+        ensure_ascii=False,
+    )
+    identified = dict(tags)
+    identified.setdefault(_SOP_INSTANCE_UID, new_uid(key, "sop"))
+    if _STUDY_UID not in identified and "StudyInstanceUID" not in known:
+        identified[_STUDY_UID] = new_uid(key, "study")
+    if _SERIES_UID not in identified and "SeriesInstanceUID" not in known:
+        identified[_SERIES_UID] = new_uid(key, "series")
+    return identified
+
+
+def series_seed(tags: ValidatedTags, reference: Dataset | None) -> str:
+    """The seed of a ``--same-series`` batch's study and series UIDs.
+
+    It depends on the tags given and the reference only, never on the files: sending the
+    batch again with one more file names the same series, so only the new file is added.
+    A different tag (a SeriesDescription, say) or an explicit SeriesInstanceUID starts
+    another series on purpose.
+    """
+    known = reference if reference is not None else Dataset()
+    return json.dumps(
+        {
+            "tags": {f"{t:08X}": v for t, v in tags.items() if t not in _BATCH_NUMBERS},
+            "reference": {k: str(known.get(k, "")) for k in _REFERENCE_KEYS},
+        },
+        sort_keys=True,
+        ensure_ascii=False,
+    )

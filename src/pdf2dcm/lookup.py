@@ -18,9 +18,9 @@ from collections.abc import Iterable, Mapping
 from pydicom.dataset import Dataset
 from pydicom.filereader import read_partial
 
-from .client import OrthancClient, Patient, Series, Study
+from .client import OrthancClient, Patient, Series, Study, path_segment, shown
 from .dicom import ReferenceAttributes, reference_from_header
-from .errors import NotFoundError, UnexpectedReplyError
+from .errors import InputError, NotFoundError, UnexpectedReplyError
 from .identity import Level
 
 HEADER_READS = (256 * 1024, 4 * 1024 * 1024, 16 * 1024 * 1024)
@@ -31,6 +31,13 @@ _DOCUMENT_TAG = 0x00420011
 
 def resolve_resource(client: OrthancClient, orthanc_id: str) -> Patient | Study | Series:
     """The patient, study or series with this Orthanc ID, whichever it is."""
+    try:
+        path_segment(orthanc_id, "study")
+    except InputError:
+        raise InputError(
+            f"{shown(orthanc_id)} is not an Orthanc ID; give five groups of 8 lowercase hex "
+            "digits, as 'pdf2dcm upload --json' prints in ParentStudy"
+        ) from None
     for getter in (client.series, client.study, client.patient):
         with contextlib.suppress(NotFoundError):
             return getter(orthanc_id)

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
-import contextlib
 import datetime as dt
 import hashlib
 import json
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
@@ -30,33 +29,23 @@ from typing import Any, BinaryIO, Literal
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
-from .client import (
-    OrthancClient,
-    Patient,
-    RepeatableBody,
-    Series,
-    StoredInstance,
-    Study,
-)
-from .dicom import (
-    PATIENT_KEYWORDS,
-    SERIES_KEYWORDS,
-    STUDY_KEYWORDS,
-    EncodedPdf,
-    ReferenceAttributes,
-    new_uid,
-    open_encoded,
-)
+from .client import OrthancClient, RepeatableBody, StoredInstance, shown
+from .dicom import EncodedPdf, ReferenceAttributes, batch_tags, open_encoded
 from .errors import (
+    ConflictError,
     InputError,
     NotAttemptedError,
+    NotEncapsulatedPdfError,
     NotFoundError,
     Pdf2DcmError,
     ServerError,
     ServerUnreachableError,
 )
-from .extract import extract_pdf
+from .extract import extract_pdf, looks_like_dicom, read_header
+from .fetch import fetch_pdf
 from .files import CHUNK_SIZE, open_input
+from .identity import document_uids, series_seed
+from .lookup import next_number
 from .progress import ProgressCallback, ProgressEvent
 from .tags import TagsInput, ValidatedTags, validate_tags
 
@@ -140,77 +129,6 @@ def collect_inputs(paths: Sequence[str], *, recursive: bool = False) -> list[str
     return found
 
 
-def parent_reference(client: OrthancClient, orthanc_id: str) -> ReferenceAttributes:
-    """Patient, study and series attributes of an Orthanc resource, to attach new documents.
-
-    A patient gives a new study; a study a new series with the next free SeriesNumber; a
-    series its next free InstanceNumber. Values arrive decoded (Orthanc answers in UTF-8),
-    and our encoder writes them under one character set, so no mixture can arise.
-    """
-    lookups: tuple[Callable[[str], Patient | Study | Series], ...] = (
-        client.series,
-        client.study,
-        client.patient,
-    )
-    for lookup in lookups:
-        try:
-            resource = lookup(orthanc_id)
-        except NotFoundError:
-            continue
-        return _reference_from(client, resource)
-    raise NotFoundError(
-        f"no patient, study or series with ID {orthanc_id} on {client.settings.url}; "
-        "give an Orthanc ID as shown by 'pdf2dcm upload --json'",
-        status=404,
-        url=client.url(f"/studies/{orthanc_id}"),
-    )
-
-
-def _reference_from(
-    client: OrthancClient, resource: Patient | Study | Series
-) -> ReferenceAttributes:
-    values: dict[str, str] = {}
-    next_series = next_instance = None
-    if isinstance(resource, Patient):
-        values |= _main_tags(resource.main_tags, PATIENT_KEYWORDS)
-    else:
-        if isinstance(resource, Series):
-            values |= _main_tags(resource.main_tags, SERIES_KEYWORDS)
-            instances = client.series_instances(resource.id)
-            next_instance = _next_number((i.main_tags for i in instances), "InstanceNumber")
-            study = client.study(resource.parent_study)
-        else:
-            study = resource
-            series = client.study_series(resource.id)
-            next_series = _next_number((s.main_tags for s in series), "SeriesNumber")
-        values |= _main_tags(study.main_tags, STUDY_KEYWORDS)
-        values |= _main_tags(study.patient_main_tags, PATIENT_KEYWORDS)
-    dataset = Dataset()
-    for keyword, value in values.items():
-        setattr(dataset, keyword, value)
-    return ReferenceAttributes(
-        dataset=dataset, next_instance_number=next_instance, next_series_number=next_series
-    )
-
-
-def _main_tags(tags: Mapping[str, str], keywords: Sequence[str]) -> dict[str, str]:
-    return {k: tags[k] for k in keywords if k in tags}
-
-
-def _next_number(tag_sets: Iterable[Mapping[str, str]], keyword: str) -> int:
-    numbers = [0]
-    for tags in tag_sets:
-        with contextlib.suppress(ValueError):
-            numbers.append(int(tags.get(keyword, "").strip()))
-    return max(numbers) + 1
-
-
-_SOP_INSTANCE_UID, _STUDY_UID, _SERIES_UID = 0x00080018, 0x0020000D, 0x0020000E
-_BATCH_NUMBERS = frozenset({0x00200011, 0x00200013})
-"""SeriesNumber and InstanceNumber: assigned per batch from the server's state, so they
-must not change a document's identity when the batch is sent again."""
-
-
 def file_sha256(handle: BinaryIO) -> str:
     """Checksum of a whole seekable file, which is left at offset 0."""
     handle.seek(0)
@@ -221,44 +139,79 @@ def file_sha256(handle: BinaryIO) -> str:
     return digest.hexdigest()
 
 
-def identity_tags(tags: ValidatedTags, pdf_sha256: str, options: UploadOptions) -> ValidatedTags:
-    """Add UIDs derived from the PDF's content and the tags, where none are given.
+def plan_batch(
+    client: OrthancClient,
+    tags: ValidatedTags,
+    count: int,
+    *,
+    same_series: bool = False,
+    reference: ReferenceAttributes | None = None,
+) -> list[ValidatedTags]:
+    """The tags of each file of a batch: shared UIDs and numbers, continuing the server's.
 
-    The same PDF sent with the same tags to the same parent is the same document: a re-run
-    after a failure is answered ``AlreadyStored`` instead of creating a duplicate.
+    A ``same_series`` batch's series is named by its tags and reference alone (see
+    :func:`pdf2dcm.identity.series_seed`); when that series is already on the server (the
+    batch is being sent again, perhaps with more files), InstanceNumbers continue after the
+    highest one there, so a new file never repeats a number.
     """
-    reference = options.reference.dataset if options.reference is not None else Dataset()
-    key = json.dumps(
-        {
-            "pdf": pdf_sha256,
-            "tags": {f"{t:08X}": v for t, v in tags.items() if t not in _BATCH_NUMBERS},
-            "reference": {
-                k: str(reference.get(k, ""))
-                for k in ("PatientID", "StudyInstanceUID", "SeriesInstanceUID")
-            },
-            "title": options.title,
-            "conversion": options.conversion_type,
-        },
-        sort_keys=True,
-        ensure_ascii=False,
-    )
-    identified = dict(tags)
-    identified.setdefault(_SOP_INSTANCE_UID, new_uid(key, "sop"))
-    if _STUDY_UID not in identified and "StudyInstanceUID" not in reference:
-        identified[_STUDY_UID] = new_uid(key, "study")
-    if _SERIES_UID not in identified and "SeriesInstanceUID" not in reference:
-        identified[_SERIES_UID] = new_uid(key, "series")
-    return identified
+    seed = series_seed(tags, reference.dataset if reference else None) if same_series else None
+    per_file = batch_tags(tags, count, same_series=same_series, reference=reference, uid_seed=seed)
+    joins_reference_series = reference is not None and reference.next_instance_number is not None
+    if not same_series or joins_reference_series or _INSTANCE_NUMBER in tags or not per_file:
+        return per_file
+    series_uid = per_file[0].get(_SERIES_UID)
+    if not isinstance(series_uid, str):
+        return per_file
+    for match in client.lookup(series_uid):
+        if match.type == "Series":
+            instances = client.series_instances(match.id)
+            first = next_number((i.main_tags for i in instances), "InstanceNumber")
+            return [t | {_INSTANCE_NUMBER: str(first + n)} for n, t in enumerate(per_file)]
+    return per_file
 
 
-def batch_seed(sources: Sequence[str], tags: ValidatedTags) -> str:
-    """A seed naming a batch by its files' contents and tags, for its shared series UIDs."""
-    digest = hashlib.sha256(repr(sorted(tags.items())).encode())
-    for source in sources:
-        if source != "-":
-            with contextlib.suppress(OSError), open(source, "rb") as handle:
-                digest.update(file_sha256(handle).encode())
-    return digest.hexdigest()
+_INSTANCE_NUMBER, _SERIES_UID, _SOP_INSTANCE_UID = 0x00200013, 0x0020000E, 0x00080018
+
+
+class StudyGuard:
+    """Which patient each StudyInstanceUID of a batch belongs to, asked once per study.
+
+    Orthanc keys a study by PatientID and StudyInstanceUID together, so a document that
+    reuses a study's UID under another PatientID is not refused by the server: it creates a
+    second study of the same UID under a second patient. The guard refuses that first.
+    """
+
+    def __init__(self, client: OrthancClient) -> None:
+        self._client = client
+        self._owners: dict[str, tuple[str, str | None]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, study_uid: str, patient_id: str) -> None:
+        """Refuse a document whose study already belongs to another patient.
+
+        Raises
+        ------
+        ConflictError
+            Naming the study, the patient that holds it and the one given.
+        """
+        with self._lock:
+            if study_uid not in self._owners:
+                self._owners[study_uid] = self._owner_on_server(study_uid) or (patient_id, None)
+            owner, orthanc_patient = self._owners[study_uid]
+        if owner.strip() != patient_id.strip():
+            where = f" (Orthanc patient {orthanc_patient})" if orthanc_patient else ""
+            raise ConflictError(
+                f"study {study_uid} already belongs to PatientID {shown(owner)}{where} on "
+                f"{self._client.settings.url}, not to {shown(patient_id)}; nothing was "
+                "stored. Attach to that patient's study, or give another StudyInstanceUID"
+            )
+
+    def _owner_on_server(self, study_uid: str) -> tuple[str, str | None] | None:
+        for match in self._client.lookup(study_uid):
+            if match.type == "Study":
+                study = self._client.study(match.id)
+                return study.patient_main_tags.get("PatientID", ""), study.parent_patient
+        return None
 
 
 def upload_file(
@@ -269,31 +222,53 @@ def upload_file(
     tags: TagsInput | None = None,
     progress: ProgressCallback | None = None,
     source_name: str | None = None,
+    guard: StudyGuard | None = None,
 ) -> UploadResult:
     """Send one PDF (encoded here) or one Encapsulated PDF DICOM file (sent unchanged).
 
     ``tags`` overrides ``options.tags`` for this file (a batch gives each file its own
-    InstanceNumber). Raises InputError for the file, ServerError for the server's part.
+    InstanceNumber); ``guard`` is shared by a batch so that each study is looked up once.
+    Raises InputError for the file, ConflictError when the server holds another patient's
+    study or another document under the same UID, ServerError for the server's part.
     """
     name = source_name or (source if isinstance(source, str) else "<stdin>")
     file_tags = validate_tags(options.tags if tags is None else tags)
+    guard = guard or StudyGuard(client)
     with open_input(source, name=name) as (handle, size):
-        handle.seek(128)
-        is_dicom = handle.read(4) == b"DICM"
-        handle.seek(0)
-        if is_dicom:
-            return _upload_dicom(client, handle, size, name, options, file_tags, progress)
+        if looks_like_dicom(handle):
+            return _upload_dicom(client, handle, size, name, options, file_tags, progress, guard)
         pdf_sha256 = file_sha256(handle)
         with open_encoded(
             handle,
-            tags=identity_tags(file_tags, pdf_sha256, options),
+            tags=document_uids(
+                file_tags,
+                pdf_sha256,
+                options.reference.dataset if options.reference else None,
+                title=options.title,
+                conversion_type=options.conversion_type,
+            ),
             pdf_sha256=pdf_sha256,
             title=options.title,
             conversion_type=options.conversion_type,
             reference=options.reference,
             now=options.now,
             source_name=name,
+            # Orthanc's create-dicom knows single character sets only.
+            code_extensions=options.method != "create-dicom",
         ) as document:
+            ds = document.dataset
+            patient_id = str(ds.get("PatientID", "") or "")
+            guard.check(str(ds.StudyInstanceUID), patient_id)
+            if _SOP_INSTANCE_UID in file_tags:
+                # A UID of the user's choosing may name an instance elsewhere; a derived one
+                # names this content under these study and series UIDs only.
+                check_sop_uid(
+                    client,
+                    str(ds.SOPInstanceUID),
+                    study_uid=str(ds.StudyInstanceUID),
+                    series_uid=str(ds.SeriesInstanceUID),
+                    patient_id=patient_id,
+                )
             return _upload_encoded(client, document, options.method, progress)
 
 
@@ -316,6 +291,8 @@ def _upload_encoded(
         stored = _stow(client, body, sop_uid)
     if document.sha256 is None:
         raise AssertionError("the request body was not sent to its end")
+    if stored is not None and stored.status == "AlreadyStored":
+        verify_same_document(client, stored.id, sop_uid, document.sha256, document.pdf_size)
     return _result(
         client,
         document.name,
@@ -366,6 +343,7 @@ def _upload_dicom(
     options: UploadOptions,
     tags: ValidatedTags,
     progress: ProgressCallback | None,
+    guard: StudyGuard,
 ) -> UploadResult:
     if tags or options.title is not None or options.reference is not None:
         raise InputError(
@@ -374,15 +352,24 @@ def _upload_dicom(
         )
     if options.method == "create-dicom":
         raise InputError(
-            f"{name} is already a DICOM file; create-dicom takes PDFs, use --via instances or stow"
+            f"{name} is already a DICOM file; create-dicom takes PDFs, send it by instances or stow"
         )
     with open(os.devnull, "wb") as sink:
         # Reading the PDF out proves the file holds one and gives its checksum.
         extracted = extract_pdf(handle, sink, source_name=name)
     handle.seek(0)
-    from pydicom import dcmread
-
-    sop_uid = str(dcmread(handle, stop_before_pixels=True, defer_size=1024).SOPInstanceUID)
+    header = read_header(handle, name)
+    sop_uid = _uid_of(header, "SOPInstanceUID", name)
+    study_uid = _uid_of(header, "StudyInstanceUID", name)
+    patient_id = _text_of(header, "PatientID")
+    guard.check(study_uid, patient_id)
+    check_sop_uid(
+        client,
+        sop_uid,
+        study_uid=study_uid,
+        series_uid=_uid_of(header, "SeriesInstanceUID", name),
+        patient_id=patient_id,
+    )
 
     def chunks() -> Iterator[bytes]:
         handle.seek(0)
@@ -400,7 +387,90 @@ def _upload_dicom(
         )
     else:
         stored = _stow(client, body, sop_uid)
+    if stored is not None and stored.status == "AlreadyStored":
+        verify_same_document(client, stored.id, sop_uid, extracted.sha256, extracted.size)
     return _result(client, name, stored, sop_uid, extracted.sha256, extracted.size, ())
+
+
+def _uid_of(header: Dataset, keyword: str, name: str) -> str:
+    value = _text_of(header, keyword).strip(" \x00")
+    if not value:
+        raise InputError(f"{name} has no {keyword}; an archive cannot file it")
+    return value
+
+
+def _text_of(header: Dataset, keyword: str) -> str:
+    try:
+        value = header.get(keyword)
+    except (ValueError, TypeError, LookupError) as exc:
+        raise InputError(f"cannot read {keyword}: {exc}") from exc
+    if isinstance(value, MultiValue | list):
+        raise InputError(f"{keyword} holds {len(value)} values where one is allowed")
+    return "" if value is None else str(value)
+
+
+def check_sop_uid(
+    client: OrthancClient, sop_uid: str, *, study_uid: str, series_uid: str, patient_id: str
+) -> None:
+    """Refuse a SOPInstanceUID that already names an instance of another series or patient.
+
+    Orthanc keys an instance by its patient, study, series and SOP UIDs together, so the same
+    SOPInstanceUID under another series would be stored a second time, not refused. Under
+    the same ones, the server answers AlreadyStored and the document is then compared.
+
+    Raises
+    ------
+    ConflictError
+        Naming the instance that holds the UID and where it is filed.
+    """
+    for match in client.lookup(sop_uid):
+        if match.type != "Instance":
+            continue
+        instance = client.instance(match.id)
+        series = client.series(instance.parent_series)
+        study = client.study(series.parent_study)
+        theirs = (
+            study.patient_main_tags.get("PatientID", "").strip(),
+            study.main_tags.get("StudyInstanceUID", "").strip(),
+            series.main_tags.get("SeriesInstanceUID", "").strip(),
+        )
+        if theirs != (patient_id.strip(), study_uid, series_uid):
+            raise ConflictError(
+                f"SOPInstanceUID {sop_uid} already names instance {match.id} on "
+                f"{client.settings.url}, filed under PatientID {shown(theirs[0])}, study "
+                f"{theirs[1]}, series {theirs[2]}; nothing was stored. Give this document its "
+                "own SOPInstanceUID"
+            )
+
+
+def verify_same_document(
+    client: OrthancClient, instance_id: str, sop_uid: str, sha256: str, size: int
+) -> None:
+    """An ``AlreadyStored`` answer is believed only if the stored PDF is the one sent.
+
+    The server compared nothing but the UIDs; the stored document is streamed back and hashed
+    (never held in memory), so a different PDF under a reused SOPInstanceUID is caught.
+
+    Raises
+    ------
+    ConflictError
+        The stored document differs, or the instance holds none. Nothing was changed.
+    """
+    try:
+        with open(os.devnull, "wb") as sink:
+            stored = fetch_pdf(client, instance_id, sink)
+    except NotEncapsulatedPdfError as exc:
+        raise ConflictError(
+            f"SOPInstanceUID {sop_uid} is already used on {client.settings.url} by instance "
+            f"{instance_id}, which holds no PDF ({exc}); nothing was stored"
+        ) from exc
+    if stored.size != size or stored.sha256 != sha256:
+        raise ConflictError(
+            f"SOPInstanceUID {sop_uid} is already used on {client.settings.url} by instance "
+            f"{instance_id} with another document ({stored.size} bytes, sha256 "
+            f"{stored.sha256[:16]}...; this one {size} bytes, {sha256[:16]}...); nothing was "
+            "changed. Give this document its own SOPInstanceUID"
+        )
 
 
 def _create_dicom_body(document: EncodedPdf, progress: ProgressCallback | None) -> RepeatableBody:
@@ -410,6 +480,7 @@ def _create_dicom_body(document: EncodedPdf, progress: ProgressCallback | None) 
         for element in document.dataset
         if element.keyword not in _ENCODER_OWNED
     }
+    tags |= _dates_orthanc_would_add(document.dataset)
     head = (
         json.dumps({"Force": True, "Tags": tags}, ensure_ascii=True)[:-1]
         + ', "Content": "data:application/pdf;base64,'
@@ -424,6 +495,23 @@ def _create_dicom_body(document: EncodedPdf, progress: ProgressCallback | None) 
 
     encoded_size = 4 * ((document.pdf_size + 2) // 3)
     return RepeatableBody(len(head) + encoded_size + len(tail), chunks)
+
+
+def _dates_orthanc_would_add(ds: Dataset) -> dict[str, str]:
+    """SeriesDate/Time and AcquisitionDate/Time, which create-dicom fills from its own clock.
+
+    Orthanc adds them when missing, in the server's time zone; given here, they agree with
+    the dates the encoder wrote in the client's, whatever the two zones are.
+    """
+    added: dict[str, str] = {}
+    if "SeriesDate" not in ds:
+        added["SeriesDate"] = str(ds.get("InstanceCreationDate", ""))
+        added["SeriesTime"] = str(ds.get("InstanceCreationTime", ""))
+    acquired = str(ds.get("AcquisitionDateTime", ""))
+    if acquired and "AcquisitionDate" not in ds:
+        added["AcquisitionDate"] = acquired[:8]
+        added["AcquisitionTime"] = acquired[8:14] or "000000"
+    return added
 
 
 def _json_value(value: Any, vr: str) -> Any:
@@ -507,6 +595,7 @@ def upload_many(
     not attempted are reported too, so the caller can list them.
     """
     stop = threading.Event()
+    guard = StudyGuard(client)
 
     def work(source: str | BinaryIO, tags: TagsInput) -> Outcome:
         name = source if isinstance(source, str) else "<stdin>"
@@ -514,7 +603,13 @@ def upload_many(
             return Outcome(name, error=NotAttemptedError(f"{name}: {NOT_ATTEMPTED}"))
         try:
             result = upload_file(
-                client, source, options, tags=tags, progress=progress, source_name=name
+                client,
+                source,
+                options,
+                tags=tags,
+                progress=progress,
+                source_name=name,
+                guard=guard,
             )
         except ServerUnreachableError as error:
             stop.set()

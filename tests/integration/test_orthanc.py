@@ -190,15 +190,16 @@ def test_parent_study_keeps_patient_and_character_set(
 
 def test_unknown_parent_and_unknown_instance(orthanc: OrthancServer, tmp_path: Path) -> None:
     pdf = write_pdf(tmp_path, "orphan.pdf", 2000)
+    unknown = "00000000-00000000-00000000-00000000-00000000"
     result = run("upload", str(pdf), "--url", orthanc.url, "--parent", "nope")
+    assert result.exit_code == 2
+    assert "'nope' is not an Orthanc ID" in result.stderr
+    result = run("upload", str(pdf), "--url", orthanc.url, "--parent", unknown)
     assert result.exit_code == 4
-    assert "no patient, study or series with ID nope" in result.stderr
-    result = run("fetch", "0000", "--url", orthanc.url, "-o", str(tmp_path / "x.pdf"))
+    assert f"no patient, study or series with ID {unknown}" in result.stderr
+    result = run("fetch", unknown, "--url", orthanc.url, "-o", str(tmp_path / "x.pdf"))
     assert result.exit_code == 4
-    assert (
-        result.stderr.strip()
-        == f"pdf2dcm: error: instance 0000 not found on {orthanc.url} (Unknown resource)"
-    )
+    assert f"instance {unknown} not found on {orthanc.url}" in result.stderr
     assert not (tmp_path / "x.pdf").exists()
 
 

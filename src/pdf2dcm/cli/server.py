@@ -124,14 +124,8 @@ def upload(
     """Send PDFs (encoded on the way) or DICOM files to Orthanc; '-' reads stdin."""
     import datetime as dt
 
-    from pdf2dcm.dicom import batch_tags
-    from pdf2dcm.upload import (
-        UploadOptions,
-        batch_seed,
-        collect_inputs,
-        parent_reference,
-        upload_many,
-    )
+    from pdf2dcm.lookup import parent_reference
+    from pdf2dcm.upload import UploadOptions, collect_inputs, plan_batch, upload_many
 
     sources = collect_inputs(inputs, recursive=recursive)
     if sources.count("-") > 1:
@@ -164,12 +158,8 @@ def upload(
                 "warning: no PatientID given; Orthanc files every such document under one "
                 "patient; add --tag PatientID=..."
             )
-        per_file = batch_tags(
-            tags,
-            len(sources),
-            same_series=same_series,
-            reference=reference,
-            uid_seed=batch_seed(sources, tags) if same_series else None,
+        per_file = plan_batch(
+            client, tags, len(sources), same_series=same_series, reference=reference
         )
         options = UploadOptions(
             method=cast("Method", method),
@@ -271,10 +261,11 @@ def _forward(
 
 
 def _is_dicom(name: str) -> bool:
+    from pdf2dcm.extract import looks_like_dicom
+
     try:
         with open(name, "rb") as handle:
-            handle.seek(128)
-            return handle.read(4) == b"DICM"
+            return looks_like_dicom(handle)
     except OSError:
         return False
 
