@@ -186,7 +186,7 @@ def _from_netrc(
         if "permissive" in exc.msg or "owner" in exc.msg:
             cause = "its permissions let other users read it; chmod 600 it"
         else:
-            cause = f"line {exc.lineno} cannot be parsed; check its syntax"
+            cause = f"it cannot be parsed near line {exc.lineno}; check its syntax"
         raise ConfigurationError(f"cannot read {where}: {cause}") from None
     except OSError as exc:
         where = exc.filename or "the netrc file"

@@ -20,19 +20,25 @@ from tests.pdfs import make_pdf
 
 USER = "alice"
 SECRET = "s3cr3t-Pa55w0rd-xyz"
+UNICODE_USER = "jörg"
+UNICODE_SECRET = "pässwörd€-Zq9"
 
 
 @pytest.fixture(scope="module")
 def locked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrthancServer]:
     with OrthancServer(
         tmp_path_factory.mktemp("locked"),
-        extra={"AuthenticationEnabled": True, "RegisteredUsers": {USER: SECRET}},
+        extra={
+            "AuthenticationEnabled": True,
+            "RegisteredUsers": {USER: SECRET, UNICODE_USER: UNICODE_SECRET},
+        },
     ) as server:
         yield server
 
 
 def run(args: list[str], env: dict[str, str]) -> Result:
     base = {
+        "ORTHANC_URL": "",
         "ORTHANC_USERNAME": "",
         "ORTHANC_PASSWORD": "",
         "ORTHANC_TOKEN": "",
@@ -146,7 +152,14 @@ def test_password_is_asked_for_on_a_terminal_only(locked: OrthancServer) -> None
     nothing is asked and the request fails as unauthenticated."""
     script = require_binary("script")
     command = f"{sys.executable} -m pdf2dcm jobs list --url {locked.url} --username {USER}"
-    env = {**os.environ, "ORTHANC_PASSWORD": "", "HOME": "/nonexistent"}
+    env = {
+        **os.environ,
+        "ORTHANC_URL": "",
+        "ORTHANC_USERNAME": "",
+        "ORTHANC_PASSWORD": "",
+        "ORTHANC_TOKEN": "",
+        "HOME": "/nonexistent",
+    }
     session = subprocess.Popen(
         [script, "-qec", command, "/dev/null"],
         stdin=subprocess.PIPE,
@@ -174,3 +187,59 @@ def test_password_is_asked_for_on_a_terminal_only(locked: OrthancServer) -> None
     assert piped.returncode == 4
     assert "Password for" not in piped.stdout + piped.stderr
     assert f"warning: no password for {USER}; set ORTHANC_PASSWORD or ~/.netrc" in piped.stderr
+
+
+def test_a_non_ascii_password_is_sent_as_utf8(locked: OrthancServer, tmp_path: Path) -> None:
+    """Orthanc compares the Basic credentials byte for byte with its UTF-8 configuration."""
+    by_env = run(
+        ["jobs", "list", "--url", locked.url],
+        {"ORTHANC_USERNAME": UNICODE_USER, "ORTHANC_PASSWORD": UNICODE_SECRET},
+    )
+    assert by_env.exit_code == 0, by_env.stderr
+    home = tmp_path / "home"
+    home.mkdir()
+    netrc = home / ".netrc"
+    netrc.write_text(
+        f"machine 127.0.0.1 login {UNICODE_USER} password {UNICODE_SECRET}\n", encoding="utf-8"
+    )
+    netrc.chmod(0o600)
+    by_netrc = run(["jobs", "list", "--url", locked.url], {"HOME": str(home)})
+    assert by_netrc.exit_code == 0, by_netrc.stderr
+    wrong = run(
+        ["jobs", "list", "--url", locked.url],
+        {"ORTHANC_USERNAME": UNICODE_USER, "ORTHANC_PASSWORD": "pässwörd€-wrong"},
+    )
+    assert wrong.exit_code == 4
+    assert wrong.stderr.strip() == (
+        f"pdf2dcm: error: authentication failed for {UNICODE_USER} at {locked.url}"
+    )
+
+
+@pytest.mark.parametrize("variable", ["ORTHANC_TOKEN", "ORTHANC_PASSWORD"])
+def test_a_secret_with_a_carriage_return_is_refused_unseen(
+    locked: OrthancServer, variable: str
+) -> None:
+    """``ORTHANC_TOKEN="$(cat token-with-crlf)"`` keeps the CR; the value is never printed."""
+    env = {variable: "Zq9-secret\r"}
+    if variable == "ORTHANC_PASSWORD":
+        env["ORTHANC_USERNAME"] = USER
+    result = run(["jobs", "list", "--url", locked.url], env)
+    what = "token" if variable == "ORTHANC_TOKEN" else "password"
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        f"pdf2dcm: error: the {what} from {variable} contains a control character (a line "
+        "break, tab or similar), which cannot go into an HTTP header; remove it"
+    )
+
+
+def test_a_netrc_syntax_error_shows_no_secret(locked: OrthancServer, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    netrc = home / ".netrc"
+    netrc.write_text(f"machine 127.0.0.1 login {USER} password Zq9 PART2\n", encoding="utf-8")
+    netrc.chmod(0o600)
+    result = run(["jobs", "list", "--url", locked.url], {"HOME": str(home)})
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        f"pdf2dcm: error: cannot read {netrc}: it cannot be parsed near line 2; check its syntax"
+    )

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import json
+from collections.abc import Callable
 
 import pytest
 
-from pdf2dcm.client import OrthancClient, RepeatableBody, SystemInfo
+from pdf2dcm.client import OrthancClient, RepeatableBody, SystemInfo, path_segment
 from pdf2dcm.config import resolve_settings
 from pdf2dcm.errors import (
     AuthenticationError,
+    InputError,
     NotFoundError,
     ServerFailedError,
     ServerRefusedError,
@@ -103,3 +106,47 @@ def test_refused_connection_is_unreachable() -> None:
         ),
     ):
         client.store_instance(body_of([b"x"]))
+
+
+def test_non_ascii_credentials_go_out_as_utf8(server: Scripted) -> None:
+    server.answers = [(200, b'{"Version": "1"}')] * 2
+    with client_for(server, username="jörg", password="pässwörd€") as client:
+        client.system()
+    with client_for(server, token="tök€n") as client:
+        client.system()
+    expected = base64.b64encode("jörg:pässwörd€".encode()).decode()
+    assert server.received[0][3]["Authorization"] == f"Basic {expected}"
+    # http.server decodes header bytes as latin-1: the UTF-8 bytes arrive unchanged.
+    sent = server.received[1][3]["Authorization"].encode("latin-1")
+    assert sent == "Bearer tök€n".encode()
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda c: c.job("../tools/shutdown?"), "job ID '../tools/shutdown?' is not an Orthanc"),
+        (lambda c: c.job_action("../tools/shutdown?", "cancel"), "job ID '../tools/shutdown?'"),
+        (lambda c: c.instance("../../tools/reset"), "instance ID '../../tools/reset' is not"),
+        (lambda c: c.series(SERIES.upper()), "series ID '3E4024BC-A395A1E3"),
+        (lambda c: c.study_series("x" * 500), "study ID 'xxxxxxxx"),
+        (lambda c: c.instance_content(INSTANCE, "../file"), "tag '../file' is not of the form"),
+        (lambda c: c.store_to("peer", "..", [INSTANCE]), "'..' is not a usable name"),
+    ],
+)
+def test_ids_and_names_cannot_leave_their_path_segment(
+    server: Scripted, call: Callable[[OrthancClient], object], message: str
+) -> None:
+    with client_for(server) as client, pytest.raises(InputError) as caught:
+        call(client)
+    assert message in str(caught.value)
+    assert len(str(caught.value)) < 300
+    assert server.received == []
+
+
+def test_names_are_percent_encoded_as_one_segment(server: Scripted) -> None:
+    server.answers = [(200, b'{"ID": "32af28ce-d1f9-4655-b38e-3237a3cdcbaa"}')]
+    with client_for(server) as client:
+        job = client.store_to("modality", "a/../b?c#d e", [INSTANCE])
+    assert job == "32af28ce-d1f9-4655-b38e-3237a3cdcbaa"
+    assert server.received[0][1] == "/modalities/a%2F..%2Fb%3Fc%23d%20e/store"
+    assert path_segment("STORESCP") == "STORESCP"

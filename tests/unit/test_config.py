@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pdf2dcm.config import DEFAULT_URL, resolve_settings
+from pdf2dcm.config import DEFAULT_URL, redact_url, resolve_settings
 from pdf2dcm.errors import ConfigurationError
 
 
@@ -64,3 +64,114 @@ def test_refused_settings(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message) as caught:
         resolve_settings(environ={}, netrc_file="/nonexistent", **kwargs)  # type: ignore[arg-type]
     assert "u:pw" not in str(caught.value)
+
+
+@pytest.mark.parametrize("secret", ["Zq9\r", "Zq9\r\nX-Evil: 1", "Zq\n9", "Z\x00q9", "Zq9\t"])
+@pytest.mark.parametrize(
+    ("field", "name", "where"),
+    [
+        ("token", "ORTHANC_TOKEN", "token"),
+        ("password", "ORTHANC_PASSWORD", "password"),
+        ("username", "ORTHANC_USERNAME", "user name"),
+    ],
+)
+def test_control_characters_in_credentials_are_refused_unseen(
+    secret: str, field: str, name: str, where: str
+) -> None:
+    partner = {"password": {"username": "u"}, "username": {"password": "p"}}.get(field, {})
+    with pytest.raises(ConfigurationError) as from_option:
+        resolve_settings(environ={}, netrc_file="/nonexistent", **{field: secret}, **partner)  # type: ignore[arg-type]
+    option = "--" + field
+    assert str(from_option.value) == (
+        f"the {where} from {option} contains a control character (a line break, tab or "
+        "similar), which cannot go into an HTTP header; remove it"
+    )
+    with pytest.raises(ConfigurationError) as from_env:
+        resolve_settings(environ={name: secret}, netrc_file="/nonexistent", **partner)  # type: ignore[arg-type]
+    assert f"the {where} from {name} contains a control character" in str(from_env.value)
+    for caught in (from_option, from_env):
+        assert "q9" not in str(caught.value)
+        assert "Zq" not in str(caught.value)
+        assert "X-Evil" not in str(caught.value)
+
+
+@pytest.mark.parametrize("ending", ["\n", "\r\n"])
+def test_one_trailing_newline_is_removed_from_the_environment_only(ending: str) -> None:
+    settings = resolve_settings(environ={"ORTHANC_TOKEN": "tok" + ending})
+    assert settings.token == "tok"
+    user = resolve_settings(
+        environ={"ORTHANC_USERNAME": "u" + ending, "ORTHANC_PASSWORD": "p" + ending}
+    )
+    assert (user.username, user.password) == ("u", "p")
+    with pytest.raises(ConfigurationError, match=r"token from ORTHANC_TOKEN contains a control"):
+        resolve_settings(environ={"ORTHANC_TOKEN": "tok" + ending * 2})
+    with pytest.raises(ConfigurationError, match=r"token from --token contains a control"):
+        resolve_settings(token="tok" + ending, environ={})
+
+
+def test_non_ascii_credentials_are_kept() -> None:
+    settings = resolve_settings(username="jörg", password="pässwörd€", environ={})
+    assert (settings.username, settings.password) == ("jörg", "pässwörd€")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "shown"),
+    [
+        ({"url": "ftp://user:pw-secret@h"}, "'ftp://user:***@h' (--url / ORTHANC_URL)"),
+        ({"url": "http//u:pw-secret@h"}, "'http//u:***@h' (--url / ORTHANC_URL)"),
+        ({"url": "http://u:pw-secret@h:99999x"}, "(--url / ORTHANC_URL) contains credentials"),
+        ({"dicomweb_url": "ftp://u:pw-secret@h/dicom-web"}, "'ftp://u:***@h/dicom-web'"),
+        ({"url": "http://u:p@ss-secret@h:x"}, "contains credentials"),
+    ],
+)
+def test_urls_with_credentials_are_never_echoed(kwargs: dict[str, str], shown: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        resolve_settings(environ={}, netrc_file="/nonexistent", **kwargs)  # type: ignore[arg-type]
+    assert shown in str(caught.value)
+    assert "secret" not in str(caught.value)
+
+
+def test_environment_url_with_credentials_is_not_echoed() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        resolve_settings(environ={"ORTHANC_URL": "gopher://me:pw-secret@h"})
+    assert "secret" not in str(caught.value)
+    assert "me:***@h" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("http://u:pw@h/x", "http://u:***@h/x"),
+        (
+            "see ftp://user:p@ss:w@host:21/a and http://h/b",
+            "see ftp://user:***@host:21/a and http://h/b",
+        ),
+        ("http://only-user@h", "http://only-user@h"),
+        ("http//u:pw@h", "http//u:***@h"),
+        ("no url here: a:b", "no url here: a:b"),
+    ],
+)
+def test_redact_url(text: str, expected: str) -> None:
+    assert redact_url(text) == expected
+
+
+def test_a_broken_netrc_is_reported_without_its_content(tmp_path: Path) -> None:
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine pacs.local login bob password PART1 PART2 secret\n", encoding="utf-8")
+    netrc.chmod(0o600)
+    with pytest.raises(ConfigurationError) as caught:
+        resolve_settings(url="http://pacs.local", environ={}, netrc_file=netrc)
+    assert (
+        str(caught.value)
+        == f"cannot read {netrc}: it cannot be parsed near line 1; check its syntax"
+    )
+
+
+def test_control_characters_from_netrc_are_refused(tmp_path: Path) -> None:
+    netrc = tmp_path / "netrc"
+    netrc.write_text('machine pacs.local login bob password "Zq\t9"\n', encoding="utf-8")
+    netrc.chmod(0o600)
+    with pytest.raises(ConfigurationError) as caught:
+        resolve_settings(url="http://pacs.local", environ={}, netrc_file=netrc)
+    assert str(caught.value).startswith("the password from the netrc file contains a control")
+    assert "Zq" not in str(caught.value)
