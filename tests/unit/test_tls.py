@@ -7,9 +7,11 @@ server of conftest.py, wrapped in TLS with a certificate made by openssl.
 
 from __future__ import annotations
 
+import logging
 import ssl
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +21,14 @@ from click.testing import CliRunner
 from pdf2dcm.cli import cli
 from tests.conftest import require_binary
 from tests.unit.conftest import Handler, Scripted
+
+
+@pytest.fixture(autouse=True)
+def no_ambient_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """ORTHANC_USERNAME or a ~/.netrc of the developer would change what is sent."""
+    for name in ("ORTHANC_URL", "ORTHANC_USERNAME", "ORTHANC_PASSWORD", "ORTHANC_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +95,30 @@ def test_insecure_connects_and_warns(https_url: str) -> None:
     result = CliRunner().invoke(cli, ["jobs", "list", "--url", https_url, "--insecure"])
     assert result.exit_code == 0, result.stderr
     assert result.stderr == "pdf2dcm: warning: TLS certificates are not verified (--insecure)\n"
+
+
+def test_certificate_failures_are_not_retried(
+    https_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="pdf2dcm")
+    start = time.monotonic()
+    result = CliRunner().invoke(cli, ["jobs", "list", "--url", https_url])
+    assert result.exit_code == 3
+    assert [r for r in caplog.records if r.name == "pdf2dcm"] == []
+    assert time.monotonic() - start < 1.0
+
+
+def test_https_to_a_plain_http_port_says_so(
+    server: Scripted, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"https://127.0.0.1:{server.server_address[1]}"
+    caplog.set_level(logging.INFO, logger="pdf2dcm")
+    start = time.monotonic()
+    result = CliRunner().invoke(cli, ["jobs", "list", "--url", url])
+    assert result.exit_code == 3
+    assert result.stderr.strip() == (
+        f"pdf2dcm: error: the server at {url} does not speak TLS on this port; use http:// or "
+        "the server's https port"
+    )
+    assert [r for r in caplog.records if r.name == "pdf2dcm"] == []
+    assert time.monotonic() - start < 1.0
