@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import itertools
 import json
 import re
 from collections.abc import Mapping
@@ -376,7 +377,8 @@ def _length_text(value: str) -> str:
 
 def _check_calendar(value: str, name: str) -> None:
     shown = short_value(value)
-    date = value[:8]
+    # Only the leading digits are the date: a DT may be just a year with an offset.
+    date = "".join(itertools.takewhile(str.isdigit, value.strip()))[:8]
     if len(date) < 8:
         return
     try:

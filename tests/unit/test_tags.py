@@ -201,3 +201,37 @@ def test_bad_tags_files_are_named(tmp_path: Path, content: str, message: str) ->
 def test_missing_tags_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(TagError, match=r"cannot read tags file '.*nope.json'"):
         load_tags_file(tmp_path / "nope.json")
+
+
+def test_deeply_nested_tags_files_are_refused_without_recursion(tmp_path: Path) -> None:
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"ConceptNameCodeSequence": ' + "[{" * 100000 + "}]" * 100000 + "}")
+    with pytest.raises(TagError, match="deeper than 32 levels"):
+        load_tags_file(deep)
+    nested = '[{"ConceptNameCodeSequence": ' * 40 + "[]" + "}]" * 40
+    with pytest.raises(TagError, match="deeper than 32 levels"):
+        parse_assignment(f"ConceptNameCodeSequence={nested}")
+
+
+def test_messages_quote_a_bounded_part_of_a_huge_value() -> None:
+    huge = "A" * 5_000_000
+    with pytest.raises(TagError) as caught:
+        validate_tags({"PatientID": huge})
+    message = str(caught.value)
+    assert len(message) < 300
+    assert "5000000 characters" in message
+
+
+def test_free_text_control_characters_become_spaces_and_others_are_refused() -> None:
+    assert validate_tags({"StudyComments": "a\tb\x07c\r\nd\x1be"}) == {
+        0x00324000: "a b c\r\nd\x1be"
+    }
+    with pytest.raises(TagError, match="control characters"):
+        validate_tags({"PatientID": "a\tb"})
+
+
+@pytest.mark.parametrize("value", ["20240101120000+1500", "20240101120000-1201", "2024+0160"])
+def test_date_times_with_impossible_offsets_are_refused(value: str) -> None:
+    with pytest.raises(TagError, match="between -1200 and \\+1400"):
+        validate_tags({"AcquisitionDateTime": value})
+    validate_tags({"AcquisitionDateTime": "20240101120000+1400"})
