@@ -462,6 +462,7 @@ def open_encoded(
                 conversion_type=conversion_type,
                 size=size,
                 moment=moment,
+                created=facts.creation_date,
                 code_extensions=code_extensions,
             )
         yield EncodedPdf(dataset, pdf, size, name, tuple(notes), pdf_sha256)
