@@ -401,3 +401,24 @@ def test_deflated_extraction_keeps_memory_flat(tmp_path: Path) -> None:
     assert (
         hashlib.sha256((tmp_path / "x.pdf").read_bytes()).digest() == hashlib.sha256(pdf).digest()
     )
+
+
+def test_a_huge_value_before_the_document_is_skipped_not_read(tmp_path: Path) -> None:
+    """A 3 GB private value (sparse here) is stepped over: neither read nor held in memory."""
+    data = encapsulated()
+    at = position(data, (0x0042, 0x0011))
+    huge = 3_000_000_000
+    path = tmp_path / "x.dcm"
+    with path.open("wb") as out:
+        out.write(data[:at] + struct.pack("<HH2sHI", 0x0009, 0x1010, b"OB", 0, huge))
+        out.seek(huge, io.SEEK_CUR)
+        out.write(data[at:])
+    probe = subprocess.run(
+        [sys.executable, "-c", MEMORY_PROBE, str(path), str(tmp_path / "x.pdf")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert int(probe.stdout) < 200 * 1024  # KiB: far below the 3 GB value
+    assert (tmp_path / "x.pdf").read_bytes() == PDF
