@@ -170,7 +170,8 @@ def plan_batch(
     return per_file
 
 
-_INSTANCE_NUMBER, _SERIES_UID, _SOP_INSTANCE_UID = 0x00200013, 0x0020000E, 0x00080018
+_INSTANCE_NUMBER, _SOP_INSTANCE_UID = 0x00200013, 0x00080018
+_STUDY_UID, _SERIES_UID = 0x0020000D, 0x0020000E
 
 
 class StudyGuard:
@@ -258,7 +259,10 @@ def upload_file(
         ) as document:
             ds = document.dataset
             patient_id = str(ds.get("PatientID", "") or "")
-            guard.check(str(ds.StudyInstanceUID), patient_id)
+            if _STUDY_UID in file_tags or options.reference is not None:
+                # A derived StudyInstanceUID hashes the PatientID with the content, so it
+                # cannot name another patient's study; a given or copied one can.
+                guard.check(str(ds.StudyInstanceUID), patient_id)
             if _SOP_INSTANCE_UID in file_tags:
                 # A UID of the user's choosing may name an instance elsewhere; a derived one
                 # names this content under these study and series UIDs only.
@@ -620,7 +624,13 @@ def upload_many(
             return Outcome(name, error=error)
         return Outcome(name, result=result)
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, concurrency))
+    try:
         futures = [pool.submit(work, s, t) for s, t in zip(sources, per_file_tags, strict=True)]
         for future in futures:
             yield future.result()
+    finally:
+        # On Ctrl-C, SIGTERM or an abandoned iterator, files not yet started never start;
+        # the ones in flight finish (a half-sent upload is simply not stored).
+        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
