@@ -262,16 +262,20 @@ class _Reply:
     def error(self, detail: str) -> UnexpectedReplyError:
         return UnexpectedReplyError(f"unexpected reply from {self.url}: {detail}")
 
-    def obj(self, value: JSONValue | None = None, what: str = "the answer") -> dict[str, JSONValue]:
-        value = self.value if value is None else value
+    def obj(self) -> dict[str, JSONValue]:
+        """The answer, which must be a JSON object."""
+        return self._object(self.value, "the answer")
+
+    def items(self) -> list[dict[str, JSONValue]]:
+        """The answer, which must be a JSON array of objects."""
+        if not isinstance(self.value, list):
+            raise self.error(f"the answer is {_kind(self.value)}, not a JSON array")
+        return [self._object(item, "an item of the array") for item in self.value]
+
+    def _object(self, value: JSONValue, what: str) -> dict[str, JSONValue]:
         if not isinstance(value, dict):
             raise self.error(f"{what} is {_kind(value)}, not a JSON object")
         return value
-
-    def items(self) -> list[dict[str, JSONValue]]:
-        if not isinstance(self.value, list):
-            raise self.error(f"the answer is {_kind(self.value)}, not a JSON array")
-        return [self.obj(item, "an item of the array") for item in self.value]
 
     def string(self, data: Mapping[str, JSONValue], key: str, default: str | None = None) -> str:
         value = data.get(key, default)
@@ -314,37 +318,48 @@ class _Reply:
             raise self.error(f"'{key}' is {_kind(value)}, not a JSON object")
         return {name: text for name, text in value.items() if isinstance(text, str)}
 
-    def resource(self, level: Level, data: dict[str, JSONValue]) -> Resource:
-        if level == "Patient":
-            return Patient(
-                id=self.orthanc_id(data, "ID", "patient"),
-                main_tags=self.tags(data, "MainDicomTags"),
-                studies=self.id_list(data, "Studies", "study"),
-            )
-        if level == "Study":
-            return Study(
-                id=self.orthanc_id(data, "ID", "study"),
-                parent_patient=self.orthanc_id(data, "ParentPatient", "patient"),
-                main_tags=self.tags(data, "MainDicomTags"),
-                patient_main_tags=self.tags(data, "PatientMainDicomTags"),
-                series=self.id_list(data, "Series", "series"),
-            )
-        if level == "Series":
-            return Series(
-                id=self.orthanc_id(data, "ID", "series"),
-                parent_study=self.orthanc_id(data, "ParentStudy", "study"),
-                main_tags=self.tags(data, "MainDicomTags"),
-                instances=self.id_list(data, "Instances", "instance"),
-            )
+    def patient(self, data: dict[str, JSONValue]) -> Patient:
+        return Patient(
+            id=self.orthanc_id(data, "ID", "patient"),
+            main_tags=self.tags(data, "MainDicomTags"),
+            studies=self.id_list(data, "Studies", "study"),
+        )
+
+    def study(self, data: dict[str, JSONValue]) -> Study:
+        return Study(
+            id=self.orthanc_id(data, "ID", "study"),
+            parent_patient=self.orthanc_id(data, "ParentPatient", "patient"),
+            main_tags=self.tags(data, "MainDicomTags"),
+            patient_main_tags=self.tags(data, "PatientMainDicomTags"),
+            series=self.id_list(data, "Series", "series"),
+        )
+
+    def series(self, data: dict[str, JSONValue]) -> Series:
+        return Series(
+            id=self.orthanc_id(data, "ID", "series"),
+            parent_study=self.orthanc_id(data, "ParentStudy", "study"),
+            main_tags=self.tags(data, "MainDicomTags"),
+            instances=self.id_list(data, "Instances", "instance"),
+        )
+
+    def instance(self, data: dict[str, JSONValue]) -> Instance:
         return Instance(
             id=self.orthanc_id(data, "ID", "instance"),
             parent_series=self.orthanc_id(data, "ParentSeries", "series"),
             main_tags=self.tags(data, "MainDicomTags"),
         )
 
-    def stored(
-        self, data: dict[str, JSONValue], default_status: str | None = None
-    ) -> StoredInstance:
+    def resource(self, level: Level, data: dict[str, JSONValue]) -> Resource:
+        readers: dict[str, Callable[[dict[str, JSONValue]], Resource]] = {
+            "Patient": self.patient,
+            "Study": self.study,
+            "Series": self.series,
+            "Instance": self.instance,
+        }
+        return readers[level](data)
+
+    def stored(self, data: dict[str, JSONValue]) -> StoredInstance:
+        """A store's answer; create-dicom has no Status, and Orthanc then means Success."""
         return StoredInstance(
             id=self.orthanc_id(data, "ID", "instance"),
             parent_patient=self.optional_id(data, "ParentPatient", "patient"),
@@ -379,8 +394,12 @@ def _kind(value: object) -> str:
     return names.get(type(value), "a number")
 
 
-def _resource_type(level: Level) -> str:
-    return {"Patient": "patients", "Study": "studies", "Series": "series"}.get(level, "instances")
+_ID_KINDS: dict[str, IdKind] = {
+    "Patient": "patient",
+    "Study": "study",
+    "Series": "series",
+    "Instance": "instance",
+}
 
 
 # --- bodies, retries, deadlines --------------------------------------------------------------
@@ -1007,49 +1026,52 @@ class OrthancClient:
         matches = []
         for item in reply.items():
             kind = reply.string(item, "Type")
-            id_kind: IdKind = {
-                "Patient": "patient",
-                "Study": "study",
-                "Series": "series",
-            }.get(kind, "instance")  # type: ignore[assignment]
+            id_kind = _ID_KINDS.get(kind, "instance")
             matches.append(LookupMatch(type=kind, id=reply.orthanc_id(item, "ID", id_kind)))
         return matches
 
+    def _get(self, kind: IdKind, orthanc_id: str, tail: str = "") -> _Reply:
+        """GET one resource's route; a 404 names the resource."""
+        segment = path_segment(orthanc_id, kind)
+        route = {"patient": "patients", "study": "studies", "series": "series"}.get(
+            kind, "instances"
+        )
+        return self._json("GET", f"/{route}/{segment}{tail}", what=f"{kind} {segment}")
+
     def patient(self, patient_id: str) -> Patient:
-        return self._resource("Patient", patient_id)  # type: ignore[return-value]
+        """``GET /patients/{id}``."""
+        reply = self._get("patient", patient_id)
+        return reply.patient(reply.obj())
 
     def study(self, study_id: str) -> Study:
-        return self._resource("Study", study_id)  # type: ignore[return-value]
+        """``GET /studies/{id}``, with the patient's main tags."""
+        reply = self._get("study", study_id)
+        return reply.study(reply.obj())
 
     def series(self, series_id: str) -> Series:
-        return self._resource("Series", series_id)  # type: ignore[return-value]
+        """``GET /series/{id}``."""
+        reply = self._get("series", series_id)
+        return reply.series(reply.obj())
 
     def instance(self, instance_id: str) -> Instance:
-        return self._resource("Instance", instance_id)  # type: ignore[return-value]
-
-    def _resource(self, level: Level, orthanc_id: str) -> Resource:
-        kind: IdKind = level.lower()  # type: ignore[assignment]
-        segment = path_segment(orthanc_id, kind)
-        reply = self._json("GET", f"/{_resource_type(level)}/{segment}", what=f"{kind} {segment}")
-        return reply.resource(level, reply.obj())
+        """``GET /instances/{id}``."""
+        reply = self._get("instance", instance_id)
+        return reply.instance(reply.obj())
 
     def series_instances(self, series_id: str) -> list[Instance]:
         """The instances of a series, with their main tags."""
-        segment = path_segment(series_id, "series")
-        reply = self._json("GET", f"/series/{segment}/instances", what=f"series {segment}")
-        return [reply.resource("Instance", item) for item in reply.items()]  # type: ignore[misc]
+        reply = self._get("series", series_id, "/instances")
+        return [reply.instance(item) for item in reply.items()]
 
     def study_instances(self, study_id: str) -> list[Instance]:
         """The instances of a study, with their main tags."""
-        segment = path_segment(study_id, "study")
-        reply = self._json("GET", f"/studies/{segment}/instances", what=f"study {segment}")
-        return [reply.resource("Instance", item) for item in reply.items()]  # type: ignore[misc]
+        reply = self._get("study", study_id, "/instances")
+        return [reply.instance(item) for item in reply.items()]
 
     def study_series(self, study_id: str) -> list[Series]:
         """The series of a study, with their main tags."""
-        segment = path_segment(study_id, "study")
-        reply = self._json("GET", f"/studies/{segment}/series", what=f"study {segment}")
-        return [reply.resource("Series", item) for item in reply.items()]  # type: ignore[misc]
+        reply = self._get("study", study_id, "/series")
+        return [reply.series(item) for item in reply.items()]
 
     @overload
     def find(
@@ -1096,8 +1118,25 @@ class OrthancClient:
             return [reply.resource(level, item) for item in reply.items()]
         if not isinstance(reply.value, list):
             raise reply.error(f"the answer is {_kind(reply.value)}, not a JSON array")
-        kind: IdKind = level.lower()  # type: ignore[assignment]
+        kind = _ID_KINDS[level]
         return [reply.orthanc_id({"ID": item}, "ID", kind) for item in reply.value]
+
+    def find_worklist(self, modality: str, query: Mapping[str, str]) -> list[dict[str, str]]:
+        """``POST /modalities/{name}/find-worklist``: the scheduled procedures that match.
+
+        Orthanc answers in its simplified JSON (keyword -> value); each answer keeps its
+        top-level text values (sequences are left out).
+        """
+        reply = self._json(
+            "POST",
+            f"/modalities/{path_segment(modality)}/find-worklist",
+            json=dict(query),
+            what=f"modality {modality}",
+        )
+        return [
+            {key: value for key, value in item.items() if isinstance(value, str)}
+            for item in reply.items()
+        ]
 
     def instance_content(
         self, instance_id: str, tag: str, *, max_bytes: int = MAX_ATTRIBUTE_BYTES

@@ -135,6 +135,8 @@ def _declared(
 
     yield from hashed_blocks(download, length, digest, CHUNK_SIZE, instance_id, progress, short)  # type: ignore[arg-type]
     rest = download.read(2)
+    if len(rest) == 1:
+        rest += download.read(1)
     if len(rest) > 1:
         raise ServerError(
             f"instance {instance_id}: the document is longer than its "

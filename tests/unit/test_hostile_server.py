@@ -336,3 +336,18 @@ def test_each_retry_is_logged_without_credentials(
     ]
     assert all(record.name == "pdf2dcm" for record in caplog.records)
     assert "hunter2" not in caplog.text
+
+
+def test_worklist_answers_keep_their_text_values(server: HostileServer) -> None:
+    answer = [{"PatientID": "P1", "AccessionNumber": "A1", "ScheduledProcedureStepSequence": [{}]}]
+    server.routes[("POST", "/modalities/WL%20SCP/find-worklist")] = [
+        reply(200, answer),
+        reply(200, {"PatientID": "P1"}),
+    ]
+    with client_of(server) as client:
+        assert client.find_worklist("WL SCP", {"PatientID": "P1"}) == [
+            {"PatientID": "P1", "AccessionNumber": "A1"}
+        ]
+        with pytest.raises(UnexpectedReplyError, match=r"the answer is an object, not a JSON"):
+            client.find_worklist("WL SCP", {"PatientID": "P1"})
+    assert json.loads(server.received[0].body) == {"PatientID": "P1"}
