@@ -42,6 +42,7 @@ from .files import (
     CHUNK_SIZE,
     PathLike,
     atomic_output,
+    copy_document,
     display_name,
     hashed_blocks,
     open_input,
@@ -167,7 +168,8 @@ class EncodeResult:
     series_instance_uid: str
     study_instance_uid: str
     pdf_size: int
-    sha256: str
+    sha256: str | None
+    """The PDF's checksum; None when it was not asked for (``encode_pdf(checksum=False)``)."""
     document_title: str
     warnings: tuple[str, ...] = ()
 
@@ -364,9 +366,11 @@ class EncodedPdf:
         self.name = name
         self.warnings = warnings
         self.sha256 = sha256
-        """Known in advance, or set once :meth:`chunks` has run to the end."""
+        """Known in advance, or set once :meth:`chunks` or a checksummed :meth:`write_to` has
+        run to the end."""
         self._pdf = pdf
         self._head, self._tail = _encode_around_document(dataset, size)
+        self._written = sha256 is not None
 
     @property
     def length(self) -> int:
@@ -390,9 +394,34 @@ class EncodedPdf:
         )
         if digest is not None:
             self.sha256 = digest.hexdigest()
+        self._written = True
+
+    def write_to(
+        self, out: BinaryIO, progress: ProgressCallback | None = None, *, checksum: bool = True
+    ) -> None:
+        """Write the DICOM file to ``out``; the PDF is copied by the kernel unless hashed.
+
+        Without ``checksum`` (and no checksum known yet) :attr:`sha256` stays None: hashing
+        500 MiB costs more than copying them, and a plain ``encode`` has no use for it.
+        """
+        out.write(self._head)
+        self._pdf.seek(0)
+        digest = copy_document(
+            self._pdf,
+            out,
+            self.pdf_size,
+            label=self.name,
+            progress=progress,
+            short=_shrank(self.name),
+            checksum=checksum and self.sha256 is None,
+        )
+        if digest is not None:
+            self.sha256 = digest
+        out.write(self._tail)
+        self._written = True
 
     def result(self, output: str | None) -> EncodeResult:
-        if self.sha256 is None:
+        if not self._written:
             raise RuntimeError("the document has not been written yet")
         ds = self.dataset
         return EncodeResult(
@@ -490,6 +519,7 @@ def encode_pdf(
     now: dt.datetime | None = None,
     progress: ProgressCallback | None = None,
     source_name: str | None = None,
+    checksum: bool = True,
 ) -> EncodeResult:
     """Wrap a PDF in a conformant Encapsulated PDF Storage object.
 
@@ -508,6 +538,10 @@ def encode_pdf(
         Patient/study (and series) attributes from :func:`read_reference`.
     now
         The creation time for every date and time not given (local time, naive).
+    checksum
+        Whether to compute the PDF's sha256 for the result. Without it the result's
+        ``sha256`` is None and the PDF is copied file to file by the kernel, never read into
+        this process.
 
     Raises
     ------
@@ -526,8 +560,7 @@ def encode_pdf(
         ) as document,
         atomic_output(destination, overwrite=overwrite) as out,
     ):
-        for chunk in document.chunks(progress):
-            out.write(chunk)
+        document.write_to(out, progress, checksum=checksum)
     output = os.fspath(destination) if isinstance(destination, (str, os.PathLike)) else None
     return document.result(output)
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import errno
+import hashlib
+import io
 import os
 import secrets
 import stat
@@ -31,6 +33,8 @@ from .progress import ProgressCallback, ProgressEvent
 PathLike = str | os.PathLike[str]
 CHUNK_SIZE = 1024 * 1024
 """Large enough that per-call overhead vanishes, small enough to keep memory flat."""
+KERNEL_BLOCK = 8 * 1024 * 1024
+"""Bytes per kernel copy call: as fast as larger calls, and progress still moves smoothly."""
 MAX_SPOOL_SIZE = 0xFFFFFFFE
 """Default cap on a spooled (piped) input: DICOM cannot encapsulate a larger document, so an
 input beyond it is an error anyway, and an endless stream must not fill the temporary disk."""
@@ -61,10 +65,15 @@ def hashed_blocks(
 ) -> Iterator[bytes]:
     """Exactly ``size`` bytes of ``source`` in blocks, hashed into ``digest`` (if any) on the way.
 
-    Hashing runs in a helper thread (hashlib releases the GIL) while the consumer writes or
-    sends the block, so a checksum costs almost no wall time on two cores. ``short`` makes
-    the error raised when the source ends early, given the bytes read so far.
+    When there is more than one block to hash, hashing runs in a helper thread (hashlib
+    releases the GIL) while the consumer writes or sends the block, so a checksum costs almost
+    no wall time on two cores; a single block is hashed in place, since starting a thread
+    would cost a small file more than the overlap saves. ``short`` makes the error raised
+    when the source ends early, given the bytes read so far.
     """
+    if digest is None or size <= block_size:
+        yield from _blocks(source, size, digest, block_size, label, progress, short)
+        return
     done = 0
     pending: concurrent.futures.Future[None] | None = None
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as hasher:
@@ -74,14 +83,145 @@ def hashed_blocks(
                 raise short(done)
             if pending is not None:
                 pending.result()
-            if digest is not None:
-                pending = hasher.submit(digest.update, block)
+            pending = hasher.submit(digest.update, block)
             done += len(block)
             if progress is not None:
                 progress(ProgressEvent(label=label, done=done, total=size))
             yield block
         if pending is not None:
             pending.result()
+
+
+def _blocks(
+    source: BinaryIO,
+    size: int,
+    digest: Any | None,
+    block_size: int,
+    label: str,
+    progress: ProgressCallback | None,
+    short: Callable[[int], Exception],
+) -> Iterator[bytes]:
+    """:func:`hashed_blocks` without a helper thread."""
+    done = 0
+    while done < size:
+        block = source.read(min(block_size, size - done))
+        if not block:
+            raise short(done)
+        if digest is not None:
+            digest.update(block)
+        done += len(block)
+        if progress is not None:
+            progress(ProgressEvent(label=label, done=done, total=size))
+        yield block
+
+
+def copy_document(
+    source: BinaryIO,
+    out: BinaryIO,
+    size: int,
+    *,
+    label: str,
+    progress: ProgressCallback | None,
+    short: Callable[[int], Exception],
+    checksum: bool = True,
+) -> str | None:
+    """Copy exactly ``size`` bytes from ``source``'s position to ``out``; their sha256 if asked.
+
+    Without ``checksum``, from a regular file to a plain file object (a file, a pipe, stdout)
+    the kernel copies, with ``copy_file_range`` or else ``sendfile``: the bytes never enter
+    this process, so a large document copies as fast as ``cp``. A checksum needs the bytes,
+    so then they are read and written (and hashed in a helper thread), as they are wherever
+    the kernel will not copy: an in-memory stream, an output opened for appending, a file
+    system without support. Either way ``progress`` is called once per copied block, a
+    source that ends before ``size`` bytes raises ``short(bytes copied)``, and ``source`` is
+    left just past the copied bytes.
+    """
+    digest = hashlib.sha256() if checksum else None
+    done = 0 if digest is not None else _kernel_copy(source, out, size, label, progress)
+    copied = done
+    for block in hashed_blocks(
+        source, size - done, digest, CHUNK_SIZE, label, None, lambda got: short(done + got)
+    ):
+        out.write(block)
+        copied += len(block)
+        if progress is not None:
+            progress(ProgressEvent(label=label, done=copied, total=size))
+    return None if digest is None else digest.hexdigest()
+
+
+def _kernel_copy(
+    source: BinaryIO, out: BinaryIO, size: int, label: str, progress: ProgressCallback | None
+) -> int:
+    """Copy what the kernel will of ``size`` bytes; how many it copied (0 when it cannot).
+
+    Whatever stops the kernel (no support between these two files, an output opened for
+    appending, a source that ends early, a full disk) only ends this fast path: the plain
+    copy takes over from the same byte, and reports a real failure with its own words.
+    """
+    source_fd, out_fd = _plain_descriptor(source), _plain_descriptor(out)
+    if source_fd is None or out_fd is None or size == 0:
+        return 0
+    try:
+        if not stat.S_ISREG(os.fstat(source_fd).st_mode):
+            return 0
+        start = source.tell()
+    except (OSError, ValueError):
+        return 0
+    # The bytes written so far (the DICOM file's head) must reach the file before the copy.
+    out.flush()
+    done = 0
+    for method in (_copy_file_range, _sendfile):
+        while done < size:
+            try:
+                copied = method(source_fd, out_fd, min(KERNEL_BLOCK, size - done), start + done)
+            except OSError:
+                break
+            if copied == 0:
+                break
+            done += copied
+            if progress is not None:
+                progress(ProgressEvent(label=label, done=done, total=size))
+    try:
+        source.seek(start + done)
+    except OSError as exc:
+        raise filesystem_error(exc, label, "read") from None
+    _resynchronize(out)
+    return done
+
+
+def _copy_file_range(source: int, out: int, count: int, offset: int) -> int:
+    return os.copy_file_range(source, out, count, offset)
+
+
+def _sendfile(source: int, out: int, count: int, offset: int) -> int:
+    return os.sendfile(out, source, offset, count)
+
+
+_PLAIN_BUFFERED = (io.BufferedReader, io.BufferedWriter, io.BufferedRandom)
+
+
+def _plain_descriptor(stream: BinaryIO) -> int | None:
+    """The descriptor whose bytes are exactly the stream's, or None.
+
+    Only a file object straight over a descriptor qualifies: a wrapper such as a gzip file
+    also answers ``fileno()``, with the descriptor of bytes it does not return.
+    """
+    inner: object = stream._stream if isinstance(stream, _GuardedOutput) else stream
+    raw = getattr(inner, "raw", None) if type(inner) in _PLAIN_BUFFERED else inner
+    if type(raw) is not io.FileIO:
+        return None
+    try:
+        return raw.fileno()
+    except (OSError, ValueError):
+        return None
+
+
+def _resynchronize(out: BinaryIO) -> None:
+    """Let a buffered output learn where the kernel left its descriptor (for ``tell``)."""
+    inner = out._stream if isinstance(out, _GuardedOutput) else out
+    with contextlib.suppress(OSError, ValueError):
+        if inner.seekable():
+            inner.seek(0, os.SEEK_CUR)
 
 
 def filesystem_error(error: OSError, path: PathLike | None, action: str) -> FileSystemError:

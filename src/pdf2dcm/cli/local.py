@@ -117,6 +117,8 @@ def encode(
                     now=moment,
                     progress=progress,
                     source_name="<stdin>" if source == "-" else source,
+                    # Only --json shows the checksum; without it the kernel copies the PDF.
+                    checksum=as_json,
                 )
             except err.InputError as error:
                 if fail_fast or len(inputs) == 1:
