@@ -473,7 +473,7 @@ def open_encoded(
         if facts.truncated:
             notes.append(f"{name} has no %%EOF marker near its end; it may be truncated")
         if reference is not None:
-            notes.extend(reference.warnings)
+            # The reference's own warnings are its caller's to show, once per batch.
             if not code_extensions and uses_code_extensions(reference.character_set):
                 charset = "\\".join(reference.character_set)
                 notes.append(

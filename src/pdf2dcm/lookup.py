@@ -14,13 +14,22 @@ import dataclasses
 import io
 import warnings
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal
 
+from pydicom.datadict import keyword_dict
 from pydicom.dataset import Dataset
 from pydicom.filereader import read_partial
 
 from .client import OrthancClient, Patient, Series, Study, path_segment, shown
 from .dicom import ReferenceAttributes, reference_from_header
-from .errors import InputError, NotFoundError, UnexpectedReplyError
+from .errors import (
+    InputError,
+    NotFoundError,
+    ServerFailedError,
+    ServerUnreachableError,
+    UnexpectedReplyError,
+)
 from .identity import Level
 
 HEADER_READS = (256 * 1024, 4 * 1024 * 1024, 16 * 1024 * 1024)
@@ -122,3 +131,332 @@ def next_number(tags: Iterable[Mapping[str, str]], keyword: str) -> int:
         with contextlib.suppress(ValueError):
             numbers.append(int(main.get(keyword, "").strip()))
     return max(numbers) + 1
+
+
+# --- selecting a target by the identifiers people have ---------------------------------------
+
+PATIENT_KEYS = ("PatientID", "IssuerOfPatientID", "PatientName", "PatientBirthDate", "PatientSex")
+STUDY_KEYS = (
+    *PATIENT_KEYS,
+    "StudyInstanceUID",
+    "AccessionNumber",
+    "StudyDate",
+    "StudyTime",
+    "StudyID",
+    "StudyDescription",
+    "ReferringPhysicianName",
+)
+SERIES_KEYS = (
+    *STUDY_KEYS,
+    "SeriesInstanceUID",
+    "Modality",
+    "SeriesNumber",
+    "SeriesDescription",
+    "SeriesDate",
+)
+KEYS_BY_LEVEL: dict[Level, tuple[str, ...]] = {
+    "patient": PATIENT_KEYS,
+    "study": STUDY_KEYS,
+    "series": SERIES_KEYS,
+}
+MAX_CANDIDATES = 10
+_NARROWING: dict[Level, tuple[str, ...]] = {
+    "patient": ("IssuerOfPatientID", "PatientBirthDate"),
+    "study": ("AccessionNumber", "StudyInstanceUID", "StudyDate"),
+    "series": ("SeriesInstanceUID", "SeriesNumber"),
+}
+_ORTHANC_LEVEL: dict[Level, Literal["Patient", "Study", "Series"]] = {
+    "patient": "Patient",
+    "study": "Study",
+    "series": "Series",
+}
+
+
+@dataclass(frozen=True)
+class Selector:
+    """Which patient, study or series a user means: DICOM identifiers, or an Orthanc ID."""
+
+    level: Level
+    query: Mapping[str, str]
+    orthanc_id: str | None = None
+
+    def __str__(self) -> str:
+        if self.orthanc_id is not None:
+            return self.orthanc_id
+        return " ".join(f"{key}={value}" for key, value in self.query.items())
+
+
+def parse_selector(level: Level, terms: Iterable[str]) -> Selector:
+    """``KEY=VALUE`` terms (all must match) or one bare Orthanc ID, checked for ``level``.
+
+    Raises
+    ------
+    InputError
+        An unknown key, a key of another level (naming the keys this level accepts), an empty
+        selection, or an ID mixed with keys.
+    """
+    query: dict[str, str] = {}
+    orthanc_id: str | None = None
+    accepted = KEYS_BY_LEVEL[level]
+    for term in terms:
+        key, sep, value = term.partition("=")
+        key = key.strip()
+        if not sep:
+            try:
+                path_segment(term.strip(), "study")
+            except InputError:
+                raise InputError(
+                    f"{level} selection {shown(term)} is neither KEY=VALUE nor an Orthanc ID; "
+                    f"keys for a {level}: {', '.join(accepted)}"
+                ) from None
+            orthanc_id = term.strip()
+            continue
+        if key not in accepted:
+            raise InputError(
+                f"{shown(key)} cannot select a {level}; keys for a {level}: {', '.join(accepted)}"
+            )
+        if key in query and query[key] != value:
+            raise InputError(f"{key} is given twice for the {level}, with different values")
+        query[key] = value
+    if orthanc_id is not None and query:
+        raise InputError(f"give the {level} as an Orthanc ID or as KEY=VALUE terms, not both")
+    if orthanc_id is None and not any(value.strip() for value in query.values()):
+        raise InputError(f"the {level} selection is empty; give e.g. {accepted[0]}=...")
+    return Selector(level=level, query=query, orthanc_id=orthanc_id)
+
+
+def find_resources(
+    client: OrthancClient, level: Level, query: Mapping[str, str], *, limit: int | None = None
+) -> list[Patient | Study | Series]:
+    """The resources of ``level`` whose attributes match ``query`` (Orthanc's matching rules).
+
+    ``*`` and ``?`` are wildcards only where the user typed them; other values must match
+    exactly (names without regard to case, as DICOM matching has it).
+    """
+    found = client.find(_ORTHANC_LEVEL[level], dict(query), limit=limit)
+    return [r for r in found if isinstance(r, Patient | Study | Series)]
+
+
+def find_studies(client: OrthancClient, **query: str) -> list[Study]:
+    """Studies whose attributes (and their patient's) match every ``KEY=value`` given."""
+    return [r for r in find_resources(client, "study", query) if isinstance(r, Study)]
+
+
+def find_patients(client: OrthancClient, **query: str) -> list[Patient]:
+    """Patients whose attributes match every ``KEY=value`` given."""
+    return [r for r in find_resources(client, "patient", query) if isinstance(r, Patient)]
+
+
+def select_one(client: OrthancClient, selector: Selector) -> Patient | Study | Series:
+    """The one resource a selector names; never a guess.
+
+    Raises
+    ------
+    NotFoundError
+        Nothing matches (or no resource has the ID).
+    InputError
+        Several match (listing up to ten, with how to narrow the choice), or the Orthanc ID
+        is of another level.
+    """
+    if selector.orthanc_id is not None:
+        resource = resolve_resource(client, selector.orthanc_id)
+        actual = _level_of(resource)
+        if actual != selector.level:
+            raise InputError(
+                f"{selector.orthanc_id} is a {actual} on {client.settings.url}, not a "
+                f"{selector.level}; give a {selector.level} ID or select by KEY=VALUE"
+            )
+        return resource
+    matches = find_resources(client, selector.level, selector.query, limit=MAX_CANDIDATES + 1)
+    if not matches:
+        raise NotFoundError(
+            f"no {selector.level} matches {selector} at {client.settings.url}",
+            status=404,
+            url=client.url("/tools/find"),
+        )
+    if len(matches) > 1:
+        shown_count = min(len(matches), MAX_CANDIDATES)
+        more = "more than " if len(matches) > MAX_CANDIDATES else ""
+        lines = [describe(client, match) for match in matches[:shown_count]]
+        narrow = [f"{k}=..." for k in _NARROWING[selector.level] if k not in selector.query]
+        hint = f"add {' or '.join(narrow)}, or give" if narrow else "give"
+        raise InputError(
+            f"{more}{shown_count} {_plural(selector.level)} match {selector} at "
+            f"{client.settings.url}; {hint} the Orthanc ID:\n  " + "\n  ".join(lines)
+        )
+    return matches[0]
+
+
+def _plural(level: Level) -> str:
+    return {"patient": "patients", "study": "studies", "series": "series"}[level]
+
+
+def _level_of(resource: Patient | Study | Series) -> Level:
+    if isinstance(resource, Series):
+        return "series"
+    if isinstance(resource, Study):
+        return "study"
+    return "patient"
+
+
+def describe(client: OrthancClient, resource: Patient | Study | Series) -> str:
+    """One line that tells a candidate apart from the others."""
+    keys: tuple[str, ...]
+    if isinstance(resource, Study):
+        tags = {**resource.patient_main_tags, **resource.main_tags}
+        keys = ("PatientID", "PatientName", "StudyDate", "AccessionNumber", "StudyDescription")
+    elif isinstance(resource, Series):
+        tags = dict(resource.main_tags)
+        keys = ("Modality", "SeriesNumber", "SeriesDescription", "SeriesInstanceUID")
+    else:
+        tags = dict(resource.main_tags)
+        keys = ("PatientID", "PatientName", "PatientBirthDate", "PatientSex")
+    fields = "  ".join(f"{key}={tags.get(key, '')}" for key in keys)
+    return f"{resource.id}  {fields}"
+
+
+def attach_reference(client: OrthancClient, selector: Selector) -> ReferenceAttributes:
+    """What a document selected this way joins: see :func:`parent_reference`."""
+    return parent_reference(client, select_one(client, selector).id)
+
+
+# --- the modality worklist ----------------------------------------------------------------
+
+WORKLIST_KEYS = (
+    "AccessionNumber",
+    "StudyInstanceUID",
+    "PatientID",
+    "IssuerOfPatientID",
+    "PatientName",
+    "PatientBirthDate",
+    "RequestedProcedureID",
+)
+_WORKLIST_COPIED = {
+    "PatientName": "PatientName",
+    "PatientID": "PatientID",
+    "IssuerOfPatientID": "IssuerOfPatientID",
+    "PatientBirthDate": "PatientBirthDate",
+    "PatientSex": "PatientSex",
+    "StudyInstanceUID": "StudyInstanceUID",
+    "AccessionNumber": "AccessionNumber",
+    "ReferringPhysicianName": "ReferringPhysicianName",
+    "RequestedProcedureDescription": "StudyDescription",
+}
+"""What a scheduled procedure gives the document: worklist keyword -> document keyword."""
+_SUSPECT_TEXT = ("\ufffd", "\x1b")
+_ORTHANC_NETWORK_PROTOCOL = 9
+"""OrthancStatus of a DICOM association that failed (the SCP is down or refused it)."""
+
+
+def worklist_reference(
+    client: OrthancClient,
+    modality: str,
+    selector: Selector,
+    given: Mapping[int, object] | None = None,
+) -> ReferenceAttributes:
+    """Patient and study of the one scheduled procedure that matches, from a worklist SCP.
+
+    The document then lands in the study the modality will create (same StudyInstanceUID
+    and AccessionNumber), even before its images arrive. Orthanc answers worklist queries
+    in decoded JSON without the character set, and passes ISO 2022 escape sequences through
+    undecoded: such a value is never copied. The user must then give it (``given``, tag
+    numbers as keys), or the lookup is refused, since a garbled name must not be filed.
+
+    Raises
+    ------
+    NotFoundError
+        No scheduled procedure matches (or no such modality).
+    InputError
+        Several match, an Orthanc ID or a key the worklist cannot match was given.
+    """
+    if selector.orthanc_id is not None:
+        raise InputError("a worklist is searched by KEY=VALUE terms, not by an Orthanc ID")
+    unknown = [key for key in selector.query if key not in WORKLIST_KEYS]
+    if unknown:
+        raise InputError(
+            f"{unknown[0]} cannot select a scheduled procedure; keys for a worklist: "
+            f"{', '.join(WORKLIST_KEYS)}"
+        )
+    query = dict.fromkeys(_WORKLIST_COPIED, "") | dict(selector.query)
+    try:
+        answers = client.find_worklist(modality, query)
+    except ServerFailedError as exc:
+        if exc.orthanc_status != _ORTHANC_NETWORK_PROTOCOL:
+            raise
+        raise ServerUnreachableError(
+            f"{client.settings.url} cannot reach the worklist SCP of modality {modality} "
+            f"({exc.orthanc_details or exc.orthanc_message}); is it running?"
+        ) from exc
+    if not answers:
+        raise NotFoundError(
+            f"no scheduled procedure in the worklist of {modality} matches {selector}",
+            status=404,
+            url=client.url("/modalities"),
+        )
+    if len(answers) > 1:
+        lines = [
+            "  ".join(f"{key}={answer.get(key, '')}" for key in _CANDIDATE_WORKLIST_KEYS)
+            for answer in answers[:MAX_CANDIDATES]
+        ]
+        raise InputError(
+            f"{len(answers)} scheduled procedures in the worklist of {modality} match "
+            f"{selector}; add a term such as AccessionNumber=... or PatientID=...:\n  "
+            + "\n  ".join(lines)
+        )
+    answer = answers[0]
+    dataset = Dataset()
+    dataset.SpecificCharacterSet = "ISO_IR 192"
+    notes: list[str] = []
+    for source_key, keyword in _WORKLIST_COPIED.items():
+        value = answer.get(source_key)
+        if value is None:
+            continue
+        if any(mark in value for mark in _SUSPECT_TEXT):
+            if given is None or keyword_dict[keyword] not in given:
+                raise InputError(
+                    f"{source_key} from the worklist of {modality} did not come through "
+                    f"Orthanc exactly ({shown(value)}: its character set, likely ISO 2022, "
+                    f"is passed on undecoded); give the {keyword} yourself as a tag"
+                )
+            notes.append(
+                f"{source_key} from the worklist of {modality} did not come through Orthanc "
+                f"exactly; the {keyword} given is used instead"
+            )
+            value = str(given[keyword_dict[keyword]])
+        repaired = _utf8_read_as_latin1(value)
+        if repaired is not None:
+            notes.append(
+                f"{source_key} from the worklist of {modality} arrived as UTF-8 read as "
+                f"Latin-1 (Orthanc decodes worklist answers with its DefaultEncoding); "
+                f"repaired to {shown(repaired)}"
+            )
+            value = repaired
+        setattr(dataset, keyword, value)
+    reference = reference_from_header(dataset, "study", f"the worklist of {modality}")
+    return dataclasses.replace(
+        reference, character_set=(), warnings=reference.warnings + tuple(notes)
+    )
+
+
+def _utf8_read_as_latin1(value: str) -> str | None:
+    """The UTF-8 text that ``value`` is, when it is UTF-8 bytes mistaken for Latin-1.
+
+    Such bytes never spell a real Latin-1 name ("MÃ¼ller"), so the repair cannot hit a name
+    that was right; anything else is left alone.
+    """
+    if value.isascii():
+        return None
+    try:
+        repaired = value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return None
+    return repaired if repaired != value else None
+
+
+_CANDIDATE_WORKLIST_KEYS = (
+    "PatientID",
+    "PatientName",
+    "AccessionNumber",
+    "StudyInstanceUID",
+    "RequestedProcedureDescription",
+)

@@ -201,7 +201,7 @@ def test_a_reference_without_character_set_is_guessed_and_warned_once(
     reference = read_reference(utf8, "study")
     assert "UTF-8" in reference.warnings[0]
     result = encode_pdf(pdf_file(), tmp_path / "o.dcm", reference=reference)
-    assert result.warnings == reference.warnings
+    assert result.warnings == ()
     assert str(pydicom.dcmread(tmp_path / "o.dcm").PatientName) == "Dö^Jän"
 
 

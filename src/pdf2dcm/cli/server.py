@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -29,6 +30,9 @@ from .common import (
 from .jobs import wait_with_display
 
 if TYPE_CHECKING:
+    from pdf2dcm.client import OrthancClient
+    from pdf2dcm.dicom import ReferenceAttributes
+    from pdf2dcm.tags import ValidatedTags
     from pdf2dcm.upload import Method
 
 
@@ -67,6 +71,34 @@ AlreadyStored; transient failures are retried without ever creating a duplicate.
     metavar="ORTHANC_ID",
     help="Attach to this Orthanc patient, study or series (copies its attributes).",
 )
+@click.option(
+    "--study",
+    "study_terms",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Attach to the one study matching every term (AccessionNumber=A123, "
+    "StudyInstanceUID=..., PatientID=...), or an Orthanc study ID; a new series.",
+)
+@click.option(
+    "--patient",
+    "patient_terms",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Attach to the one patient matching (PatientID=4711, IssuerOfPatientID=...); a new study.",
+)
+@click.option(
+    "--series",
+    "series_terms",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Attach to the one series matching (SeriesInstanceUID=...); the next InstanceNumber.",
+)
+@click.option(
+    "--worklist",
+    metavar="MODALITY",
+    help="With --study: look the study up in the worklist of this Orthanc modality instead of "
+    "the archive, and take the patient and study from the scheduled procedure.",
+)
 @tag_options
 @click.option("--recursive", is_flag=True, help="Look for PDFs in subdirectories too.")
 @click.option(
@@ -104,6 +136,10 @@ def upload(
     method: str,
     dicomweb_url: str | None,
     parent: str | None,
+    study_terms: tuple[str, ...],
+    patient_terms: tuple[str, ...],
+    series_terms: tuple[str, ...],
+    worklist: str | None,
     tag_assignments: tuple[str, ...],
     tags_file: Path | None,
     title: str | None,
@@ -124,7 +160,6 @@ def upload(
     """Send PDFs (encoded on the way) or DICOM files to Orthanc; '-' reads stdin."""
     import datetime as dt
 
-    from pdf2dcm.lookup import parent_reference
     from pdf2dcm.upload import UploadOptions, collect_inputs, plan_batch, upload_many
 
     sources = collect_inputs(inputs, recursive=recursive)
@@ -132,8 +167,8 @@ def upload(
         raise click.UsageError("stdin ('-') can be read only once")
     if title is not None and len(sources) > 1:
         raise click.UsageError("--title applies to one input; give it per file")
-    if parent is not None and (study_from is not None or series_from):
-        raise click.UsageError("give --parent or --study-from/--series-from, not both")
+    target = _Target(parent, study_terms, patient_terms, series_terms, worklist)
+    target.check(study_from is not None or bool(series_from))
     if send_to_modality is not None and send_to_peer is not None:
         raise click.UsageError("give --send-to-modality or --send-to-peer, not both")
     if wait and send_to_modality is None and send_to_peer is None:
@@ -145,11 +180,9 @@ def upload(
         stdin_in_use="-" in sources,
     )
     with client:
-        reference = (
-            parent_reference(client, parent)
-            if parent is not None
-            else load_reference(study_from, series_from)
-        )
+        reference = target.reference(client, tags) or load_reference(study_from, series_from)
+        for note in reference.warnings if reference is not None else ():
+            say(f"warning: {note}")
         has_patient_id = 0x00100020 in tags or (
             reference is not None and "PatientID" in reference.dataset
         )
@@ -258,6 +291,56 @@ def _forward(
     if error is not None:
         say(f"error: {error}")
     return error
+
+
+@dataclass(frozen=True)
+class _Target:
+    """Where the upload's documents go, as the options name it."""
+
+    parent: str | None
+    study: tuple[str, ...]
+    patient: tuple[str, ...]
+    series: tuple[str, ...]
+    worklist: str | None
+
+    def check(self, has_reference_file: bool) -> None:
+        given = [
+            flag
+            for flag, value in (
+                ("--parent", self.parent),
+                ("--study", self.study),
+                ("--patient", self.patient),
+                ("--series", self.series),
+            )
+            if value
+        ]
+        if has_reference_file:
+            given.append("--study-from/--series-from")
+        if len(given) > 1:
+            raise click.UsageError(f"give one of {', '.join(given)}, not several")
+        if self.worklist is not None and not self.study:
+            raise click.UsageError("--worklist goes with --study KEY=VALUE (what to look up)")
+
+    def reference(self, client: OrthancClient, tags: ValidatedTags) -> ReferenceAttributes | None:
+        from pdf2dcm.lookup import (
+            attach_reference,
+            parent_reference,
+            parse_selector,
+            worklist_reference,
+        )
+
+        if self.parent is not None:
+            return parent_reference(client, self.parent)
+        if self.worklist is not None:
+            selector = parse_selector("study", self.study)
+            return worklist_reference(client, self.worklist, selector, tags)
+        if self.study:
+            return attach_reference(client, parse_selector("study", self.study))
+        if self.patient:
+            return attach_reference(client, parse_selector("patient", self.patient))
+        if self.series:
+            return attach_reference(client, parse_selector("series", self.series))
+        return None
 
 
 def _is_dicom(name: str) -> bool:
