@@ -388,8 +388,8 @@ class _Walker:
             header = self.reader.read(8)
             if len(header) < 8:
                 raise self._truncated(start + len(header), f"{tag_name(tag)}, which has no end")
-            item, length = struct.unpack(self.endian + "II", header)
-            item = (item & 0xFFFF) << 16 | item >> 16
+            group, element, length = struct.unpack(self.endian + "HHI", header)
+            item = group << 16 | element
             if item == _SEQUENCE_END:
                 return
             if item == _ITEM and length == _UNDEFINED_LENGTH:
@@ -417,8 +417,8 @@ class _Walker:
             header = self.reader.read(8)
             if len(header) < 8:
                 raise self._truncated(start + len(header), f"{tag_name(tag)}, which has no end")
-            item, length = struct.unpack(self.endian + "II", header)
-            item = (item & 0xFFFF) << 16 | item >> 16
+            group, element, length = struct.unpack(self.endian + "HHI", header)
+            item = group << 16 | element
             if item == _SEQUENCE_END:
                 return
             if item != _ITEM or length == _UNDEFINED_LENGTH:

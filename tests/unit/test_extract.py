@@ -21,6 +21,7 @@ from pydicom.filewriter import write_dataset
 from pydicom.uid import (
     UID,
     DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
 )
@@ -35,10 +36,14 @@ PDF = make_pdf(3000, title=b"(Sniffed)")
 
 
 def encapsulated(
-    document: bytes = PDF, *, syntax: str = ExplicitVRLittleEndian, length: int | None = -1
+    document: bytes = PDF,
+    *,
+    syntax: str = ExplicitVRLittleEndian,
+    length: int | None = -1,
+    extra: Dataset | None = None,
 ) -> bytes:
     """An Encapsulated PDF object written by pydicom, with its preamble and file meta."""
-    ds = Dataset()
+    ds = Dataset() if extra is None else extra
     ds.SOPClassUID = ENCAPSULATED_PDF_STORAGE
     ds.SOPInstanceUID = "1.2.3.4"
     ds.MIMETypeOfEncapsulatedDocument = "application/pdf"
@@ -422,3 +427,20 @@ def test_a_huge_value_before_the_document_is_skipped_not_read(tmp_path: Path) ->
     )
     assert int(probe.stdout) < 20 * 1024, f"extraction grew by {probe.stdout.strip()} KiB"
     assert (tmp_path / "x.pdf").read_bytes() == PDF
+
+
+@pytest.mark.parametrize("syntax", [ExplicitVRBigEndian, ImplicitVRLittleEndian])
+def test_sequences_are_walked_in_every_byte_order(tmp_path: Path, syntax: str) -> None:
+    code = Dataset()
+    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = "18748-4", "LN", "Report"
+    inner = Dataset()
+    inner.ConceptNameCodeSequence = [code]
+    extra = Dataset()
+    extra.ConceptNameCodeSequence = [code]
+    extra.ContentSequence = [inner, inner]
+    (tmp_path / "x.dcm").write_bytes(encapsulated(syntax=syntax, extra=extra))
+    extract_pdf(tmp_path / "x.dcm", tmp_path / "x.pdf")
+    assert (tmp_path / "x.pdf").read_bytes() == PDF
+    with (tmp_path / "x.dcm").open("rb") as handle:
+        header = read_header(handle, "x.dcm")
+    assert header.ContentSequence[1].ConceptNameCodeSequence[0].CodeMeaning == "Report"

@@ -12,6 +12,7 @@ from pathlib import Path
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydicom.dataset import Dataset
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
@@ -31,6 +32,20 @@ SYNTAXES = [
 ]
 VALID = [encapsulated(make_pdf(size), syntax=syntax) for syntax in SYNTAXES for size in (700, 701)]
 VALID += [encapsulated(make_pdf(70_001), syntax=ExplicitVRLittleEndian, length=None)]
+
+
+def _with_sequences() -> Dataset:
+    code = Dataset()
+    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = "18748-4", "LN", "Report"
+    extra = Dataset()
+    extra.ConceptNameCodeSequence = [code]
+    return extra
+
+
+VALID += [
+    encapsulated(make_pdf(700), syntax=syntax, extra=_with_sequences())
+    for syntax in (ExplicitVRBigEndian, ImplicitVRLittleEndian)
+]
 
 
 @st.composite
