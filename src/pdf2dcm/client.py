@@ -437,6 +437,7 @@ class _Guard:
 
     def __init__(self, seconds: float | None) -> None:
         self.seconds = seconds
+        self._end = None if seconds is None else time.monotonic() + seconds
         self.expired = False
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
@@ -463,6 +464,12 @@ class _Guard:
             self._sockets.clear()
         if self._timer is not None:
             self._timer.cancel()
+
+    def remaining(self) -> float | None:
+        """Seconds left, or None without a deadline (or once released)."""
+        if self._end is None or self._done:
+            return None
+        return self._end - time.monotonic()
 
     def attach(self, sock: socket.socket) -> None:
         with self._lock:
@@ -531,6 +538,13 @@ class _Adapter(HTTPAdapter):
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
 
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        """The same connections behind an HTTP proxy (``HTTPS_PROXY`` in the environment)."""
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if not proxy.lower().startswith("socks"):
+            manager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+        return manager
+
 
 class _RetryPolicy(Retry):
     """urllib3's retries, minus three cases, and each retry logged.
@@ -538,7 +552,8 @@ class _RetryPolicy(Retry):
     urllib3 retries connection errors for every method; for POST the retries are ours
     (:meth:`OrthancClient._post_idempotent`), so a POST fails here at its first error instead
     of being retried twice over. A failed TLS handshake is not transient: retrying it only
-    delays the message. A request past its deadline is not retried either.
+    delays the message. A request past its deadline is not retried either, nor one whose
+    Retry-After asks for a longer pause than the deadline leaves; pauses never pass it.
     """
 
     def increment(
@@ -553,6 +568,11 @@ class _RetryPolicy(Retry):
         unsafe = method is not None and method.upper() not in (self.allowed_methods or ())
         guard = _current_guard()
         late = guard is not None and guard.expired
+        if response is not None and guard is not None and self.respect_retry_after_header:
+            # A server that asks for a pause beyond the deadline gets its answer now.
+            asked = super().get_retry_after(response)
+            left = guard.remaining()
+            late = late or (asked is not None and left is not None and asked > left)
         if unsafe or late or isinstance(error, urllib3.exceptions.SSLError):
             final = self.new(total=0, connect=0, read=0, status=0, other=0)
             return Retry.increment(final, method, url, response, error, _pool, _stacktrace)
@@ -572,7 +592,17 @@ class _RetryPolicy(Retry):
 
     def get_retry_after(self, response: BaseHTTPResponse) -> float | None:
         seconds = super().get_retry_after(response)
-        return None if seconds is None else min(seconds, MAX_RETRY_AFTER)
+        return None if seconds is None else _within_deadline(min(seconds, MAX_RETRY_AFTER))
+
+    def get_backoff_time(self) -> float:
+        return _within_deadline(super().get_backoff_time())
+
+
+def _within_deadline(seconds: float) -> float:
+    """A pause between retries, never past the request's deadline (a sleep is not cut)."""
+    guard = _current_guard()
+    left = guard.remaining() if guard is not None else None
+    return seconds if left is None else max(0.0, min(seconds, left))
 
 
 class _BearerAuth(requests.auth.AuthBase):

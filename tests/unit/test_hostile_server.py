@@ -351,3 +351,35 @@ def test_worklist_answers_keep_their_text_values(server: HostileServer) -> None:
         with pytest.raises(UnexpectedReplyError, match=r"the answer is an object, not a JSON"):
             client.find_worklist("WL SCP", {"PatientID": "P1"})
     assert json.loads(server.received[0].body) == {"PatientID": "P1"}
+
+
+def test_a_retry_after_beyond_the_timeout_is_not_waited_for(server: HostileServer) -> None:
+    server.routes[("GET", "/jobs")] = [reply(503, b"", {"Retry-After": "3600"}), reply(200, [])]
+    result, elapsed = run("jobs", "list", "--url", server.url, "--timeout", "2")
+    assert result.exit_code == 5, result.stderr
+    assert result.stderr.strip() == f"pdf2dcm: error: {server.url} failed GET /jobs: HTTP 503"
+    assert elapsed < 1.5
+    assert len(server.received) == 1
+
+
+def test_a_short_retry_after_is_obeyed(server: HostileServer) -> None:
+    server.routes[("GET", "/jobs")] = [reply(503, b"", {"Retry-After": "1"}), reply(200, [])]
+    result, elapsed = run("jobs", "list", "--url", server.url)
+    assert result.exit_code == 0, result.stderr
+    assert 0.9 < elapsed < 3
+    assert len(server.received) == 2
+
+
+def test_the_deadline_holds_behind_a_proxy(
+    server: HostileServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", server.url)
+    target = "http://orthanc.invalid:8042"
+    server.routes[("GET", f"{target}/jobs")] = hostile.trickle(b"[" + b" " * 100 + b"]", 0.5)
+    result, elapsed = run("jobs", "list", "--url", target, "--timeout", "2")
+    assert result.exit_code == 3, result.stderr
+    assert "no complete answer from http://orthanc.invalid:8042 within 2 s" in result.stderr
+    assert elapsed < 3.5
+    assert server.received[0].path == f"{target}/jobs?expand="
