@@ -22,6 +22,7 @@ from pdf2dcm.config import resolve_settings
 from pdf2dcm.errors import RedirectError, UnexpectedReplyError
 from tests import hostile_server as hostile
 from tests.hostile_server import HostileServer, reply
+from tests.pdfs import make_pdf
 
 INSTANCE = "1b3a6f13-fe07c53c-5e985968-59e2d3fe-46ae0c4b"
 SERIES = "3e4024bc-a395a1e3-54254769-da9a9d72-b00f8968"
@@ -383,3 +384,17 @@ def test_the_deadline_holds_behind_a_proxy(
     assert "no complete answer from http://orthanc.invalid:8042 within 2 s" in result.stderr
     assert elapsed < 3.5
     assert server.received[0].path == f"{target}/jobs?expand="
+
+
+@pytest.mark.parametrize("answer", [b"[1,2,3]", b"null", b"{}", b'{"ID": null}'])
+def test_upload_reports_a_wrong_shape_with_exit_5(
+    server: HostileServer, answer: bytes, tmp_path: Path
+) -> None:
+    pdf = tmp_path / "report.pdf"
+    pdf.write_bytes(make_pdf(3000))
+    server.routes[("POST", "/tools/lookup")] = reply(200, [])
+    server.routes[("POST", "/instances")] = reply(200, answer)
+    result, _ = run("upload", str(pdf), "--url", server.url, "--tag", "PatientID=SHAPE")
+    assert result.exit_code == 5, result.stderr
+    assert f"unexpected reply from {server.url}/instances: " in result.stderr
+    assert "Traceback" not in result.stderr
