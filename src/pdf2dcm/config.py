@@ -87,7 +87,8 @@ def resolve_settings(
     ------
     ConfigurationError
         A malformed URL, credentials inside the URL, a token together with a user name, a
-        missing CA bundle, or a non-positive timeout.
+        credential with a control character (never shown), a user name with ':', an
+        unreadable netrc file, a missing CA bundle, or a non-positive timeout.
     """
     env = os.environ if environ is None else environ
     base = _check_url(url or env.get(ENV_URL) or DEFAULT_URL, "--url / ORTHANC_URL")
@@ -104,6 +105,11 @@ def resolve_settings(
         username, password = _from_netrc(base, username, netrc_file)
         _refuse_control(username, "user name", "the netrc file")
         _refuse_control(password, "password", "the netrc file")
+    if username is not None and ":" in username:
+        raise ConfigurationError(
+            "a user name cannot contain ':' (HTTP Basic authentication ends the name there); "
+            "check the user name"
+        )
     if password is not None and username is None:
         raise ConfigurationError(
             "a password was given without a user name; set --username or ORTHANC_USERNAME"

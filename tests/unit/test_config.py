@@ -56,6 +56,7 @@ def test_password_and_token_stay_out_of_repr() -> None:
         ({"url": "http://host:99999"}, r"has an invalid port"),
         ({"token": "t", "username": "u"}, r"either a token .* not both"),
         ({"password": "p"}, r"password was given without a user name"),
+        ({"username": "u:pw", "password": "p"}, r"user name cannot contain ':'"),
         ({"ca_bundle": "/nonexistent.pem"}, r"CA bundle /nonexistent.pem does not exist"),
         ({"timeout": 0}, r"timeout 0 must be a positive number"),
     ],
