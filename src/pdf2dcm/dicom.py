@@ -472,15 +472,18 @@ def open_encoded(
         notes = []
         if facts.truncated:
             notes.append(f"{name} has no %%EOF marker near its end; it may be truncated")
-        if reference is not None:
-            # The reference's own warnings are its caller's to show, once per batch.
-            if not code_extensions and uses_code_extensions(reference.character_set):
-                charset = "\\".join(reference.character_set)
-                notes.append(
-                    f"{reference.source} is in {charset}, which "
-                    "this receiver cannot write: the document is in UTF-8, its names decode "
-                    "the same but their bytes differ from the study's"
-                )
+        # The reference's own warnings are its caller's to show, once per batch.
+        if (
+            reference is not None
+            and not code_extensions
+            and uses_code_extensions(reference.character_set)
+        ):
+            charset = "\\".join(reference.character_set)
+            notes.append(
+                f"{reference.source} is in {charset}, which "
+                "this receiver cannot write: the document is in UTF-8, its names decode "
+                "the same but their bytes differ from the study's"
+            )
         with warnings.catch_warnings():
             # pydicom's value checks warn on stderr; ours raise one clear line instead.
             warnings.simplefilter("ignore")

@@ -272,7 +272,7 @@ def test_rerunning_a_same_series_batch_adds_only_the_new_file(
 
 # --- 4 and 5. names copied exactly, character sets kept --------------------------------------
 
-CHARSETS = {
+CHARSETS: dict[str, tuple[str | list[str], str]] = {
     "latin1": ("ISO_IR 100", "Müller^Jürgen"),
     "utf8": ("ISO_IR 192", "Müller^Jürgen=山田^太郎"),
     "jis": (["", "ISO 2022 IR 87"], "Yamada^Tarou=山田^太郎=やまだ^たろう"),
