@@ -1176,21 +1176,43 @@ class OrthancClient:
         Raises NotFoundError when the instance or the attribute does not exist.
         """
         segment = path_segment(instance_id, "instance")
-        with self._exchange(
-            "GET",
+        return self._text(
             f"/instances/{segment}/content/{_tag_segment(tag)}",
             what=f"instance {segment}",
-            budget=self.settings.timeout,
-        ) as (response, _guard):
+            max_bytes=max_bytes,
+            subject=f"attribute {tag}",
+        )
+
+    def _text(self, path: str, *, what: str, max_bytes: int, subject: str = "the answer") -> bytes:
+        """A small non-JSON answer, read within the deadline and refused beyond ``max_bytes``."""
+        with self._exchange("GET", path, what=what, budget=self.settings.timeout) as (
+            response,
+            _guard,
+        ):
             content = bytearray()
             for piece in response.iter_content(_READ_PIECE):
                 content += piece
                 if len(content) > max_bytes:
                     raise UnexpectedReplyError(
-                        f"unexpected reply from {redact_url(response.url)}: attribute {tag} is "
+                        f"unexpected reply from {redact_url(response.url)}: {subject} is "
                         f"longer than {max_bytes} bytes"
                     )
         return bytes(content)
+
+    def instance_metadata(self, instance_id: str, name: str) -> str | None:
+        """One item of Orthanc's metadata of an instance (``SopClassUid``, ``TransferSyntax``,
+        ...), read from its index without opening the file; None when it is not recorded.
+        """
+        segment = path_segment(instance_id, "instance")
+        try:
+            raw = self._text(
+                f"/instances/{segment}/metadata/{path_segment(name)}",
+                what=f"metadata {name} of instance {segment}",
+                max_bytes=MAX_ATTRIBUTE_BYTES,
+            )
+        except NotFoundError:
+            return None
+        return raw.decode("utf-8", errors="replace")
 
     def instance_header_bytes(self, instance_id: str, max_bytes: int) -> bytes:
         """The first ``max_bytes`` bytes of an instance's DICOM file (or all, if shorter)."""

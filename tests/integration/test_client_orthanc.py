@@ -87,6 +87,8 @@ def test_attribute_values_and_the_header(
     assert client.instance_content(result.id, "0042-0010").rstrip(b" ") == b"Typed client"
     with pytest.raises(NotFoundError, match=rf"^instance {result.id} not found"):
         client.instance_content(result.id, "0040-a730")
+    assert client.instance_metadata(result.id, "SopClassUid") == "1.2.840.10008.5.1.4.1.1.104.1"
+    assert client.instance_metadata(result.id, "NoSuchMetadata") is None
     header = client.instance_header_bytes(result.id, 132)
     assert len(header) == 132
     assert header[128:] == b"DICM"
