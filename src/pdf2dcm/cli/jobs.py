@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 import click
 
@@ -23,7 +23,8 @@ from .common import (
 )
 
 if TYPE_CHECKING:
-    from pdf2dcm.jobs import Action
+    from pdf2dcm.client import OrthancClient
+    from pdf2dcm.jobs import Action, JobStatus, WaitOutcome
 
 
 @cli.group(
@@ -38,7 +39,7 @@ def jobs() -> None:
     """Follow and control Orthanc's asynchronous jobs."""
 
 
-def _job_line(status: Any) -> str:
+def _job_line(status: JobStatus) -> str:
     line = f"job {status.id} ({status.type}): {status.state.value} {status.progress}%"
     if status.state.value == "Failure":
         line += f" - {status.failure_text()}"
@@ -132,14 +133,14 @@ def jobs_wait(
 
 
 def wait_with_display(
-    client: Any,
+    client: OrthancClient,
     job_ids: Sequence[str],
     wait_timeout: float,
     interval: float,
     cancel_on_interrupt: bool,
     show_progress: bool,
-) -> list[Any]:
-    from pdf2dcm.jobs import JobStatus, job_action, wait_for_jobs
+) -> list[WaitOutcome]:
+    from pdf2dcm.jobs import job_action, wait_for_jobs
 
     live = show_progress and sys.stderr.isatty()
     seen_states: dict[str, str] = {}
