@@ -1278,6 +1278,21 @@ class OrthancClient:
         )
         return reply.orthanc_id(reply.obj(), "ID", "job")
 
+    def submit_archive(self, kind: Literal["patient", "study", "series"], orthanc_id: str) -> str:
+        """Start an asynchronous ZIP archive of a patient, study or series; the job's ID.
+
+        Its output is then read with :meth:`job_output` once the job has succeeded.
+        """
+        route = {"patient": "patients", "study": "studies", "series": "series"}[kind]
+        segment = path_segment(orthanc_id, kind)
+        reply = self._json(
+            "POST",
+            f"/{route}/{segment}/archive",
+            json={"Asynchronous": True},
+            what=f"{kind} {segment}",
+        )
+        return reply.orthanc_id(reply.obj(), "ID", "job")
+
     @contextlib.contextmanager
     def job_output(self, job_id: str, key: str = "archive") -> Iterator[Download]:
         """A finished job's output (``/jobs/{id}/{key}``, e.g. an archive), streamed."""

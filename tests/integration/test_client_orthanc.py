@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from pdf2dcm.client import Instance, OrthancClient, Patient, Series, Study
 from pdf2dcm.config import resolve_settings
 from pdf2dcm.errors import NotFoundError
+from pdf2dcm.jobs import JobState, download_output, wait_for_job
 from pdf2dcm.upload import UploadOptions, UploadResult, upload_file
 from tests.integration.orthanc import OrthancServer
 from tests.pdfs import make_pdf
@@ -103,3 +105,17 @@ def test_system_and_jobs(client: OrthancClient) -> None:
     assert system.version
     assert system.name
     assert isinstance(client.jobs(), list)
+
+
+def test_an_archive_job_and_its_output(
+    client: OrthancClient, stored: tuple[UploadResult, str, bytes], tmp_path: Path
+) -> None:
+    result, _patient_id, _document = stored
+    assert result.parent_study is not None
+    job_id = client.submit_archive("study", result.parent_study)
+    status = wait_for_job(client, job_id, timeout=60)
+    assert status.state is JobState.SUCCESS
+    size = download_output(client, job_id, tmp_path / "study.zip")
+    with zipfile.ZipFile(tmp_path / "study.zip") as archive:
+        assert len(archive.namelist()) == 1
+    assert size == (tmp_path / "study.zip").stat().st_size
