@@ -1,12 +1,16 @@
 """Benchmarks: pdf2dcm against DCMTK, the documented curl recipes and plain copies.
 
-    .venv/bin/python bench/run.py            # full sizes (1, 50, 500 MiB; 200 small PDFs)
+    .venv/bin/python bench/run.py            # full sizes (1, 50, 500 MiB; 200 and 2,000 PDFs)
     .venv/bin/python bench/run.py --quick    # small sizes, for a smoke run
-    .venv/bin/python bench/run.py --only upload
+    .venv/bin/python bench/run.py --only orthanc
+    .venv/bin/python bench/run.py --scaling  # how cost grows: 1..10,000 files, 1 MiB..2 GiB
+    .venv/bin/python bench/run.py --scaling --skip-2gib   # without the 2 GiB case
 
 Inputs are generated (incompressible PDFs), a private Orthanc is started for the server cases,
 every case runs several times with the contenders interleaved, each run in a fresh process
-whose peak RSS is read from the kernel, and the table shows medians. Orthanc's own peak memory
+whose peak RSS is read from the kernel, and the table shows medians. The peak RSS of a child
+includes the measuring Python process it was forked from, so about 11 MiB is the floor: a
+figure near it means "almost nothing". Orthanc's own peak memory
 is read from /proc (VmHWM, reset before each run). A reference tool that is not installed is
 skipped and named. Work files live on /dev/shm when it exists, so that disk write-back does not
 blur the figures.
@@ -28,6 +32,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from subprocess import DEVNULL
 
 import requests
 
@@ -102,7 +107,7 @@ def server_peak(pid: int, reset: bool) -> int:
     return 0
 
 
-def run_case(case: Case, repeats: int) -> None:
+def run_case(case: Case, repeats: int, printer: Callable[[Case], None] | None = None) -> None:
     contenders = {"pdf2dcm": case.ours, **case.references}
     case.results = {label: Measurement() for label in contenders}
     for _ in range(repeats):
@@ -117,7 +122,7 @@ def run_case(case: Case, repeats: int) -> None:
             result.peak_rss.append(rss)
             if case.server_pid is not None:
                 result.server_rss.append(server_peak(case.server_pid, reset=False))
-    print_case(case)
+    (printer or print_case)(case)
 
 
 def print_case(case: Case) -> None:
@@ -154,7 +159,40 @@ def write_pdf(path: Path, size: int) -> Path:
 
 def small_pdfs(folder: Path, count: int) -> list[str]:
     folder.mkdir(exist_ok=True)
-    return [str(write_pdf(folder / f"s{i:03d}.pdf", 52 * 1024)) for i in range(count)]
+    return [str(write_pdf(folder / f"s{i:05d}.pdf", 52 * 1024)) for i in range(count)]
+
+
+def write_large_pdf(path: Path, size: int) -> Path:
+    """A PDF of exactly ``size`` bytes, laid out like ``make_pdf``'s but written in blocks.
+
+    Its bulk is one comment line of random bytes (incompressible), so a 2 GiB input never has
+    to fit in memory.
+    """
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] >>",
+    ]
+    body = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, content in enumerate(objects, start=1):
+        offsets.append(len(body))
+        body += b"%d 0 obj\n" % number + content + b"\nendobj\n"
+    table = b"xref\n0 4\n0000000000 65535 f \n" + b"".join(b"%010d 00000 n \n" % o for o in offsets)
+
+    def trailer(xref: int) -> bytes:
+        return b"trailer\n<< /Size 4 /Root 1 0 R >>\nstartxref\n%010d\n%%%%EOF\n" % xref
+
+    comment = size - len(body) - len(table) - len(trailer(0))
+    with path.open("wb") as out:
+        out.write(body + b"%")
+        left = comment - 2
+        while left:
+            block = os.urandom(min(8 * MiB, left))
+            out.write(block.replace(b"\n", b" ").replace(b"\r", b" "))
+            left -= len(block)
+        out.write(b"\n" + table + trailer(len(body) + comment))
+    return path
 
 
 # --- local cases -----------------------------------------------------------------------------
@@ -263,35 +301,61 @@ def recipe_script(url: str, pdfs: Sequence[str], *, large: bool) -> list[str]:
     return ["bash", "-c", "\n".join(lines)]
 
 
+def curl_parallel(work: Path, url: str, dicoms: Sequence[str]) -> list[str]:
+    """One curl process posting every file, four at a time over kept-alive connections.
+
+    Unlike ``xargs -P4 curl`` it starts no process per file, so on a small machine it shows
+    what Orthanc itself can ingest.
+    """
+    config = work / f"curl-parallel-{len(dicoms)}.cfg"
+    config.write_text(
+        "\nnext\n".join(
+            f'url = "{url}/instances"\ndata-binary = "@{path}"\noutput = "/dev/null"\nfail\nsilent'
+            for path in dicoms
+        )
+        + "\n"
+    )
+    return ["curl", "--parallel", "--parallel-max", "4", "--no-progress-meter", "-K", str(config)]
+
+
 def orthanc_cases(
-    work: Path, sizes: Sequence[int], smalls: list[str], skipped: list[str], url: str, pid: int
+    work: Path,
+    sizes: Sequence[int],
+    smalls: list[str],
+    counts: Sequence[int],
+    skipped: list[str],
+    url: str,
+    pid: int,
 ) -> Iterator[Case]:
     clear = clear_orthanc(url)
     if not have("curl", skipped):
         return
     encoded_dir = work / "small-encoded"
     subprocess.run(
-        [*PDF2DCM, "encode", *smalls, "-d", str(encoded_dir), "--overwrite"],
+        [*PDF2DCM, "encode", *smalls, "-d", str(encoded_dir), "--overwrite", "--no-progress"],
         check=True,
         stdout=subprocess.DEVNULL,
     )
     encoded = sorted(str(p) for p in encoded_dir.iterdir())
-    parallel = (
-        "printf '%s\\n' " + " ".join(map(shlex.quote, encoded)) + " | xargs -P4 -I{} "
-        f"curl -sf -X POST --data-binary @{{}} {url}/instances -o /dev/null"
-    )
-    yield Case(
-        f"upload {len(smalls)} x 52 KiB",
-        [*PDF2DCM, "upload", *smalls, "--url", url, "--concurrency", "4", "--tag", "PatientID=B"],
-        {
-            "recipe (create-dicom)": recipe_script(url, smalls, large=False),
-            "curl -P4 /instances": ["bash", "-c", parallel],
-        },
-        prepare=clear,
-        server_pid=pid,
-        units=len(smalls),
-        unit_name="files",
-    )
+    for count in counts:
+        parallel = (
+            "printf '%s\\n' " + " ".join(map(shlex.quote, encoded[:count])) + " | xargs -P4 -I{} "
+            f"curl -sf -X POST --data-binary @{{}} {url}/instances -o /dev/null"
+        )
+        yield Case(
+            f"upload {count} x 52 KiB",
+            # The default concurrency, as a user runs it.
+            [*PDF2DCM, "upload", *smalls[:count], "--url", url, "--tag", "PatientID=B"],
+            {
+                "recipe (create-dicom)": recipe_script(url, smalls[:count], large=False),
+                "curl -P4 /instances": ["bash", "-c", parallel],
+                "curl --parallel, 1 process": curl_parallel(work, url, encoded[:count]),
+            },
+            prepare=clear,
+            server_pid=pid,
+            units=count,
+            unit_name="files",
+        )
     largest = sizes[-1]
     pdf = str(work / f"in-{largest // MiB}.pdf")
     dicom = str(work / f"in-{largest // MiB}.dcm")
@@ -339,17 +403,202 @@ def orthanc_cases(
         )
 
 
+# --- scaling ---------------------------------------------------------------------------------
+
+SCALING_COUNTS = (1, 10, 100, 1000, 10000)
+SCALING_SIZES = (1 * MiB, 50 * MiB, 500 * MiB, 2048 * MiB)
+GiB = 1024 * MiB
+
+
+def print_scaling(case: Case) -> None:
+    """One line per contender: the time, the time per file or the speed, and memory."""
+    for label, result in case.results.items():
+        seconds = result.median_seconds
+        rss = Measurement.median_mib(result.peak_rss)
+        server = Measurement.median_mib(result.server_rss)
+        units = case.units or 1
+        rate = (
+            f"{1000 * seconds / units:9.2f} ms/file"
+            if case.unit_name == "files"
+            else f"{units / seconds:9.0f} MiB/s"
+        )
+        columns = [
+            f"{case.name:<24}",
+            f"{label:<24}",
+            f"{seconds:9.3f} s",
+            rate,
+            f"{rss:8.1f} MiB" if rss is not None else f"{'-':>12}",
+            f"{server:8.1f} MiB" if server is not None else "",
+        ]
+        print(" ".join(columns), flush=True)
+
+
+def scratch_for(size: int, base: Path) -> Path:
+    """Where a case of ``size`` bytes works: memory (/dev/shm) when it can hold about seven
+    copies (inputs, outputs, Orthanc's storage and its buffers), else /tmp's disk."""
+    available = 0
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            available = int(line.split()[1]) * 1024
+    if str(base).startswith("/dev/shm") and available > 7 * size + 2 * GiB:
+        return base
+    tmp = Path(tempfile.gettempdir())
+    if shutil.disk_usage(tmp).free < 4 * size + GiB:
+        raise SystemExit(f"not enough space for a {size // MiB} MiB case in {base} or {tmp}")
+    return Path(tempfile.mkdtemp(prefix="pdf2dcm-bench-", dir=tmp))
+
+
+def scaling(
+    work: Path, counts: Sequence[int], sizes: Sequence[int], repeats: int, skipped: list[str]
+) -> None:
+    """How time and memory grow with the number of files and with the size of one file."""
+    smalls = small_pdfs(work / "small", max(counts))
+    print(f"{'case':<24} {'contender':<24} {'median':>11} {'per file/speed':>16} {'peak RSS':>12}")
+    out_dir = work / "small-out"
+
+    def clean_small() -> None:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        out_dir.mkdir()
+
+    for count in counts:
+        run_case(
+            Case(
+                f"encode {count} x 52 KiB",
+                [*PDF2DCM, "encode", *smalls[:count], "-d", str(out_dir), "--no-progress"],
+                {},
+                prepare=clean_small,
+                units=count,
+                unit_name="files",
+            ),
+            repeats,
+            print_scaling,
+        )
+    shutil.rmtree(out_dir, ignore_errors=True)
+    dcm2pdf = have("dcm2pdf", skipped)
+    with private_orthanc(work) as (url, pid):
+        clear = clear_orthanc(url)
+        for count in counts:
+            run_case(
+                Case(
+                    f"upload {count} x 52 KiB",
+                    [*PDF2DCM, "upload", *smalls[:count], "--url", url, "--tag", "PatientID=S"],
+                    {},
+                    prepare=clear,
+                    server_pid=pid,
+                    units=count,
+                    unit_name="files",
+                ),
+                repeats,
+                print_scaling,
+            )
+        clear()
+        for size in sizes:
+            scratch = scratch_for(size, work)
+            try:
+                for case in large_cases(scratch, size, url, pid, dcm2pdf):
+                    run_case(case, repeats, print_scaling)
+            finally:
+                clear()
+                for name in ("in.pdf", "in.dcm", "out.dcm", "out.pdf", "copy"):
+                    (scratch / name).unlink(missing_ok=True)
+                if scratch != work:
+                    shutil.rmtree(scratch, ignore_errors=True)
+
+
+def large_cases(work: Path, size: int, url: str, pid: int, dcm2pdf: bool) -> Iterator[Case]:
+    """encode, extract, upload and fetch of one PDF of ``size`` bytes, each beside its limit."""
+    label = f"{size / MiB:g} MiB" if size < GiB else f"{size / GiB:g} GiB"
+    pdf, dicom = work / "in.pdf", work / "in.dcm"
+    write_large_pdf(pdf, size)
+    subprocess.run([*PDF2DCM, "encode", str(pdf), "-o", str(dicom)], check=True, stdout=DEVNULL)
+    out_dcm, out_pdf, copy = work / "out.dcm", work / "out.pdf", work / "copy"
+
+    def remove(*paths: Path) -> Callable[[], None]:
+        def clean() -> None:
+            for path in paths:
+                path.unlink(missing_ok=True)
+
+        return clean
+
+    megabytes = size / MiB
+    yield Case(
+        f"encode {label}",
+        [*PDF2DCM, "encode", str(pdf), "-o", str(out_dcm), "--no-progress"],
+        {"cp (copy limit)": ["cp", str(pdf), str(copy)]},
+        prepare=remove(out_dcm, copy),
+        units=megabytes,
+        unit_name="MiB",
+    )
+    extract_refs: dict[str, Command] = {"cp (copy limit)": ["cp", str(pdf), str(copy)]}
+    if dcm2pdf:
+        extract_refs["DCMTK dcm2pdf"] = ["dcm2pdf", str(dicom), str(out_pdf)]
+    yield Case(
+        f"extract {label}",
+        [*PDF2DCM, "extract", str(dicom), "-o", str(out_pdf), "--no-progress"],
+        extract_refs,
+        prepare=remove(out_pdf, copy),
+        units=megabytes,
+        unit_name="MiB",
+    )
+    clear = clear_orthanc(url)
+    yield Case(
+        f"upload {label}",
+        [*PDF2DCM, "upload", str(pdf), "--url", url, "--tag", "PatientID=L", "--no-progress"],
+        {"curl -T pre-encoded": curl_upload(url, dicom)},
+        prepare=clear,
+        server_pid=pid,
+        units=megabytes,
+        unit_name="MiB",
+    )
+    clear()
+    answer = requests.post(
+        f"{url}/instances", data=dicom.open("rb"), timeout=600, headers={"Expect": ""}
+    ).json()
+    instance = answer["ID"]
+    yield Case(
+        f"fetch {label}",
+        [*PDF2DCM, "fetch", instance, "--url", url, "-o", str(out_pdf), "--no-progress"],
+        {"curl /pdf": ["curl", "-sf", f"{url}/instances/{instance}/pdf", "-o", str(out_pdf)]},
+        prepare=remove(out_pdf),
+        server_pid=pid,
+        units=megabytes,
+        unit_name="MiB",
+    )
+
+
+def curl_upload(url: str, dicom: Path) -> list[str]:
+    # Without "Expect:", curl waits a second for a 100-continue Orthanc never sends.
+    return [
+        "curl", "-sf", "-H", "Expect:", "-T", str(dicom), "-X", "POST", f"{url}/instances",
+        "-o", "/dev/null",
+    ]  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
     parser.add_argument("--repeats", type=int, default=None, help="runs per contender")
     parser.add_argument("--only", choices=["local", "orthanc"], help="run one group of cases")
+    parser.add_argument("--scaling", action="store_true", help="print how cost grows instead")
+    parser.add_argument("--skip-2gib", action="store_true", help="--scaling without 2 GiB")
     options = parser.parse_args()
     sizes = [1 * MiB, 8 * MiB] if options.quick else [1 * MiB, 50 * MiB, 500 * MiB]
     repeats = options.repeats or (2 if options.quick else 5)
-    count = 20 if options.quick else 200
+    counts = [20] if options.quick else [200, 2000]
     skipped: list[str] = []
     base = "/dev/shm" if Path("/dev/shm").is_dir() else None
+    if options.scaling:
+        sizes = list(SCALING_SIZES[:-1] if options.skip_2gib else SCALING_SIZES)
+        print(
+            f"python {sys.version.split()[0]}, {os.cpu_count()} cores, {options.repeats or 3} runs"
+        )
+        with tempfile.TemporaryDirectory(prefix="pdf2dcm-bench-", dir=base) as name:
+            scaled_counts = [1, 10] if options.quick else list(SCALING_COUNTS)
+            scaled_sizes = [MiB, 8 * MiB] if options.quick else sizes
+            scaling(Path(name), scaled_counts, scaled_sizes, options.repeats or 3, skipped)
+        for tool in skipped:
+            print(f"skipped: {tool} is not installed")
+        return
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, {repeats} runs per contender")
     print(f"{'case':<32} {'contender':<24} {'median':>10} {'peak RSS':>12} {'Orthanc peak':>12}")
     with tempfile.TemporaryDirectory(prefix="pdf2dcm-bench-", dir=base) as name:
@@ -361,13 +610,13 @@ def main() -> None:
                 check=True,
                 stdout=subprocess.DEVNULL,
             )
-        smalls = small_pdfs(work / "small", count)
+        smalls = small_pdfs(work / "small", max(counts))
         if options.only in (None, "local"):
-            for case in local_cases(work, sizes, smalls, skipped):
+            for case in local_cases(work, sizes, smalls[: counts[0]], skipped):
                 run_case(case, repeats)
         if options.only in (None, "orthanc") and have("Orthanc", skipped):
             with private_orthanc(work) as (url, pid):
-                for case in orthanc_cases(work, sizes, smalls, skipped, url, pid):
+                for case in orthanc_cases(work, sizes, smalls, counts, skipped, url, pid):
                     run_case(case, repeats)
     for tool in skipped:
         print(f"skipped: {tool} is not installed")
