@@ -1,0 +1,307 @@
+"""The ``watch`` command: a hot folder that files every PDF dropped into it."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any, cast
+
+import click
+
+from .app import cli, exit_status_for, say
+from .common import Connection, collect_tags, connection_options, print_json
+
+if TYPE_CHECKING:
+    from pdf2dcm.upload import Method
+    from pdf2dcm.watch import WatchEvent
+
+
+@cli.command(
+    epilog="""\b
+Examples:
+  pdf2dcm watch /srv/inbox --done /srv/done --failed /srv/failed \\
+      --name-pattern '{PatientID}_{AccessionNumber}_{*}.pdf' \\
+      --study 'AccessionNumber={AccessionNumber}'
+  pdf2dcm watch scans/ --recursive --name-pattern '{PatientID}/{*}.pdf' --delete --once
+
+\b
+A file is taken once its size and time stayed the same for --settle seconds; names ending
+in .part or .tmp and names starting with '.' are never taken. A file leaves the inbox only
+after the server confirmed it. Permanent failures go to --failed with NAME.pdf.error.json;
+an unreachable or failing server leaves files in place and is tried again after a pause.
+Tags, later wins: --tags-file, --tag, the values of --name-pattern/--name-regex, the
+sidecar NAME.json beside NAME.pdf. --study/--patient/--series terms may hold {Keyword}.
+Runs until Ctrl-C or SIGTERM (the files in hand are finished, exit 0); --once exits with
+the exit code of the first failure."""
+)
+@click.argument(
+    "inbox", type=click.Path(file_okay=False, exists=True, path_type=Path), metavar="INBOX"
+)
+@connection_options
+@click.option(
+    "--via",
+    "method",
+    type=click.Choice(["instances", "create-dicom", "stow"]),
+    default="instances",
+    show_default=True,
+    help="instances: encode here, POST /instances; create-dicom: Orthanc encodes; "
+    "stow: DICOMweb STOW-RS.",
+)
+@click.option("--dicomweb-url", metavar="URL", help="DICOMweb root for --via stow.")
+@click.option("--parent", metavar="ORTHANC_ID", help="Attach every file to this resource.")
+@click.option(
+    "--study",
+    "study_terms",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Attach to the one study matching, e.g. 'AccessionNumber={AccessionNumber}'.",
+)
+@click.option(
+    "--patient",
+    "patient_terms",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Attach to the one patient matching, e.g. 'PatientID={PatientID}'; a new study.",
+)
+@click.option(
+    "--series",
+    "series_terms",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Attach to the one series matching (SeriesInstanceUID=...).",
+)
+@click.option(
+    "--worklist",
+    metavar="MODALITY",
+    help="With --study: look the study up in this modality's worklist instead.",
+)
+@click.option(
+    "--tag",
+    "tag_assignments",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Set an attribute on every document; repeatable.",
+)
+@click.option(
+    "--tags-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="JSON object of tags for every document; --tag overrides it.",
+)
+@click.option(
+    "--conversion-type",
+    type=click.Choice(["WSD", "SD"]),
+    default="WSD",
+    show_default=True,
+    help="WSD for a workstation-made document, SD for a scanned one.",
+)
+@click.option(
+    "--name-pattern",
+    metavar="PATTERN",
+    help="Read tags from the path below INBOX: '{PatientID}_{AccessionNumber}_{*}.pdf'; "
+    "{*} matches anything. A file that does not match fails.",
+)
+@click.option(
+    "--name-regex",
+    metavar="REGEX",
+    help="As --name-pattern, with a regular expression whose named groups are DICOM keywords.",
+)
+@click.option("--recursive", is_flag=True, help="Watch subfolders too.")
+@click.option(
+    "--settle",
+    type=click.FloatRange(min=0),
+    default=2.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Take a file once unchanged for this long.",
+)
+@click.option(
+    "--done",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Move stored files here, keeping their path below INBOX.",
+)
+@click.option("--delete", is_flag=True, help="Delete stored files instead of moving them.")
+@click.option(
+    "--failed",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Move files that fail for good here, with NAME.pdf.error.json [default: leave them].",
+)
+@click.option("--once", is_flag=True, help="Process the files there now, then exit.")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 32),
+    default=4,
+    show_default=True,
+    help="Upload this many files at once.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per file.")
+@click.option(
+    "--log",
+    "log_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Append one JSON line per file here (time, file, sha256, status, ID, "
+    "StudyInstanceUID, destination).",
+)
+@click.option("--no-progress", is_flag=True, help="Never show the status line.")
+def watch(
+    inbox: Path,
+    connection: Connection,
+    method: str,
+    dicomweb_url: str | None,
+    parent: str | None,
+    study_terms: tuple[str, ...],
+    patient_terms: tuple[str, ...],
+    series_terms: tuple[str, ...],
+    worklist: str | None,
+    tag_assignments: tuple[str, ...],
+    tags_file: Path | None,
+    conversion_type: str,
+    name_pattern: str | None,
+    name_regex: str | None,
+    recursive: bool,
+    settle: float,
+    done: Path | None,
+    delete: bool,
+    failed: Path | None,
+    once: bool,
+    concurrency: int,
+    as_json: bool,
+    log_file: Path | None,
+    no_progress: bool,
+) -> None:
+    """Upload every PDF that appears in INBOX, then move it to --done (or --delete it)."""
+    from pdf2dcm.pertags import NameRule
+    from pdf2dcm.upload import UploadOptions
+    from pdf2dcm.watch import Journal, Target, Watcher, WatchOptions
+
+    if (done is None) == (not delete):
+        raise click.UsageError("give --done DIR or --delete (what to do with a stored file)")
+    if name_pattern is not None and name_regex is not None:
+        raise click.UsageError("give --name-pattern or --name-regex, not both")
+    given = [
+        flag
+        for flag, value in (
+            ("--parent", parent),
+            ("--study", study_terms),
+            ("--patient", patient_terms),
+            ("--series", series_terms),
+        )
+        if value
+    ]
+    if len(given) > 1:
+        raise click.UsageError(f"give one of {', '.join(given)}, not several")
+    if worklist is not None and not study_terms:
+        raise click.UsageError("--worklist goes with --study KEY=VALUE (what to look up)")
+    rule = None
+    if name_pattern is not None:
+        rule = NameRule.from_pattern(name_pattern)
+    elif name_regex is not None:
+        rule = NameRule.from_regex(name_regex)
+    tags = collect_tags(tag_assignments, tags_file)
+    options = WatchOptions(
+        inbox=inbox,
+        upload=UploadOptions(
+            method=cast("Method", method),
+            tags=tags,
+            conversion_type="SD" if conversion_type == "SD" else "WSD",
+        ),
+        target=Target(parent, study_terms, patient_terms, series_terms, worklist),
+        name_rule=rule,
+        recursive=recursive,
+        settle=settle,
+        done=done,
+        delete=delete,
+        failed=failed,
+        concurrency=concurrency,
+        once=once,
+        study_uids=log_file is not None,
+    )
+    journal = Journal(log_file) if log_file is not None else None
+    client = connection.open(pool_size=concurrency, dicomweb_url=dicomweb_url)
+    stop = threading.Event()
+    try:
+        with client, _status_line(not no_progress) as (show, status):
+
+            def report(event: WatchEvent) -> None:
+                if journal is not None:
+                    journal.write(event)
+                show(_event_line(event))
+                if as_json:
+                    print_json(event.as_json())
+
+            watcher = Watcher(
+                client,
+                options,
+                exit_code=lambda error: int(exit_status_for(error)),
+                on_event=report,
+                on_status=status,
+            )
+            with _stop_on_signals(stop):
+                summary = watcher.run(stop)
+    finally:
+        if journal is not None:
+            journal.close()
+    if once and summary.first_error is not None:
+        total = summary.stored + summary.failed + summary.waiting
+        say(f"{summary.failed + summary.waiting} of {total} files not stored")
+        click.get_current_context().exit(exit_status_for(summary.first_error))
+
+
+def _event_line(event: WatchEvent) -> str:
+    if event.status == "stored" and event.result is not None:
+        where = event.result.id or event.result.sop_instance_uid
+        gone = "deleted" if event.destination == "deleted" else f"moved to {event.destination}"
+        return f"{event.file} -> {where} ({event.result.status}); {gone}"
+    if event.status == "failed":
+        where = f"moved to {event.destination}" if event.destination else "left in the inbox"
+        return f"error: {event.file}: {event.error}; {where}"
+    return f"{event.file}: {event.error}; left in the inbox, next try in {event.retry_in:g} s"
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGINT and SIGTERM end the watch after the files in hand; a second one acts at once."""
+    previous: dict[int, Any] = {}
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+        signal.signal(signum, previous[signum])
+
+    for stopping in (signal.SIGINT, signal.SIGTERM):
+        previous[stopping] = signal.getsignal(stopping)
+        signal.signal(stopping, request_stop)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
+def _status_line(
+    enabled: bool,
+) -> Iterator[tuple[Callable[[str], None], Callable[[int, int, int, str | None], None] | None]]:
+    """Event lines on stderr, and on a terminal a status line under them."""
+    if not enabled or not sys.stderr.isatty():
+        yield say, None
+        return
+    from rich.console import Console
+    from rich.markup import escape
+
+    console = Console(stderr=True)
+    with console.status("watching") as display:
+
+        def show(line: str) -> None:
+            console.print(f"pdf2dcm: {escape(line)}", highlight=False, soft_wrap=True)
+
+        def status(waiting: int, stored: int, failed: int, last_error: str | None) -> None:
+            text = f"watching: {waiting} waiting, {stored} stored, {failed} failed"
+            if last_error:
+                text += f"; last error: {last_error}"
+            display.update(escape(text))
+
+        yield show, status

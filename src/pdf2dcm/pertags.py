@@ -1,0 +1,378 @@
+"""Per-file tags for batches and hot folders: file names, sidecars, manifests, file lists.
+
+A scanner or report system names its files after the patient (``4711_A123_consent.pdf``),
+or writes the tags beside them; a batch run lists its files with their tags in one manifest.
+Everything here turns those into validated tags per file, before anything is sent, so a bad
+row or a name that does not fit stops that file (or the batch) with its row or name.
+
+Precedence, later wins: ``--tags-file``, ``--tag``, the values read from the file name, the
+sidecar ``NAME.json``, the manifest row.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+from pydicom.datadict import keyword_for_tag
+
+from .errors import FileSystemError, InputError, TagError
+from .tags import ValidatedTags, load_tags_file, resolve_key, short_value, validate_tags
+
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
+MANIFEST_FILE_COLUMN = "file"
+
+
+@dataclass(frozen=True)
+class NameRule:
+    """Tags read from a file's path relative to the folder it was found in.
+
+    Made by :meth:`from_pattern` (``{PatientID}_{AccessionNumber}_{*}.pdf``) or
+    :meth:`from_regex` (named groups called after DICOM keywords). A rule without ``/`` is
+    matched against the file's name alone, one with ``/`` against the whole relative path,
+    so ``{PatientID}/{*}.pdf`` takes the PatientID from the folder.
+    """
+
+    source: str
+    regex: re.Pattern[str]
+    keywords: tuple[str, ...]
+
+    @classmethod
+    def from_pattern(cls, pattern: str) -> NameRule:
+        """``{Keyword}`` matches one or more characters other than ``/`` (as few as can),
+        ``{*}`` anything; ``{{`` and ``}}`` are literal braces; the rest is literal.
+
+        Raises
+        ------
+        InputError
+            An unknown keyword, a keyword used twice, or a lone brace.
+        """
+        parts: list[str] = []
+        keywords: list[str] = []
+        position = 0
+        for match in _PLACEHOLDER.finditer(pattern):
+            parts.append(re.escape(pattern[position : match.start()]))
+            position = match.end()
+            token = match.group(0)
+            if token in ("{{", "}}"):
+                parts.append(re.escape(token[0]))
+            elif match.group(1) is None:
+                raise InputError(
+                    f"name pattern {pattern!r} has a lone {token!r}; write {token * 2} for a "
+                    "literal brace"
+                )
+            elif match.group(1) == "*":
+                parts.append(".*")
+            else:
+                keyword = _keyword(match.group(1), f"name pattern {pattern!r}")
+                if keyword in keywords:
+                    raise InputError(f"name pattern {pattern!r} names {keyword} twice")
+                keywords.append(keyword)
+                parts.append(f"(?P<{keyword}>[^/]+?)")
+        parts.append(re.escape(pattern[position:]))
+        return cls(pattern, re.compile("".join(parts), re.DOTALL), tuple(keywords))
+
+    @classmethod
+    def from_regex(cls, expression: str) -> NameRule:
+        """A Python regular expression, matched in full; its named groups name the tags.
+
+        Raises
+        ------
+        InputError
+            The expression does not compile, has no named group, or names a group after
+            something that is not a DICOM keyword.
+        """
+        try:
+            compiled = re.compile(expression)
+        except re.error as exc:
+            raise InputError(
+                f"name regex {expression!r} is not a regular expression: {exc}"
+            ) from exc
+        if not compiled.groupindex:
+            raise InputError(
+                f"name regex {expression!r} has no named group; write (?P<PatientID>...) for "
+                "each value to read"
+            )
+        keywords = tuple(
+            _keyword(name, f"name regex {expression!r}") for name in compiled.groupindex
+        )
+        return cls(expression, compiled, keywords)
+
+    def values(self, relative: str) -> dict[str, str]:
+        """The keyword values in ``relative`` (a ``/``-separated path), unvalidated.
+
+        Raises
+        ------
+        InputError
+            The name does not fit the rule; the message names both.
+        """
+        target = relative if "/" in self.source else PurePosixPath(relative).name
+        match = self.regex.fullmatch(target)
+        if match is None:
+            raise InputError(
+                f"{relative} does not match the name pattern {self.source!r}; rename it, or "
+                "give its tags in a sidecar"
+            )
+        return {k: v for k, v in match.groupdict().items() if v is not None}
+
+    def tags(self, relative: str) -> ValidatedTags:
+        """The validated tags read from ``relative``; a bad value names the file."""
+        try:
+            return validate_tags(self.values(relative))
+        except TagError as exc:
+            raise TagError(f"{relative}: value from its name: {exc}") from None
+
+
+def _keyword(name: str, where: str) -> str:
+    try:
+        tag = resolve_key(name)
+    except TagError as exc:
+        raise InputError(f"{where}: {exc}") from None
+    keyword = keyword_for_tag(tag)
+    if not keyword or keyword != name.strip():
+        raise InputError(f"{where}: name the value {name!r} by its DICOM keyword")
+    return keyword
+
+
+def sidecar_path(pdf: Path) -> Path:
+    """``NAME.json`` beside ``NAME.pdf``: the per-file tags of a hot folder or batch."""
+    return pdf.with_suffix(".json")
+
+
+def sidecar_tags(pdf: Path) -> ValidatedTags:
+    """The tags of the sidecar beside ``pdf`` (same shape as ``--tags-file``), or none.
+
+    Raises
+    ------
+    TagError
+        The sidecar exists but cannot be read, is not a JSON object, or holds a bad tag.
+    """
+    path = sidecar_path(pdf)
+    if not path.is_file():
+        return {}
+    try:
+        return validate_tags(load_tags_file(path))
+    except TagError as exc:
+        raise TagError(f"sidecar {path}: {exc}") from None
+
+
+def keyword_values(tags: Mapping[int, object]) -> dict[str, str]:
+    """Text values by keyword, for filling ``{Keyword}`` placeholders (sequences left out)."""
+    return {
+        keyword: value
+        for tag, value in tags.items()
+        if isinstance(value, str) and (keyword := keyword_for_tag(tag))
+    }
+
+
+def fill_placeholders(template: str, values: Mapping[str, str], what: str) -> str:
+    """``template`` with each ``{Keyword}`` replaced by this file's value.
+
+    Used for selectors such as ``--study 'AccessionNumber={AccessionNumber}'``.
+
+    Raises
+    ------
+    InputError
+        The file gave no value for a keyword the template names.
+    """
+
+    def replace(match: re.Match[str]) -> str:
+        token = match.group(0)
+        if token in ("{{", "}}"):
+            return token[0]
+        name = match.group(1)
+        if name is None:
+            raise InputError(f"{what} {template!r} has a lone {token!r}")
+        if name not in values or not values[name].strip():
+            raise InputError(
+                f"{what} {template!r} needs {name}, and this file gave none (from its name, "
+                "sidecar or tags)"
+            )
+        return values[name]
+
+    return _PLACEHOLDER.sub(replace, template)
+
+
+def has_placeholders(template: str) -> bool:
+    """Whether ``template`` names any ``{Keyword}`` (so it differs from file to file)."""
+    return any(m.group(1) is not None for m in _PLACEHOLDER.finditer(template))
+
+
+# --- manifests -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    """One row of a manifest: the file (resolved against the manifest's folder) and its tags."""
+
+    path: Path
+    tags: ValidatedTags
+    row: int
+
+
+def read_manifest(path: str | Path) -> list[ManifestEntry]:
+    """Every row of a CSV or JSON Lines manifest, validated before anything is sent.
+
+    CSV: a header with a ``file`` column and one column per DICOM keyword; an empty cell
+    sets nothing. JSON Lines: one object per line, ``{"file": ..., "tags": {...}}``. The
+    format is told by the suffix (``.csv``; ``.jsonl``, ``.ndjson``, ``.json``), else by the
+    first character. Relative file names are taken from the manifest's folder.
+
+    Raises
+    ------
+    InputError
+        The manifest cannot be read, a row has no file or a bad tag (the row number is in the
+        message), or a listed file does not exist.
+    """
+    manifest = Path(path)
+    try:
+        text = manifest.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise FileSystemError(
+            f"cannot read manifest {manifest}: {exc.strerror}", errno=exc.errno
+        ) from exc
+    except UnicodeDecodeError:
+        raise InputError(f"manifest {manifest} is not UTF-8 text") from None
+    suffix = manifest.suffix.lower()
+    is_csv = suffix == ".csv" or (
+        suffix not in (".jsonl", ".ndjson", ".json") and not text.lstrip().startswith("{")
+    )
+    rows = _csv_rows(text, manifest) if is_csv else _jsonl_rows(text, manifest)
+    entries: list[ManifestEntry] = []
+    for row, name, tags in rows:
+        where = f"manifest {manifest} row {row}"
+        if not name.strip():
+            raise InputError(f"{where}: the {MANIFEST_FILE_COLUMN} is empty")
+        try:
+            validated = validate_tags(tags)
+        except TagError as exc:
+            raise TagError(f"{where}: {exc}") from None
+        file_path = Path(name)
+        if not file_path.is_absolute():
+            file_path = manifest.parent / file_path
+        if not file_path.is_file():
+            raise InputError(
+                f"{where}: {name} is not a file (names are taken from {manifest.parent})"
+            )
+        entries.append(ManifestEntry(file_path, validated, row))
+    if not entries:
+        raise InputError(f"manifest {manifest} lists no file")
+    return entries
+
+
+def _csv_rows(text: str, manifest: Path) -> Iterable[tuple[int, str, dict[str, str]]]:
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise InputError(f"manifest {manifest} is empty") from None
+    except csv.Error as exc:
+        raise InputError(f"manifest {manifest} line 1 is not CSV: {exc}") from None
+    columns = [column.strip() for column in header]
+    if MANIFEST_FILE_COLUMN not in columns:
+        raise InputError(
+            f"manifest {manifest} has no {MANIFEST_FILE_COLUMN!r} column; its header is "
+            f"{short_value(','.join(columns))}"
+        )
+    for column in columns:
+        if column != MANIFEST_FILE_COLUMN:
+            try:
+                resolve_key(column)
+            except TagError as exc:
+                raise TagError(f"manifest {manifest} column {column!r}: {exc}") from None
+    file_index = columns.index(MANIFEST_FILE_COLUMN)
+    try:
+        for cells in reader:
+            row = reader.line_num
+            if not any(cell.strip() for cell in cells):
+                continue
+            if len(cells) != len(columns):
+                raise InputError(
+                    f"manifest {manifest} row {row} has {len(cells)} cells for "
+                    f"{len(columns)} columns"
+                )
+            tags = {
+                column: cell
+                for index, (column, cell) in enumerate(zip(columns, cells, strict=True))
+                if index != file_index and cell != ""
+            }
+            yield row, cells[file_index], tags
+    except csv.Error as exc:
+        raise InputError(f"manifest {manifest} row {reader.line_num} is not CSV: {exc}") from None
+
+
+def _jsonl_rows(text: str, manifest: Path) -> Iterable[tuple[int, str, dict[str, object]]]:
+    for row, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"manifest {manifest} row {row}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{where} is not JSON: {exc.msg}") from None
+        if not isinstance(record, dict) or not isinstance(record.get("file"), str):
+            raise InputError(f'{where} must be an object with a "file" string and "tags"')
+        tags = record.get("tags", {})
+        if not isinstance(tags, dict):
+            raise InputError(f'{where}: "tags" must be an object of keyword to value')
+        unknown = sorted(set(record) - {"file", "tags"})
+        if unknown:
+            raise InputError(f'{where}: unknown field {unknown[0]!r}; give "file" and "tags"')
+        yield row, record["file"], tags
+
+
+# --- file lists ------------------------------------------------------------------------------
+
+
+def read_file_list(source: str | Path | BinaryIO, *, nul: bool = False) -> list[str]:
+    """Paths listed one per line (NUL-separated with ``nul``, as ``find -print0`` writes).
+
+    Empty entries are skipped; a line's trailing carriage return is dropped. Names are
+    decoded as the file system does, so any byte sequence names its file.
+
+    Raises
+    ------
+    InputError
+        The list cannot be read, or lists nothing.
+    """
+    if isinstance(source, str | Path):
+        try:
+            data = Path(source).read_bytes()
+        except OSError as exc:
+            raise FileSystemError(
+                f"cannot read file list {source}: {exc.strerror}", errno=exc.errno
+            ) from exc
+        where = str(source)
+    else:
+        try:
+            data = source.read()
+        except OSError as exc:
+            raise FileSystemError(
+                f"cannot read the file list from stdin: {exc.strerror}", errno=exc.errno
+            ) from exc
+        where = "<stdin>"
+    if nul:
+        entries = data.split(b"\0")
+    else:
+        entries = [line.removesuffix(b"\r") for line in data.split(b"\n")]
+    names = [os.fsdecode(entry) for entry in entries if entry]
+    if not names:
+        raise InputError(f"file list {where} names no file")
+    if not nul and any("\0" in name for name in names):
+        raise InputError(f"file list {where} holds NUL characters; read it with -0")
+    return names
+
+
+def merge_tags(*layers: ValidatedTags) -> ValidatedTags:
+    """The layers in order of precedence, later winning (see the module's docstring)."""
+    merged: ValidatedTags = {}
+    for layer in layers:
+        merged |= layer
+    return merged
