@@ -252,14 +252,17 @@ def watch(
 
 
 def _event_line(event: WatchEvent) -> str:
+    message = str(event.error)
+    if event.file not in message:
+        message = f"{event.file}: {message}"
     if event.status == "stored" and event.result is not None:
         where = event.result.id or event.result.sop_instance_uid
         gone = "deleted" if event.destination == "deleted" else f"moved to {event.destination}"
         return f"{event.file} -> {where} ({event.result.status}); {gone}"
     if event.status == "failed":
         where = f"moved to {event.destination}" if event.destination else "left in the inbox"
-        return f"error: {event.file}: {event.error}; {where}"
-    return f"{event.file}: {event.error}; left in the inbox, next try in {event.retry_in:g} s"
+        return f"error: {message}; {where}"
+    return f"{message}; left in the inbox, next try in {event.retry_in:g} s"
 
 
 @contextlib.contextmanager

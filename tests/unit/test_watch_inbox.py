@@ -1,0 +1,104 @@
+"""The inbox scanner: what is taken, what is ignored, and when a file counts as complete."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pdf2dcm.errors import FileSystemError
+from pdf2dcm.watch import Inbox
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_file_is_ready_after_settling_and_a_change_restarts_the_wait(tmp_path: Path) -> None:
+    clock = Clock()
+    inbox = Inbox(tmp_path, recursive=False, settle=2.0, clock=clock)
+    pdf = tmp_path / "a.pdf"
+    pdf.write_bytes(b"%PDF-1")
+    assert inbox.scan() == ([], 1)
+    clock.now += 1.9
+    assert inbox.scan() == ([], 1)
+    with pdf.open("ab") as handle:
+        handle.write(b"more")
+    clock.now += 0.2
+    assert inbox.scan() == ([], 1)
+    clock.now += 1.99
+    assert inbox.scan() == ([], 1)
+    clock.now += 0.01
+    assert inbox.scan() == (["a.pdf"], 0)
+
+
+def test_a_change_of_the_sidecar_restarts_the_wait(tmp_path: Path) -> None:
+    clock = Clock()
+    inbox = Inbox(tmp_path, recursive=False, settle=1.0, clock=clock)
+    (tmp_path / "a.pdf").write_bytes(b"%PDF-1")
+    inbox.scan()
+    clock.now += 0.5
+    (tmp_path / "a.json").write_text("{}", encoding="utf-8")
+    inbox.scan()
+    clock.now += 0.9
+    assert inbox.scan() == ([], 1)
+    clock.now += 0.1
+    assert inbox.scan() == (["a.pdf"], 0)
+
+
+def test_a_file_that_stays_the_same_size_but_is_rewritten_waits(tmp_path: Path) -> None:
+    clock = Clock()
+    inbox = Inbox(tmp_path, recursive=False, settle=1.0, clock=clock)
+    pdf = tmp_path / "a.pdf"
+    pdf.write_bytes(b"%PDF-1")
+    inbox.scan()
+    clock.now += 0.9
+    os.utime(pdf, ns=(0, 123_000_000_000))
+    inbox.scan()
+    clock.now += 0.9
+    assert inbox.scan() == ([], 1)
+
+
+def test_ignored_names_and_folders(tmp_path: Path) -> None:
+    clock = Clock()
+    done = tmp_path / "done"
+    inbox = Inbox(tmp_path, recursive=True, settle=0.0, excluded=(done,), clock=clock)
+    for name in ("a.pdf", "B.PDF", "c.pdf.part", "d.pdf.tmp", ".e.pdf", "f.txt", "g.json"):
+        (tmp_path / name).write_bytes(b"%PDF-1")
+    for folder in ("sub", ".hidden", "done"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "x.pdf").write_bytes(b"%PDF-1")
+    (tmp_path / "link.pdf").symlink_to(tmp_path / "a.pdf")
+    inbox.scan()
+    assert inbox.scan() == (["B.PDF", "a.pdf", "link.pdf", "sub/x.pdf"], 0)
+    flat = Inbox(tmp_path, recursive=False, settle=0.0, clock=clock)
+    flat.scan()
+    assert flat.scan() == (["B.PDF", "a.pdf", "link.pdf"], 0)
+
+
+def test_an_unreadable_file_is_not_taken(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root opens every file")
+    clock = Clock()
+    inbox = Inbox(tmp_path, recursive=False, settle=0.0, clock=clock)
+    pdf = tmp_path / "a.pdf"
+    pdf.write_bytes(b"%PDF-1")
+    pdf.chmod(0)
+    inbox.scan()
+    assert inbox.scan() == ([], 1)
+    pdf.chmod(0o644)
+    assert inbox.scan() == (["a.pdf"], 0)
+
+
+def test_a_missing_inbox_is_named(tmp_path: Path) -> None:
+    inbox = Inbox(tmp_path / "nope", recursive=False, settle=0.0)
+    with pytest.raises(FileSystemError) as caught:
+        inbox.scan()
+    assert str(caught.value) == (
+        f"inbox {tmp_path / 'nope'} does not exist; create it or give another folder"
+    )
