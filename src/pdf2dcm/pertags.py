@@ -43,6 +43,7 @@ class NameRule:
     source: str
     regex: re.Pattern[str]
     keywords: tuple[str, ...]
+    kind: str = "pattern"
 
     @classmethod
     def from_pattern(cls, pattern: str) -> NameRule:
@@ -103,7 +104,7 @@ class NameRule:
         keywords = tuple(
             _keyword(name, f"name regex {expression!r}") for name in compiled.groupindex
         )
-        return cls(expression, compiled, keywords)
+        return cls(expression, compiled, keywords, "regex")
 
     def values(self, relative: str) -> dict[str, str]:
         """The keyword values in ``relative`` (a ``/``-separated path), unvalidated.
@@ -117,7 +118,7 @@ class NameRule:
         match = self.regex.fullmatch(target)
         if match is None:
             raise InputError(
-                f"{relative} does not match the name pattern {self.source!r}; rename it, or "
+                f"{relative} does not match the name {self.kind} '{self.source}'; rename it, or "
                 "give its tags in a sidecar"
             )
         return {k: v for k, v in match.groupdict().items() if v is not None}

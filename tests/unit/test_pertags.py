@@ -176,7 +176,7 @@ def test_json_lines_manifest(tmp_path: Path) -> None:
 
 
 def test_manifest_unreadable(tmp_path: Path) -> None:
-    with pytest.raises(FileSystemError, match="cannot read manifest .*nope.csv: No such file"):
+    with pytest.raises(FileSystemError, match=r"cannot read manifest .*nope\.csv: No such file"):
         read_manifest(tmp_path / "nope.csv")
 
 

@@ -1,0 +1,259 @@
+"""``pdf2dcm watch`` against a real Orthanc: per-file tags, moves, failures, exit codes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from pdf2dcm.cli import cli
+from tests.integration.orthanc import OrthancServer
+from tests.pdfs import make_pdf
+
+
+def watch_once(server: OrthancServer, inbox: Path, *args: str) -> Result:
+    return CliRunner().invoke(
+        cli,
+        ["watch", str(inbox), "--url", server.url, "--once", "--settle", "0", "--json", *args],
+        catch_exceptions=False,
+    )
+
+
+def records(result: Result) -> dict[str, dict[str, Any]]:
+    return {r["input"]: r for r in map(json.loads, result.stdout.splitlines())}
+
+
+def drop(inbox: Path, name: str, seed: int, size: int = 3000) -> bytes:
+    path = inbox / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = make_pdf(size, seed=seed)
+    path.write_bytes(data)
+    return data
+
+
+def stored_tags(server: OrthancServer, instance_id: str) -> dict[str, str]:
+    tags: dict[str, str] = server.get(f"/instances/{instance_id}/simplified-tags").json()
+    return tags
+
+
+def test_pattern_sidecar_done_folder_and_journal(orthanc: OrthancServer, tmp_path: Path) -> None:
+    inbox, done, failed = tmp_path / "in", tmp_path / "done", tmp_path / "failed"
+    first = drop(inbox, "WP-1_AW-1_consent form.pdf", 101)
+    drop(inbox, "ward/WP-2_AW-2_report.pdf", 102)
+    (inbox / "ward" / "WP-2_AW-2_report.json").write_text(
+        '{"PatientName": "Doe^Jane", "AccessionNumber": "AW-2b"}', encoding="utf-8"
+    )
+    (inbox / "scan.pdf.part").write_bytes(b"%PDF-half")
+    (inbox / ".hidden.pdf").write_bytes(b"%PDF-")
+    log = tmp_path / "journal.jsonl"
+    result = watch_once(
+        orthanc,
+        inbox,
+        "--recursive",
+        "--name-pattern",
+        "{PatientID}_{AccessionNumber}_{*}.pdf",
+        "--tag",
+        "PatientName=Default^Name",
+        "--done",
+        str(done),
+        "--failed",
+        str(failed),
+        "--log",
+        str(log),
+    )
+    assert result.exit_code == 0, result.stderr
+    found = records(result)
+    assert set(found) == {"WP-1_AW-1_consent form.pdf", "ward/WP-2_AW-2_report.pdf"}
+    one = found["WP-1_AW-1_consent form.pdf"]
+    assert one["Status"] == "Success"
+    assert one["Outcome"] == "stored"
+    assert one["Destination"] == str(done / "WP-1_AW-1_consent form.pdf")
+    assert one["sha256"] == hashlib.sha256(first).hexdigest()
+    tags = stored_tags(orthanc, one["ID"])
+    assert (tags["PatientID"], tags["AccessionNumber"], tags["PatientName"]) == (
+        "WP-1",
+        "AW-1",
+        "Default^Name",
+    )
+    # The sidecar wins over the name and the command line; it moves with its PDF.
+    two = found["ward/WP-2_AW-2_report.pdf"]
+    tags = stored_tags(orthanc, two["ID"])
+    assert (tags["PatientID"], tags["AccessionNumber"], tags["PatientName"]) == (
+        "WP-2",
+        "AW-2b",
+        "Doe^Jane",
+    )
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()) == [
+        "done/WP-1_AW-1_consent form.pdf",
+        "done/ward/WP-2_AW-2_report.json",
+        "done/ward/WP-2_AW-2_report.pdf",
+        "in/.hidden.pdf",
+        "in/scan.pdf.part",
+        "journal.jsonl",
+    ]
+    assert (done / "WP-1_AW-1_consent form.pdf").read_bytes() == first
+    lines = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    assert sorted(line["file"] for line in lines) == sorted(found)
+    entry = next(line for line in lines if line["file"] == "WP-1_AW-1_consent form.pdf")
+    assert set(entry) == {
+        "time",
+        "file",
+        "sha256",
+        "status",
+        "ID",
+        "StudyInstanceUID",
+        "destination",
+    }
+    assert entry["ID"] == one["ID"]
+    assert entry["status"] == "stored"
+    assert entry["StudyInstanceUID"] == tags_of_study(orthanc, one["ParentStudy"])
+    assert "WP-1_AW-1_consent form.pdf -> " in result.stderr
+    assert f"(Success); moved to {done / 'WP-1_AW-1_consent form.pdf'}" in result.stderr
+
+
+def tags_of_study(server: OrthancServer, study_id: str) -> str:
+    uid: str = server.get(f"/studies/{study_id}").json()["MainDicomTags"]["StudyInstanceUID"]
+    return uid
+
+
+def test_failures_go_to_failed_with_their_reason_and_set_the_exit_code(
+    orthanc: OrthancServer, tmp_path: Path
+) -> None:
+    inbox, done, failed = tmp_path / "in", tmp_path / "done", tmp_path / "failed"
+    drop(inbox, "RX-1_ok.pdf", 201)
+    (inbox / "RX-2_broken.pdf").write_bytes(b"this is not a PDF at all")
+    drop(inbox, "nomatch.pdf", 202)
+    drop(inbox, "sub/RX-3_x.pdf", 203)
+    result = watch_once(
+        orthanc,
+        inbox,
+        "--recursive",
+        "--name-regex",
+        r"(?P<PatientID>RX-\d+)_.*\.pdf",
+        "--done",
+        str(done),
+        "--failed",
+        str(failed),
+    )
+    assert result.exit_code == 2, result.stderr
+    found = records(result)
+    assert {name: r["Outcome"] for name, r in found.items()} == {
+        "RX-1_ok.pdf": "stored",
+        "RX-2_broken.pdf": "failed",
+        "nomatch.pdf": "failed",
+        "sub/RX-3_x.pdf": "stored",
+    }
+    assert (failed / "RX-2_broken.pdf").read_bytes() == b"this is not a PDF at all"
+    reason = json.loads((failed / "RX-2_broken.pdf.error.json").read_text(encoding="utf-8"))
+    assert set(reason) == {"file", "message", "error", "exit_code", "time", "sha256"}
+    assert reason["file"] == "RX-2_broken.pdf"
+    assert reason["exit_code"] == 2
+    assert reason["error"] == "NotAPdfError"
+    assert "RX-2_broken.pdf" in reason["message"]
+    assert reason["message"] == found["RX-2_broken.pdf"]["Error"]
+    reason = json.loads((failed / "nomatch.pdf.error.json").read_text(encoding="utf-8"))
+    assert reason["message"] == (
+        r"nomatch.pdf does not match the name regex '(?P<PatientID>RX-\d+)_.*\.pdf'; "
+        "rename it, or give its tags in a sidecar"
+    )
+    assert list(inbox.rglob("*.pdf")) == []
+    assert "pdf2dcm: 2 of 4 files not stored" in result.stderr
+
+    # Without --failed a failing file stays, and is not tried again until it changes.
+    (inbox / "RX-4_bad.pdf").write_bytes(b"nope")
+    result = watch_once(orthanc, inbox, "--name-pattern", "{PatientID}_{*}.pdf", "--delete")
+    assert result.exit_code == 2
+    assert (inbox / "RX-4_bad.pdf").read_bytes() == b"nope"
+    assert "; left in the inbox" in result.stderr
+
+
+def test_selector_placeholders_attach_each_file_to_its_own_study(
+    orthanc: OrthancServer, tmp_path: Path
+) -> None:
+    parents = {}
+    for accession in ("SEL-A", "SEL-B"):
+        parent = tmp_path / f"{accession}.pdf"
+        parent.write_bytes(make_pdf(2500, seed=hash(accession) % 1000))
+        tags = ["--tag", f"AccessionNumber={accession}", "--tag", f"PatientID=P-{accession}"]
+        uploaded = CliRunner().invoke(
+            cli, ["upload", str(parent), "--url", orthanc.url, "--json", *tags]
+        )
+        assert uploaded.exit_code == 0, uploaded.stderr
+        parents[accession] = json.loads(uploaded.stdout)["ParentStudy"]
+    inbox = tmp_path / "in"
+    drop(inbox, "SEL-A_consent.pdf", 301)
+    drop(inbox, "SEL-B_consent.pdf", 302)
+    drop(inbox, "SEL-Z_consent.pdf", 303)
+    result = watch_once(
+        orthanc,
+        inbox,
+        "--name-pattern",
+        "{AccessionNumber}_{*}.pdf",
+        "--study",
+        "AccessionNumber={AccessionNumber}",
+        "--delete",
+        "--failed",
+        str(tmp_path / "failed"),
+    )
+    assert result.exit_code == 4, result.stderr
+    found = records(result)
+    assert found["SEL-A_consent.pdf"]["ParentStudy"] == parents["SEL-A"]
+    assert found["SEL-B_consent.pdf"]["ParentStudy"] == parents["SEL-B"]
+    assert found["SEL-A_consent.pdf"]["Destination"] == "deleted"
+    assert stored_tags(orthanc, found["SEL-B_consent.pdf"]["ID"])["PatientID"] == "P-SEL-B"
+    assert found["SEL-Z_consent.pdf"]["Error"] == (
+        f"no study matches AccessionNumber=SEL-Z at {orthanc.url}"
+    )
+    assert sorted(p.name for p in (tmp_path / "failed").iterdir()) == [
+        "SEL-Z_consent.pdf",
+        "SEL-Z_consent.pdf.error.json",
+    ]
+    assert list(inbox.iterdir()) == []
+
+
+def test_a_second_run_of_the_same_file_is_already_stored_and_a_name_clash_keeps_both(
+    orthanc: OrthancServer, tmp_path: Path
+) -> None:
+    inbox, done = tmp_path / "in", tmp_path / "done"
+    first = drop(inbox, "scan001.pdf", 401)
+    result = watch_once(orthanc, inbox, "--tag", "PatientID=CLASH", "--done", str(done))
+    assert records(result)["scan001.pdf"]["Status"] == "Success"
+    # The same document again (a copy kept elsewhere): AlreadyStored, and it replaces itself.
+    (inbox / "scan001.pdf").write_bytes(first)
+    result = watch_once(orthanc, inbox, "--tag", "PatientID=CLASH", "--done", str(done))
+    assert records(result)["scan001.pdf"]["Status"] == "AlreadyStored"
+    assert sorted(p.name for p in done.iterdir()) == ["scan001.pdf"]
+    # Tomorrow's scan001.pdf is another document: both are kept.
+    second = drop(inbox, "scan001.pdf", 402)
+    result = watch_once(orthanc, inbox, "--tag", "PatientID=CLASH", "--done", str(done))
+    assert records(result)["scan001.pdf"]["Destination"] == str(done / "scan001.2.pdf")
+    assert (done / "scan001.pdf").read_bytes() == first
+    assert (done / "scan001.2.pdf").read_bytes() == second
+
+
+def test_usage_errors(orthanc: OrthancServer, tmp_path: Path) -> None:
+    def run(*args: str) -> Result:
+        return CliRunner().invoke(cli, ["watch", str(tmp_path), "--url", orthanc.url, *args])
+
+    result = run()
+    assert result.exit_code == 2
+    assert "give --done DIR or --delete" in result.stderr
+    result = run("--delete", "--name-pattern", "{Nope}.pdf")
+    assert result.exit_code == 2
+    assert "name pattern '{Nope}.pdf': unknown DICOM keyword 'Nope'" in result.stderr
+    result = run("--delete", "--study", "AccessionNumber=1", "--patient", "PatientID=2")
+    assert "give one of --study, --patient, not several" in result.stderr
+
+
+@pytest.mark.parametrize("method", ["create-dicom", "stow"])
+def test_other_methods(orthanc: OrthancServer, tmp_path: Path, method: str) -> None:
+    inbox = tmp_path / "in"
+    drop(inbox, "M-1.pdf", 500 + len(method))
+    result = watch_once(orthanc, inbox, "--via", method, "--tag", "PatientID=M-1", "--delete")
+    assert result.exit_code == 0, result.stderr
+    assert records(result)["M-1.pdf"]["Status"] == "Success"
+    assert list(inbox.iterdir()) == []
