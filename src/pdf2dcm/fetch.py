@@ -16,7 +16,7 @@ import hashlib
 import os
 import re
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -31,7 +31,14 @@ from .errors import (
     ServerError,
     ServerUnreachableError,
 )
-from .files import CHUNK_SIZE, PathLike, atomic_output, display_name, hashed_blocks
+from .files import (
+    CHUNK_SIZE,
+    PathLike,
+    atomic_output,
+    display_name,
+    hashed_blocks,
+    make_directory,
+)
 from .progress import ProgressCallback, ProgressEvent
 
 _UNSAFE = re.compile(r"[^\w .()+,-]+")
@@ -200,20 +207,39 @@ def _declared_length(client: OrthancClient, instance_id: str) -> int | None:
 
 
 def pdf_instances(
-    client: OrthancClient, *, study: str | None = None, series: str | None = None
+    client: OrthancClient,
+    *,
+    study: str | None = None,
+    series: str | None = None,
+    patient: str | None = None,
+    instance_ids: Sequence[str] = (),
 ) -> list[PdfInstance]:
-    """Every Encapsulated PDF instance of a study or a series, in series/instance order."""
+    """Every Encapsulated PDF instance of a patient, a study, a series or a list, in order.
+
+    Instances named explicitly must be PDFs (NotEncapsulatedPdfError otherwise); those found
+    under a resource are filtered, since a study may hold images too.
+    """
     instances: list[Instance]
-    if study is not None:
+    if instance_ids:
+        instances = [client.instance(instance_id) for instance_id in instance_ids]
+    elif study is not None:
         instances = client.study_instances(study)
     elif series is not None:
         instances = client.series_instances(series)
+    elif patient is not None:
+        instances = [
+            instance
+            for study_id in client.patient(patient).studies
+            for instance in client.study_instances(study_id)
+        ]
     else:
-        raise ValueError("give a study or a series")
+        raise ValueError("give a patient, a study, a series or instance IDs")
     series_numbers: dict[str, str] = {}
     found = []
     for instance in instances:
         if _text(_content(client, instance.id, "0042-0012")).lower() != PDF_MIME_TYPE:
+            if instance_ids:
+                _declared_length(client, instance.id)  # raises, naming what it is
             continue
         parent = instance.parent_series
         if parent not in series_numbers:
@@ -227,7 +253,7 @@ def pdf_instances(
                 instance_number=instance.main_tags.get("InstanceNumber", "").strip(),
             )
         )
-    return sorted(found, key=_order)
+    return found if instance_ids else sorted(found, key=_order)
 
 
 def _title(client: OrthancClient, instance_id: str) -> str:
@@ -297,6 +323,8 @@ class FetchOutcome:
     target: str
     result: FetchResult | None = None
     error: Pdf2DcmError | None = None
+    skipped: bool = False
+    """With ``skip_existing``: the target was there already and was left alone."""
 
 
 def fetch_each(
@@ -305,28 +333,45 @@ def fetch_each(
     *,
     study: str | None = None,
     series: str | None = None,
+    patient: str | None = None,
+    instance_ids: Sequence[str] = (),
     overwrite: bool = False,
+    skip_existing: bool = False,
     progress: ProgressCallback | None = None,
 ) -> Iterator[FetchOutcome]:
-    """Fetch every PDF of a study or series into ``outdir`` under safe names, one by one.
+    """Fetch every PDF of a patient, study, series or list into ``outdir``, one by one.
 
-    A PDF that fails (its file refused, its document broken) is reported and the next one
-    fetched; an unreachable server ends the batch, since every further PDF would fail alike.
+    Names are safe and stable (series, instance number and title), so a re-run with
+    ``skip_existing`` fetches only what is missing. A PDF that fails (its file refused, its
+    document broken) is reported and the next one fetched; an unreachable server ends the
+    batch, since every further PDF would fail alike.
     """
     directory = Path(outdir)
-    instances = pdf_instances(client, study=study, series=series)
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise FileSystemError(
-            f"{directory}: cannot create the directory ({exc.strerror or exc})", errno=exc.errno
-        ) from None
+    found: list[PdfInstance | FetchOutcome] = []
+    if instance_ids:
+        # Named one by one, so that an unknown ID or an image is one failure among others.
+        for instance_id in instance_ids:
+            try:
+                found.extend(pdf_instances(client, instance_ids=[instance_id]))
+            except ServerUnreachableError:
+                raise
+            except Pdf2DcmError as error:
+                found.append(FetchOutcome(PdfInstance(instance_id, "", "", ""), "", error=error))
+    else:
+        found.extend(pdf_instances(client, study=study, series=series, patient=patient))
+    make_directory(directory)
     limit = name_max(directory) - TEMPORARY_NAME_EXTRA
     taken: set[str] = set()
-    for instance in instances:
+    for instance in found:
+        if isinstance(instance, FetchOutcome):
+            yield instance
+            continue
         target = directory / safe_file_name(instance, taken, limit)
         if target.resolve().parent != directory.resolve():
             raise AssertionError(f"unsafe file name {target}")
+        if skip_existing and os.path.lexists(target):
+            yield FetchOutcome(instance, str(target), skipped=True)
+            continue
         try:
             result = fetch_pdf(client, instance.id, target, overwrite=overwrite, progress=progress)
         except ServerUnreachableError:

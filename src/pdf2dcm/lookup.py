@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from pydicom.charset import convert_encodings, decode_bytes
 from pydicom.datadict import keyword_dict
 from pydicom.dataset import Dataset
 from pydicom.filereader import read_partial
@@ -260,7 +261,7 @@ def select_one(client: OrthancClient, selector: Selector) -> Patient | Study | S
     """
     if selector.orthanc_id is not None:
         resource = resolve_resource(client, selector.orthanc_id)
-        actual = _level_of(resource)
+        actual = level_of(resource)
         if actual != selector.level:
             raise InputError(
                 f"{selector.orthanc_id} is a {actual} on {client.settings.url}, not a "
@@ -291,7 +292,8 @@ def _plural(level: Level) -> str:
     return {"patient": "patients", "study": "studies", "series": "series"}[level]
 
 
-def _level_of(resource: Patient | Study | Series) -> Level:
+def level_of(resource: Patient | Study | Series) -> Level:
+    """``patient``, ``study`` or ``series``: what a resource is."""
     if isinstance(resource, Series):
         return "series"
     if isinstance(resource, Study):
@@ -460,3 +462,159 @@ _CANDIDATE_WORKLIST_KEYS = (
     "StudyInstanceUID",
     "RequestedProcedureDescription",
 )
+
+
+# --- listing documents ----------------------------------------------------------------------
+
+ENCAPSULATED_PDF_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.104.1"
+MAX_TITLE_READ = 16 * 1024
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    """One Encapsulated PDF on the server, with what a person recognises it by."""
+
+    id: str
+    parent_patient: str
+    parent_study: str
+    parent_series: str
+    sop_instance_uid: str
+    patient_id: str
+    patient_name: str
+    study_date: str
+    accession_number: str
+    document_title: str
+    content_date: str
+    size: int | None
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "ID": self.id,
+            "ParentPatient": self.parent_patient,
+            "ParentStudy": self.parent_study,
+            "ParentSeries": self.parent_series,
+            "SOPInstanceUID": self.sop_instance_uid,
+            "PatientID": self.patient_id,
+            "PatientName": self.patient_name,
+            "StudyDate": self.study_date,
+            "AccessionNumber": self.accession_number,
+            "DocumentTitle": self.document_title,
+            "ContentDate": self.content_date,
+            "size": self.size,
+        }
+
+
+def list_documents(
+    client: OrthancClient,
+    *,
+    patient: Selector | None = None,
+    study: Selector | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    title: str | None = None,
+    limit: int | None = None,
+) -> list[DocumentInfo]:
+    """The Encapsulated PDF documents on the server, newest study first.
+
+    Series are found through Orthanc's index (patient, study and date constraints), and a
+    series is looked into only when its first instance is of the Encapsulated PDF SOP class
+    (an indexed metadata read), so the cost follows the number of series and of documents,
+    never the number of images. ``since``/``until`` bound StudyDate (YYYYMMDD, inclusive);
+    ``title`` is a case-insensitive substring of DocumentTitle.
+    """
+    query: dict[str, str] = {}
+    for selector in (patient, study):
+        if selector is not None:
+            if selector.orthanc_id is not None:
+                query |= _identifying_query(client, selector)
+            else:
+                query |= dict(selector.query)
+    if since or until:
+        query["StudyDate"] = f"{since or ''}-{until or ''}"
+    series_list = [s for s in client.find("Series", query, expand=True) if isinstance(s, Series)]
+    studies: dict[str, Study] = {}
+    found: list[DocumentInfo] = []
+    for series in series_list:
+        if not series.instances:
+            continue
+        if (
+            client.instance_metadata(series.instances[0], "SopClassUid")
+            != ENCAPSULATED_PDF_SOP_CLASS
+        ):
+            continue
+        if series.parent_study not in studies:
+            studies[series.parent_study] = client.study(series.parent_study)
+        study_record = studies[series.parent_study]
+        for instance_id in series.instances:
+            if not _is_pdf(client, instance_id):
+                continue
+            info = _document(client, instance_id, series, study_record)
+            if title is None or title.casefold() in info.document_title.casefold():
+                found.append(info)
+    found.sort(key=lambda d: (d.study_date, d.content_date, d.id), reverse=True)
+    return found[:limit] if limit is not None else found
+
+
+def _is_pdf(client: OrthancClient, instance_id: str) -> bool:
+    """Whether Orthanc's index records the Encapsulated PDF SOP class for the instance."""
+    return client.instance_metadata(instance_id, "SopClassUid") == ENCAPSULATED_PDF_SOP_CLASS
+
+
+def _identifying_query(client: OrthancClient, selector: Selector) -> dict[str, str]:
+    """The DICOM identifiers of a resource named by its Orthanc ID, to query by."""
+    resource = select_one(client, selector)
+    if isinstance(resource, Study):
+        return {"StudyInstanceUID": resource.main_tags.get("StudyInstanceUID", "")}
+    if isinstance(resource, Patient):
+        return {"PatientID": resource.main_tags.get("PatientID", "")}
+    return {"SeriesInstanceUID": resource.main_tags.get("SeriesInstanceUID", "")}
+
+
+def _document(
+    client: OrthancClient, instance_id: str, series: Series, study: Study
+) -> DocumentInfo:
+    def text(tag: str) -> str:
+        try:
+            raw = client.instance_content(instance_id, tag, max_bytes=4096)
+        except NotFoundError:
+            return ""
+        return raw.decode("utf-8", "replace").rstrip(" \x00")
+
+    instance = client.instance(instance_id)
+    length = _raw(client, instance_id, "0042-0015")
+    return DocumentInfo(
+        id=instance_id,
+        parent_patient=study.parent_patient,
+        parent_study=study.id,
+        parent_series=series.id,
+        sop_instance_uid=instance.main_tags.get("SOPInstanceUID", ""),
+        patient_id=study.patient_main_tags.get("PatientID", ""),
+        patient_name=_decoded_text(client, instance_id, "0010-0010"),
+        study_date=study.main_tags.get("StudyDate", ""),
+        accession_number=study.main_tags.get("AccessionNumber", ""),
+        document_title=_decoded_text(client, instance_id, "0042-0010"),
+        content_date=text("0008-0023"),
+        size=int.from_bytes(length[:4], "little") if len(length) >= 4 else None,
+    )
+
+
+def _raw(client: OrthancClient, instance_id: str, tag: str) -> bytes:
+    try:
+        return client.instance_content(instance_id, tag, max_bytes=MAX_TITLE_READ)
+    except NotFoundError:
+        return b""
+
+
+def _decoded_text(client: OrthancClient, instance_id: str, tag: str) -> str:
+    """A text attribute decoded with the instance's own character set, as pydicom would.
+
+    Orthanc's JSON decodes some sets wrongly (ISO 2022), so names are read raw.
+    """
+    raw = _raw(client, instance_id, tag)
+    if not raw:
+        return ""
+    terms = _raw(client, instance_id, "0008-0005").decode("ascii", "replace").strip(" \x00")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        encodings = convert_encodings(terms.split("\\") if terms else None)
+        return decode_bytes(raw, encodings, set()).rstrip(" \x00")

@@ -58,6 +58,7 @@ def test_every_command_has_help_with_examples() -> None:
         "jobs resume",
         "jobs show",
         "jobs wait",
+        "ls",
         "upload",
     ]
     for path in paths:

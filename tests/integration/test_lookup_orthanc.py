@@ -307,3 +307,138 @@ def test_a_worklist_study_already_filed_under_another_patient_is_refused(
     assert code == CONFLICT, stderr
     assert "SOMEONE-ELSE" in stderr
     assert orthanc.instance_count() == before
+
+
+# --- fetch by the same selectors -----------------------------------------------------------
+
+
+def test_fetch_by_selector_with_skip_existing_and_wrong_levels(
+    orthanc: OrthancServer, archived: dict[str, Any], tmp_path: Path
+) -> None:
+    patient_id = pydicom.dcmread(archived["ACC-1"]["file"]).PatientID
+    outdir = tmp_path / "out"
+    first = run(
+        "fetch", "--url", orthanc.url, "--patient", f"PatientID={patient_id}", "-d", str(outdir)
+    )
+    assert first.exit_code == 0, first.stderr
+    written = sorted(p.name for p in outdir.iterdir())
+    assert len(written) >= 2
+    assert len(first.stdout.splitlines()) == len(written)
+    again = run(
+        "fetch",
+        "--url",
+        orthanc.url,
+        "--patient",
+        f"PatientID={patient_id}",
+        "-d",
+        str(outdir),
+        "--skip-existing",
+        "--json",
+    )
+    assert again.exit_code == 0, again.stderr
+    records = [json.loads(line) for line in again.stdout.splitlines()]
+    assert [r["skipped"] for r in records] == [True] * len(written)
+    (outdir / written[0]).unlink()
+    third = run(
+        "fetch",
+        "--url",
+        orthanc.url,
+        "--patient",
+        f"PatientID={patient_id}",
+        "-d",
+        str(outdir),
+        "--skip-existing",
+    )
+    assert third.exit_code == 0, third.stderr
+    assert sum("skipped" not in line for line in third.stdout.splitlines()) == 1
+    one = run(
+        "fetch", "--url", orthanc.url, "--study", "AccessionNumber=ACC-2", "-d", str(tmp_path / "s")
+    )
+    assert one.exit_code == 0, one.stderr
+    assert (tmp_path / "s").exists()
+    wrong = run(
+        "fetch",
+        "--url",
+        orthanc.url,
+        "--study",
+        archived["ACC-1"]["ParentSeries"],
+        "-d",
+        str(tmp_path / "w"),
+    )
+    assert wrong.exit_code == INPUT
+    assert "is a series" in wrong.stderr
+    several = run(
+        "fetch",
+        "--url",
+        orthanc.url,
+        archived["ACC-1"]["ID"],
+        archived["ACC-2"]["ID"],
+        "-d",
+        str(tmp_path / "ids"),
+    )
+    assert several.exit_code == 0, several.stderr
+    assert len(list((tmp_path / "ids").iterdir())) == 2
+
+
+def test_fetch_reports_each_failure_and_goes_on(
+    orthanc: OrthancServer, archived: dict[str, Any], tmp_path: Path
+) -> None:
+    outdir = tmp_path / "out"
+    result = run(
+        "fetch",
+        "--url",
+        orthanc.url,
+        archived["ACC-1"]["ID"],
+        "00000000-00000000-00000000-00000000-00000000",
+        archived["ACC-2"]["ID"],
+        "-d",
+        str(outdir),
+    )
+    assert result.exit_code == REFUSED
+    assert len(list(outdir.iterdir())) == 2
+    assert "instance 00000000-00000000-00000000-00000000-00000000 not found" in result.stderr
+    assert "1 of 3 files failed" in result.stderr
+
+
+# --- ls --------------------------------------------------------------------------------------
+
+
+def test_ls_filters_and_json(
+    orthanc: OrthancServer, archived: dict[str, Any], tmp_path: Path
+) -> None:
+    image = parent_object("ISO_IR 100", "Weiß^Anna", "399", PatientID="LK-P1")
+    ds = pydicom.dcmread(__import__("io").BytesIO(image))
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    del ds.EncapsulatedDocument
+    buffer = __import__("io").BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    store_parent(orthanc, buffer.getvalue())
+    result = run("ls", "--url", orthanc.url, "--patient", "PatientID=LK-P1")
+    assert result.exit_code == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    ids = {r["ID"] for r in records}
+    assert {archived["ACC-1"]["ID"], archived["ACC-2"]["ID"]} <= ids
+    assert all(r["PatientID"] == "LK-P1" for r in records)
+    assert all(r["PatientName"] == "Weiß^Anna" for r in records)
+    assert all(
+        r["size"] == 2000 for r in records if r["ID"] in {a["ID"] for a in archived.values()}
+    )
+    assert len(records) == len(ids)
+    titled = run(
+        "ls",
+        "--url",
+        orthanc.url,
+        "--patient",
+        "PatientID=LK-P1",
+        "--title",
+        "PARENT",
+        "--limit",
+        "1",
+    )
+    assert [json.loads(line)["DocumentTitle"] for line in titled.stdout.splitlines()] == ["parent"]
+    dated = run("ls", "--url", orthanc.url, "--since", "2030-01-01")
+    assert dated.exit_code == 0
+    assert dated.stdout == ""
+    bad = run("ls", "--url", orthanc.url, "--since", "2026-13-01")
+    assert bad.exit_code == INPUT

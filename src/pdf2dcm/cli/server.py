@@ -30,8 +30,12 @@ from .common import (
 from .jobs import wait_with_display
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from pdf2dcm.client import OrthancClient
     from pdf2dcm.dicom import ReferenceAttributes
+    from pdf2dcm.lookup import Selector
+    from pdf2dcm.progress import ProgressCallback
     from pdf2dcm.tags import ValidatedTags
     from pdf2dcm.upload import Method
 
@@ -361,76 +365,259 @@ def _is_dicom(name: str) -> bool:
 Examples:
   pdf2dcm fetch 1b3a6f13-fe07c53c-5e985968-59e2d3fe-46ae0c4b -o report.pdf
   pdf2dcm fetch 1b3a6f13-fe07c53c-5e985968-59e2d3fe-46ae0c4b -o - | sha256sum
-  pdf2dcm fetch --study 3e4024bc-a395a1e3-54254769-da9a9d72-b00f8968 -d reports/
+  pdf2dcm fetch --study AccessionNumber=A123 -d reports/
+  pdf2dcm fetch --patient PatientID=4711 -d 4711/ --skip-existing
 
 \b
 The PDF comes back byte for byte as stored (Orthanc's own /pdf route can drop its last
-byte); file names under -d are made safe from tag values and never leave the directory."""
+byte); file names under -d are made safe from tag values and never leave the directory.
+Each file is reported as written, skipped or failed; one failure does not stop the others."""
 )
-@click.argument("instance_id", required=False, metavar="[INSTANCE_ID]")
+@click.argument("instance_ids", nargs=-1, metavar="[INSTANCE_ID...]")
 @connection_options
-@click.option("-o", "--output", metavar="FILE", help="Output PDF, or '-' for stdout.")
-@click.option("--study", metavar="ORTHANC_ID", help="Fetch every PDF of this study.")
-@click.option("--series", metavar="ORTHANC_ID", help="Fetch every PDF of this series.")
+@click.option("-o", "--output", metavar="FILE", help="Output PDF for one instance; '-' for stdout.")
+@click.option(
+    "--study",
+    "study_terms",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Every PDF of the one study matching (AccessionNumber=..., or an Orthanc ID).",
+)
+@click.option(
+    "--patient",
+    "patient_terms",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Every PDF of the one patient matching (PatientID=..., or an Orthanc ID).",
+)
+@click.option(
+    "--series",
+    "series_terms",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Every PDF of the one series matching (SeriesInstanceUID=..., or an Orthanc ID).",
+)
 @click.option(
     "-d",
     "--outdir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Directory for --study/--series.",
+    help="Directory for several PDFs (created if missing).",
 )
 @click.option("--overwrite", is_flag=True, help="Replace outputs that already exist.")
+@click.option(
+    "--skip-existing", is_flag=True, help="With -d: leave files already there (incremental)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per PDF.")
 @click.option("--no-progress", is_flag=True, help="Never show a progress bar.")
 def fetch(
-    instance_id: str | None,
+    instance_ids: tuple[str, ...],
     connection: Connection,
     output: str | None,
-    study: str | None,
-    series: str | None,
+    study_terms: tuple[str, ...],
+    patient_terms: tuple[str, ...],
+    series_terms: tuple[str, ...],
     outdir: Path | None,
     overwrite: bool,
+    skip_existing: bool,
     as_json: bool,
     no_progress: bool,
 ) -> None:
-    """Get PDFs back from Orthanc: one instance, or all of a study or series."""
-    from pdf2dcm.fetch import fetch_all, fetch_pdf
+    """Get PDFs back from Orthanc: instances, or all of a patient, study or series."""
+    from pdf2dcm.lookup import parse_selector
 
-    chosen = [x for x in (instance_id, study, series) if x is not None]
-    if len(chosen) != 1:
-        raise click.UsageError("give one of INSTANCE_ID, --study or --series")
-    if instance_id is not None and outdir is not None:
-        raise click.UsageError("-d/--outdir goes with --study/--series; use -o for one instance")
-    if instance_id is None and output is not None:
-        raise click.UsageError("-o/--output takes one instance; use -d for --study/--series")
-    client = connection.open()
-    with client, progress_display(not no_progress, None) as progress:
-        if instance_id is not None:
-            target = output or f"{instance_id}.pdf"
-            if target == "-":
-                if as_json:
-                    raise click.UsageError("--json prints to stdout, which already carries the PDF")
-                refuse_terminal(sys.stdout, "a PDF")
-            result = fetch_pdf(
-                client,
-                instance_id,
-                stdout() if target == "-" else target,
-                overwrite=overwrite,
-                progress=progress,
-            )
-            results = [result]
-        else:
-            results = fetch_all(
-                client,
-                outdir or Path("."),
-                study=study,
-                series=series,
-                overwrite=overwrite,
-                progress=progress,
-            )
-            if not results:
-                say(f"no PDF documents in {'study ' + study if study else 'series ' + str(series)}")
-    for result in results:
+    given = [bool(instance_ids), bool(study_terms), bool(patient_terms), bool(series_terms)]
+    if sum(given) != 1:
+        raise click.UsageError("give INSTANCE_ID... or one of --study, --patient, --series")
+    single = len(instance_ids) == 1 and outdir is None
+    if not single and output is not None:
+        raise click.UsageError("-o/--output takes one instance; use -d for several PDFs")
+    if single and skip_existing:
+        raise click.UsageError("--skip-existing goes with -d")
+    if overwrite and skip_existing:
+        raise click.UsageError("give --overwrite or --skip-existing, not both")
+    selectors = [
+        parse_selector(level, terms)  # type: ignore[arg-type]
+        for level, terms in (
+            ("study", study_terms),
+            ("patient", patient_terms),
+            ("series", series_terms),
+        )
+        if terms
+    ]
+    with connection.open() as client, progress_display(not no_progress, None) as progress:
+        if single:
+            _fetch_one(client, instance_ids[0], output, overwrite, as_json, progress)
+            return
+        _fetch_many(
+            client,
+            outdir or Path("."),
+            instance_ids,
+            selectors[0] if selectors else None,
+            overwrite=overwrite,
+            skip_existing=skip_existing,
+            as_json=as_json,
+            progress=progress,
+        )
+
+
+def _fetch_one(
+    client: OrthancClient,
+    instance_id: str,
+    output: str | None,
+    overwrite: bool,
+    as_json: bool,
+    progress: ProgressCallback | None,
+) -> None:
+    from pdf2dcm.fetch import fetch_pdf
+
+    target = output or f"{instance_id}.pdf"
+    if target == "-":
         if as_json:
-            print_json(result.as_json())
-        elif result.output is not None:
+            raise click.UsageError("--json prints to stdout, which already carries the PDF")
+        refuse_terminal(sys.stdout, "a PDF")
+    result = fetch_pdf(
+        client,
+        instance_id,
+        stdout() if target == "-" else target,
+        overwrite=overwrite,
+        progress=progress,
+    )
+    if as_json:
+        print_json(result.as_json())
+    elif result.output is not None:
+        click.echo(f"{result.id} -> {result.output} ({size_text(result.size)} PDF)")
+
+
+def _fetch_many(
+    client: OrthancClient,
+    outdir: Path,
+    instance_ids: Sequence[str],
+    selector: Selector | None,
+    *,
+    overwrite: bool,
+    skip_existing: bool,
+    as_json: bool,
+    progress: ProgressCallback | None,
+) -> None:
+    """Every PDF selected, each reported as written, skipped or failed; then the summary."""
+    from pdf2dcm.fetch import fetch_each
+    from pdf2dcm.lookup import level_of, select_one
+
+    where: dict[str, str] = {}
+    if selector is not None:
+        resource = select_one(client, selector)
+        where[level_of(resource)] = resource.id
+    failures: list[err.Pdf2DcmError] = []
+    count = 0
+    for outcome in fetch_each(
+        client,
+        outdir,
+        instance_ids=instance_ids,
+        overwrite=overwrite,
+        skip_existing=skip_existing,
+        progress=progress,
+        **where,
+    ):
+        count += 1
+        if outcome.error is not None:
+            say(f"error: {outcome.error}")
+            failures.append(outcome.error)
+        elif as_json:
+            record = outcome.result.as_json() if outcome.result else {"ID": outcome.instance.id}
+            print_json(record | {"output": outcome.target, "skipped": outcome.skipped})
+        elif outcome.skipped:
+            click.echo(f"{outcome.instance.id} -> {outcome.target} (exists, skipped)")
+        elif outcome.result is not None:
+            result = outcome.result
             click.echo(f"{result.id} -> {result.output} ({size_text(result.size)} PDF)")
+    if count == 0:
+        say(f"no PDF documents in {selector.level if selector else 'the instances'} {selector}")
+    end_batch(failures, count)
+
+
+# --- ls --------------------------------------------------------------------------------------
+
+
+def _date_option(value: str | None, flag: str) -> str | None:
+    """YYYYMMDD or YYYY-MM-DD, checked as a calendar date."""
+    if value is None:
+        return None
+    import datetime as dt
+
+    text = value.replace("-", "")
+    try:
+        dt.datetime.strptime(text, "%Y%m%d")
+    except ValueError:
+        raise click.UsageError(f"{flag} {value!r} is not a date YYYYMMDD or YYYY-MM-DD") from None
+    return text
+
+
+@cli.command(
+    "ls",
+    epilog="""\b
+Examples:
+  pdf2dcm ls --patient PatientID=4711
+  pdf2dcm ls --study AccessionNumber=A123 --json | jq -r .ID
+  pdf2dcm ls --since 2026-01-01 --title consent --limit 20
+
+\b
+Only Encapsulated PDF documents are listed, whatever their Modality, newest study first.
+On a terminal: a table; otherwise (or with --json) one JSON object per document.""",
+)
+@connection_options
+@click.option(
+    "--patient", "patient_terms", multiple=True, metavar="KEY=VALUE", help="Only this patient."
+)
+@click.option("--study", "study_terms", multiple=True, metavar="KEY=VALUE", help="Only this study.")
+@click.option("--since", metavar="DATE", help="StudyDate on or after DATE (YYYYMMDD).")
+@click.option("--until", metavar="DATE", help="StudyDate on or before DATE (YYYYMMDD).")
+@click.option("--title", metavar="TEXT", help="DocumentTitle contains TEXT (any case).")
+@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="At most N documents.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per document.")
+def ls(
+    connection: Connection,
+    patient_terms: tuple[str, ...],
+    study_terms: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    title: str | None,
+    limit: int | None,
+    as_json: bool,
+) -> None:
+    """List the PDF documents on the server."""
+    from pdf2dcm.lookup import list_documents, parse_selector
+
+    patient = parse_selector("patient", patient_terms) if patient_terms else None
+    study = parse_selector("study", study_terms) if study_terms else None
+    with connection.open() as client:
+        documents = list_documents(
+            client,
+            patient=patient,
+            study=study,
+            since=_date_option(since, "--since"),
+            until=_date_option(until, "--until"),
+            title=title,
+            limit=limit,
+        )
+    if as_json or not sys.stdout.isatty():
+        for document in documents:
+            print_json(document.as_json())
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("PatientID", "PatientName", "StudyDate", "AccessionNumber", "DocumentTitle")
+    table.add_column("Size", justify="right")
+    table.add_column("Instance", no_wrap=True)
+    for document in documents:
+        table.add_row(
+            document.patient_id,
+            document.patient_name,
+            document.study_date,
+            document.accession_number,
+            document.document_title,
+            size_text(document.size) if document.size is not None else "",
+            document.id,
+        )
+    Console().print(table)
+    say(f"{len(documents)} document{'' if len(documents) == 1 else 's'}")
