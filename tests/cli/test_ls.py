@@ -1,0 +1,198 @@
+"""pdf2dcm ls in the fast loop: a routing fake Orthanc, JSON through CliRunner, a table on a pty."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from pdf2dcm.cli import cli
+
+PDF_CLASS = b"1.2.840.10008.5.1.4.1.1.104.1"
+PATIENT = "0946fcb6-cf12ab43-bad958c1-bf057ad5-0fc6f54c"
+STUDY = "27f7126f-4f66fb14-03f4081b-f9341db2-53925988"
+SERIES = (
+    "11111111-4f66fb14-03f4081b-f9341db2-53925988",
+    "22222222-4f66fb14-03f4081b-f9341db2-53925988",
+)
+PDFS = (
+    "aaaaaaaa-4f66fb14-03f4081b-f9341db2-53925988",
+    "bbbbbbbb-4f66fb14-03f4081b-f9341db2-53925988",
+)
+IMAGE = "cccccccc-4f66fb14-03f4081b-f9341db2-53925988"
+
+
+def _routes() -> dict[tuple[str, str], bytes]:
+    study = {
+        "ID": STUDY,
+        "ParentPatient": PATIENT,
+        "MainDicomTags": {"StudyDate": "20260115", "AccessionNumber": "A123"},
+        "PatientMainDicomTags": {"PatientID": "4711", "PatientName": "M?ller"},
+        "Series": list(SERIES),
+        "Type": "Study",
+    }
+    series = [
+        {
+            "ID": SERIES[0],
+            "ParentStudy": STUDY,
+            "MainDicomTags": {},
+            "Instances": list(PDFS),
+            "Type": "Series",
+        },
+        {
+            "ID": SERIES[1],
+            "ParentStudy": STUDY,
+            "MainDicomTags": {},
+            "Instances": [IMAGE],
+            "Type": "Series",
+        },
+    ]
+    routes: dict[tuple[str, str], bytes] = {
+        ("POST", "/tools/find"): json.dumps(series).encode(),
+        ("GET", f"/studies/{STUDY}"): json.dumps(study).encode(),
+        ("GET", f"/instances/{IMAGE}/metadata/SopClassUid"): b"1.2.840.10008.5.1.4.1.1.7",
+    }
+    for number, instance in enumerate(PDFS, start=1):
+        routes |= {
+            ("GET", f"/instances/{instance}/metadata/SopClassUid"): PDF_CLASS,
+            ("GET", f"/instances/{instance}"): json.dumps(
+                {
+                    "ID": instance,
+                    "ParentSeries": SERIES[0],
+                    "MainDicomTags": {"SOPInstanceUID": f"1.2.3.{number}"},
+                    "Type": "Instance",
+                }
+            ).encode(),
+            ("GET", f"/instances/{instance}/content/0042-0015"): (1000 * number).to_bytes(
+                4, "little"
+            ),
+            ("GET", f"/instances/{instance}/content/0042-0010"): f"Consent {number} ".encode(
+                "latin-1"
+            ),
+            ("GET", f"/instances/{instance}/content/0008-0005"): b"ISO_IR 100",
+            ("GET", f"/instances/{instance}/content/0010-0010"): "Müller^Jürgen".encode("latin-1")
+            + b" ",
+            ("GET", f"/instances/{instance}/content/0008-0023"): f"2026011{number}".encode(),
+        }
+    return routes
+
+
+class _Routed(ThreadingHTTPServer):
+    routes: dict[tuple[str, str], bytes]
+    asked: list[tuple[str, str, bytes]]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Routed
+
+    def _answer(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.server.asked.append((self.command, self.path, body))
+        payload = self.server.routes.get((self.command, self.path))
+        status = 200 if payload is not None else 404
+        payload = payload if payload is not None else b'{"Message": "Unknown resource"}'
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def fake() -> Iterator[_Routed]:
+    server = _Routed(("127.0.0.1", 0), _Handler)
+    server.routes, server.asked = _routes(), []
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def _url(server: _Routed) -> str:
+    host, port = server.server_address[:2]
+    return f"http://{host!s}:{port}"
+
+
+def test_ls_json_lists_only_pdfs_newest_first_with_decoded_names(fake: _Routed) -> None:
+    result = CliRunner().invoke(
+        cli, ["ls", "--url", _url(fake), "--patient", "PatientID=4711", "--since", "2026-01-01"]
+    )
+    assert result.exit_code == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["ID"] for r in records] == [PDFS[1], PDFS[0]]
+    assert records[0] == {
+        "ID": PDFS[1],
+        "ParentPatient": PATIENT,
+        "ParentStudy": STUDY,
+        "ParentSeries": SERIES[0],
+        "SOPInstanceUID": "1.2.3.2",
+        "PatientID": "4711",
+        "PatientName": "Müller^Jürgen",
+        "StudyDate": "20260115",
+        "AccessionNumber": "A123",
+        "DocumentTitle": "Consent 2",
+        "ContentDate": "20260112",
+        "size": 2000,
+    }
+    find = json.loads(next(body for method, path, body in fake.asked if path == "/tools/find"))
+    assert find["Level"] == "Series"
+    assert find["Query"] == {"PatientID": "4711", "StudyDate": "20260101-"}
+    # The image series is judged by its first instance's indexed SOP class, and no further.
+    assert not [p for _m, p, _b in fake.asked if p.startswith(f"/instances/{IMAGE}/content")]
+
+
+def test_ls_title_filter_and_limit(fake: _Routed) -> None:
+    result = CliRunner().invoke(
+        cli, ["ls", "--url", _url(fake), "--title", "CONSENT 1", "--limit", "5", "--json"]
+    )
+    assert result.exit_code == 0, result.stderr
+    assert [json.loads(line)["ID"] for line in result.stdout.splitlines()] == [PDFS[0]]
+
+
+def test_ls_draws_a_table_on_a_terminal(fake: _Routed) -> None:
+    primary, secondary = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORTHANC_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pdf2dcm", "ls", "--url", _url(fake)],
+        stdout=secondary,
+        stderr=subprocess.PIPE,
+        env=env | {"COLUMNS": "200", "TERM": "xterm", "NO_COLOR": "1"},
+    )
+    os.close(secondary)
+    received = b""
+    while True:
+        ready, _, _ = select.select([primary], [], [], 30)
+        if not ready:
+            break
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        received += chunk
+    _out, err = process.communicate(timeout=30)
+    os.close(primary)
+    assert process.returncode == 0, err
+    screen = received.decode("utf-8")
+    assert "PatientID" in screen
+    assert "DocumentTitle" in screen
+    assert "Müller^Jürgen" in screen
+    assert PDFS[0] in screen
+    assert "2.0 KiB" in screen
+    assert err.decode().strip() == "pdf2dcm: 2 documents"
