@@ -316,9 +316,16 @@ def test_evicted_job_is_reported(tmp_path: Path) -> None:
         assert "dropped from the job history" in result.stderr
 
 
-@pytest.mark.parametrize("cancel", [False, True])
+@pytest.mark.parametrize(
+    ("cancel", "stop", "code"),
+    [
+        (False, signal.SIGINT, 130),
+        (True, signal.SIGINT, 130),
+        (True, signal.SIGTERM, 143),
+    ],
+)
 def test_interrupt_stops_waiting_and_cancels_only_when_asked(
-    busy: tuple[OrthancServer, str], cancel: bool
+    busy: tuple[OrthancServer, str], cancel: bool, stop: signal.Signals, code: int
 ) -> None:
     server, instance = busy
     job = pending_job(server, instance)
@@ -327,9 +334,9 @@ def test_interrupt_stops_waiting_and_cancels_only_when_asked(
         command.append("--cancel-on-interrupt")
     waiter = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(1.5)
-    waiter.send_signal(signal.SIGINT)
+    waiter.send_signal(stop)
     _out, err = waiter.communicate(timeout=30)
-    assert waiter.returncode == 130
+    assert waiter.returncode == code
     state = requests.get(f"{server.url}/jobs/{job}", timeout=10).json()
     if cancel:
         assert err.strip().endswith(f"pdf2dcm: interrupted; cancel requested for {job}")

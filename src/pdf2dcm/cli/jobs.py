@@ -11,7 +11,7 @@ import click
 
 from pdf2dcm import errors as err
 
-from .app import ExitStatus, cli, exit_status_for, say
+from .app import ExitStatus, Terminated, cli, exit_status_for, say
 from .common import (
     Connection,
     connection_options,
@@ -180,7 +180,9 @@ def wait_with_display(
             return wait_for_jobs(
                 client, job_ids, timeout=wait_timeout, interval=interval, on_status=on_status
             )
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, Terminated) as stop:
+            # A SIGTERM from `timeout` or a service manager is an interruption too.
+            code = 128 + stop.signum if isinstance(stop, Terminated) else ExitStatus.INTERRUPTED
             if cancel_on_interrupt:
                 for job_id in job_ids:
                     with contextlib.suppress(err.Pdf2DcmError):
@@ -188,7 +190,7 @@ def wait_with_display(
                 say("interrupted; cancel requested for " + ", ".join(job_ids))
             else:
                 say("interrupted; the jobs go on in Orthanc: " + ", ".join(job_ids))
-            raise click.exceptions.Exit(ExitStatus.INTERRUPTED) from None
+            raise click.exceptions.Exit(code) from None
 
 
 @jobs.command(
