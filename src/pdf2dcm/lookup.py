@@ -14,6 +14,7 @@ import dataclasses
 import io
 import warnings
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
@@ -22,7 +23,7 @@ from pydicom.datadict import keyword_dict
 from pydicom.dataset import Dataset
 from pydicom.filereader import read_partial
 
-from .client import OrthancClient, Patient, Series, Study, path_segment, shown
+from .client import Instance, OrthancClient, Patient, Series, Study, path_segment, shown
 from .dicom import ReferenceAttributes, reference_from_header
 from .errors import (
     InputError,
@@ -468,6 +469,8 @@ _CANDIDATE_WORKLIST_KEYS = (
 
 ENCAPSULATED_PDF_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.104.1"
 MAX_TITLE_READ = 16 * 1024
+LIST_WORKERS = 8
+"""Requests ``ls`` keeps in flight: Orthanc answers index reads in parallel."""
 
 
 @dataclass(frozen=True)
@@ -532,25 +535,31 @@ def list_documents(
     if since or until:
         query["StudyDate"] = f"{since or ''}-{until or ''}"
     series_list = [s for s in client.find("Series", query, expand=True) if isinstance(s, Series)]
-    studies: dict[str, Study] = {}
-    found: list[DocumentInfo] = []
-    for series in series_list:
-        if not series.instances:
-            continue
-        if (
-            client.instance_metadata(series.instances[0], "SopClassUid")
-            != ENCAPSULATED_PDF_SOP_CLASS
-        ):
-            continue
-        if series.parent_study not in studies:
-            studies[series.parent_study] = client.study(series.parent_study)
-        study_record = studies[series.parent_study]
-        for instance_id in series.instances:
-            if not _is_pdf(client, instance_id):
-                continue
-            info = _document(client, instance_id, series, study_record)
-            if title is None or title.casefold() in info.document_title.casefold():
-                found.append(info)
+    with ThreadPoolExecutor(max_workers=LIST_WORKERS) as pool:
+        # Each series costs one indexed read; only series of PDFs are looked into further.
+        first_is_pdf = list(
+            pool.map(lambda s: bool(s.instances) and _is_pdf(client, s.instances[0]), series_list)
+        )
+        pdf_series = [s for s, keep in zip(series_list, first_is_pdf, strict=True) if keep]
+        study_ids = list(dict.fromkeys(s.parent_study for s in pdf_series))
+        studies = dict(zip(study_ids, pool.map(client.study, study_ids), strict=True))
+        work = [
+            (instance, series)
+            for series, instances in zip(
+                pdf_series,
+                pool.map(lambda s: client.series_instances(s.id), pdf_series),
+                strict=True,
+            )
+            for instance in instances
+        ]
+        documents = pool.map(
+            lambda item: _document(client, item[0], item[1], studies[item[1].parent_study]), work
+        )
+        found = [
+            d
+            for d in documents
+            if d is not None and (title is None or title.casefold() in d.document_title.casefold())
+        ]
     found.sort(key=lambda d: (d.study_date, d.content_date, d.id), reverse=True)
     return found[:limit] if limit is not None else found
 
@@ -571,29 +580,25 @@ def _identifying_query(client: OrthancClient, selector: Selector) -> dict[str, s
 
 
 def _document(
-    client: OrthancClient, instance_id: str, series: Series, study: Study
-) -> DocumentInfo:
-    def text(tag: str) -> str:
-        try:
-            raw = client.instance_content(instance_id, tag, max_bytes=4096)
-        except NotFoundError:
-            return ""
-        return raw.decode("utf-8", "replace").rstrip(" \x00")
-
-    instance = client.instance(instance_id)
-    length = _raw(client, instance_id, "0042-0015")
+    client: OrthancClient, instance: Instance, series: Series, study: Study
+) -> DocumentInfo | None:
+    """What ``ls`` shows of one instance, or None when it is not a PDF."""
+    if not _is_pdf(client, instance.id):
+        return None
+    charset = _raw(client, instance.id, "0008-0005").decode("ascii", "replace").strip(" \x00")
+    length = _raw(client, instance.id, "0042-0015")
     return DocumentInfo(
-        id=instance_id,
+        id=instance.id,
         parent_patient=study.parent_patient,
         parent_study=study.id,
         parent_series=series.id,
         sop_instance_uid=instance.main_tags.get("SOPInstanceUID", ""),
         patient_id=study.patient_main_tags.get("PatientID", ""),
-        patient_name=_decoded_text(client, instance_id, "0010-0010"),
+        patient_name=_decoded(_raw(client, instance.id, "0010-0010"), charset),
         study_date=study.main_tags.get("StudyDate", ""),
         accession_number=study.main_tags.get("AccessionNumber", ""),
-        document_title=_decoded_text(client, instance_id, "0042-0010"),
-        content_date=text("0008-0023"),
+        document_title=_decoded(_raw(client, instance.id, "0042-0010"), charset),
+        content_date=_raw(client, instance.id, "0008-0023").decode("ascii", "replace").strip(),
         size=int.from_bytes(length[:4], "little") if len(length) >= 4 else None,
     )
 
@@ -605,16 +610,14 @@ def _raw(client: OrthancClient, instance_id: str, tag: str) -> bytes:
         return b""
 
 
-def _decoded_text(client: OrthancClient, instance_id: str, tag: str) -> str:
-    """A text attribute decoded with the instance's own character set, as pydicom would.
+def _decoded(raw: bytes, charset: str) -> str:
+    """Text decoded with the instance's own character set, as pydicom would.
 
     Orthanc's JSON decodes some sets wrongly (ISO 2022), so names are read raw.
     """
-    raw = _raw(client, instance_id, tag)
     if not raw:
         return ""
-    terms = _raw(client, instance_id, "0008-0005").decode("ascii", "replace").strip(" \x00")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        encodings = convert_encodings(terms.split("\\") if terms else None)
+        encodings = convert_encodings(charset.split("\\") if charset else None)
         return decode_bytes(raw, encodings, set()).rstrip(" \x00")

@@ -61,18 +61,21 @@ def _routes() -> dict[tuple[str, str], bytes]:
         ("POST", "/tools/find"): json.dumps(series).encode(),
         ("GET", f"/studies/{STUDY}"): json.dumps(study).encode(),
         ("GET", f"/instances/{IMAGE}/metadata/SopClassUid"): b"1.2.840.10008.5.1.4.1.1.7",
-    }
-    for number, instance in enumerate(PDFS, start=1):
-        routes |= {
-            ("GET", f"/instances/{instance}/metadata/SopClassUid"): PDF_CLASS,
-            ("GET", f"/instances/{instance}"): json.dumps(
+        ("GET", f"/series/{SERIES[0]}/instances"): json.dumps(
+            [
                 {
                     "ID": instance,
                     "ParentSeries": SERIES[0],
                     "MainDicomTags": {"SOPInstanceUID": f"1.2.3.{number}"},
                     "Type": "Instance",
                 }
-            ).encode(),
+                for number, instance in enumerate(PDFS, start=1)
+            ]
+        ).encode(),
+    }
+    for number, instance in enumerate(PDFS, start=1):
+        routes |= {
+            ("GET", f"/instances/{instance}/metadata/SopClassUid"): PDF_CLASS,
             ("GET", f"/instances/{instance}/content/0042-0015"): (1000 * number).to_bytes(
                 4, "little"
             ),
