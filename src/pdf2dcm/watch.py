@@ -226,8 +226,8 @@ class Inbox:
         for relative, signature in present.items():
             seen = self._seen.get(relative)
             if seen is None or seen.signature != signature:
-                self._seen[relative] = _Seen(signature, now)
-            elif now - seen.since >= self.settle and _opens(self.root / relative):
+                seen = self._seen[relative] = _Seen(signature, now)
+            if now - seen.since >= self.settle and _opens(self.root / relative):
                 ready.append(relative)
         for gone in set(self._seen) - set(present):
             del self._seen[gone]
@@ -620,6 +620,7 @@ class Journal:
             "file": event.file,
             "sha256": event.sha256,
             "status": event.status,
+            "Status": event.result.status if event.result else None,
             "ID": event.result.id if event.result else None,
             "StudyInstanceUID": event.study_instance_uid,
             "destination": event.destination,

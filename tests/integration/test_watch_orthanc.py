@@ -104,6 +104,7 @@ def test_pattern_sidecar_done_folder_and_journal(orthanc: OrthancServer, tmp_pat
         "file",
         "sha256",
         "status",
+        "Status",
         "ID",
         "StudyInstanceUID",
         "destination",

@@ -1,0 +1,182 @@
+"""``pdf2dcm watch`` as a running process: slow writers, a server that goes away, kill -9,
+SIGTERM. Each test starts its own Orthanc, since it counts, stops or restarts it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.orthanc import OrthancServer
+from tests.pdfs import make_pdf
+
+SETTLE = "0.5"
+
+
+@pytest.fixture
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrthancServer]:
+    with OrthancServer(tmp_path_factory.mktemp("orthanc")) as started:
+        yield started
+
+
+def start_watch(server: OrthancServer, root: Path, *args: str) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "pdf2dcm", "watch", str(root / "in"), "--url", server.url]
+    command += ["--done", str(root / "done"), "--failed", str(root / "failed"), *args]
+    log = (root / "stderr.log").open("ab")
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def files(folder: Path) -> list[str]:
+    if not folder.exists():
+        return []
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+def stop(process: subprocess.Popen[bytes]) -> tuple[int, list[dict[str, object]]]:
+    process.send_signal(signal.SIGTERM)
+    out, _ = process.communicate(timeout=60)
+    return process.returncode, [json.loads(line) for line in out.decode().splitlines()]
+
+
+def test_a_slow_writer_is_never_taken_early(server: OrthancServer, tmp_path: Path) -> None:
+    """Written in pieces 0.3 s apart for 5 s (settle 0.5 s): taken whole, once."""
+    (tmp_path / "in").mkdir()
+    watcher = start_watch(server, tmp_path, "--settle", SETTLE, "--json", "--tag", "PatientID=S")
+    try:
+        data = make_pdf(170_000, seed=7)
+        pieces = [data[i : i + 10_000] for i in range(0, len(data), 10_000)]
+        target = tmp_path / "in" / "slow.pdf"
+        with target.open("wb") as handle:
+            for piece in pieces:
+                handle.write(piece)
+                handle.flush()
+                time.sleep(0.3)
+                assert target.exists(), "taken while still being written"
+        wait_for(lambda: files(tmp_path / "done") == ["slow.pdf"], 20, "the slow file to be done")
+    finally:
+        code, events = stop(watcher)
+    assert code == 0
+    assert [e["Outcome"] for e in events] == ["stored"]
+    assert events[0]["sha256"] == hashlib.sha256(data).hexdigest()
+    assert files(tmp_path / "failed") == []
+    assert server.instance_count() == 1
+
+
+def test_files_wait_while_the_server_is_down_then_go(server: OrthancServer, tmp_path: Path) -> None:
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    for number in range(5):
+        (inbox / f"before{number}.pdf").write_bytes(make_pdf(3000, seed=1000 + number))
+    watcher = start_watch(server, tmp_path, "--settle", "0.2", "--json", "--tag", "PatientID=O")
+    try:
+        wait_for(lambda: len(files(tmp_path / "done")) == 5, 20, "the first files")
+        server.stop()
+        for number in range(5):
+            (inbox / f"during{number}.pdf").write_bytes(make_pdf(3000, seed=2000 + number))
+        time.sleep(10)
+        assert len(files(inbox)) == 5, "files moved while the server was down"
+        server.start()
+        wait_for(lambda: files(inbox) == [], 60, "the inbox to empty after the restart")
+    finally:
+        code, events = stop(watcher)
+    assert code == 0
+    assert files(tmp_path / "failed") == []
+    assert server.instance_count() == 10
+    retries = [e for e in events if e["Outcome"] == "retry"]
+    assert retries, "no retry was reported while the server was down"
+    assert all(str(e["input"]).startswith("during") for e in retries)
+    assert sorted(str(e["input"]) for e in events if e["Outcome"] == "stored") == sorted(
+        [f"before{n}.pdf" for n in range(5)] + [f"during{n}.pdf" for n in range(5)]
+    )
+    stderr = (tmp_path / "stderr.log").read_text(encoding="utf-8")
+    assert "; left in the inbox, next try in " in stderr
+
+
+def test_kill_9_at_any_moment_loses_and_duplicates_nothing(
+    server: OrthancServer, tmp_path: Path
+) -> None:
+    """200 files; the watcher is killed 0.3 to 0.6 s after each start, then left to finish."""
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    for number in range(200):
+        (inbox / f"doc{number:03}.pdf").write_bytes(make_pdf(2000, seed=5000 + number))
+    (inbox / "doc000.json").write_text('{"PatientName": "Side^Car"}', encoding="utf-8")
+    journal = tmp_path / "journal.jsonl"
+    chooser = random.Random(9)
+    kills = 0
+    deadline = time.monotonic() + 120
+    while files(inbox) and time.monotonic() < deadline:
+        watcher = start_watch(
+            server, tmp_path, "--settle", "0", "--concurrency", "4", "--log", str(journal)
+        )
+        time.sleep(chooser.uniform(0.3, 0.6))
+        if watcher.poll() is None:
+            watcher.kill()
+            kills += 1
+        watcher.wait(timeout=30)
+        if kills >= 12:
+            break
+    watcher = start_watch(server, tmp_path, "--settle", "0", "--once")
+    assert watcher.wait(timeout=120) == 0
+    assert kills >= 5
+    assert files(inbox) == []
+    assert files(tmp_path / "failed") == []
+    done = files(tmp_path / "done")
+    assert done == sorted([f"doc{n:03}.pdf" for n in range(200)] + ["doc000.json"])
+    assert server.instance_count() == 200
+    names = [
+        server.get(f"/instances/{i}/simplified-tags").json().get("PatientName", "")
+        for i in server.get("/instances").json()
+    ]
+    assert names.count("Side^Car") == 1
+    stored = [json.loads(line) for line in journal.read_text(encoding="utf-8").splitlines()]
+    journaled = {line["file"] for line in stored if line["status"] == "stored"}
+    assert journaled
+    assert journaled <= set(done)
+
+
+def test_sigterm_finishes_the_file_in_hand(server: OrthancServer, tmp_path: Path) -> None:
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    big = inbox / "a-big.pdf"
+    with big.open("wb") as handle:
+        handle.write(b"%PDF-1.4\n")
+        handle.truncate(150 * 1024 * 1024)
+        handle.seek(0, os.SEEK_END)
+        handle.write(b"\n%%EOF\n")
+    (inbox / "b-next.pdf").write_bytes(make_pdf(3000, seed=77))
+    watcher = start_watch(
+        server, tmp_path, "--settle", "0", "--concurrency", "1", "--json", "--tag", "PatientID=T"
+    )
+    fd_folder = Path(f"/proc/{watcher.pid}/fd")
+
+    def holds_big() -> bool:
+        try:
+            return any(os.readlink(fd_folder / fd) == str(big) for fd in os.listdir(fd_folder))
+        except OSError:
+            return False
+
+    wait_for(holds_big, 30, "the watcher to open the big file")
+    code, events = stop(watcher)
+    assert code == 0
+    assert [(e["input"], e["Outcome"]) for e in events] == [("a-big.pdf", "stored")]
+    assert files(tmp_path / "done") == ["a-big.pdf"]
+    assert files(inbox) == ["b-next.pdf"]
+    assert server.instance_count() == 1
