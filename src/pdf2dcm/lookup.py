@@ -18,7 +18,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
-from pydicom.charset import convert_encodings, decode_bytes
 from pydicom.datadict import keyword_dict
 from pydicom.dataset import Dataset
 from pydicom.filereader import read_partial
@@ -470,6 +469,8 @@ _CANDIDATE_WORKLIST_KEYS = (
 ENCAPSULATED_PDF_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.104.1"
 MAX_TITLE_READ = 16 * 1024
 LIST_WORKERS = 8
+LIST_HEADER_BYTES = 64 * 1024
+"""How much of a stored document's file ``ls`` reads: the attributes before the PDF."""
 """Requests ``ls`` keeps in flight: Orthanc answers index reads in parallel."""
 
 
@@ -582,10 +583,14 @@ def _identifying_query(client: OrthancClient, selector: Selector) -> dict[str, s
 def _document(
     client: OrthancClient, instance: Instance, series: Series, study: Study
 ) -> DocumentInfo | None:
-    """What ``ls`` shows of one instance, or None when it is not a PDF."""
-    if not _is_pdf(client, instance.id):
+    """What ``ls`` shows of one instance, or None when it is not a PDF.
+
+    The attributes before the document come from the beginning of the stored file, decoded
+    by pydicom with the object's own character set; only the length is asked for apart.
+    """
+    header = _parse_header(client.instance_header_bytes(instance.id, LIST_HEADER_BYTES))
+    if header is None or str(header.get("SOPClassUID", "")) != ENCAPSULATED_PDF_SOP_CLASS:
         return None
-    charset = _raw(client, instance.id, "0008-0005").decode("ascii", "replace").strip(" \x00")
     length = _raw(client, instance.id, "0042-0015")
     return DocumentInfo(
         id=instance.id,
@@ -594,13 +599,32 @@ def _document(
         parent_series=series.id,
         sop_instance_uid=instance.main_tags.get("SOPInstanceUID", ""),
         patient_id=study.patient_main_tags.get("PatientID", ""),
-        patient_name=_decoded(_raw(client, instance.id, "0010-0010"), charset),
+        patient_name=_text(header, "PatientName"),
         study_date=study.main_tags.get("StudyDate", ""),
         accession_number=study.main_tags.get("AccessionNumber", ""),
-        document_title=_decoded(_raw(client, instance.id, "0042-0010"), charset),
-        content_date=_raw(client, instance.id, "0008-0023").decode("ascii", "replace").strip(),
+        document_title=_text(header, "DocumentTitle"),
+        content_date=_text(header, "ContentDate"),
         size=int.from_bytes(length[:4], "little") if len(length) >= 4 else None,
     )
+
+
+def _parse_header(data: bytes) -> Dataset | None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            header = read_partial(
+                io.BytesIO(data), stop_when=lambda tag, _vr, _length: tag >= _DOCUMENT_TAG
+            )
+            for element in header:
+                _ = element.value
+        except (EOFError, OSError, ValueError, KeyError, TypeError, IndexError):
+            return None
+    return header
+
+
+def _text(header: Dataset, keyword: str) -> str:
+    value = header.get(keyword)
+    return "" if value is None else str(value).rstrip(" \x00")
 
 
 def _raw(client: OrthancClient, instance_id: str, tag: str) -> bytes:
@@ -608,16 +632,3 @@ def _raw(client: OrthancClient, instance_id: str, tag: str) -> bytes:
         return client.instance_content(instance_id, tag, max_bytes=MAX_TITLE_READ)
     except NotFoundError:
         return b""
-
-
-def _decoded(raw: bytes, charset: str) -> str:
-    """Text decoded with the instance's own character set, as pydicom would.
-
-    Orthanc's JSON decodes some sets wrongly (ISO 2022), so names are read raw.
-    """
-    if not raw:
-        return ""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        encodings = convert_encodings(charset.split("\\") if charset else None)
-        return decode_bytes(raw, encodings, set()).rstrip(" \x00")

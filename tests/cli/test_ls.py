@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pty
@@ -15,8 +16,11 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian
 
 from pdf2dcm.cli import cli
+from tests.pdfs import make_pdf
 
 PDF_CLASS = b"1.2.840.10008.5.1.4.1.1.104.1"
 PATIENT = "0946fcb6-cf12ab43-bad958c1-bf057ad5-0fc6f54c"
@@ -79,15 +83,28 @@ def _routes() -> dict[tuple[str, str], bytes]:
             ("GET", f"/instances/{instance}/content/0042-0015"): (1000 * number).to_bytes(
                 4, "little"
             ),
-            ("GET", f"/instances/{instance}/content/0042-0010"): f"Consent {number} ".encode(
-                "latin-1"
-            ),
-            ("GET", f"/instances/{instance}/content/0008-0005"): b"ISO_IR 100",
-            ("GET", f"/instances/{instance}/content/0010-0010"): "Müller^Jürgen".encode("latin-1")
-            + b" ",
-            ("GET", f"/instances/{instance}/content/0008-0023"): f"2026011{number}".encode(),
+            ("GET", f"/instances/{instance}/file"): _stored(number),
         }
     return routes
+
+
+def _stored(number: int) -> bytes:
+    """The stored file of document ``number``, in Latin-1 as another writer might make it."""
+    ds = Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.SOPClassUID = PDF_CLASS.decode()
+    ds.SOPInstanceUID = f"1.2.3.{number}"
+    ds.PatientName = "Müller^Jürgen"
+    ds.ContentDate = f"2026011{number}"
+    ds.DocumentTitle = f"Consent {number}"
+    ds.EncapsulatedDocument = make_pdf(1000 * number)
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
 
 
 class _Routed(ThreadingHTTPServer):
