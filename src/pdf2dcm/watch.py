@@ -22,6 +22,7 @@ file up within half a second (see ``bench/watch_bench.py``).
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import dataclasses
 import datetime as dt
@@ -233,6 +234,12 @@ class Inbox:
             del self._seen[gone]
         return sorted(ready), len(present) - len(ready)
 
+    def next_ready_at(self) -> float | None:
+        """When the first file still settling will have settled (by the clock), if any."""
+        times = [seen.since + self.settle for seen in self._seen.values()]
+        upcoming = [t for t in times if t > self._clock()]
+        return min(upcoming) if upcoming else None
+
     def present(self) -> list[str]:
         """Every PDF seen at the last scan, settled or not."""
         return list(self._seen)
@@ -369,36 +376,41 @@ class Watcher:
         options = self.options
         in_flight: dict[concurrent.futures.Future[WatchEvent], str] = {}
         limit = 2 * max(1, options.concurrency)
+        queue: collections.deque[str] = collections.deque()
         waiting = 0
+        next_scan = self._clock()
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, options.concurrency))
         guard = StudyGuard(self.client)
         try:
             while not stop.is_set():
-                ready, settling = self.inbox.scan()
-                if options.once:
-                    if self._pending is None:
-                        self._pending = set(self.inbox.present())
-                    self._pending &= set(self.inbox.present()) | set(in_flight.values())
-                    ready = [name for name in ready if name in self._pending]
-                    settling = len(self._pending) - len(ready)
-                busy = set(in_flight.values())
-                ready = [n for n in ready if n not in busy and not self._left_failed(n)]
-                waiting = settling + len(ready)
+                if self._clock() >= next_scan:
+                    # The folder is read once per poll, however many files finish in between:
+                    # a backlog is fed from the queue, not by reading the folder per file.
+                    queue, settling = self._ready(set(in_flight.values()))
+                    next_scan = self._clock() + options.poll
+                    settled_at = self.inbox.next_ready_at()
+                    if settled_at is not None:
+                        # Look again the moment a file has settled, not up to a poll later.
+                        next_scan = min(next_scan, settled_at + 0.01)
+                    waiting = settling + len(queue)
                 if self._clock() >= self._pause_until:
                     if not in_flight:
                         # Each round asks the server afresh which patient owns a study.
                         guard = StudyGuard(self.client)
-                    for name in ready[: max(0, limit - len(in_flight))]:
+                    while queue and len(in_flight) < limit:
+                        name = queue.popleft()
                         in_flight[pool.submit(self._process, name, guard)] = name
+                pause = max(0.0, next_scan - self._clock())
                 if in_flight:
                     done, _ = concurrent.futures.wait(
-                        list(in_flight), timeout=options.poll, return_when="FIRST_COMPLETED"
+                        list(in_flight), timeout=pause, return_when="FIRST_COMPLETED"
                     )
                     for future in done:
                         del in_flight[future]
                         self._finish(future.result())
+                        waiting = max(0, waiting - 1)
                 else:
-                    stop.wait(options.poll)
+                    stop.wait(pause)
                 if self._on_status is not None:
                     self._on_status(waiting, self.stored, self.failed, self.last_error)
                 if options.once and not in_flight and not (self._pending or set()) - self._given_up:
@@ -409,6 +421,19 @@ class Watcher:
                 if future.done() and not future.cancelled():
                     self._finish(future.result())
         return WatchSummary(self.stored, self.failed, waiting, self.first_error)
+
+    def _ready(self, busy: set[str]) -> tuple[collections.deque[str], int]:
+        """The files to start now, in name order, and how many others are still settling."""
+        ready, settling = self.inbox.scan()
+        if self.options.once:
+            present = set(self.inbox.present())
+            if self._pending is None:
+                self._pending = present
+            self._pending &= present | busy
+            ready = [name for name in ready if name in self._pending]
+            settling = len(self._pending) - len(ready)
+        chosen = [n for n in ready if n not in busy and not self._left_failed(n)]
+        return collections.deque(chosen), settling
 
     def _left_failed(self, name: str) -> bool:
         """A failed file left in the inbox is tried again only once it has changed."""
@@ -452,17 +477,16 @@ class Watcher:
     def _process(self, name: str, guard: StudyGuard) -> WatchEvent:
         options = self.options
         path = options.inbox / name
-        digest = _sha256(path)
-        if digest is None:
-            return WatchEvent(_now(), name, "vanished")
         try:
             result, study_uid = self._upload(path, name, guard)
         except Pdf2DcmError as error:
-            if not path.exists():
+            digest = _sha256(path)
+            if digest is None:
                 return WatchEvent(_now(), name, "vanished")
             if is_transient(error):
                 return self._retry(name, digest, error)
             return self._fail(name, path, digest, error)
+        digest = result.sha256
         try:
             destination = self._put_away(path, name, options.done)
         except FileSystemError as error:
