@@ -16,7 +16,7 @@ import io
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
@@ -377,3 +377,48 @@ def merge_tags(*layers: ValidatedTags) -> ValidatedTags:
     for layer in layers:
         merged |= layer
     return merged
+
+
+def batch_file_tags(
+    names: Sequence[str],
+    *,
+    rule: NameRule | None = None,
+    sidecars: bool = False,
+    manifest: Sequence[ManifestEntry] = (),
+) -> list[ValidatedTags]:
+    """The per-file tags of a batch (``upload``/``encode``), all read before anything is sent.
+
+    ``names`` are the inputs as given (``-`` for stdin gets none); a rule without ``/`` is
+    matched against each file's name, one with ``/`` against the path as given. ``manifest``
+    rows, when given, are the first ``len(manifest)`` inputs, in order.
+
+    Raises
+    ------
+    InputError
+        The first input whose name does not fit, or whose sidecar or values are bad; the
+        message says how many more do not fit, so one run shows the size of the problem.
+    """
+    found: list[ValidatedTags] = []
+    problems: list[InputError] = []
+    for index, name in enumerate(names):
+        layers: list[ValidatedTags] = []
+        try:
+            if name != "-" and rule is not None:
+                layers.append(rule.tags(Path(name).as_posix()))
+            if name != "-" and sidecars:
+                layers.append(sidecar_tags(Path(name)))
+        except InputError as exc:
+            problems.append(exc)
+            continue
+        if index < len(manifest):
+            layers.append(manifest[index].tags)
+        found.append(merge_tags(*layers))
+    if problems:
+        more = len(problems) - 1
+        tail = (
+            f" ({more} more input{'s' if more != 1 else ''} like it; nothing was sent)"
+            if more
+            else ""
+        )
+        raise type(problems[0])(f"{problems[0]}{tail}")
+    return found

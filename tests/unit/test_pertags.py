@@ -191,3 +191,34 @@ def test_file_lists(tmp_path: Path) -> None:
         read_file_list(io.BytesIO(b"\n\n"))
     with pytest.raises(FileSystemError, match="cannot read file list"):
         read_file_list(tmp_path / "missing")
+
+
+def test_batch_file_tags_layers_name_sidecar_and_manifest(tmp_path: Path) -> None:
+    from pdf2dcm.pertags import batch_file_tags
+
+    for name in ("11_a.pdf", "12_b.pdf"):
+        (tmp_path / name).write_bytes(b"%PDF-")
+    (tmp_path / "12_b.json").write_text('{"PatientName": "Side^Car"}', encoding="utf-8")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("file,PatientID\n11_a.pdf,99\n", encoding="utf-8")
+    entries = read_manifest(manifest)
+    names = [str(tmp_path / "11_a.pdf"), str(tmp_path / "12_b.pdf"), "-"]
+    rule = NameRule.from_pattern("{PatientID}_{*}.pdf")
+    assert batch_file_tags(names, rule=rule, sidecars=True, manifest=entries) == [
+        {PATIENT_ID: "99"},
+        {PATIENT_ID: "12", PATIENT_NAME: "Side^Car"},
+        {},
+    ]
+    assert batch_file_tags(names, rule=rule) == [{PATIENT_ID: "11"}, {PATIENT_ID: "12"}, {}]
+
+
+def test_batch_file_tags_counts_the_inputs_that_do_not_fit(tmp_path: Path) -> None:
+    from pdf2dcm.pertags import batch_file_tags
+
+    rule = NameRule.from_pattern("{PatientID}_{*}.pdf")
+    with pytest.raises(InputError) as caught:
+        batch_file_tags(["a.pdf", "b.pdf", "c.pdf", "1_ok.pdf"], rule=rule)
+    assert str(caught.value) == (
+        "a.pdf does not match the name pattern '{PatientID}_{*}.pdf'; rename it, or give its "
+        "tags in a sidecar (2 more inputs like it; nothing was sent)"
+    )
