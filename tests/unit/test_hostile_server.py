@@ -139,6 +139,10 @@ def test_commands_report_a_wrong_shape_with_exit_5(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     server.routes[route] = reply(200, json.dumps(answer).encode())
+    if "--study" in args:
+        # The study itself must be found before its instances are listed.
+        study = {"ID": STUDY, "ParentPatient": PATIENT, "MainDicomTags": {}, "Series": []}
+        server.routes[("GET", f"/studies/{STUDY}")] = reply(200, json.dumps(study).encode())
     result, _ = run(*args, "--url", server.url)
     assert result.exit_code == 5, result.stderr
     line = result.stderr.strip().splitlines()[-1]
