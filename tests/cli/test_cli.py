@@ -60,6 +60,7 @@ def test_every_command_has_help_with_examples() -> None:
         "jobs wait",
         "ls",
         "upload",
+        "watch",
     ]
     for path in paths:
         result = run(*path, "--help")

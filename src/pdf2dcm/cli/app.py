@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import signal
 import sys
 import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass
 from enum import IntEnum
 from types import FrameType
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 import click
 
@@ -144,13 +147,224 @@ def exit_status_for(error: BaseException) -> ExitStatus:
     return ExitStatus.ERROR
 
 
+class LineConsole(Protocol):
+    """What a live display offers for printing above itself (a rich Console)."""
+
+    def print(self, *objects: Any, **options: Any) -> None: ...
+
+
+@dataclass
+class OutputState:
+    """What the global flags chose for this run, and the live display on screen if any.
+
+    Module state rather than click's context: messages also come from upload threads, which
+    have no click context. Reset at the start of every invocation.
+    """
+
+    quiet: bool = False
+    verbose: bool = False
+    debug: bool = False
+    profile: str | None = None
+    display: LineConsole | None = None
+
+
+output = OutputState()
+
+_LOGGER = "pdf2dcm"
+
+
+def _reset_output() -> None:
+    vars(output).update(vars(OutputState()))
+    logger = logging.getLogger(_LOGGER)
+    for handler in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
+        logger.removeHandler(handler)
+    logger.setLevel(logging.NOTSET)
+
+
+def _stderr_line(line: str) -> None:
+    """One line on stderr, above the live display when there is one.
+
+    Written past a live display, a line would be glued to the bar and the bar left frozen
+    in the scrollback; the display's console prints it above and redraws the bar below.
+    """
+    console = output.display
+    if console is not None:
+        console.print(line, markup=False, highlight=False, emoji=False, soft_wrap=True)
+    else:
+        click.echo(line, err=True)
+
+
 def say(message: str) -> None:
-    """A line on stderr, prefixed like every message of the tool."""
-    click.echo(f"pdf2dcm: {message}", err=True)
+    """A line on stderr, prefixed like every message of the tool.
+
+    Under ``--quiet`` only errors are shown: a message starting with ``warning:`` is dropped.
+    """
+    if output.quiet and message.startswith("warning:"):
+        return
+    _stderr_line(f"pdf2dcm: {message}")
+
+
+def info(message: str) -> None:
+    """A note on stderr (a summary, a state change) that ``--quiet`` suppresses."""
+    if not output.quiet:
+        _stderr_line(f"pdf2dcm: {message}")
+
+
+@contextlib.contextmanager
+def displaying(console: LineConsole) -> Iterator[None]:
+    """Register a live display's console, so that messages and results print above it."""
+    previous, output.display = output.display, console
+    try:
+        yield
+    finally:
+        output.display = previous
+
+
+class _StderrHandler(logging.Handler):
+    """The ``pdf2dcm`` logger's records (requests, retries) as lines on stderr, for -v."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            _stderr_line(f"pdf2dcm: {record.getMessage()}")
+        except Exception:  # a log line must never break the command
+            self.handleError(record)
+
+
+def _set_flag(ctx: click.Context, param: click.Parameter, value: object) -> None:
+    """Callback of the global flags; they may come before or after the subcommand."""
+    if not value or param.name is None:
+        return
+    setattr(output, param.name, True)
+    if output.quiet and output.verbose:
+        raise click.UsageError("give -q/--quiet or -v/--verbose, not both", ctx)
+    logger = logging.getLogger(_LOGGER)
+    if output.verbose and not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        logger.addHandler(_StderrHandler())
+        logger.setLevel(logging.INFO)
+
+
+def _set_profile(_ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value:
+        output.profile = value
+
+
+def _global_options() -> list[click.Option]:
+    """The options every command takes, before or after the subcommand's name."""
+    return [
+        click.Option(
+            ["-q", "--quiet"],
+            is_flag=True,
+            expose_value=False,
+            callback=_set_flag,
+            help="Print only errors on stderr: no progress, warnings, notes or summary, and no "
+            "text result lines (--json records and data on stdout still come).",
+        ),
+        click.Option(
+            ["-v", "--verbose"],
+            is_flag=True,
+            expose_value=False,
+            callback=_set_flag,
+            help="Log each HTTP request (method, URL, status, time) and each retry on stderr.",
+        ),
+        click.Option(
+            ["--debug"],
+            is_flag=True,
+            expose_value=False,
+            callback=_set_flag,
+            help="Show the full traceback of an error.",
+        ),
+        click.Option(
+            ["--profile"],
+            metavar="NAME",
+            expose_value=False,
+            callback=_set_profile,
+            help="Use this profile of the config file (default: the profile named 'default', "
+            "if the file has one).",
+        ),
+    ]
+
+
+ENV_PREFIX = "PDF2DCM"
+
+_NO_AUTO_ENVIRONMENT = frozenset(
+    {
+        # Credentials and the server have their own ORTHANC_* names, read by the library.
+        "url",
+        "username",
+        "password",
+        "token",
+        # What one run writes or attaches to: a default in the environment would silently
+        # apply to every later run (and click splits repeated options at whitespace).
+        "tag_assignments",
+        "title",
+        "output",
+        "parent",
+        "study_terms",
+        "patient_terms",
+        "series_terms",
+    }
+)
+
+
+def environment_name(param: click.Parameter) -> str | None:
+    """``PDF2DCM_<NAME>`` of an option, from its destination name (``as_json`` -> JSON).
+
+    One flat name per meaning, not per command (not PDF2DCM_UPLOAD_...): a destination
+    means the same wherever it appears (``timeout`` is always one request's limit,
+    ``wait_timeout`` always the whole wait, whatever the flag is called).
+    """
+    if not isinstance(param, click.Option) or param.name is None:
+        return None
+    if param.name in _NO_AUTO_ENVIRONMENT or param.name == "version":
+        return None
+    return f"{ENV_PREFIX}_{param.name.removeprefix('as_').upper()}"
+
+
+def _name_environment(params: list[click.Parameter]) -> None:
+    for param in params:
+        name = environment_name(param)
+        if isinstance(param, click.Option) and name is not None and param.envvar is None:
+            param.envvar = name
+            param.show_envvar = True
+
+
+def _adopt(command: click.Command) -> None:
+    """Give a subcommand the global options and its PDF2DCM_<OPTION> environment variables.
+
+    Done when the command is resolved, when every module has registered its commands, so
+    that each command module needs no decorator of its own.
+    """
+    if getattr(command, "_pdf2dcm_adopted", False):
+        return
+    command._pdf2dcm_adopted = True  # type: ignore[attr-defined]
+    names = {param.name for param in command.params}
+    command.params += [option for option in _global_options() if option.name not in names]
+    _name_environment(command.params)
+    if isinstance(command, click.Group):
+        for subcommand in command.commands.values():
+            _adopt(subcommand)
 
 
 class _Group(click.Group):
     """Maps every error to its exit code in one place, with a traceback only under --debug."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        _reset_output()
+        return super().make_context(info_name, args, parent, **extra)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is not None:
+            _adopt(command)
+        return name, command, rest
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -178,7 +392,7 @@ class _Group(click.Group):
 
     @staticmethod
     def _fail(ctx: click.Context, error: BaseException, line: str, code: int) -> NoReturn:
-        if ctx.obj and ctx.obj.get("debug"):
+        if output.debug:
             traceback.print_exception(type(error), error, error.__traceback__)
         say(line)
         ctx.exit(code)
@@ -186,7 +400,10 @@ class _Group(click.Group):
 
 @click.group(
     cls=_Group,
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    context_settings={
+        "help_option_names": ["-h", "--help"],
+        "max_content_width": 100,
+    },
     epilog=f"""\b
 Examples:
   pdf2dcm encode report.pdf --tag PatientName=Doe^Jane --tag PatientID=123
@@ -195,13 +412,20 @@ Examples:
 
 {EXIT_CODE_HELP}""",
 )
-@click.version_option(__version__, "--version", prog_name="pdf2dcm")
-@click.option("--debug", is_flag=True, help="Show the full traceback of an error.")
+@click.version_option(__version__, "-V", "--version", prog_name="pdf2dcm")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
-    """Turn PDF files into DICOM Encapsulated PDF objects and back."""
+def cli(ctx: click.Context) -> None:
+    """Turn PDF files into DICOM Encapsulated PDF objects and back.
+
+    -q, -v, --debug and --profile go before or after the command's name. Every option can
+    also be set in the environment as PDF2DCM_<OPTION> (shown in each command's --help).
+    """
     ctx.ensure_object(dict)
-    ctx.obj["debug"] = debug
+    ctx.obj["debug"] = output.debug
+
+
+cli.params += _global_options()
+_name_environment(cli.params)
 
 
 def _bug_line(error: BaseException) -> str:

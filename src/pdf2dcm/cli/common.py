@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import functools
 import json
+import logging
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, BinaryIO
@@ -17,9 +20,12 @@ import click
 
 from pdf2dcm import errors as err
 
-from .app import say
+from . import app
+from .app import displaying, info, say
 
 if TYPE_CHECKING:
+    import requests
+
     from pdf2dcm.client import OrthancClient
     from pdf2dcm.progress import ProgressCallback
     from pdf2dcm.tags import ValidatedTags
@@ -110,10 +116,12 @@ def progress_display(
 ) -> Iterator[ProgressCallback | None]:
     """A rich progress bar (bytes, and files when several) on stderr.
 
-    Only when stderr is a terminal and not disabled; events may come from several upload
-    threads, and a restarted (retried) file gives back the bytes it had counted.
+    Only when stderr is a terminal and not disabled (nor -q); events may come from several
+    upload threads, and a restarted (retried) file gives back the bytes it had counted. The
+    bar is transient and registered while it runs, so that :func:`result_line`, messages and
+    log lines print above it instead of gluing to it; sizes are in KiB, MiB (1024).
     """
-    if not enabled or not sys.stderr.isatty():
+    if not enabled or app.output.quiet or not sys.stderr.isatty():
         yield None
         return
     import threading
@@ -123,16 +131,28 @@ def progress_display(
         BarColumn,
         DownloadColumn,
         Progress,
+        ProgressColumn,
+        Task,
         TextColumn,
         TimeRemainingColumn,
-        TransferSpeedColumn,
     )
+    from rich.text import Text
 
     from pdf2dcm.progress import ProgressEvent
 
-    columns = [TextColumn("{task.description}"), BarColumn(), DownloadColumn()]
-    columns += [TransferSpeedColumn(), TimeRemainingColumn()]
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+    class _Speed(ProgressColumn):
+        """Transfer speed in KiB/s, the unit of the byte counts next to it."""
+
+        def render(self, task: Task) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text("?" if speed is None else f"{size_text(int(speed))}/s")
+
+    columns = [TextColumn("{task.description}"), BarColumn(), DownloadColumn(binary_units=True)]
+    columns += [_Speed(), TimeRemainingColumn()]
+    with (
+        Progress(*columns, console=Console(stderr=True), transient=True) as bar,
+        displaying(bar.console),
+    ):
         task = bar.add_task("", total=total)
         seen: dict[str, int] = {}
         finished: set[str] = set()
@@ -160,8 +180,106 @@ def refuse_terminal(stream: IO[Any], what: str) -> None:
         )
 
 
-def print_json(record: dict[str, Any]) -> None:
-    click.echo(json.dumps(record, ensure_ascii=False))
+def refuse_terminal_stdin(what: str = "a PDF") -> None:
+    """Refuse ``-`` when stdin is a terminal: the command would wait silently for a file.
+
+    The counterpart of :func:`refuse_terminal`: binary data comes from a pipe or a file,
+    never from someone typing.
+    """
+    if sys.stdin.isatty():
+        raise click.UsageError(
+            f"refusing to read {what} from a terminal ('-' is stdin); pipe or redirect a file "
+            "into it, or give the file's name"
+        )
+
+
+def result_line(text: str) -> None:
+    """One result line on stdout, starting at column 0 even while a progress bar runs.
+
+    With a live display on screen and stdout on the same terminal, the display's console
+    prints the line above the bar and redraws the bar below it; elsewhere (a pipe, a file,
+    no display) the line is written as it is. ``-q`` drops text results.
+    """
+    if app.output.quiet:
+        return
+    _stdout_line(text)
+
+
+def print_json(record: Mapping[str, Any]) -> None:
+    """One JSON record on stdout (one line), above a live display like :func:`result_line`.
+
+    Not dropped by ``-q``: asking for ``--json`` asks for the records.
+    """
+    _stdout_line(json.dumps(record, ensure_ascii=False))
+
+
+def _stdout_line(text: str) -> None:
+    console = app.output.display
+    if console is not None and sys.stdout.isatty():
+        console.print(text, markup=False, highlight=False, emoji=False, soft_wrap=True)
+    else:
+        click.echo(text)
+
+
+def batch_summary(
+    count: int,
+    tally: Mapping[str, int],
+    *,
+    failed: int = 0,
+    not_attempted: int = 0,
+    seconds: float | None = None,
+    noun: str = "file",
+) -> str:
+    """``300 files: 120 stored, 180 already stored, 0 failed in 1.4 s``.
+
+    ``tally`` counts the outcomes in the words to show, in the order to show them.
+    """
+    parts = [f"{number} {label}" for label, number in tally.items()]
+    parts.append(f"{failed} failed")
+    if not_attempted:
+        parts.append(f"{not_attempted} not attempted")
+    took = "" if seconds is None else f" in {seconds:.1f} s"
+    plural = "" if count == 1 else "s"
+    return f"{count} {noun}{plural}: {', '.join(parts)}{took}"
+
+
+@dataclass
+class Batch:
+    """Counts a batch's outcomes, then ends it with one summary line and its exit code.
+
+    >>> batch = Batch(len(sources))
+    >>> batch.done("stored")            # or "already stored", "written", ...
+    >>> batch.failed(error)
+    >>> batch.end()                     # summary on stderr (not with -q), then exit code
+    """
+
+    count: int
+    noun: str = "file"
+    started: float = field(default_factory=time.monotonic)
+    tally: collections.Counter[str] = field(default_factory=collections.Counter)
+    failures: list[err.Pdf2DcmError] = field(default_factory=list)
+
+    def done(self, outcome: str) -> None:
+        self.tally[outcome] += 1
+
+    def failed(self, error: err.Pdf2DcmError) -> None:
+        self.failures.append(error)
+
+    def summary(self) -> str:
+        skipped = sum(isinstance(f, err.NotAttemptedError) for f in self.failures)
+        return batch_summary(
+            self.count,
+            self.tally,
+            failed=len(self.failures) - skipped,
+            not_attempted=skipped,
+            seconds=time.monotonic() - self.started,
+            noun=self.noun,
+        )
+
+    def end(self) -> None:
+        """Print the summary, then exit with the first real failure's code, if any."""
+        info(self.summary())
+        end_batch(self.failures, self.count, summary=False)
 
 
 def stdin() -> BinaryIO:
@@ -240,7 +358,28 @@ class Connection:
             import urllib3
 
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-        return OrthancClient(settings, pool_size=pool_size)
+        client = OrthancClient(settings, pool_size=pool_size)
+        if app.output.verbose:
+            client.session.hooks["response"].append(log_response)
+        return client
+
+
+def log_response(response: requests.Response, *_args: Any, **_kwargs: Any) -> None:
+    """A session hook: one log line per HTTP exchange, for -v.
+
+    The time is until the answer's headers arrived (``Response.elapsed``); the URL never
+    carries credentials (they are refused in URLs) and is redacted all the same. Retries
+    inside urllib3 are logged by the client itself.
+    """
+    from pdf2dcm.config import redact_url
+
+    logging.getLogger("pdf2dcm.http").info(
+        "%s %s -> %d (%.3f s)",
+        response.request.method,
+        redact_url(response.url),
+        response.status_code,
+        response.elapsed.total_seconds(),
+    )
 
 
 def connection_options_for(
@@ -296,7 +435,8 @@ def _connection_option_list(timeout_flag: str) -> list[Callable[[Any], Any]]:
             type=float,
             default=None,
             metavar="SECONDS",
-            help="Per-request timeout in seconds [default 60].",
+            help="Limit for each HTTP request, in seconds; not a limit on the whole command "
+            "[default 60].",
         ),
     ]
 
@@ -314,15 +454,17 @@ def file_size(name: str) -> int:
         return 0
 
 
-def end_batch(failures: Sequence[err.Pdf2DcmError], count: int) -> None:
+def end_batch(failures: Sequence[err.Pdf2DcmError], count: int, *, summary: bool = True) -> None:
     """After a batch that went on past errors: a summary line and the first real error's code.
 
     Files skipped because the batch stopped early do not set the code; what stopped it does.
+    ``summary=False`` leaves the line out (:meth:`Batch.end` prints its own).
     """
     if not failures:
         return
     from .app import exit_status_for
 
     first = next((f for f in failures if not isinstance(f, err.NotAttemptedError)), failures[0])
-    say(f"{len(failures)} of {count} files failed")
+    if summary:
+        say(f"{len(failures)} of {count} files failed")
     click.get_current_context().exit(exit_status_for(first))

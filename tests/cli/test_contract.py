@@ -1,0 +1,201 @@
+"""The global contract of the command line: root flags anywhere, environment names, -q, -v."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import click
+import pytest
+from click.testing import CliRunner, Result
+
+from pdf2dcm.cli import cli
+from pdf2dcm.cli.app import environment_name
+
+JOB = "0f2b5c1e-7a0d-4c8e-9b5a-3c1d2e4f6a7b"
+
+
+class FakeOrthanc(ThreadingHTTPServer):
+    """Answers each (method, path) from a list, the last answer repeating; records requests."""
+
+    routes: dict[tuple[str, str], list[tuple[int, bytes]]]
+    asked: list[tuple[str, str]]
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def route(self, method: str, path: str, *answers: tuple[int, Any]) -> None:
+        self.routes[(method, path)] = [
+            (status, body if isinstance(body, bytes) else json.dumps(body).encode())
+            for status, body in answers
+        ]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: FakeOrthanc
+
+    def _answer(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.server.asked.append((self.command, self.path))
+        answers = self.server.routes.get((self.command, self.path))
+        if answers:
+            status, payload = answers.pop(0) if len(answers) > 1 else answers[0]
+        else:
+            status, payload = 404, b'{"Message": "Unknown resource"}'
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeOrthanc]:
+    httpd = FakeOrthanc(("127.0.0.1", 0), _Handler)
+    httpd.routes, httpd.asked = {}, []
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def job_json(state: str, progress: int = 0, **more: Any) -> dict[str, Any]:
+    return {
+        "ID": JOB,
+        "Type": "DicomModalityStore",
+        "State": state,
+        "Progress": progress,
+        "ErrorCode": 0,
+        "ErrorDescription": "Success",
+        "CreationTime": "20260101T120000.000000",
+        **more,
+    }
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+def test_dash_capital_v_is_the_version() -> None:
+    assert run("-V").stdout == "pdf2dcm, version 0.1.0\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        (("--debug", "extract", "/nonexistent/a.dcm"), None),
+        (("extract", "/nonexistent/a.dcm", "--debug"), None),
+        (("extract", "/nonexistent/a.dcm"), {"PDF2DCM_DEBUG": "1"}),
+    ],
+)
+def test_debug_before_or_after_the_command_or_from_the_environment(
+    args: tuple[str, ...], env: dict[str, str] | None
+) -> None:
+    result = run(*args, env=env)
+    assert result.exit_code == 2
+    assert "Traceback (most recent call last)" in result.stderr
+    assert result.stderr.rstrip().endswith(
+        "pdf2dcm: error: /nonexistent/a.dcm: no such file; check the path"
+    )
+
+
+def test_debug_does_not_stick_to_the_next_invocation() -> None:
+    run("--debug", "extract", "/nonexistent/a.dcm")
+    result = run("extract", "/nonexistent/a.dcm")
+    assert result.stderr == "pdf2dcm: error: /nonexistent/a.dcm: no such file; check the path\n"
+
+
+def test_quiet_and_verbose_together_are_a_usage_error() -> None:
+    result = run("-q", "extract", "x.dcm", "-v")
+    assert result.exit_code == 2
+    assert "give -q/--quiet or -v/--verbose, not both" in result.stderr
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_quiet_drops_warnings_but_keeps_results(fake: FakeOrthanc, where: str) -> None:
+    fake.route("GET", f"/jobs/{JOB}", (200, job_json("Success", 100)))
+    command = ("jobs", "show", JOB, "--url", fake.url, "--insecure", "--json")
+    loud = run(*command)
+    assert loud.stderr == "pdf2dcm: warning: TLS certificates are not verified (--insecure)\n"
+    quiet = run("-q", *command) if where == "before" else run(*command, "--quiet")
+    assert quiet.exit_code == 0
+    assert quiet.stderr == ""
+    assert json.loads(quiet.stdout)["State"] == "Success"
+
+
+def test_quiet_drops_text_result_lines_but_not_errors(fake: FakeOrthanc) -> None:
+    fake.route("GET", f"/jobs/{JOB}", (200, job_json("Success", 100)))
+    assert run("jobs", "show", JOB, "--url", fake.url, "-q").stdout == ""
+    missing = run("jobs", "show", JOB[:-1] + "0", "--url", fake.url, "-q")
+    assert missing.exit_code == 4
+    assert missing.stderr.startswith("pdf2dcm: error: job ")
+
+
+def test_verbose_logs_each_request_and_each_retry(fake: FakeOrthanc) -> None:
+    fake.route(
+        "GET", f"/jobs/{JOB}", (503, b"{}"), (200, json.dumps(job_json("Running", 40)).encode())
+    )
+    result = run("jobs", "show", JOB, "--url", fake.url, "-v")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0] == (f"pdf2dcm: retrying GET {fake.url}/jobs/{JOB} (HTTP 503), attempt 2")
+    prefix = f"pdf2dcm: GET {fake.url}/jobs/{JOB} -> 200 ("
+    assert lines[1].startswith(prefix)
+    assert lines[1].endswith(" s)")
+    float(lines[1][len(prefix) : -len(" s)")])
+    assert result.stdout.startswith(f"job {JOB} (DicomModalityStore): Running 40%")
+
+
+def test_without_verbose_nothing_is_logged(fake: FakeOrthanc) -> None:
+    fake.route("GET", f"/jobs/{JOB}", (503, b"{}"), (200, json.dumps(job_json("Success")).encode()))
+    result = run("jobs", "show", JOB, "--url", fake.url)
+    assert result.stderr == ""
+
+
+def test_every_option_names_its_environment_variable_in_help() -> None:
+    text = " ".join(run("upload", "--help").stdout.split())
+    for name in ("PDF2DCM_CONCURRENCY", "PDF2DCM_JSON", "PDF2DCM_NO_PROGRESS", "PDF2DCM_QUIET"):
+        assert f"env var: {name}" in text
+    # Credentials keep their ORTHANC_* names; per-run choices have none.
+    assert "PDF2DCM_PASSWORD" not in text
+    assert "PDF2DCM_TAG" not in text.replace("PDF2DCM_TAGS_FILE", "")
+
+
+def test_environment_variables_are_read(fake: FakeOrthanc) -> None:
+    bad = run("upload", "x.pdf", env={"PDF2DCM_CONCURRENCY": "99"})
+    assert bad.exit_code == 2
+    assert "99 is not in the range 1<=x<=32" in bad.stderr
+    fake.route("GET", f"/jobs/{JOB}", (200, job_json("Success", 100)))
+    as_json = run("jobs", "show", JOB, "--url", fake.url, env={"PDF2DCM_JSON": "1"})
+    assert json.loads(as_json.stdout)["ID"] == JOB
+
+
+def test_one_environment_name_per_meaning_across_commands() -> None:
+    """``timeout`` is one request's limit everywhere; ``wait_timeout`` the whole wait."""
+    seen: dict[str, set[str]] = {}
+
+    def visit(command: click.Command, path: str) -> None:
+        for param in command.params:
+            name = environment_name(param)
+            if name is not None and isinstance(param, click.Option):
+                seen.setdefault(name, set()).add(param.help or "")
+        if isinstance(command, click.Group):
+            for sub, subcommand in command.commands.items():
+                visit(subcommand, f"{path} {sub}")
+
+    visit(cli, "pdf2dcm")
+    assert "PDF2DCM_TIMEOUT" in seen
+    assert all("each HTTP request" in text for text in seen["PDF2DCM_TIMEOUT"])
+    assert all("Total time" in text or "waiting" in text for text in seen["PDF2DCM_WAIT_TIMEOUT"])
