@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from typing import BinaryIO, Literal
 
 from .client import CANCELLED_ERROR_CODE, JobState, JobStatus, OrthancClient
+from .config import redact_url
 from .errors import (
+    InputError,
     JobFailedError,
     JobNotFoundError,
     JobTimeoutError,
@@ -39,8 +41,11 @@ Action = Literal["cancel", "pause", "resume", "resubmit"]
 __all__ = [
     "CANCELLED_ERROR_CODE",
     "JobState",
+    "JobStateError",
     "JobStatus",
     "WaitOutcome",
+    "creation_time",
+    "destination",
     "download_output",
     "get_job",
     "job_action",
@@ -70,18 +75,115 @@ def get_job(client: OrthancClient, job_id: str, *, budget: float | None = None) 
 
 
 def list_jobs(client: OrthancClient, state: JobState | None = None) -> list[JobStatus]:
-    """Every job the server still knows, optionally only those in one state."""
-    return [job for job in client.jobs() if state is None or job.state is state]
+    """Every job the server still knows, oldest first, optionally only those in one state.
+
+    Orthanc lists jobs in no useful order. They are sorted by the whole ``CreationTime``
+    (microseconds included: jobs are often created within one second); a job without a
+    readable one sorts last, and jobs created in the same instant by their ID.
+    """
+    found = [job for job in client.jobs() if state is None or job.state is state]
+
+    def created(job: JobStatus) -> tuple[bool, str, str]:
+        raw = job.raw.get("CreationTime")
+        readable = creation_time(job) is not None and isinstance(raw, str)
+        return (not readable, raw if readable and isinstance(raw, str) else "", job.id)
+
+    return sorted(found, key=created)
 
 
-def job_action(client: OrthancClient, job_id: str, action: Action) -> None:
-    """``POST /jobs/{id}/{action}``; Orthanc answers an unknown job with an empty 400."""
+def creation_time(status: JobStatus) -> str | None:
+    """The job's ``CreationTime`` as ``YYYY-MM-DD HH:MM:SS`` (Orthanc's clock), or None.
+
+    Orthanc writes ``20260101T120000.123456``; the fraction is dropped, and that text sorts
+    in time order.
+    """
+    raw = status.raw.get("CreationTime")
+    if not isinstance(raw, str) or len(raw) < 15 or raw[8] != "T" or not raw[:8].isdigit():
+        return None
+    date, clock = raw[:8], raw[9:15]
+    if not clock.isdigit():
+        return None
+    return f"{date[:4]}-{date[4:6]}-{date[6:]} {clock[:2]}:{clock[2:4]}:{clock[4:]}"
+
+
+def destination(status: JobStatus) -> str | None:
+    """Where a transfer job sends its instances: a modality's AET or a peer's URL; else None.
+
+    Read from the job's public ``Content``: ``RemoteAet`` for a DICOM store (C-STORE or
+    C-MOVE), ``Peer`` (a URL, or an object or list holding one) for a store to a peer.
+    """
+    content = status.raw.get("Content")
+    if not isinstance(content, dict):
+        return None
+    aet = content.get("RemoteAet")
+    if isinstance(aet, str) and aet:
+        return aet
+    peer = content.get("Peer")
+    if isinstance(peer, list) and peer:
+        peer = peer[0]
+    if isinstance(peer, dict):
+        peer = peer.get("Url")
+    return redact_url(peer) if isinstance(peer, str) and peer else None
+
+
+class JobStateError(InputError):
+    """The job exists but its state does not allow the action (resume a Pending job)."""
+
+
+_ALLOWED: dict[str, tuple[JobState, ...]] = {
+    "cancel": (JobState.PENDING, JobState.RUNNING, JobState.PAUSED, JobState.RETRY),
+    "pause": (JobState.PENDING, JobState.RUNNING, JobState.RETRY),
+    "resume": (JobState.PAUSED,),
+    "resubmit": (JobState.FAILURE,),
+}
+_PAST = {"cancel": "cancelled", "pause": "paused", "resume": "resumed", "resubmit": "resubmitted"}
+
+
+def _refusal(status: JobStatus, action: Action) -> JobStateError:
+    allowed = [state.value for state in _ALLOWED[action]]
+    which = allowed[0] if len(allowed) == 1 else ", ".join(allowed[:-1]) + " or " + allowed[-1]
+    if status.state.is_final and action in ("cancel", "pause"):
+        return JobStateError(
+            f"job {status.id} ({status.type}) already ended ({status.state.value}); nothing "
+            f"to {action}: only {which} jobs can be {_PAST[action]}"
+        )
+    return JobStateError(
+        f"job {status.id} ({status.type}) is {status.state.value}; only {which} jobs can be "
+        f"{_PAST[action]}"
+    )
+
+
+def job_action(client: OrthancClient, job_id: str, action: Action) -> JobStatus:
+    """``POST /jobs/{id}/{action}`` after checking that the job's state allows it.
+
+    Orthanc accepts a cancel or pause of a finished job and changes nothing, and answers a
+    resume or resubmit in the wrong state with an empty 400 that reads like an unknown job;
+    the job is looked up first so that each case gets its own message. Pausing a Paused job
+    is no error (it stays paused). Returns the status read before the action.
+
+    Raises
+    ------
+    JobNotFoundError
+        The server does not know the job.
+    JobStateError
+        The job's state does not allow the action (it is finished, or not Paused, ...).
+    """
+    status = get_job(client, job_id)
+    if action == "pause" and status.state is JobState.PAUSED:
+        return status
+    if status.state not in _ALLOWED[action]:
+        raise _refusal(status, action)
     try:
         client.job_action(job_id, action)
     except (NotFoundError, ServerRefusedError) as exc:
         if isinstance(exc, NotFoundError) or not exc.orthanc_message:
+            # The state changed between the look-up and the request: say which it is now.
+            now = get_job(client, job_id)
+            if now.state not in _ALLOWED[action]:
+                raise _refusal(now, action) from None
             raise _unknown(client, job_id) from None
         raise
+    return status
 
 
 def submit_store(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -344,3 +345,74 @@ def test_interrupt_stops_waiting_and_cancels_only_when_asked(
     else:
         assert err.strip().endswith(f"pdf2dcm: interrupted; the jobs go on in Orthanc: {job}")
         assert state["State"] == "Pending"
+
+
+def test_actions_in_a_state_that_forbids_them_name_the_state(
+    busy: tuple[OrthancServer, str],
+) -> None:
+    server, instance = busy
+    first, second = pending_job(server, instance), pending_job(server, instance)
+    resumed = run("jobs", "resume", first, "--url", server.url)
+    assert resumed.exit_code == 2
+    assert resumed.stderr == (
+        f"pdf2dcm: error: job {first} (DicomModalityStore) is Pending; only Paused jobs can "
+        "be resumed\n"
+    )
+    cancelled = run("jobs", "cancel", first, second, "--url", server.url)
+    assert cancelled.exit_code == 0, cancelled.stderr
+    assert cancelled.stdout.splitlines() == [
+        f"job {first}: cancel requested (was Pending)",
+        f"job {second}: cancel requested (was Pending)",
+    ]
+    assert run("jobs", "wait", first, second, "--url", server.url).exit_code == 6
+    again = run("jobs", "cancel", first, UNKNOWN_JOB, "--url", server.url)
+    assert again.exit_code == 2
+    assert again.stderr.splitlines() == [
+        f"pdf2dcm: error: job {first} (DicomModalityStore) already ended (Failure); nothing to "
+        "cancel: only Pending, Running, Paused or Retry jobs can be cancelled",
+        f"pdf2dcm: error: job {UNKNOWN_JOB} is not known to {server.url}: it never existed or "
+        "was dropped from the job history (Orthanc keeps the last JobsHistorySize finished jobs)",
+    ]
+    paused = run("jobs", "pause", second, "--url", server.url)
+    assert paused.exit_code == 2
+    assert "already ended (Failure); nothing to pause" in paused.stderr
+    assert requests.get(f"{server.url}/jobs/{second}", timeout=10).json()["State"] == "Failure"
+
+
+def test_resubmitting_a_successful_job_is_refused(hub: OrthancServer, tmp_path: Path) -> None:
+    pdf = tmp_path / "done.pdf"
+    pdf.write_bytes(make_pdf(2000, seed=None))
+    [record] = [
+        json.loads(x) for x in upload(hub, pdf, "--tag", "PatientID=RS").stdout.splitlines()
+    ]
+    job = requests.post(
+        f"{hub.url}/studies/{record['ParentStudy']}/archive",
+        json={"Asynchronous": True},
+        timeout=30,
+    ).json()["ID"]
+    assert run("jobs", "wait", job, "--url", hub.url).exit_code == 0
+    result = run("jobs", "resubmit", job, "--url", hub.url)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"pdf2dcm: error: job {job} (Archive) is Success; only Failure jobs can be resubmitted\n"
+    )
+
+
+def test_list_is_oldest_first_with_creation_time_and_destination(
+    busy: tuple[OrthancServer, str],
+) -> None:
+    server, instance = busy
+    created = [pending_job(server, instance) for _ in range(3)]
+    result = run("jobs", "list", "--url", server.url)
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    listed = [line.split()[1] for line in lines]
+    assert listed[-3:] == created
+    pattern = (
+        r"job [0-9a-f-]{36} \(DicomModalityStore\): (Pending|Running) \d+%, "
+        r"created \d{4}-\d\d-\d\d \d\d:\d\d:\d\d, to HOLE"
+    )
+    for line in lines:
+        assert re.fullmatch(pattern, line), line
+    times = [re.search(r"created ([^,]+)", line).group(1) for line in lines]  # type: ignore[union-attr]
+    assert times == sorted(times)

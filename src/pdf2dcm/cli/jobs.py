@@ -11,13 +11,14 @@ import click
 
 from pdf2dcm import errors as err
 
-from .app import ExitStatus, Terminated, cli, exit_status_for, say
+from .app import ExitStatus, Terminated, cli, displaying, exit_status_for, info, say
 from .common import (
     Connection,
     connection_options,
     connection_options_for,
     print_json,
     refuse_terminal,
+    result_line,
     size_text,
     stdout,
 )
@@ -33,7 +34,7 @@ Examples:
   pdf2dcm jobs wait 32af28ce-d1f9-4655-b38e-3237a3cdcbaa --timeout 600
   pdf2dcm jobs wait 32af28ce-d1f9-4655-b38e-3237a3cdcbaa --download study.zip
   pdf2dcm jobs list --state Running --json
-  pdf2dcm jobs cancel 32af28ce-d1f9-4655-b38e-3237a3cdcbaa"""
+  pdf2dcm jobs cancel 32af28ce-d1f9-4655-b38e-3237a3cdcbaa 5b1e0a4e-8d6c-4f57-9d0c-2c4b1f7e9a10"""
 )
 def jobs() -> None:
     """Follow and control Orthanc's asynchronous jobs."""
@@ -44,6 +45,16 @@ def _job_line(status: JobStatus) -> str:
     if status.state.value == "Failure":
         line += f" - {status.failure_text()}"
     return line
+
+
+def _list_line(status: JobStatus) -> str:
+    """A ``jobs list`` line: the job line, then when it was created and where it sends."""
+    from pdf2dcm.jobs import creation_time, destination
+
+    line = _job_line(status)
+    line += f", created {creation_time(status) or 'at an unknown time'}"
+    target = destination(status)
+    return line + (f", to {target}" if target else "")
 
 
 @jobs.command(
@@ -59,18 +70,24 @@ Exit 0 when every job succeeded; 6 when one failed (or was cancelled), with its 
 ErrorDescription and ErrorDetails; 7 when the timeout came first (the job goes on); 4 when a
 job is unknown or left Orthanc's job history. Paused and Retry jobs are waited for.
 Polling starts at 0.1 s and backs off to --interval. Ctrl-C stops waiting and leaves the
-jobs running, unless --cancel-on-interrupt.""",
+jobs running, unless --cancel-on-interrupt.
+
+\b
+Two limits: --timeout (alias --wait-timeout, as in 'upload --wait') bounds the whole wait;
+--request-timeout bounds each HTTP request.""",
 )
 @click.argument("job_ids", nargs=-1, required=True, metavar="JOB_ID...")
 @connection_options_for("--request-timeout")
 @click.option(
     "--timeout",
+    "--wait-timeout",
     "wait_timeout",
     type=click.FloatRange(min=0, min_open=True),
     default=3600.0,
     show_default=True,
     metavar="SECONDS",
-    help="Give up waiting after this long.",
+    help="Total time to wait for all the jobs, in seconds; then exit 7 (the jobs go on). "
+    "Each request has its own limit, --request-timeout.",
 )
 @click.option(
     "--interval",
@@ -78,7 +95,7 @@ jobs running, unless --cancel-on-interrupt.""",
     default=2.0,
     show_default=True,
     metavar="SECONDS",
-    help="Longest pause between two polls.",
+    help="Longest pause between two polls, in seconds.",
 )
 @click.option(
     "--download",
@@ -116,7 +133,7 @@ def jobs_wait(
             if outcome.error is not None:
                 say(f"error: {outcome.error}")
             elif not as_json and outcome.status is not None:
-                click.echo(_job_line(outcome.status))
+                result_line(_job_line(outcome.status))
         failed = [o.error for o in outcomes if o.error is not None]
         if failed:
             click.get_current_context().exit(exit_status_for(failed[0]))
@@ -129,7 +146,7 @@ def jobs_wait(
                 client, job_ids[0], stdout() if download == "-" else download, overwrite=overwrite
             )
             if download != "-" and not as_json:
-                click.echo(f"{job_ids[0]} -> {download} ({size_text(size)})")
+                result_line(f"{job_ids[0]} -> {download} ({size_text(size)})")
 
 
 def wait_with_display(
@@ -142,7 +159,9 @@ def wait_with_display(
 ) -> list[WaitOutcome]:
     from pdf2dcm.jobs import job_action, wait_for_jobs
 
-    live = show_progress and sys.stderr.isatty()
+    from . import app
+
+    live = show_progress and not app.output.quiet and sys.stderr.isatty()
     seen_states: dict[str, str] = {}
     with contextlib.ExitStack() as stack:
         on_status: Callable[[JobStatus], None]
@@ -160,6 +179,8 @@ def wait_with_display(
                     transient=True,
                 )
             )
+            # Registered so that the message of an interruption prints above the bars.
+            stack.enter_context(displaying(bars.console))
             tasks = {job_id: bars.add_task(job_id[:8], total=100) for job_id in job_ids}
 
             def on_status(status: JobStatus) -> None:
@@ -173,7 +194,7 @@ def wait_with_display(
 
             def on_status(status: JobStatus) -> None:
                 if seen_states.get(status.id) != status.state.value and not status.state.is_final:
-                    say(_job_line(status))
+                    info(_job_line(status))
                 seen_states[status.id] = status.state.value
 
         try:
@@ -198,7 +219,11 @@ def wait_with_display(
     epilog="""\b
 Examples:
   pdf2dcm jobs list
-  pdf2dcm jobs list --state Failure --json""",
+  pdf2dcm jobs list --state Failure --json
+
+\b
+Oldest first. Each line: ID, type, state, progress, creation time (Orthanc's clock) and,
+for a transfer, its destination (the modality's AET or the peer's URL).""",
 )
 @connection_options
 @click.option(
@@ -212,7 +237,7 @@ def jobs_list(
     state: str | None,
     as_json: bool,
 ) -> None:
-    """List the jobs Orthanc knows (running ones and its recent history)."""
+    """List the jobs Orthanc knows (running ones and its recent history), oldest first."""
     from pdf2dcm.jobs import JobState, list_jobs
 
     with connection.open() as client:
@@ -221,7 +246,7 @@ def jobs_list(
         if as_json:
             print_json(status.raw)
         else:
-            click.echo(_job_line(status))
+            result_line(_list_line(status))
 
 
 @jobs.command(
@@ -246,31 +271,58 @@ def jobs_show(
     if as_json:
         print_json(status.raw)
     else:
-        click.echo(_job_line(status))
+        result_line(_job_line(status))
 
 
-def _action_command(action: str, summary: str) -> None:
+def _action_command(action: str, summary: str, states: str) -> None:
     @jobs.command(
         action,
         help=summary,
         epilog=f"""\b
 Examples:
-  pdf2dcm jobs {action} 32af28ce-d1f9-4655-b38e-3237a3cdcbaa""",
+  pdf2dcm jobs {action} 32af28ce-d1f9-4655-b38e-3237a3cdcbaa
+  pdf2dcm jobs {action} JOB1 JOB2 JOB3
+
+\b
+{states} Each job is looked up first: one in another state is reported (exit 2) and left
+alone, and the other jobs are still acted on; an unknown job exits 4.""",
     )
-    @click.argument("job_id")
+    @click.argument("job_ids", nargs=-1, required=True, metavar="JOB_ID...")
     @connection_options
     def command(
-        job_id: str,
+        job_ids: tuple[str, ...],
         connection: Connection,
     ) -> None:
-        from pdf2dcm.jobs import job_action
+        from pdf2dcm.jobs import JobState, job_action
 
+        failures: list[err.Pdf2DcmError] = []
         with connection.open() as client:
-            job_action(client, job_id, cast("Action", action))
-        click.echo(f"job {job_id}: {action} requested")
+            for job_id in job_ids:
+                try:
+                    before = job_action(client, job_id, cast("Action", action))
+                except err.Pdf2DcmError as error:
+                    say(f"error: {error}")
+                    failures.append(error)
+                    continue
+                if action == "pause" and before.state is JobState.PAUSED:
+                    result_line(f"job {job_id}: already Paused")
+                else:
+                    result_line(f"job {job_id}: {action} requested (was {before.state.value})")
+        if failures:
+            click.get_current_context().exit(exit_status_for(failures[0]))
 
 
-_action_command("cancel", "Cancel a job (it ends as Failure, ErrorCode 37).")
-_action_command("pause", "Pause a pending or running job.")
-_action_command("resume", "Resume a paused job.")
-_action_command("resubmit", "Run a failed job again.")
+_action_command(
+    "cancel",
+    "Cancel jobs (each ends as Failure, ErrorCode 37).",
+    "Only Pending, Running, Paused or Retry jobs can be cancelled.",
+)
+_action_command(
+    "pause",
+    "Pause pending or running jobs.",
+    "Only Pending, Running or Retry jobs can be paused; a Paused job stays as it is.",
+)
+_action_command("resume", "Resume paused jobs.", "Only Paused jobs can be resumed.")
+_action_command(
+    "resubmit", "Run failed jobs again.", "Only jobs that ended in Failure can be resubmitted."
+)
