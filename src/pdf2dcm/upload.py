@@ -15,6 +15,7 @@ request is retried, so client memory stays flat for any PDF size.
 from __future__ import annotations
 
 import base64
+import collections
 import concurrent.futures
 import datetime as dt
 import hashlib
@@ -624,11 +625,20 @@ def upload_many(
             return Outcome(name, error=error)
         return Outcome(name, result=result)
 
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, concurrency))
+    if len(sources) != len(per_file_tags):
+        raise ValueError(f"{len(sources)} sources but {len(per_file_tags)} sets of tags")
+    workers = max(1, concurrency)
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers)
+    # Only a few files are queued ahead of the one being reported, so a batch of any length
+    # holds a bounded number of results in memory, and every worker still has a next file.
+    pending: collections.deque[concurrent.futures.Future[Outcome]] = collections.deque()
     try:
-        futures = [pool.submit(work, s, t) for s, t in zip(sources, per_file_tags, strict=True)]
-        for future in futures:
-            yield future.result()
+        for source, tags in zip(sources, per_file_tags, strict=True):
+            pending.append(pool.submit(work, source, tags))
+            if len(pending) > 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
     finally:
         # On Ctrl-C, SIGTERM or an abandoned iterator, files not yet started never start;
         # the ones in flight finish (a half-sent upload is simply not stored).
