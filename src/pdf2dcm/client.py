@@ -1265,6 +1265,14 @@ class OrthancClient:
         ):
             pass
 
+    def targets(self, target: Literal["modality", "peer"]) -> list[str]:
+        """The names of the DICOM modalities or Orthanc peers the server knows."""
+        route = "modalities" if target == "modality" else "peers"
+        reply = self._json("GET", f"/{route}")
+        if not isinstance(reply.value, list) or not all(isinstance(n, str) for n in reply.value):
+            raise reply.error("the answer is not a JSON array of names")
+        return [name for name in reply.value if isinstance(name, str)]
+
     def store_to(
         self, target: Literal["modality", "peer"], name: str, resources: Sequence[str]
     ) -> str:

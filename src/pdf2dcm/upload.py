@@ -113,20 +113,39 @@ def exact_pdf_url(client: OrthancClient, instance_id: str, pdf_size: int) -> str
     return client.url(f"/instances/{instance_id}/content/0042-0011")
 
 
-def collect_inputs(paths: Sequence[str], *, recursive: bool = False) -> list[str]:
-    """Expand directories into the PDFs they hold (sorted); files and ``-`` stay as given."""
+UPLOADABLE_SUFFIXES = frozenset({".pdf", ".dcm", ".dicom"})
+"""What a directory contributes to an upload: PDFs, and DICOM files (sent as they are)."""
+
+
+def collect_inputs(
+    paths: Sequence[str], *, recursive: bool = False, notes: list[str] | None = None
+) -> list[str]:
+    """Expand directories into the PDFs and DICOM files they hold (sorted).
+
+    Files and ``-`` stay as given. Hidden files (a ``.part`` being written) are never taken.
+    Without ``recursive``, a directory whose subdirectories were skipped says so in ``notes``.
+    """
     found: list[str] = []
     for name in paths:
         path = Path(name)
-        if name != "-" and path.is_dir():
-            pattern = path.rglob("*") if recursive else path.glob("*")
-            pdfs = sorted(p for p in pattern if p.is_file() and p.suffix.lower() == ".pdf")
-            if not pdfs:
-                hint = "" if recursive else " (add --recursive to look in subdirectories)"
-                raise InputError(f"{name} holds no .pdf files{hint}")
-            found.extend(str(p) for p in pdfs)
-        else:
+        if name == "-" or not path.is_dir():
             found.append(name)
+            continue
+        pattern = path.rglob("*") if recursive else path.glob("*")
+        files = sorted(
+            p
+            for p in pattern
+            if p.is_file()
+            and p.suffix.lower() in UPLOADABLE_SUFFIXES
+            and not any(part.startswith(".") for part in p.relative_to(path).parts)
+        )
+        skipped = not recursive and any(p.is_dir() for p in path.iterdir())
+        if not files:
+            hint = " (add --recursive to look in subdirectories)" if skipped else ""
+            raise InputError(f"{name} holds no .pdf or .dcm files{hint}")
+        if skipped and notes is not None:
+            notes.append(f"{name}: subdirectories were not looked in; add --recursive")
+        found.extend(str(p) for p in files)
     return found
 
 
@@ -173,6 +192,16 @@ def plan_batch(
 
 _INSTANCE_NUMBER, _SOP_INSTANCE_UID = 0x00200013, 0x00080018
 _STUDY_UID, _SERIES_UID = 0x0020000D, 0x0020000E
+
+
+def check_forward_target(
+    client: OrthancClient, target: Literal["modality", "peer"], name: str
+) -> None:
+    """Refuse an unknown modality or peer before anything is uploaded, naming the known ones."""
+    known = client.targets(target)
+    if name not in known:
+        listed = ", ".join(sorted(known)) or "none"
+        raise InputError(f"{client.settings.url} knows no {target} named {name!r}; known: {listed}")
 
 
 class StudyGuard:

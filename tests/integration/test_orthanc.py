@@ -365,3 +365,43 @@ def test_missing_patient_id_is_warned_once(orthanc: OrthancServer, tmp_path: Pat
         "pdf2dcm: warning: no PatientID given; Orthanc files every such document under one "
         "patient; add --tag PatientID=..."
     ]
+
+
+def test_an_unknown_forwarding_target_is_refused_before_anything_is_sent(
+    orthanc: OrthancServer, tmp_path: Path
+) -> None:
+    pdf = write_pdf(tmp_path, "f.pdf", 2001)
+    before = orthanc.instance_count()
+    for flag, kind in (("--send-to-modality", "modality"), ("--send-to-peer", "peer")):
+        result = run(
+            "upload", str(pdf), "--url", orthanc.url, "--tag", "PatientID=FWD", flag, "nosuch"
+        )
+        assert result.exit_code == 2, result.stderr
+        assert f"knows no {kind} named 'nosuch'; known: " in result.stderr
+    assert orthanc.instance_count() == before
+
+
+def test_a_directory_contributes_pdfs_and_dicom_files(
+    orthanc: OrthancServer, tmp_path: Path
+) -> None:
+    folder = tmp_path / "mixed"
+    (folder / "sub").mkdir(parents=True)
+    write_pdf(folder, "a.pdf", 2001)
+    write_pdf(folder / "sub", "deep.pdf", 2003)
+    (folder / ".b.pdf.part").write_bytes(b"%PDF-1.4 half")
+    encoded = run(
+        "encode",
+        str(write_pdf(tmp_path, "c.pdf", 2005)),
+        "--tag",
+        "PatientID=DIR",
+        "-o",
+        str(folder / "c.dcm"),
+    )
+    assert encoded.exit_code == 0, encoded.stderr
+    # Tags apply to PDFs only; a DICOM file is sent unchanged, so the batch gives none.
+    records = upload_json(orthanc, str(folder))
+    assert sorted(Path(r["input"]).name for r in records) == ["a.pdf", "c.dcm"]
+    result = run("upload", str(folder), "--url", orthanc.url)
+    assert "subdirectories were not looked in; add --recursive" in result.stderr
+    deep = upload_json(orthanc, str(folder), "--recursive")
+    assert sorted(Path(r["input"]).name for r in deep) == ["a.pdf", "c.dcm", "deep.pdf"]

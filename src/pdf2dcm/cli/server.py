@@ -164,9 +164,18 @@ def upload(
     """Send PDFs (encoded on the way) or DICOM files to Orthanc; '-' reads stdin."""
     import datetime as dt
 
-    from pdf2dcm.upload import UploadOptions, collect_inputs, plan_batch, upload_many
+    from pdf2dcm.upload import (
+        UploadOptions,
+        check_forward_target,
+        collect_inputs,
+        plan_batch,
+        upload_many,
+    )
 
-    sources = collect_inputs(inputs, recursive=recursive)
+    notes: list[str] = []
+    sources = collect_inputs(inputs, recursive=recursive, notes=notes)
+    for note in notes:
+        say(f"warning: {note}")
     if sources.count("-") > 1:
         raise click.UsageError("stdin ('-') can be read only once")
     if title is not None and len(sources) > 1:
@@ -184,6 +193,10 @@ def upload(
         stdin_in_use="-" in sources,
     )
     with client:
+        if send_to_modality is not None:
+            check_forward_target(client, "modality", send_to_modality)
+        if send_to_peer is not None:
+            check_forward_target(client, "peer", send_to_peer)
         reference = target.reference(client, tags) or load_reference(study_from, series_from)
         for note in reference.warnings if reference is not None else ():
             say(f"warning: {note}")
