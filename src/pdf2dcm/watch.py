@@ -47,6 +47,7 @@ from .errors import (
     ServerUnreachableError,
 )
 from .files import CHUNK_SIZE
+from .identity import Level
 from .pertags import (
     NameRule,
     fill_placeholders,
@@ -95,15 +96,16 @@ class Target:
         values = keyword_values(tags)
         if self.parent is not None:
             return parent_reference(client, fill_placeholders(self.parent, values, "--parent"))
-        for level, terms in (
+        levels: tuple[tuple[Level, tuple[str, ...]], ...] = (
             ("study", self.study),
             ("patient", self.patient),
             ("series", self.series),
-        ):
+        )
+        for level, terms in levels:
             if not terms:
                 continue
             filled = [fill_placeholders(term, values, f"--{level}") for term in terms]
-            selector = parse_selector(level, filled)  # type: ignore[arg-type]
+            selector = parse_selector(level, filled)
             if self.worklist is not None:
                 return worklist_reference(client, self.worklist, selector, tags)
             return attach_reference(client, selector)
@@ -488,7 +490,7 @@ class Watcher:
             return self._fail(name, path, digest, error)
         digest = result.sha256
         try:
-            destination = self._put_away(path, name, options.done)
+            destination = self._put_away(path, name, options.done, digest=digest)
         except FileSystemError as error:
             # Stored, but still in the inbox: it is sent again (AlreadyStored) and moved later.
             return self._retry(name, digest, error, result=result)
@@ -555,7 +557,7 @@ class Watcher:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 final = _free_name(target, digest)
                 _write_atomic(final.with_name(final.name + ERROR_SUFFIX), record)
-                destination = self._put_away(path, name, options.failed, final)
+                destination = self._put_away(path, name, options.failed, final=final)
             except (OSError, FileSystemError) as exc:
                 error = FileSystemError(
                     f"{name} failed ({error}) and cannot be moved to {options.failed}: {exc}"
@@ -563,7 +565,13 @@ class Watcher:
         return WatchEvent(when, name, "failed", sha256=digest, error=error, destination=destination)
 
     def _put_away(
-        self, path: Path, name: str, folder: Path | None, final: Path | None = None
+        self,
+        path: Path,
+        name: str,
+        folder: Path | None,
+        *,
+        final: Path | None = None,
+        digest: str | None = None,
     ) -> str:
         """Move (or delete) the PDF, then its sidecar; the PDF first, so that a crash in
         between never lets the PDF be sent again without its tags."""
@@ -577,7 +585,7 @@ class Watcher:
                     f"cannot delete {path}: {exc.strerror}", errno=exc.errno
                 ) from exc
             return "deleted"
-        target = final or _free_name(folder / name, _sha256(path))
+        target = final or _free_name(folder / name, digest or _sha256(path))
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             _move(path, target)
