@@ -1,8 +1,19 @@
 """Connection settings and where they come from.
 
 Precedence, for every setting: the explicit argument (a command-line option), then the
-environment, then (user name and password only) ``~/.netrc`` for the server's host. A token
-and a user name are mutually exclusive. Credentials are kept out of ``repr`` so that a logged
+environment, then the selected profile of the config file, then (user name and password only)
+``~/.netrc`` for the server's host, then the default. A token and a user name are mutually
+exclusive; credentials from the environment or an option are not mixed with a profile's,
+except a profile's password for the same user name (as netrc does).
+
+The config file is ``$XDG_CONFIG_HOME/pdf2dcm/config.toml`` (``~/.config/...``), or the file
+named by ``PDF2DCM_CONFIG``; it holds named profiles (``[profiles.NAME]``). The profile is the
+one named by the argument, else ``PDF2DCM_PROFILE``, else the one called ``default`` if the
+file has it. Like ssh with a private key, a config file that holds a password or token and
+that other users can read or change is refused, and so is a password or token file they can
+read or change. The file is TOML, read with the standard library's ``tomllib`` (Python 3.11
+and later); on Python 3.10 a config file is refused with a message saying so, rather than
+parsed half-way. Credentials are kept out of ``repr`` so that a logged
 or printed Settings object never shows them, and a URL that carries them is refused because
 it would put them in shell history and process listings.
 
@@ -19,18 +30,34 @@ from __future__ import annotations
 import netrc
 import os
 import re
+import stat
+import sys
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import ConfigurationError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+
+    _parse_toml: Callable[[str], dict[str, Any]] | None = tomllib.loads
+    _TomlError: type[Exception] = tomllib.TOMLDecodeError
+else:  # pragma: no cover - Python 3.10 has no tomllib, and tomli is not a dependency
+    _parse_toml = None
+    _TomlError = ValueError
 
 ENV_URL = "ORTHANC_URL"
 ENV_USERNAME = "ORTHANC_USERNAME"
 ENV_PASSWORD = "ORTHANC_PASSWORD"
 ENV_TOKEN = "ORTHANC_TOKEN"
+ENV_CONFIG = "PDF2DCM_CONFIG"
+ENV_PROFILE = "PDF2DCM_PROFILE"
+DEFAULT_PROFILE = "default"
+METHODS = ("instances", "create-dicom", "stow")
 DEFAULT_URL = "http://localhost:8042"
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_RETRIES = 3
@@ -67,6 +94,201 @@ class Settings:
         return (self.dicomweb_url or f"{self.url}/dicom-web").rstrip("/")
 
 
+@dataclass(frozen=True)
+class Profile:
+    """One ``[profiles.NAME]`` table of the config file, checked; secrets already read.
+
+    ``tags`` are the raw default tags (as in a ``--tags-file``) for
+    :func:`pdf2dcm.tags.validate_tags`; ``method`` is the default upload method.
+    """
+
+    name: str
+    source: Path
+    url: str | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
+    ca_bundle: str | None = None
+    dicomweb_url: str | None = None
+    tags: Mapping[str, object] = field(default_factory=dict)
+    method: str | None = None
+
+    @property
+    def where(self) -> str:
+        return f"profile {self.name} in {self.source}"
+
+
+_TEXT_KEYS = ("url", "username", "password", "token", "ca-bundle", "dicomweb-url", "method")
+_FILE_KEYS = ("password-file", "token-file")
+_PROFILE_KEYS = frozenset((*_TEXT_KEYS, *_FILE_KEYS, "tags"))
+_SECRET_KEYS = ("password", "token")
+
+
+def config_path(environ: Mapping[str, str] | None = None) -> Path:
+    """``PDF2DCM_CONFIG``, else ``$XDG_CONFIG_HOME/pdf2dcm/config.toml`` (``~/.config``)."""
+    env = os.environ if environ is None else environ
+    if env.get(ENV_CONFIG):
+        return Path(env[ENV_CONFIG]).expanduser()
+    base = env.get("XDG_CONFIG_HOME") or os.path.join(env.get("HOME") or "~", ".config")
+    return Path(base).expanduser() / "pdf2dcm" / "config.toml"
+
+
+def load_profile(
+    name: str | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    path: str | os.PathLike[str] | None = None,
+) -> Profile | None:
+    """The selected profile of the config file, or None when none applies.
+
+    ``name``, else ``PDF2DCM_PROFILE``, else ``default`` if the file has such a profile.
+    No file and no profile asked for is no error: profiles are optional.
+
+    Raises
+    ------
+    ConfigurationError
+        A profile asked for that the file lacks (or no file), a file that cannot be read or
+        parsed, an unknown key, a value of the wrong type, a secret that other users can read
+        (in the file itself or in a password/token file), or Python 3.10 (no tomllib).
+    """
+    env = os.environ if environ is None else environ
+    chosen = name or env.get(ENV_PROFILE) or None
+    file = Path(path) if path is not None else config_path(env)
+    if not file.exists():
+        if chosen is not None:
+            raise ConfigurationError(
+                f"profile {chosen} was asked for, but the config file {file} does not exist; "
+                f"create it with a [profiles.{chosen}] table, or set {ENV_CONFIG}"
+            )
+        if path is not None or env.get(ENV_CONFIG):
+            raise ConfigurationError(
+                f"config file {file} ({ENV_CONFIG}) does not exist; fix the path"
+            )
+        return None
+    profiles = _profiles(_read_config(file), file)
+    if chosen is None:
+        if DEFAULT_PROFILE not in profiles:
+            return None
+        chosen = DEFAULT_PROFILE
+    if chosen not in profiles:
+        known = ", ".join(sorted(profiles)) or "none"
+        raise ConfigurationError(
+            f"no profile {chosen} in {file} (its profiles: {known}); check --profile or "
+            f"{ENV_PROFILE}"
+        )
+    if any(key in table for table in profiles.values() for key in _SECRET_KEYS):
+        _refuse_open_permissions(file, "config file, which holds a password or token,")
+    return _profile(chosen, profiles[chosen], file)
+
+
+def _read_config(file: Path) -> dict[str, Any]:
+    if _parse_toml is None:
+        raise ConfigurationError(
+            f"reading the config file {file} needs Python 3.11 or later (tomllib); upgrade "
+            f"Python, or move the file away and use options and the environment"
+        )
+    try:
+        text = file.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read {file}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"cannot read {file}: it is not UTF-8 text") from None
+    try:
+        return _parse_toml(text)
+    except _TomlError as exc:
+        # tomllib's message gives the place, never the text (which may hold a password).
+        raise ConfigurationError(f"cannot read {file}: {exc}; check its TOML syntax") from None
+
+
+def _profiles(data: Mapping[str, Any], file: Path) -> dict[str, dict[str, Any]]:
+    unknown = sorted(set(data) - {"profiles"})
+    if unknown:
+        raise ConfigurationError(
+            f"{file}: unknown key {unknown[0]!r}; profiles go in [profiles.NAME] tables"
+        )
+    profiles = data.get("profiles", {})
+    if not isinstance(profiles, dict) or not all(isinstance(t, dict) for t in profiles.values()):
+        raise ConfigurationError(f"{file}: 'profiles' must hold [profiles.NAME] tables")
+    return profiles
+
+
+def _profile(name: str, table: Mapping[str, Any], file: Path) -> Profile:
+    where = f"profile {name} in {file}"
+    unknown = sorted(set(table) - _PROFILE_KEYS)
+    if unknown:
+        raise ConfigurationError(
+            f"{where}: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(_PROFILE_KEYS))}"
+        )
+    text: dict[str, str | None] = {}
+    for key in (*_TEXT_KEYS, *_FILE_KEYS):
+        value = table.get(key)
+        if value is not None and (not isinstance(value, str) or not value):
+            raise ConfigurationError(f"{where}: {key} must be a non-empty string")
+        text[key] = value
+    for key in _SECRET_KEYS:
+        if text[key] is not None and text[f"{key}-file"] is not None:
+            raise ConfigurationError(f"{where}: give {key} or {key}-file, not both")
+        if text[f"{key}-file"] is not None:
+            text[key] = _read_secret(_beside(file, text[f"{key}-file"] or ""), key, where)
+        _refuse_control(text[key], key, where)
+    _refuse_control(text["username"], "user name", where)
+    if text["token"] is not None and text["username"] is not None:
+        raise ConfigurationError(f"{where}: give a token or a user name and password, not both")
+    if text["password"] is not None and text["username"] is None:
+        raise ConfigurationError(f"{where}: a password needs a username")
+    if text["method"] is not None and text["method"] not in METHODS:
+        raise ConfigurationError(f"{where}: method must be one of {', '.join(METHODS)}")
+    tags = table.get("tags", {})
+    if not isinstance(tags, dict):
+        raise ConfigurationError(f"{where}: tags must be a table of KEYWORD = value")
+    return Profile(
+        name=name,
+        source=file,
+        url=text["url"],
+        username=text["username"],
+        password=text["password"],
+        token=text["token"],
+        ca_bundle=str(_beside(file, text["ca-bundle"])) if text["ca-bundle"] else None,
+        dicomweb_url=text["dicomweb-url"],
+        tags=dict(tags),
+        method=text["method"],
+    )
+
+
+def _beside(file: Path, name: str) -> Path:
+    """A path of the config file: ``~`` expanded, relative ones taken from the file's folder."""
+    return file.parent / Path(name).expanduser()
+
+
+def _refuse_open_permissions(file: Path, what: str) -> None:
+    try:
+        mode = file.stat().st_mode
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read {file}: {exc.strerror or exc}") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigurationError(
+            f"refusing the {what} {file}: its permissions ({stat.filemode(mode)}) let other "
+            f"users read or change it; chmod 600 {file}"
+        )
+
+
+def _read_secret(file: Path, key: str, where: str) -> str:
+    """A password or token file's content minus one trailing newline; 0600 required."""
+    _refuse_open_permissions(file, f"{key} file of {where},")
+    try:
+        value = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot read the {key} file {file} ({where}): {exc.strerror or exc}"
+        ) from None
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"the {key} file {file} ({where}) is not UTF-8 text") from None
+    value = value.removesuffix("\n").removesuffix("\r") if value.endswith("\n") else value
+    if not value:
+        raise ConfigurationError(f"the {key} file {file} ({where}) is empty")
+    return value
+
+
 def resolve_settings(
     *,
     url: str | None = None,
@@ -80,8 +302,12 @@ def resolve_settings(
     dicomweb_url: str | None = None,
     environ: Mapping[str, str] | None = None,
     netrc_file: str | os.PathLike[str] | None = None,
+    profile: Profile | None = None,
 ) -> Settings:
-    """Combine options, environment and netrc into checked Settings.
+    """Combine options, environment, a profile and netrc into checked Settings.
+
+    ``profile`` comes from :func:`load_profile`; it fills what options and environment left
+    unset (see the module's precedence rules).
 
     Raises
     ------
@@ -91,12 +317,21 @@ def resolve_settings(
         unreadable netrc file, a missing CA bundle, or a non-positive timeout.
     """
     env = os.environ if environ is None else environ
-    base = _check_url(url or env.get(ENV_URL) or DEFAULT_URL, "--url / ORTHANC_URL")
+    if url or env.get(ENV_URL) or profile is None or profile.url is None:
+        base = _check_url(url or env.get(ENV_URL) or DEFAULT_URL, "--url / ORTHANC_URL")
+    else:
+        base = _check_url(profile.url, profile.where)
     if dicomweb_url is not None:
         dicomweb_url = _check_url(dicomweb_url, "--dicomweb-url")
+    elif profile is not None and profile.dicomweb_url is not None:
+        dicomweb_url = _check_url(profile.dicomweb_url, f"dicomweb-url of {profile.where}")
     token = _credential(token, env, ENV_TOKEN, "token", "--token")
     username = _credential(username, env, ENV_USERNAME, "user name", "--username")
     password = _credential(password, env, ENV_PASSWORD, "password", "--password")
+    if profile is not None:
+        token, username, password = _with_profile(profile, token, username, password)
+    if ca_bundle is None and profile is not None:
+        ca_bundle = profile.ca_bundle
     if token is not None and (username is not None or password is not None):
         raise ConfigurationError(
             "give either a token (--token / ORTHANC_TOKEN) or a user name and password, not both"
@@ -129,6 +364,18 @@ def resolve_settings(
         retries=DEFAULT_RETRIES if retries is None else retries,
         dicomweb_url=dicomweb_url,
     )
+
+
+def _with_profile(
+    profile: Profile, token: str | None, username: str | None, password: str | None
+) -> tuple[str | None, str | None, str | None]:
+    """Credentials after the profile: it fills them only where options and environment
+    gave none, or gives its password to the same user name (never to another)."""
+    if token is None and username is None and password is None:
+        return profile.token, profile.username, profile.password
+    if token is None and password is None and profile.username in (None, username):
+        return None, username, profile.password
+    return token, username, password
 
 
 def _credential(

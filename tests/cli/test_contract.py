@@ -23,6 +23,7 @@ class FakeOrthanc(ThreadingHTTPServer):
 
     routes: dict[tuple[str, str], list[tuple[int, bytes]]]
     asked: list[tuple[str, str]]
+    headers: list[dict[str, str]]
 
     @property
     def url(self) -> str:
@@ -42,6 +43,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self.server.asked.append((self.command, self.path))
+        self.server.headers.append(dict(self.headers))
         answers = self.server.routes.get((self.command, self.path))
         if answers:
             status, payload = answers.pop(0) if len(answers) > 1 else answers[0]
@@ -62,7 +64,7 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def fake() -> Iterator[FakeOrthanc]:
     httpd = FakeOrthanc(("127.0.0.1", 0), _Handler)
-    httpd.routes, httpd.asked = {}, []
+    httpd.routes, httpd.asked, httpd.headers = {}, [], []
     thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     yield httpd

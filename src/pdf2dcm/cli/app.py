@@ -165,6 +165,7 @@ class OutputState:
     verbose: bool = False
     debug: bool = False
     profile: str | None = None
+    profile_given: bool = False
     display: LineConsole | None = None
 
 
@@ -243,8 +244,19 @@ def _set_flag(ctx: click.Context, param: click.Parameter, value: object) -> None
         logger.setLevel(logging.INFO)
 
 
-def _set_profile(_ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
-    if value:
+def _set_profile(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """The environment's profile applies unless one was named on the command line.
+
+    Both the root and the subcommand read PDF2DCM_PROFILE, and the subcommand's reading
+    comes later: it must not undo ``pdf2dcm --profile NAME command``.
+    """
+    if not value or param.name is None:
+        return
+    from click.core import ParameterSource
+
+    if ctx.get_parameter_source(param.name) is ParameterSource.COMMANDLINE:
+        output.profile, output.profile_given = value, True
+    elif not output.profile_given:
         output.profile = value
 
 

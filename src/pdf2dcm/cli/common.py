@@ -14,9 +14,10 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 import click
+from click.core import ParameterSource
 
 from pdf2dcm import errors as err
 
@@ -27,8 +28,12 @@ if TYPE_CHECKING:
     import requests
 
     from pdf2dcm.client import OrthancClient
+    from pdf2dcm.config import Profile
     from pdf2dcm.progress import ProgressCallback
     from pdf2dcm.tags import ValidatedTags
+
+
+T = TypeVar("T")
 
 
 def tag_options(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -81,10 +86,22 @@ def tag_options(function: Callable[..., Any]) -> Callable[..., Any]:
     return function
 
 
-def collect_tags(assignments: Sequence[str], tags_file: Path | None) -> ValidatedTags:
+def collect_tags(
+    assignments: Sequence[str],
+    tags_file: Path | None,
+    defaults: Mapping[str, object] | None = None,
+) -> ValidatedTags:
+    """The tags of ``defaults`` (a profile's), then the tags file, then each ``--tag``."""
     from pdf2dcm.tags import load_tags_file, parse_assignment, validate_tags
 
     collected: ValidatedTags = {}
+    if defaults:
+        profile = current_profile()
+        try:
+            collected |= validate_tags(dict(defaults))
+        except err.TagError as error:
+            where = profile.where if profile is not None else "the profile"
+            raise err.TagError(f"default tags of {where}: {error}") from None
     if tags_file is not None:
         collected |= validate_tags(load_tags_file(tags_file))
     for assignment in assignments:
@@ -94,6 +111,30 @@ def collect_tags(assignments: Sequence[str], tags_file: Path | None) -> Validate
         except err.TagError as error:
             raise err.TagError(f"--tag {assignment}: {error}") from None
     return collected
+
+
+def current_profile() -> Profile | None:
+    """The profile this run uses (``--profile``, ``PDF2DCM_PROFILE``, else ``default``).
+
+    Upload takes its default tags and method from it::
+
+        profile = current_profile()
+        tags = collect_tags(tag_assignments, tags_file, profile.tags if profile else None)
+        method = profile_choice("method", method, profile.method if profile else None)
+    """
+    from pdf2dcm.config import load_profile
+
+    return load_profile(app.output.profile)
+
+
+def profile_choice(name: str, value: T, from_profile: T | None) -> T:
+    """An option's value, unless it was left at its default: then the profile's, if any.
+
+    So an option and its PDF2DCM_ variable both beat the profile, which beats the default.
+    """
+    source = click.get_current_context().get_parameter_source(name)
+    given = source not in (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
+    return value if given or from_profile is None else from_profile
 
 
 def load_reference(study_from: Path | None, series_from: Sequence[Path] | Path | None) -> Any:
@@ -342,6 +383,7 @@ class Connection:
             insecure=self.insecure,
             timeout=self.timeout,
             dicomweb_url=dicomweb_url,
+            profile=current_profile(),
         )
         if settings.username is not None and settings.password is None:
             if not stdin_in_use and sys.stdin.isatty():
@@ -409,22 +451,30 @@ def _connection_option_list(timeout_flag: str) -> list[Callable[[Any], Any]]:
         click.option(
             "--url",
             metavar="URL",
-            help="Orthanc base URL [env ORTHANC_URL; default http://localhost:8042].",
+            help="Orthanc base URL [env ORTHANC_URL; then the profile's url; default "
+            "http://localhost:8042].",
         ),
         click.option(
-            "--username", metavar="USER", help="HTTP user [env ORTHANC_USERNAME; ~/.netrc]."
+            "--username",
+            metavar="USER",
+            help="HTTP user [env ORTHANC_USERNAME; then the profile; then ~/.netrc].",
         ),
         click.option(
             "--password",
             metavar="PASSWORD",
-            help="HTTP password; prefer env ORTHANC_PASSWORD or ~/.netrc, which stay out of "
-            "process listings. Asked for on a terminal when only a user is given.",
+            help="HTTP password; prefer env ORTHANC_PASSWORD, a profile's password-file or "
+            "~/.netrc, which stay out of process listings. Asked for on a terminal when only a "
+            "user is given.",
         ),
-        click.option("--token", metavar="TOKEN", help="Bearer token [env ORTHANC_TOKEN]."),
+        click.option(
+            "--token",
+            metavar="TOKEN",
+            help="Bearer token [env ORTHANC_TOKEN; then the profile's token-file].",
+        ),
         click.option(
             "--ca-bundle",
             type=click.Path(dir_okay=False),
-            help="PEM file of CAs to trust for https.",
+            help="PEM file of CAs to trust for https [then the profile's ca-bundle].",
         ),
         click.option(
             "--insecure", is_flag=True, help="Do not verify TLS certificates (with a warning)."
