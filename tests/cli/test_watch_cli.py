@@ -44,10 +44,13 @@ def test_a_missing_inbox_is_a_usage_error(tmp_path: Path) -> None:
     assert "does not exist" in result.stderr
 
 
-def test_once_on_an_empty_inbox_exits_0_without_a_word(tmp_path: Path) -> None:
+def test_once_on_an_empty_inbox_exits_0_with_its_summary(tmp_path: Path) -> None:
     result = run("watch", str(tmp_path), "--delete", "--once", "--json")
     assert result.exit_code == 0
-    assert (result.stdout, result.stderr) == ("", "")
+    assert (result.stdout, result.stderr) == (
+        "",
+        "pdf2dcm: 0 files: 0 stored, 0 left in the inbox, 0 failed\n",
+    )
 
 
 def exec_start() -> list[str]:

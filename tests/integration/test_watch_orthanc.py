@@ -162,7 +162,7 @@ def test_failures_go_to_failed_with_their_reason_and_set_the_exit_code(
         "rename it, or give its tags in a sidecar"
     )
     assert list(inbox.rglob("*.pdf")) == []
-    assert "pdf2dcm: 2 of 4 files not stored" in result.stderr
+    assert "pdf2dcm: 4 files: 2 stored, 0 left in the inbox, 2 failed\n" in result.stderr
 
     # Without --failed a failing file stays, and is not tried again until it changes.
     (inbox / "RX-4_bad.pdf").write_bytes(b"nope")
@@ -248,6 +248,19 @@ def test_usage_errors(orthanc: OrthancServer, tmp_path: Path) -> None:
     assert "name pattern '{Nope}.pdf': unknown DICOM keyword 'Nope'" in result.stderr
     result = run("--delete", "--study", "AccessionNumber=1", "--patient", "PatientID=2")
     assert "give one of --study, --patient, not several" in result.stderr
+
+
+def test_quiet_keeps_only_the_errors(orthanc: OrthancServer, tmp_path: Path) -> None:
+    inbox = tmp_path / "in"
+    drop(inbox, "Q-1.pdf", 601)
+    (inbox / "Q-2.pdf").write_bytes(b"not a PDF")
+    options = ["--once", "--settle", "0", "--tag", "PatientID=Q", "--delete"]
+    result = CliRunner().invoke(cli, ["-q", "watch", str(inbox), "--url", orthanc.url, *options])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert line.startswith("pdf2dcm: error: Q-2.pdf")
+    assert line.endswith("; left in the inbox")
 
 
 @pytest.mark.parametrize("method", ["create-dicom", "stow"])

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any, cast
 
 import click
 
-from .app import cli, exit_status_for, say
-from .common import Connection, collect_tags, connection_options, print_json
+from . import app
+from .app import cli, displaying, exit_status_for, info, say
+from .common import Connection, batch_summary, collect_tags, connection_options, print_json
 
 if TYPE_CHECKING:
     from pdf2dcm.upload import Method
@@ -224,12 +225,12 @@ def watch(
     client = connection.open(pool_size=concurrency, dicomweb_url=dicomweb_url)
     stop = threading.Event()
     try:
-        with client, _status_line(not no_progress) as (show, status):
+        with client, _status_line(not no_progress) as status:
 
             def report(event: WatchEvent) -> None:
                 if journal is not None:
                     journal.write(event)
-                show(_event_line(event))
+                _show(event)
                 if as_json:
                     print_json(event.as_json())
 
@@ -245,10 +246,23 @@ def watch(
     finally:
         if journal is not None:
             journal.close()
-    if once and summary.first_error is not None:
+    if once:
         total = summary.stored + summary.failed + summary.waiting
-        say(f"{summary.failed + summary.waiting} of {total} files not stored")
-        click.get_current_context().exit(exit_status_for(summary.first_error))
+        tally = {"stored": summary.stored, "left in the inbox": summary.waiting}
+        info(batch_summary(total, tally, failed=summary.failed))
+        if summary.first_error is not None:
+            click.get_current_context().exit(exit_status_for(summary.first_error))
+
+
+def _show(event: WatchEvent) -> None:
+    """The event's line on stderr: errors always, the rest not under ``-q``."""
+    line = _event_line(event)
+    if event.status == "failed":
+        say(f"error: {line}")
+    elif event.status == "retry":
+        say(f"warning: {line}")
+    else:
+        info(line)
 
 
 def _event_line(event: WatchEvent) -> str:
@@ -261,7 +275,7 @@ def _event_line(event: WatchEvent) -> str:
         return f"{event.file} -> {where} ({event.result.status}); {gone}"
     if event.status == "failed":
         where = f"moved to {event.destination}" if event.destination else "left in the inbox"
-        return f"error: {message}; {where}"
+        return f"{message}; {where}"
     return f"{message}; left in the inbox, next try in {event.retry_in:g} s"
 
 
@@ -287,19 +301,19 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
 @contextlib.contextmanager
 def _status_line(
     enabled: bool,
-) -> Iterator[tuple[Callable[[str], None], Callable[[int, int, int, str | None], None] | None]]:
-    """Event lines on stderr, and on a terminal a status line under them."""
-    if not enabled or not sys.stderr.isatty():
-        yield say, None
+) -> Iterator[Callable[[int, int, int, str | None], None] | None]:
+    """On a terminal, a status line under the event lines: waiting, stored, failed, last error.
+
+    Registered as the live display, so that event lines and records print above it.
+    """
+    if not enabled or app.output.quiet or not sys.stderr.isatty():
+        yield None
         return
     from rich.console import Console
     from rich.markup import escape
 
     console = Console(stderr=True)
-    with console.status("watching") as display:
-
-        def show(line: str) -> None:
-            console.print(f"pdf2dcm: {escape(line)}", highlight=False, soft_wrap=True)
+    with console.status("watching") as display, displaying(console):
 
         def status(waiting: int, stored: int, failed: int, last_error: str | None) -> None:
             text = f"watching: {waiting} waiting, {stored} stored, {failed} failed"
@@ -307,4 +321,4 @@ def _status_line(
                 text += f"; last error: {last_error}"
             display.update(escape(text))
 
-        yield show, status
+        yield status
