@@ -59,6 +59,7 @@ def test_every_command_has_help_with_examples() -> None:
         "jobs show",
         "jobs wait",
         "ls",
+        "show",
         "upload",
         "watch",
     ]
