@@ -51,6 +51,8 @@ class Measurement:
     seconds: list[float] = field(default_factory=list)
     peak_rss: list[int] = field(default_factory=list)
     server_rss: list[int] = field(default_factory=list)
+    failure: str | None = None
+    """Why a reference could not do the job (it is then left out of further runs)."""
 
     @property
     def median_seconds(self) -> float:
@@ -74,6 +76,9 @@ class Case:
     """Work per run (files, MiB) for a throughput column."""
     unit_name: str = ""
     results: dict[str, Measurement] = field(default_factory=dict)
+    single: float | None = None
+    """The median time of the same command for one file: the cost of each further file is
+    shown without the start-up."""
 
 
 def measure(command: Command) -> tuple[float, int]:
@@ -112,12 +117,20 @@ def run_case(case: Case, repeats: int, printer: Callable[[Case], None] | None = 
     case.results = {label: Measurement() for label in contenders}
     for _ in range(repeats):
         for label, command in contenders.items():
+            result = case.results[label]
+            if result.failure is not None:
+                continue
             if case.prepare is not None:
                 case.prepare()
             if case.server_pid is not None:
                 server_peak(case.server_pid, reset=True)
-            seconds, rss = measure(command)
-            result = case.results[label]
+            try:
+                seconds, rss = measure(command)
+            except subprocess.CalledProcessError as exc:
+                if label == "pdf2dcm":
+                    raise
+                result.failure = f"failed (exit {exc.returncode})"
+                continue
             result.seconds.append(seconds)
             result.peak_rss.append(rss)
             if case.server_pid is not None:
@@ -128,6 +141,9 @@ def run_case(case: Case, repeats: int, printer: Callable[[Case], None] | None = 
 def print_case(case: Case) -> None:
     ours = case.results["pdf2dcm"].median_seconds
     for label, result in case.results.items():
+        if result.failure is not None:
+            print(f"{case.name:<32} {label:<24} {result.failure}", flush=True)
+            continue
         seconds = result.median_seconds
         rss = Measurement.median_mib(result.peak_rss)
         server = Measurement.median_mib(result.server_rss)
@@ -282,23 +298,31 @@ def clear_orthanc(url: str) -> Callable[[], None]:
     return clear
 
 
-def recipe_script(url: str, pdfs: Sequence[str], *, large: bool) -> list[str]:
+def path_list(work: Path, name: str, paths: Sequence[str]) -> Path:
+    """A file listing ``paths``, one a line: thousands of them do not fit in one argument."""
+    listing = work / f"{name}-{len(paths)}.txt"
+    listing.write_text("".join(f"{path}\n" for path in paths))
+    return listing
+
+
+def recipe_script(url: str, pdfs: Sequence[str], *, large: bool, work: Path) -> list[str]:
     """The documented create-dicom workflow: base64 into a JSON body, posted by curl.
 
     As documented it uses ``base64`` (wrapped lines) and ``curl -d @-``; for a large file the
     documented form fails (curl caps -d at 256 MiB), so it uses ``base64 -w0`` and
-    ``--data-binary``, as a user would after the first failure.
+    ``--data-binary``, as a user would after the first failure. It runs once per file of a
+    list, as a shell loop would.
     """
     encode = "base64 -w0" if large else "base64"
     flag = "--data-binary" if large else "-d"
-    lines = ["set -e"]
-    for pdf in pdfs:
-        lines.append(
-            f'(echo -n \'{{"Tags": {{"PatientName": "Benjamino", "Modality": "CT"}}, '
-            f'"Content": "data:application/pdf;base64,\'; {encode} {shlex.quote(pdf)}; '
-            f"echo '\"}}') | curl -sf {url}/tools/create-dicom -X POST {flag} @- -o /dev/null"
-        )
-    return ["bash", "-c", "\n".join(lines)]
+    script = (
+        "set -e\nwhile IFS= read -r pdf; do\n"
+        f'  (echo -n \'{{"Tags": {{"PatientName": "Benjamino", "Modality": "CT"}}, '
+        f'"Content": "data:application/pdf;base64,\'; {encode} "$pdf"; '
+        f"echo '\"}}') | curl -sf {url}/tools/create-dicom -X POST {flag} @- -o /dev/null\n"
+        f"done < {shlex.quote(str(path_list(work, 'recipe', pdfs)))}\n"
+    )
+    return ["bash", "-c", script]
 
 
 def curl_parallel(work: Path, url: str, dicoms: Sequence[str]) -> list[str]:
@@ -338,8 +362,9 @@ def orthanc_cases(
     )
     encoded = sorted(str(p) for p in encoded_dir.iterdir())
     for count in counts:
+        listing = path_list(work, "encoded", encoded[:count])
         parallel = (
-            "printf '%s\\n' " + " ".join(map(shlex.quote, encoded[:count])) + " | xargs -P4 -I{} "
+            f"xargs -a {shlex.quote(str(listing))} -P4 -I{{}} "
             f"curl -sf -X POST --data-binary @{{}} {url}/instances -o /dev/null"
         )
         yield Case(
@@ -347,7 +372,7 @@ def orthanc_cases(
             # The default concurrency, as a user runs it.
             [*PDF2DCM, "upload", *smalls[:count], "--url", url, "--tag", "PatientID=B"],
             {
-                "recipe (create-dicom)": recipe_script(url, smalls[:count], large=False),
+                "recipe (create-dicom)": recipe_script(url, smalls[:count], large=False, work=work),
                 "curl -P4 /instances": ["bash", "-c", parallel],
                 "curl --parallel, 1 process": curl_parallel(work, url, encoded[:count]),
             },
@@ -363,7 +388,7 @@ def orthanc_cases(
         f"upload {largest / MiB:g} MiB",
         [*PDF2DCM, "upload", pdf, "--url", url, "--tag", "PatientID=L"],
         {
-            "recipe (base64 -w0)": recipe_script(url, [pdf], large=True),
+            "recipe (base64 -w0)": recipe_script(url, [pdf], large=True, work=work),
             # Without "Expect:", curl waits a second for a 100-continue Orthanc never sends.
             "curl -T pre-encoded": [
                 "curl",
@@ -413,6 +438,9 @@ GiB = 1024 * MiB
 def print_scaling(case: Case) -> None:
     """One line per contender: the time, the time per file or the speed, and memory."""
     for label, result in case.results.items():
+        if result.failure is not None:
+            print(f"{case.name:<24} {label:<24} {result.failure}", flush=True)
+            continue
         seconds = result.median_seconds
         rss = Measurement.median_mib(result.peak_rss)
         server = Measurement.median_mib(result.server_rss)
@@ -422,11 +450,15 @@ def print_scaling(case: Case) -> None:
             if case.unit_name == "files"
             else f"{units / seconds:9.0f} MiB/s"
         )
+        further = ""
+        if case.single is not None and units > 1:
+            further = f"{1000 * (seconds - case.single) / (units - 1):9.2f} ms"
         columns = [
             f"{case.name:<24}",
             f"{label:<24}",
             f"{seconds:9.3f} s",
             rate,
+            f"{further:>12}",
             f"{rss:8.1f} MiB" if rss is not None else f"{'-':>12}",
             f"{server:8.1f} MiB" if server is not None else "",
         ]
@@ -452,48 +484,55 @@ def scaling(
     work: Path, counts: Sequence[int], sizes: Sequence[int], repeats: int, skipped: list[str]
 ) -> None:
     """How time and memory grow with the number of files and with the size of one file."""
-    smalls = small_pdfs(work / "small", max(counts))
-    print(f"{'case':<24} {'contender':<24} {'median':>11} {'per file/speed':>16} {'peak RSS':>12}")
+    smalls = small_pdfs(work / "small", max(counts, default=0))
+    print(
+        f"{'case':<24} {'contender':<24} {'median':>11} {'per file/speed':>16} "
+        f"{'next files':>12} {'peak RSS':>12} {'Orthanc peak':>12}"
+    )
     out_dir = work / "small-out"
 
     def clean_small() -> None:
         shutil.rmtree(out_dir, ignore_errors=True)
         out_dir.mkdir()
 
+    single: float | None = None
     for count in counts:
-        run_case(
-            Case(
-                f"encode {count} x 52 KiB",
-                [*PDF2DCM, "encode", *smalls[:count], "-d", str(out_dir), "--no-progress"],
-                {},
-                prepare=clean_small,
-                units=count,
-                unit_name="files",
-            ),
-            repeats,
-            print_scaling,
+        case = Case(
+            f"encode {count} x 52 KiB",
+            [*PDF2DCM, "encode", *smalls[:count], "-d", str(out_dir), "--no-progress"],
+            {},
+            prepare=clean_small,
+            units=count,
+            unit_name="files",
+            single=single,
         )
+        run_case(case, repeats, print_scaling)
+        if count == 1:
+            single = case.results["pdf2dcm"].median_seconds
     shutil.rmtree(out_dir, ignore_errors=True)
     dcm2pdf = have("dcm2pdf", skipped)
     with private_orthanc(work) as (url, pid):
         clear = clear_orthanc(url)
+        single = None
         for count in counts:
-            run_case(
-                Case(
-                    f"upload {count} x 52 KiB",
-                    [*PDF2DCM, "upload", *smalls[:count], "--url", url, "--tag", "PatientID=S"],
-                    {},
-                    prepare=clear,
-                    server_pid=pid,
-                    units=count,
-                    unit_name="files",
-                ),
-                repeats,
-                print_scaling,
+            case = Case(
+                f"upload {count} x 52 KiB",
+                [*PDF2DCM, "upload", *smalls[:count], "--url", url, "--tag", "PatientID=S"],
+                {},
+                prepare=clear,
+                server_pid=pid,
+                units=count,
+                unit_name="files",
+                single=single,
             )
+            run_case(case, repeats, print_scaling)
+            if count == 1:
+                single = case.results["pdf2dcm"].median_seconds
         clear()
         for size in sizes:
             scratch = scratch_for(size, work)
+            where = "memory (/dev/shm)" if scratch == work else f"disk ({scratch})"
+            print(f"-- {size // MiB} MiB: files in {where}", flush=True)
             try:
                 for case in large_cases(scratch, size, url, pid, dcm2pdf):
                     run_case(case, repeats, print_scaling)
@@ -574,6 +613,23 @@ def curl_upload(url: str, dicom: Path) -> list[str]:
     ]  # fmt: skip
 
 
+def run_scaling(options: argparse.Namespace, base: str | None, skipped: list[str]) -> None:
+    sizes = list(SCALING_SIZES[:-1] if options.skip_2gib else SCALING_SIZES)
+    repeats = options.repeats or 3
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, {repeats} runs")
+    counts = [1, 10] if options.quick else list(SCALING_COUNTS)
+    if options.quick:
+        sizes = [MiB, 8 * MiB]
+    if options.counts is not None:
+        counts = [int(n) for n in options.counts.split(",") if n]
+    if options.sizes is not None:
+        sizes = [int(n) * MiB for n in options.sizes.split(",") if n]
+    with tempfile.TemporaryDirectory(prefix="pdf2dcm-bench-", dir=base) as name:
+        scaling(Path(name), counts, sizes, repeats, skipped)
+    for tool in skipped:
+        print(f"skipped: {tool} is not installed")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
@@ -581,6 +637,8 @@ def main() -> None:
     parser.add_argument("--only", choices=["local", "orthanc"], help="run one group of cases")
     parser.add_argument("--scaling", action="store_true", help="print how cost grows instead")
     parser.add_argument("--skip-2gib", action="store_true", help="--scaling without 2 GiB")
+    parser.add_argument("--counts", help="--scaling: numbers of small PDFs, e.g. 1,100 ('' none)")
+    parser.add_argument("--sizes", help="--scaling: PDF sizes in MiB, e.g. 1,500 ('' for none)")
     options = parser.parse_args()
     sizes = [1 * MiB, 8 * MiB] if options.quick else [1 * MiB, 50 * MiB, 500 * MiB]
     repeats = options.repeats or (2 if options.quick else 5)
@@ -588,16 +646,7 @@ def main() -> None:
     skipped: list[str] = []
     base = "/dev/shm" if Path("/dev/shm").is_dir() else None
     if options.scaling:
-        sizes = list(SCALING_SIZES[:-1] if options.skip_2gib else SCALING_SIZES)
-        print(
-            f"python {sys.version.split()[0]}, {os.cpu_count()} cores, {options.repeats or 3} runs"
-        )
-        with tempfile.TemporaryDirectory(prefix="pdf2dcm-bench-", dir=base) as name:
-            scaled_counts = [1, 10] if options.quick else list(SCALING_COUNTS)
-            scaled_sizes = [MiB, 8 * MiB] if options.quick else sizes
-            scaling(Path(name), scaled_counts, scaled_sizes, options.repeats or 3, skipped)
-        for tool in skipped:
-            print(f"skipped: {tool} is not installed")
+        run_scaling(options, base, skipped)
         return
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, {repeats} runs per contender")
     print(f"{'case':<32} {'contender':<24} {'median':>10} {'peak RSS':>12} {'Orthanc peak':>12}")
