@@ -219,19 +219,8 @@ def _profile(name: str, table: Mapping[str, Any], file: Path) -> Profile:
         raise ConfigurationError(
             f"{where}: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(_PROFILE_KEYS))}"
         )
-    text: dict[str, str | None] = {}
-    for key in (*_TEXT_KEYS, *_FILE_KEYS):
-        value = table.get(key)
-        if value is not None and (not isinstance(value, str) or not value):
-            raise ConfigurationError(f"{where}: {key} must be a non-empty string")
-        text[key] = value
-    for key in _SECRET_KEYS:
-        if text[key] is not None and text[f"{key}-file"] is not None:
-            raise ConfigurationError(f"{where}: give {key} or {key}-file, not both")
-        if text[f"{key}-file"] is not None:
-            text[key] = _read_secret(_beside(file, text[f"{key}-file"] or ""), key, where)
-        _refuse_control(text[key], key, where)
-    _refuse_control(text["username"], "user name", where)
+    text = _strings(table, where)
+    _read_secrets(text, file, where)
     if text["token"] is not None and text["username"] is not None:
         raise ConfigurationError(f"{where}: give a token or a user name and password, not both")
     if text["password"] is not None and text["username"] is None:
@@ -253,6 +242,29 @@ def _profile(name: str, table: Mapping[str, Any], file: Path) -> Profile:
         tags=dict(tags),
         method=text["method"],
     )
+
+
+def _strings(table: Mapping[str, Any], where: str) -> dict[str, str | None]:
+    """The profile's text values by key (None when absent), each a non-empty string."""
+    text: dict[str, str | None] = {}
+    for key in (*_TEXT_KEYS, *_FILE_KEYS):
+        value = table.get(key)
+        if value is not None and (not isinstance(value, str) or not value):
+            raise ConfigurationError(f"{where}: {key} must be a non-empty string")
+        text[key] = value
+    _refuse_control(text["username"], "user name", where)
+    return text
+
+
+def _read_secrets(text: dict[str, str | None], file: Path, where: str) -> None:
+    """Replace ``password-file``/``token-file`` by the secret they hold; check each secret."""
+    for key in _SECRET_KEYS:
+        named = text[f"{key}-file"]
+        if text[key] is not None and named is not None:
+            raise ConfigurationError(f"{where}: give {key} or {key}-file, not both")
+        if named is not None:
+            text[key] = _read_secret(_beside(file, named), key, where)
+        _refuse_control(text[key], key, where)
 
 
 def _beside(file: Path, name: str) -> Path:
@@ -317,14 +329,7 @@ def resolve_settings(
         unreadable netrc file, a missing CA bundle, or a non-positive timeout.
     """
     env = os.environ if environ is None else environ
-    if url or env.get(ENV_URL) or profile is None or profile.url is None:
-        base = _check_url(url or env.get(ENV_URL) or DEFAULT_URL, "--url / ORTHANC_URL")
-    else:
-        base = _check_url(profile.url, profile.where)
-    if dicomweb_url is not None:
-        dicomweb_url = _check_url(dicomweb_url, "--dicomweb-url")
-    elif profile is not None and profile.dicomweb_url is not None:
-        dicomweb_url = _check_url(profile.dicomweb_url, f"dicomweb-url of {profile.where}")
+    base, dicomweb_url = _urls(url, dicomweb_url, env, profile)
     token = _credential(token, env, ENV_TOKEN, "token", "--token")
     username = _credential(username, env, ENV_USERNAME, "user name", "--username")
     password = _credential(password, env, ENV_PASSWORD, "password", "--password")
@@ -364,6 +369,21 @@ def resolve_settings(
         retries=DEFAULT_RETRIES if retries is None else retries,
         dicomweb_url=dicomweb_url,
     )
+
+
+def _urls(
+    url: str | None, dicomweb_url: str | None, env: Mapping[str, str], profile: Profile | None
+) -> tuple[str, str | None]:
+    """The server URL and DICOMweb root, checked, each message naming where it came from."""
+    if url or env.get(ENV_URL) or profile is None or profile.url is None:
+        base = _check_url(url or env.get(ENV_URL) or DEFAULT_URL, "--url / ORTHANC_URL")
+    else:
+        base = _check_url(profile.url, profile.where)
+    if dicomweb_url is not None:
+        return base, _check_url(dicomweb_url, "--dicomweb-url")
+    if profile is not None and profile.dicomweb_url is not None:
+        return base, _check_url(profile.dicomweb_url, f"dicomweb-url of {profile.where}")
+    return base, None
 
 
 def _with_profile(

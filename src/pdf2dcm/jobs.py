@@ -239,45 +239,61 @@ def wait_for_jobs(
         for job_id in job_ids:
             if job_id in outcomes:
                 continue
-            budget = None if deadline is None else max(0.0, deadline - clock()) + POLL_SLACK
-            try:
-                status = get_job(client, job_id, budget=budget)
-            except ServerUnreachableError as exc:
-                if deadline is None or clock() < deadline:
-                    raise
-                outcomes[job_id] = WaitOutcome(
-                    job_id, last.get(job_id), _timed_out(job_id, last.get(job_id), timeout, exc)
-                )
+            reading = _read(client, job_id, deadline, timeout, last.get(job_id), clock)
+            if isinstance(reading, WaitOutcome):
+                outcomes[job_id] = reading
                 continue
-            except JobNotFoundError as exc:
-                error = exc
-                if job_id in last:
-                    error = JobNotFoundError(
-                        f"job {job_id} disappeared from {client.settings.url}'s job history "
-                        "before its end was seen (JobsHistorySize); its outcome is unknown"
-                    )
-                outcomes[job_id] = WaitOutcome(job_id, last.get(job_id), error)
-                continue
-            last[job_id] = status
+            last[job_id] = reading
             if on_status is not None:
-                on_status(status)
-            if status.state is JobState.SUCCESS:
-                outcomes[job_id] = WaitOutcome(job_id, status)
-            elif status.state is JobState.FAILURE:
-                outcomes[job_id] = WaitOutcome(job_id, status, _failed(status))
+                on_status(reading)
+            if reading.state is JobState.SUCCESS:
+                outcomes[job_id] = WaitOutcome(job_id, reading)
+            elif reading.state is JobState.FAILURE:
+                outcomes[job_id] = WaitOutcome(job_id, reading, _failed(reading))
         if len(outcomes) == len(set(job_ids)):
             return [outcomes[job_id] for job_id in job_ids]
         if deadline is not None and clock() >= deadline:
-            for job_id in job_ids:
-                if job_id not in outcomes:
-                    status = last[job_id]
-                    outcomes[job_id] = WaitOutcome(
-                        job_id, status, _timed_out(job_id, status, timeout)
-                    )
-            return [outcomes[job_id] for job_id in job_ids]
+            return [
+                outcomes.get(job_id)
+                or WaitOutcome(job_id, last[job_id], _timed_out(job_id, last[job_id], timeout))
+                for job_id in job_ids
+            ]
         pause = delay if deadline is None else max(0.0, min(delay, deadline - clock()))
         sleep(pause)
         delay = min(delay * BACKOFF, interval)
+
+
+def _read(
+    client: OrthancClient,
+    job_id: str,
+    deadline: float | None,
+    timeout: float | None,
+    last: JobStatus | None,
+    clock: Callable[[], float],
+) -> JobStatus | WaitOutcome:
+    """One poll of one job: its status, or the outcome that ends its wait.
+
+    The wait ends when the job is gone, or when the server stays unreachable past the
+    deadline (before it, being unreachable is the error).
+    """
+    budget = None if deadline is None else max(0.0, deadline - clock()) + POLL_SLACK
+    try:
+        return get_job(client, job_id, budget=budget)
+    except ServerUnreachableError as exc:
+        if deadline is None or clock() < deadline:
+            raise
+        return WaitOutcome(job_id, last, _timed_out(job_id, last, timeout, exc))
+    except JobNotFoundError as exc:
+        if last is None:
+            return WaitOutcome(job_id, None, exc)
+        return WaitOutcome(
+            job_id,
+            last,
+            JobNotFoundError(
+                f"job {job_id} disappeared from {client.settings.url}'s job history before "
+                "its end was seen (JobsHistorySize); its outcome is unknown"
+            ),
+        )
 
 
 def wait_for_job(

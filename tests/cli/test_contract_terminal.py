@@ -163,55 +163,61 @@ def test_stdin_on_a_terminal_is_refused(monkeypatch: pytest.MonkeyPatch) -> None
     refuse_terminal_stdin()
 
 
-def screen(data: bytes, width: int = 100) -> list[str]:
-    """What a terminal shows after ``data``: enough of a VT100 for rich's live display.
+class Screen:
+    """What a terminal shows: enough of a VT100 for rich's live display.
 
     Handles CR, LF, cursor up/down/column moves and line erasing; colours and cursor
     visibility are ignored.
     """
-    lines: list[list[str]] = [[]]
-    row = column = 0
-    text = data.decode("utf-8", errors="replace")
-    tokens = re.finditer(r"\x1b\[(\??)([0-9;]*)([A-Za-z])|\x1b[()][A-Z0-9]|(.)", text, re.DOTALL)
-    for token in tokens:
-        char = token.group(4)
-        if char is None:
-            if token.group(1) or token.group(3) is None:
-                continue
-            number = int(token.group(2) or "1") if token.group(2) != "0" else 0
-            command = token.group(3)
-            if command == "A":
-                row = max(0, row - number)
-            elif command == "B":
-                row += number
-            elif command == "G":
-                column = number - 1
-            elif command == "K":
-                mode = int(token.group(2) or "0")
-                while len(lines) <= row:
-                    lines.append([])
-                line = lines[row]
-                if mode == 2:
-                    line[:] = [" "] * len(line)
-                elif mode == 0:
-                    del line[column:]
-            continue
+
+    _TOKENS = re.compile(r"\x1b\[(\??)([0-9;]*)([A-Za-z])|\x1b[()][A-Z0-9]|(.)", re.DOTALL)
+
+    def __init__(self, width: int = 100) -> None:
+        self.width = width
+        self.lines: list[list[str]] = [[]]
+        self.row = self.column = 0
+
+    def feed(self, data: bytes) -> list[str]:
+        for token in self._TOKENS.finditer(data.decode("utf-8", errors="replace")):
+            char = token.group(4)
+            if char is not None:
+                self._char(char)
+            elif token.group(3) and not token.group(1):
+                self._control(token.group(3), token.group(2))
+        return ["".join(line).rstrip() for line in self.lines]
+
+    def _line(self) -> list[str]:
+        while len(self.lines) <= self.row:
+            self.lines.append([])
+        return self.lines[self.row]
+
+    def _control(self, command: str, argument: str) -> None:
+        number = int(argument or "1")
+        if command == "A":
+            self.row = max(0, self.row - number)
+        elif command == "B":
+            self.row += number
+        elif command == "G":
+            self.column = number - 1
+        elif command == "K":
+            line = self._line()
+            if int(argument or "0") == 2:
+                line[:] = [" "] * len(line)
+            else:
+                del line[self.column :]
+
+    def _char(self, char: str) -> None:
         if char == "\r":
-            column = 0
+            self.column = 0
         elif char == "\n":
-            row, column = row + 1, 0
+            self.row, self.column = self.row + 1, 0
         elif char >= " ":
-            if column >= width:
-                row, column = row + 1, 0
-            while len(lines) <= row:
-                lines.append([])
-            line = lines[row]
-            line.extend(" " * (column + 1 - len(line)))
-            line[column] = char
-            column += 1
-        while len(lines) <= row:
-            lines.append([])
-    return ["".join(line).rstrip() for line in lines]
+            if self.column >= self.width:
+                self.row, self.column = self.row + 1, 0
+            line = self._line()
+            line.extend(" " * (self.column + 1 - len(line)))
+            line[self.column] = char
+            self.column += 1
 
 
 def test_interrupted_jobs_wait_leaves_a_clean_screen(fake: FakeOrthanc) -> None:
@@ -247,5 +253,5 @@ def test_interrupted_jobs_wait_leaves_a_clean_screen(fake: FakeOrthanc) -> None:
     os.close(primary)
     assert interrupted, received
     assert process.returncode == 130
-    shown = [line for line in screen(received) if line.strip()]
+    shown = [line for line in Screen().feed(received) if line.strip()]
     assert shown == [f"pdf2dcm: interrupted; the jobs go on in Orthanc: {JOB}"]

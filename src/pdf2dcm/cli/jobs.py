@@ -127,26 +127,37 @@ def jobs_wait(
         outcomes = wait_with_display(
             client, job_ids, wait_timeout, interval, cancel_on_interrupt, not no_progress
         )
-        for outcome in outcomes:
-            if as_json and outcome.status is not None:
-                print_json(outcome.status.raw)
-            if outcome.error is not None:
-                say(f"error: {outcome.error}")
-            elif not as_json and outcome.status is not None:
-                result_line(_job_line(outcome.status))
-        failed = [o.error for o in outcomes if o.error is not None]
-        if failed:
-            click.get_current_context().exit(exit_status_for(failed[0]))
+        _report(outcomes, as_json)
         if download is not None:
-            from pdf2dcm.jobs import download_output
+            _download(client, job_ids[0], download, overwrite, as_json)
 
-            if download == "-":
-                refuse_terminal(sys.stdout, "a download")
-            size = download_output(
-                client, job_ids[0], stdout() if download == "-" else download, overwrite=overwrite
-            )
-            if download != "-" and not as_json:
-                result_line(f"{job_ids[0]} -> {download} ({size_text(size)})")
+
+def _report(outcomes: Sequence[WaitOutcome], as_json: bool) -> None:
+    """Each job's end (its JSON, or a line), then exit with the first failure's code."""
+    for outcome in outcomes:
+        if as_json and outcome.status is not None:
+            print_json(outcome.status.raw)
+        if outcome.error is not None:
+            say(f"error: {outcome.error}")
+        elif not as_json and outcome.status is not None:
+            result_line(_job_line(outcome.status))
+    failed = [o.error for o in outcomes if o.error is not None]
+    if failed:
+        click.get_current_context().exit(exit_status_for(failed[0]))
+
+
+def _download(
+    client: OrthancClient, job_id: str, download: str, overwrite: bool, as_json: bool
+) -> None:
+    from pdf2dcm.jobs import download_output
+
+    if download == "-":
+        refuse_terminal(sys.stdout, "a download")
+    size = download_output(
+        client, job_id, stdout() if download == "-" else download, overwrite=overwrite
+    )
+    if download != "-" and not as_json:
+        result_line(f"{job_id} -> {download} ({size_text(size)})")
 
 
 def wait_with_display(
