@@ -1,12 +1,16 @@
 """``pdf2dcm watch`` as a running process: slow writers, a server that goes away, kill -9,
-SIGTERM. Each test starts its own Orthanc, since it counts, stops or restarts it."""
+SIGTERM, a terminal. Tests that count instances share a private Orthanc; the one that stops
+its server has its own."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import pty
 import random
+import select
 import signal
 import subprocess
 import sys
@@ -24,6 +28,14 @@ SETTLE = "0.5"
 
 @pytest.fixture
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrthancServer]:
+    """An Orthanc of the test's own, which it may stop and start."""
+    with OrthancServer(tmp_path_factory.mktemp("orthanc")) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def counted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrthancServer]:
+    """An Orthanc for this module's tests that count instances (by difference)."""
     with OrthancServer(tmp_path_factory.mktemp("orthanc")) as started:
         yield started
 
@@ -55,8 +67,9 @@ def stop(process: subprocess.Popen[bytes]) -> tuple[int, list[dict[str, object]]
     return process.returncode, [json.loads(line) for line in out.decode().splitlines()]
 
 
-def test_a_slow_writer_is_never_taken_early(server: OrthancServer, tmp_path: Path) -> None:
+def test_a_slow_writer_is_never_taken_early(counted: OrthancServer, tmp_path: Path) -> None:
     """Written in pieces 0.3 s apart for 5 s (settle 0.5 s): taken whole, once."""
+    server, before = counted, counted.instance_count()
     (tmp_path / "in").mkdir()
     watcher = start_watch(server, tmp_path, "--settle", SETTLE, "--json", "--tag", "PatientID=S")
     try:
@@ -76,7 +89,7 @@ def test_a_slow_writer_is_never_taken_early(server: OrthancServer, tmp_path: Pat
     assert [e["Outcome"] for e in events] == ["stored"]
     assert events[0]["sha256"] == hashlib.sha256(data).hexdigest()
     assert files(tmp_path / "failed") == []
-    assert server.instance_count() == 1
+    assert server.instance_count() == before + 1
 
 
 def test_files_wait_while_the_server_is_down_then_go(server: OrthancServer, tmp_path: Path) -> None:
@@ -110,9 +123,10 @@ def test_files_wait_while_the_server_is_down_then_go(server: OrthancServer, tmp_
 
 
 def test_kill_9_at_any_moment_loses_and_duplicates_nothing(
-    server: OrthancServer, tmp_path: Path
+    counted: OrthancServer, tmp_path: Path
 ) -> None:
     """200 files; the watcher is killed 0.3 to 0.6 s after each start, then left to finish."""
+    server, before = counted, counted.instance_count()
     inbox = tmp_path / "in"
     inbox.mkdir()
     for number in range(200):
@@ -140,7 +154,7 @@ def test_kill_9_at_any_moment_loses_and_duplicates_nothing(
     assert files(tmp_path / "failed") == []
     done = files(tmp_path / "done")
     assert done == sorted([f"doc{n:03}.pdf" for n in range(200)] + ["doc000.json"])
-    assert server.instance_count() == 200
+    assert server.instance_count() == before + 200
     names = [
         server.get(f"/instances/{i}/simplified-tags").json().get("PatientName", "")
         for i in server.get("/instances").json()
@@ -152,7 +166,8 @@ def test_kill_9_at_any_moment_loses_and_duplicates_nothing(
     assert journaled <= set(done)
 
 
-def test_sigterm_finishes_the_file_in_hand(server: OrthancServer, tmp_path: Path) -> None:
+def test_sigterm_finishes_the_file_in_hand(counted: OrthancServer, tmp_path: Path) -> None:
+    server, before = counted, counted.instance_count()
     inbox = tmp_path / "in"
     inbox.mkdir()
     big = inbox / "a-big.pdf"
@@ -179,4 +194,37 @@ def test_sigterm_finishes_the_file_in_hand(server: OrthancServer, tmp_path: Path
     assert [(e["input"], e["Outcome"]) for e in events] == [("a-big.pdf", "stored")]
     assert files(tmp_path / "done") == ["a-big.pdf"]
     assert files(inbox) == ["b-next.pdf"]
-    assert server.instance_count() == 1
+    assert server.instance_count() == before + 1
+
+
+def test_a_status_line_on_a_terminal(orthanc: OrthancServer, tmp_path: Path) -> None:
+    """Under the event lines: files waiting, stored, failed and the last error, one line."""
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    (inbox / "a.pdf").write_bytes(make_pdf(3000, seed=88))
+    (inbox / "b.pdf").write_bytes(b"bad")
+    command = [sys.executable, "-m", "pdf2dcm", "watch", str(inbox), "--url", orthanc.url]
+    command += ["--delete", "--settle", "0", "--tag", "PatientID=PTY"]
+    pid, terminal = pty.fork()
+    if pid == 0:  # pragma: no cover - the child becomes pdf2dcm
+        os.execv(sys.executable, command)
+    seen = b""
+    deadline = time.monotonic() + 30
+    while b"1 stored, 1 failed" not in seen and time.monotonic() < deadline:
+        if select.select([terminal], [], [], 0.2)[0]:
+            seen += os.read(terminal, 65536)
+    os.kill(pid, signal.SIGTERM)
+    with contextlib.suppress(OSError):
+        while select.select([terminal], [], [], 2)[0]:
+            chunk = os.read(terminal, 65536)
+            if not chunk:
+                break
+            seen += chunk
+    _, status = os.waitpid(pid, 0)
+    os.close(terminal)
+    assert os.waitstatus_to_exitcode(status) == 0
+    text = seen.decode("utf-8", "replace")
+    assert "pdf2dcm: error: b.pdf is not a PDF" in text
+    assert "watching: 0 waiting, 1 stored, 1 failed; last error: b.pdf is not a PDF" in text
+    # The status line is cut to the terminal's width, never wrapped onto a second line.
+    assert "\u2026\r" in text

@@ -310,7 +310,7 @@ def _status_line(
         yield None
         return
     from rich.console import Console
-    from rich.markup import escape
+    from rich.text import Text
 
     console = Console(stderr=True)
     with console.status("watching") as display, displaying(console):
@@ -319,6 +319,9 @@ def _status_line(
             text = f"watching: {waiting} waiting, {stored} stored, {failed} failed"
             if last_error:
                 text += f"; last error: {last_error}"
-            display.update(escape(text))
+            # One line whatever the width (the spinner takes two cells): cut, never wrapped.
+            line = Text(text)
+            line.truncate(max(10, console.width - 3), overflow="ellipsis")
+            display.update(line)
 
         yield status
