@@ -201,3 +201,32 @@ def test_one_environment_name_per_meaning_across_commands() -> None:
     assert "PDF2DCM_TIMEOUT" in seen
     assert all("each HTTP request" in text for text in seen["PDF2DCM_TIMEOUT"])
     assert all("Total time" in text or "waiting" in text for text in seen["PDF2DCM_WAIT_TIMEOUT"])
+
+
+def complete(words: str) -> list[str]:
+    """What bash completion offers after ``words`` (the last one being completed)."""
+    parts = words.split(" ")
+    env = {
+        "_PDF2DCM_COMPLETE": "bash_complete",
+        "COMP_WORDS": words,
+        "COMP_CWORD": str(len(parts) - 1),
+    }
+    result = CliRunner().invoke(cli, [], env=env, prog_name="pdf2dcm")
+    assert result.exit_code == 0, result.output
+    return [line for line in result.stdout.splitlines() if line]
+
+
+def test_tag_keywords_complete_for_tag_in_upload_and_encode() -> None:
+    assert complete("pdf2dcm upload --tag PatientNa") == ["plain,PatientName="]
+    assert complete("pdf2dcm encode x.pdf --tag accessionn") == ["plain,AccessionNumber="]
+    offered = complete("pdf2dcm upload --tag Patient")
+    assert "plain,PatientID=" in offered
+    assert "plain,PatientSex=" in offered
+    # Retired attributes are not offered; nor anything once the value is being typed.
+    assert "plain,OtherPatientIDs=" not in offered
+    assert complete("pdf2dcm upload --tag PatientName=Do") == []
+
+
+def test_commands_and_the_wait_timeout_alias_complete() -> None:
+    assert complete("pdf2dcm sh") == ["plain,show"]
+    assert complete("pdf2dcm jobs wait --wait") == ["plain,--wait-timeout"]

@@ -26,6 +26,7 @@ from .app import displaying, info, say
 
 if TYPE_CHECKING:
     import requests
+    from click.shell_completion import CompletionItem
 
     from pdf2dcm.client import OrthancClient
     from pdf2dcm.config import Profile
@@ -44,6 +45,7 @@ def tag_options(function: Callable[..., Any]) -> Callable[..., Any]:
             "tag_assignments",
             multiple=True,
             metavar="KEY=VALUE",
+            shell_complete=complete_tag,
             help="Set an attribute (keyword or gggg,eeee); repeatable; split at the first '='. "
             "Multiple values are separated by '\\'; a sequence takes a JSON array of objects.",
         ),
@@ -84,6 +86,29 @@ def tag_options(function: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(options):
         function = option(function)
     return function
+
+
+def complete_tag(
+    _ctx: click.Context, _param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """Shell completion of ``--tag``: the DICOM keywords that start with what was typed.
+
+    Offered as ``Keyword=`` (the value is the user's); retired attributes are left out.
+    Case is ignored, so ``patientn`` completes to ``PatientName=``. pydicom is imported
+    here, when the shell asks, never on a normal start.
+    """
+    from click.shell_completion import CompletionItem
+    from pydicom.datadict import dictionary_is_retired, keyword_dict
+
+    if "=" in incomplete:
+        return []
+    typed = incomplete.lower()
+    keywords = sorted(
+        keyword
+        for keyword, tag in keyword_dict.items()
+        if keyword.lower().startswith(typed) and not dictionary_is_retired(tag)
+    )
+    return [CompletionItem(f"{keyword}=") for keyword in keywords]
 
 
 def collect_tags(
