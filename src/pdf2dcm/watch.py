@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Literal
 
 from .client import OrthancClient
 from .dicom import ReferenceAttributes
@@ -135,6 +135,9 @@ class WatchOptions:
     """Process the files present at the start, then return."""
     study_uids: bool = False
     """Read each stored document's StudyInstanceUID back (for a journal)."""
+    forward: tuple[Literal["modality", "peer"], str] | None = None
+    """Forward each stored document to this DICOM modality or Orthanc peer (an Orthanc job),
+    submitted before the file is moved, so that a crash cannot skip it."""
 
 
 @dataclass(frozen=True)
@@ -153,6 +156,8 @@ class WatchEvent:
     """Where the file went: a path, ``deleted``, or None when it stayed in the inbox."""
     retry_in: float | None = None
     study_instance_uid: str | None = None
+    job: str | None = None
+    """The Orthanc job forwarding the document, when forwarding."""
 
     def as_json(self) -> dict[str, Any]:
         """The upload record's fields, plus where the file went and, on failure, why."""
@@ -168,6 +173,8 @@ class WatchEvent:
             record["Error"] = str(self.error)
         if self.retry_in is not None:
             record["RetryIn"] = self.retry_in
+        if self.job is not None:
+            record["Job"] = self.job
         return record
 
 
@@ -479,8 +486,13 @@ class Watcher:
     def _process(self, name: str, guard: StudyGuard) -> WatchEvent:
         options = self.options
         path = options.inbox / name
+        job = None
         try:
             result, study_uid = self._upload(path, name, guard)
+            if options.forward is not None and result.id is not None:
+                from .jobs import submit_store
+
+                job = submit_store(self.client, *options.forward, [result.id])
         except Pdf2DcmError as error:
             digest = _sha256(path)
             if digest is None:
@@ -502,6 +514,7 @@ class Watcher:
             result=result,
             destination=destination,
             study_instance_uid=study_uid,
+            job=job,
         )
 
     def _upload(self, path: Path, name: str, guard: StudyGuard) -> tuple[UploadResult, str | None]:

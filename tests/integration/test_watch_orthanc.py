@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from click.testing import CliRunner, Result
 
 from pdf2dcm.cli import cli
@@ -271,3 +274,40 @@ def test_other_methods(orthanc: OrthancServer, tmp_path: Path, method: str) -> N
     assert result.exit_code == 0, result.stderr
     assert records(result)["M-1.pdf"]["Status"] == "Success"
     assert list(inbox.iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def hub(
+    orthanc: OrthancServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OrthancServer]:
+    """An Orthanc that knows the session's Orthanc as the peer 'archive'."""
+    extra = {"OrthancPeers": {"archive": {"Url": orthanc.url}}}
+    with OrthancServer(tmp_path_factory.mktemp("hub"), extra=extra) as server:
+        yield server
+
+
+def test_each_stored_file_is_forwarded_before_it_moves(
+    orthanc: OrthancServer, hub: OrthancServer, tmp_path: Path
+) -> None:
+    inbox = tmp_path / "in"
+    drop(inbox, "F-1.pdf", 701)
+    result = watch_once(
+        hub, inbox, "--tag", "PatientID=FWD-1", "--delete", "--send-to-peer", "archive"
+    )
+    assert result.exit_code == 0, result.stderr
+    record = records(result)["F-1.pdf"]
+    job = record["Job"]
+    assert f"; forwarded by job {job}; deleted" in result.stderr
+    deadline = time.monotonic() + 30
+    while hub.get(f"/jobs/{job}").json()["State"] not in ("Success", "Failure"):
+        assert time.monotonic() < deadline, "the forwarding job did not end"
+        time.sleep(0.1)
+    assert hub.get(f"/jobs/{job}").json()["State"] == "Success"
+    answer = requests.post(f"{orthanc.url}/tools/lookup", data=record["SOPInstanceUID"], timeout=30)
+    assert [match["Type"] for match in answer.json()] == ["Instance"]
+
+    drop(inbox, "F-2.pdf", 702)
+    result = watch_once(hub, inbox, "--delete", "--send-to-modality", "nowhere")
+    assert result.exit_code == 2
+    assert f"{hub.url} knows no modality named 'nowhere'; known: none" in result.stderr
+    assert (inbox / "F-2.pdf").exists()

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import click
 
@@ -18,8 +18,9 @@ from .app import cli, displaying, exit_status_for, info, say
 from .common import Connection, batch_summary, collect_tags, connection_options, print_json
 
 if TYPE_CHECKING:
+    from pdf2dcm.pertags import NameRule
     from pdf2dcm.upload import Method
-    from pdf2dcm.watch import WatchEvent
+    from pdf2dcm.watch import Target, WatchEvent
 
 
 @cli.command(
@@ -131,6 +132,16 @@ the exit code of the first failure."""
     type=click.Path(file_okay=False, path_type=Path),
     help="Move files that fail for good here, with NAME.pdf.error.json [default: leave them].",
 )
+@click.option(
+    "--send-to-modality",
+    metavar="NAME",
+    help="Forward each stored document to this DICOM modality (an Orthanc job per file).",
+)
+@click.option(
+    "--send-to-peer",
+    metavar="NAME",
+    help="Forward each stored document to this Orthanc peer (an Orthanc job per file).",
+)
 @click.option("--once", is_flag=True, help="Process the files there now, then exit.")
 @click.option(
     "--concurrency",
@@ -168,6 +179,8 @@ def watch(
     done: Path | None,
     delete: bool,
     failed: Path | None,
+    send_to_modality: str | None,
+    send_to_peer: str | None,
     once: bool,
     concurrency: int,
     as_json: bool,
@@ -175,33 +188,14 @@ def watch(
     no_progress: bool,
 ) -> None:
     """Upload every PDF that appears in INBOX, then move it to --done (or --delete it)."""
-    from pdf2dcm.pertags import NameRule
     from pdf2dcm.upload import UploadOptions
-    from pdf2dcm.watch import Journal, Target, Watcher, WatchOptions
+    from pdf2dcm.watch import Journal, Watcher, WatchOptions
 
     if (done is None) == (not delete):
         raise click.UsageError("give --done DIR or --delete (what to do with a stored file)")
-    if name_pattern is not None and name_regex is not None:
-        raise click.UsageError("give --name-pattern or --name-regex, not both")
-    given = [
-        flag
-        for flag, value in (
-            ("--parent", parent),
-            ("--study", study_terms),
-            ("--patient", patient_terms),
-            ("--series", series_terms),
-        )
-        if value
-    ]
-    if len(given) > 1:
-        raise click.UsageError(f"give one of {', '.join(given)}, not several")
-    if worklist is not None and not study_terms:
-        raise click.UsageError("--worklist goes with --study KEY=VALUE (what to look up)")
-    rule = None
-    if name_pattern is not None:
-        rule = NameRule.from_pattern(name_pattern)
-    elif name_regex is not None:
-        rule = NameRule.from_regex(name_regex)
+    target = _target(parent, study_terms, patient_terms, series_terms, worklist)
+    forward = _forward_target(send_to_modality, send_to_peer)
+    rule = _name_rule(name_pattern, name_regex)
     tags = collect_tags(tag_assignments, tags_file)
     options = WatchOptions(
         inbox=inbox,
@@ -210,7 +204,7 @@ def watch(
             tags=tags,
             conversion_type="SD" if conversion_type == "SD" else "WSD",
         ),
-        target=Target(parent, study_terms, patient_terms, series_terms, worklist),
+        target=target,
         name_rule=rule,
         recursive=recursive,
         settle=settle,
@@ -220,12 +214,17 @@ def watch(
         concurrency=concurrency,
         once=once,
         study_uids=log_file is not None,
+        forward=forward,
     )
     journal = Journal(log_file) if log_file is not None else None
     client = connection.open(pool_size=concurrency, dicomweb_url=dicomweb_url)
     stop = threading.Event()
     try:
         with client, _status_line(not no_progress) as status:
+            if forward is not None:
+                from pdf2dcm.upload import check_forward_target
+
+                check_forward_target(client, *forward)
 
             def report(event: WatchEvent) -> None:
                 if journal is not None:
@@ -254,6 +253,48 @@ def watch(
             click.get_current_context().exit(exit_status_for(summary.first_error))
 
 
+def _target(
+    parent: str | None,
+    study: tuple[str, ...],
+    patient: tuple[str, ...],
+    series: tuple[str, ...],
+    worklist: str | None,
+) -> Target:
+    from pdf2dcm.watch import Target
+
+    flags = (("--parent", parent), ("--study", study), ("--patient", patient), ("--series", series))
+    given = [flag for flag, value in flags if value]
+    if len(given) > 1:
+        raise click.UsageError(f"give one of {', '.join(given)}, not several")
+    if worklist is not None and not study:
+        raise click.UsageError("--worklist goes with --study KEY=VALUE (what to look up)")
+    return Target(parent, study, patient, series, worklist)
+
+
+def _forward_target(
+    modality: str | None, peer: str | None
+) -> tuple[Literal["modality", "peer"], str] | None:
+    if modality is not None and peer is not None:
+        raise click.UsageError("give --send-to-modality or --send-to-peer, not both")
+    if modality is not None:
+        return ("modality", modality)
+    if peer is not None:
+        return ("peer", peer)
+    return None
+
+
+def _name_rule(pattern: str | None, regex: str | None) -> NameRule | None:
+    from pdf2dcm.pertags import NameRule
+
+    if pattern is not None and regex is not None:
+        raise click.UsageError("give --name-pattern or --name-regex, not both")
+    if pattern is not None:
+        return NameRule.from_pattern(pattern)
+    if regex is not None:
+        return NameRule.from_regex(regex)
+    return None
+
+
 def _show(event: WatchEvent) -> None:
     """The event's line on stderr: errors always, the rest not under ``-q``."""
     line = _event_line(event)
@@ -272,7 +313,8 @@ def _event_line(event: WatchEvent) -> str:
     if event.status == "stored" and event.result is not None:
         where = event.result.id or event.result.sop_instance_uid
         gone = "deleted" if event.destination == "deleted" else f"moved to {event.destination}"
-        return f"{event.file} -> {where} ({event.result.status}); {gone}"
+        job = f"; forwarded by job {event.job}" if event.job else ""
+        return f"{event.file} -> {where} ({event.result.status}){job}; {gone}"
     if event.status == "failed":
         where = f"moved to {event.destination}" if event.destination else "left in the inbox"
         return f"{message}; {where}"
