@@ -311,3 +311,45 @@ def test_each_stored_file_is_forwarded_before_it_moves(
     assert result.exit_code == 2
     assert f"{hub.url} knows no modality named 'nowhere'; known: none" in result.stderr
     assert (inbox / "F-2.pdf").exists()
+
+
+def test_worklist_lookup_by_the_accession_number_in_the_name(
+    orthanc: OrthancServer, tmp_path: Path
+) -> None:
+    from tests.integration.worklist import AE_TITLE, WorklistServer, procedure_dump
+
+    with WorklistServer(tmp_path / "worklist") as worklist:
+        worklist.add(
+            "one",
+            procedure_dump(
+                accession="WW-A1",
+                patient_id="WW-P1",
+                patient_name="Scheduled^Sam",
+                study_uid="1.2.826.0.1.3680043.10.200.71",
+            ),
+        )
+        requests.put(
+            f"{orthanc.url}/modalities/watchwl",
+            json={"AET": AE_TITLE, "Host": "127.0.0.1", "Port": worklist.port},
+            timeout=30,
+        ).raise_for_status()
+        inbox = tmp_path / "in"
+        drop(inbox, "WW-A1_consent.pdf", 901)
+        result = watch_once(
+            orthanc,
+            inbox,
+            "--name-pattern",
+            "{AccessionNumber}_{*}.pdf",
+            "--worklist",
+            "watchwl",
+            "--study",
+            "AccessionNumber={AccessionNumber}",
+            "--delete",
+        )
+    assert result.exit_code == 0, result.stderr
+    tags = stored_tags(orthanc, records(result)["WW-A1_consent.pdf"]["ID"])
+    assert (tags["PatientID"], tags["PatientName"], tags["StudyInstanceUID"]) == (
+        "WW-P1",
+        "Scheduled^Sam",
+        "1.2.826.0.1.3680043.10.200.71",
+    )
