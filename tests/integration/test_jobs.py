@@ -157,9 +157,11 @@ def test_forwarding_without_wait_prints_the_job(hub: OrthancServer, tmp_path: Pa
 def test_unknown_modality_is_refused(hub: OrthancServer, tmp_path: Path) -> None:
     pdf = tmp_path / "x.pdf"
     pdf.write_bytes(make_pdf(3000, seed=None))
+    before = hub.instance_count()
     result = upload(hub, pdf, "--tag", "PatientID=UNK", "--send-to-modality", "ghost")
-    assert result.exit_code == 4
-    assert "no modality named ghost is configured" in result.stderr
+    assert result.exit_code == 2
+    assert "knows no modality named 'ghost'; known: " in result.stderr
+    assert hub.instance_count() == before
 
 
 def test_archive_job_download(hub: OrthancServer, tmp_path: Path) -> None:
