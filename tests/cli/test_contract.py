@@ -230,3 +230,11 @@ def test_tag_keywords_complete_for_tag_in_upload_and_encode() -> None:
 def test_commands_and_the_wait_timeout_alias_complete() -> None:
     assert complete("pdf2dcm sh") == ["plain,show"]
     assert complete("pdf2dcm jobs wait --wait") == ["plain,--wait-timeout"]
+
+
+def test_the_root_help_shows_an_example_of_every_command() -> None:
+    text = run("--help").stdout
+    examples = text[text.index("Examples:") : text.index("Exit codes:")]
+    for name in cli.commands:
+        assert f"pdf2dcm {name} " in examples or f" {name} " in examples, name
+    assert "option > environment > profile > ~/.netrc > default" in " ".join(text.split())

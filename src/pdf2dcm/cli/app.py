@@ -419,8 +419,22 @@ class _Group(click.Group):
     epilog=f"""\b
 Examples:
   pdf2dcm encode report.pdf --tag PatientName=Doe^Jane --tag PatientID=123
-  pdf2dcm extract report.dcm -o report.pdf
   cat report.pdf | pdf2dcm encode - > report.dcm
+  pdf2dcm extract report.dcm -o report.pdf
+  pdf2dcm show report.dcm
+  pdf2dcm upload report.pdf --tag PatientID=123 --url https://pacs.example.org
+  pdf2dcm --profile pacs upload scans/ --recursive --json > uploaded.jsonl
+  pdf2dcm ls --patient PatientID=123
+  pdf2dcm fetch --study AccessionNumber=A123 -d reports/
+  pdf2dcm jobs wait 32af28ce-d1f9-4655-b38e-3237a3cdcbaa --timeout 600
+  pdf2dcm watch /srv/inbox --done /srv/done --failed /srv/failed
+
+\b
+Settings: options can also be set in the environment, each under the PDF2DCM_ name
+its command's --help shows ("env var: PDF2DCM_CONCURRENCY"); the server and credentials
+as ORTHANC_URL, ORTHANC_USERNAME, ORTHANC_PASSWORD, ORTHANC_TOKEN; and in profiles of
+$XDG_CONFIG_HOME/pdf2dcm/config.toml (or PDF2DCM_CONFIG), chosen by --profile.
+Precedence: option > environment > profile > ~/.netrc > default.
 
 {EXIT_CODE_HELP}""",
 )
@@ -429,8 +443,7 @@ Examples:
 def cli(ctx: click.Context) -> None:
     """Turn PDF files into DICOM Encapsulated PDF objects and back.
 
-    -q, -v, --debug and --profile go before or after the command's name. Every option can
-    also be set in the environment as PDF2DCM_<OPTION> (shown in each command's --help).
+    -q, -v, --debug and --profile go before or after the command's name.
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = output.debug
