@@ -313,10 +313,10 @@ def batch_summary(
 class Batch:
     """Counts a batch's outcomes, then ends it with one summary line and its exit code::
 
-        batch = Batch(len(sources))
-        batch.done("stored")            # or "already stored", "written", ...
-        batch.failed(error)
-        batch.end()                     # summary on stderr (not with -q), then exit code
+    batch = Batch(len(sources))
+    batch.done("stored")            # or "already stored", "written", ...
+    batch.failed(error)
+    batch.end()                     # summary on stderr (not with -q), then exit code
     """
 
     count: int
