@@ -74,6 +74,8 @@ class UploadResult:
     url: str | None
     """An address that returns exactly the PDF's bytes (see :func:`exact_pdf_url`)."""
     warnings: tuple[str, ...] = ()
+    attributes: dict[str, Any] | None = None
+    """With ``dry_run``: every attribute that would be written, in the tags-file shape."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -99,6 +101,8 @@ class UploadOptions:
     conversion_type: Literal["WSD", "SD"] = "WSD"
     reference: ReferenceAttributes | None = None
     now: dt.datetime | None = None
+    dry_run: bool = False
+    """Check everything and plan the UIDs, asking the server only questions; send nothing."""
 
 
 def exact_pdf_url(client: OrthancClient, instance_id: str, pdf_size: int) -> str:
@@ -190,7 +194,7 @@ def plan_batch(
     return per_file
 
 
-_INSTANCE_NUMBER, _SOP_INSTANCE_UID = 0x00200013, 0x00080018
+_INSTANCE_NUMBER, _SOP_INSTANCE_UID, _DOCUMENT_TAG = 0x00200013, 0x00080018, 0x00420011
 _STUDY_UID, _SERIES_UID = 0x0020000D, 0x0020000E
 
 
@@ -303,7 +307,37 @@ def upload_file(
                     series_uid=str(ds.SeriesInstanceUID),
                     patient_id=patient_id,
                 )
+            if options.dry_run:
+                return _planned(name, ds, pdf_sha256, document.warnings)
             return _upload_encoded(client, document, options.method, progress)
+
+
+def _planned(name: str, ds: Dataset, sha256: str, warnings: tuple[str, ...]) -> UploadResult:
+    return UploadResult(
+        input=name,
+        id=None,
+        parent_patient=None,
+        parent_study=None,
+        parent_series=None,
+        status="DryRun",
+        sop_instance_uid=str(ds.SOPInstanceUID),
+        sha256=sha256,
+        url=None,
+        warnings=warnings,
+        attributes=attribute_values(ds),
+    )
+
+
+def attribute_values(ds: Dataset) -> dict[str, Any]:
+    """The attributes of a dataset in the shape of a tags file (the document itself left out)."""
+    values: dict[str, Any] = {}
+    for tag in ds.keys():  # noqa: SIM118 - iterating the dataset would read the document
+        if tag == _DOCUMENT_TAG:
+            continue
+        element = ds[tag]
+        if element.keyword:
+            values[element.keyword] = _json_value(element.value, element.VR)
+    return values
 
 
 def _upload_encoded(
@@ -404,6 +438,9 @@ def _upload_dicom(
         series_uid=_uid_of(header, "SeriesInstanceUID", name),
         patient_id=patient_id,
     )
+
+    if options.dry_run:
+        return _planned(name, header, extracted.sha256, ())
 
     def chunks() -> Iterator[bytes]:
         handle.seek(0)

@@ -405,3 +405,37 @@ def test_a_directory_contributes_pdfs_and_dicom_files(
     assert "subdirectories were not looked in; add --recursive" in result.stderr
     deep = upload_json(orthanc, str(folder), "--recursive")
     assert sorted(Path(r["input"]).name for r in deep) == ["a.pdf", "c.dcm", "deep.pdf"]
+
+
+def test_dry_run_plans_exactly_what_the_upload_then_stores(
+    orthanc: OrthancServer, tmp_path: Path
+) -> None:
+    pdf = write_pdf(tmp_path, "plan.pdf", 2001)
+    before = orthanc.instance_count()
+    planned = run("upload", str(pdf), "--url", orthanc.url, "--tag", "PatientID=PLAN", "--dry-run")
+    assert planned.exit_code == 0, planned.stderr
+    [plan] = [json.loads(line) for line in planned.stdout.splitlines()]
+    assert plan["Input"] == str(pdf)
+    assert plan["Tags"]["PatientID"] == "PLAN"
+    assert plan["Tags"]["SOPClassUID"] == "1.2.840.10008.5.1.4.1.1.104.1"
+    assert "EncapsulatedDocument" not in plan["Tags"]
+    assert orthanc.instance_count() == before
+    [record] = upload_json(orthanc, str(pdf), "--tag", "PatientID=PLAN")
+    assert record["SOPInstanceUID"] == plan["Tags"]["SOPInstanceUID"]
+    stored = orthanc.get(f"/instances/{record['ID']}/simplified-tags").json()
+    assert stored["StudyInstanceUID"] == plan["Tags"]["StudyInstanceUID"]
+    assert stored["SeriesInstanceUID"] == plan["Tags"]["SeriesInstanceUID"]
+    # A refusal shows in a dry run too, and still nothing is sent.
+    refused = run(
+        "upload",
+        str(pdf),
+        "--url",
+        orthanc.url,
+        "--parent",
+        record["ParentStudy"],
+        "--tag",
+        "PatientID=OTHER",
+        "--dry-run",
+    )
+    assert refused.exit_code == 2
+    assert orthanc.instance_count() == before + 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,6 +135,13 @@ AlreadyStored; transient failures are retried without ever creating a duplicate.
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per file.")
 @click.option("--fail-fast", is_flag=True, help="Stop at the first file that fails.")
 @click.option("--no-progress", is_flag=True, help="Never show a progress bar.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Check everything, find the target, plan the UIDs, and print every attribute that "
+    "would be written (a table on a terminal, JSON in the tags-file shape otherwise); "
+    "nothing is sent.",
+)
 def upload(
     inputs: tuple[str, ...],
     connection: Connection,
@@ -160,6 +168,7 @@ def upload(
     as_json: bool,
     fail_fast: bool,
     no_progress: bool,
+    dry_run: bool,
 ) -> None:
     """Send PDFs (encoded on the way) or DICOM files to Orthanc; '-' reads stdin."""
     import datetime as dt
@@ -218,6 +227,7 @@ def upload(
             conversion_type="SD" if conversion_type == "SD" else "WSD",
             reference=reference,
             now=dt.datetime.now(),
+            dry_run=dry_run,
         )
         failures: list[err.Pdf2DcmError] = []
         stored: list[str] = []
@@ -245,7 +255,9 @@ def upload(
                     stored.append(result.id)
                 for warning in result.warnings:
                     say(f"warning: {warning}")
-                if as_json:
+                if result.attributes is not None:
+                    _show_plan(result.input, result.attributes, as_json)
+                elif as_json:
                     print_json(result.as_json())
                 else:
                     where = result.id or result.sop_instance_uid
@@ -253,7 +265,7 @@ def upload(
                         f"{result.input} -> {where} ({result.status})  {result.url or ''}".rstrip()
                     )
         job_error = None
-        if stored and (send_to_modality is not None or send_to_peer is not None):
+        if stored and not dry_run and (send_to_modality is not None or send_to_peer is not None):
             job_error = _forward(
                 client,
                 stored,
@@ -308,6 +320,20 @@ def _forward(
     if error is not None:
         say(f"error: {error}")
     return error
+
+
+def _show_plan(name: str, attributes: dict[str, Any], as_json: bool) -> None:
+    """What --dry-run would write: a table on a terminal, else the tags-file shape as JSON."""
+    if as_json or not sys.stdout.isatty():
+        print_json({"Input": name, "Tags": attributes})
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("Attribute", "Value", title=name, title_justify="left")
+    for keyword, value in attributes.items():
+        table.add_row(keyword, value if isinstance(value, str) else json.dumps(value))
+    Console().print(table)
 
 
 @dataclass(frozen=True)
