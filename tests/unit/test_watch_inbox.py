@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -81,17 +82,25 @@ def test_ignored_names_and_folders(tmp_path: Path) -> None:
     assert flat.scan() == (["B.PDF", "a.pdf", "link.pdf"], 0)
 
 
-def test_an_unreadable_file_is_not_taken(tmp_path: Path) -> None:
-    if os.geteuid() == 0:
-        pytest.skip("root opens every file")
+def test_an_unreadable_file_is_not_taken(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Permission bits do not stop root, so the refusal is the operating system's answer made
+    # by hand: opening the file fails as it would for another user or under a lock.
+    refused = {str(tmp_path / "a.pdf")}
+    real_open = os.open
+
+    def guarded(path: Any, flags: int, *args: Any) -> int:
+        if os.fspath(path) in refused:
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr("pdf2dcm.watch.os.open", guarded)
     clock = Clock()
     inbox = Inbox(tmp_path, recursive=False, settle=0.0, clock=clock)
     pdf = tmp_path / "a.pdf"
     pdf.write_bytes(b"%PDF-1")
-    pdf.chmod(0)
     inbox.scan()
     assert inbox.scan() == ([], 1)
-    pdf.chmod(0o644)
+    refused.clear()
     assert inbox.scan() == (["a.pdf"], 0)
 
 
