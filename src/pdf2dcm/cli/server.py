@@ -13,6 +13,7 @@ import click
 from pdf2dcm import errors as err
 
 from .app import cli, exit_status_for, say
+from .batch import batch_inputs, per_file_options
 from .common import (
     Connection,
     collect_tags,
@@ -55,7 +56,7 @@ Credentials come from --username/--token, then ORTHANC_USERNAME, ORTHANC_PASSWOR
 ORTHANC_TOKEN, then ~/.netrc. A re-sent document (same SOPInstanceUID) is reported as
 AlreadyStored; transient failures are retried without ever creating a duplicate."""
 )
-@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.argument("inputs", nargs=-1, metavar="[INPUT]...")
 @connection_options
 @click.option(
     "--via",
@@ -105,6 +106,13 @@ AlreadyStored; transient failures are retried without ever creating a duplicate.
     "the archive, and take the patient and study from the scheduled procedure.",
 )
 @tag_options
+@per_file_options
+@click.option(
+    "--manifest",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="CSV (a 'file' column, one column per keyword) or JSON Lines ({\"file\": ..., "
+    '"tags": {...}}): one set of tags per file, files relative to the manifest\'s folder.',
+)
 @click.option("--recursive", is_flag=True, help="Look for PDFs in subdirectories too.")
 @click.option(
     "--send-to-modality",
@@ -159,6 +167,11 @@ def upload(
     study_from: Path | None,
     series_from: tuple[Path, ...],
     same_series: bool,
+    files_from: str | None,
+    files_null: bool,
+    name_pattern: str | None,
+    name_regex: str | None,
+    manifest: Path | None,
     recursive: bool,
     send_to_modality: str | None,
     send_to_peer: str | None,
@@ -173,6 +186,7 @@ def upload(
     """Send PDFs (encoded on the way) or DICOM files to Orthanc; '-' reads stdin."""
     import datetime as dt
 
+    from pdf2dcm.pertags import merge_tags
     from pdf2dcm.upload import (
         UploadOptions,
         check_forward_target,
@@ -182,7 +196,15 @@ def upload(
     )
 
     notes: list[str] = []
-    sources = collect_inputs(inputs, recursive=recursive, notes=notes)
+    sources, own_tags = batch_inputs(
+        inputs,
+        files_from,
+        files_null,
+        name_pattern,
+        name_regex,
+        manifest=manifest,
+        expand=lambda names: collect_inputs(names, recursive=recursive, notes=notes),
+    )
     for note in notes:
         say(f"warning: {note}")
     if sources.count("-") > 1:
@@ -199,7 +221,7 @@ def upload(
     client = connection.open(
         pool_size=concurrency,
         dicomweb_url=dicomweb_url,
-        stdin_in_use="-" in sources,
+        stdin_in_use="-" in sources or files_from == "-",
     )
     with client:
         if send_to_modality is not None:
@@ -209,17 +231,20 @@ def upload(
         reference = target.reference(client, tags) or load_reference(study_from, series_from)
         for note in reference.warnings if reference is not None else ():
             say(f"warning: {note}")
-        has_patient_id = 0x00100020 in tags or (
-            reference is not None and "PatientID" in reference.dataset
+        has_patient_id = (
+            0x00100020 in tags
+            or all(0x00100020 in own for own in own_tags)
+            or (reference is not None and "PatientID" in reference.dataset)
         )
         if not has_patient_id and any(s != "-" and not _is_dicom(s) for s in sources):
             say(
                 "warning: no PatientID given; Orthanc files every such document under one "
                 "patient; add --tag PatientID=..."
             )
-        per_file = plan_batch(
+        planned = plan_batch(
             client, tags, len(sources), same_series=same_series, reference=reference
         )
+        per_file = [merge_tags(p, own) for p, own in zip(planned, own_tags, strict=True)]
         options = UploadOptions(
             method=cast("Method", method),
             tags=tags,
