@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -238,3 +239,26 @@ def test_the_root_help_shows_an_example_of_every_command() -> None:
     for name in cli.commands:
         assert f"pdf2dcm {name} " in examples or f" {name} " in examples, name
     assert "option > environment > profile > ~/.netrc > default" in " ".join(text.split())
+
+
+def test_waiting_for_several_jobs_ends_with_one_summary_line(fake: FakeOrthanc) -> None:
+    failed = "1f2b5c1e-7a0d-4c8e-9b5a-3c1d2e4f6a7b"
+    fake.route("GET", f"/jobs/{JOB}", (200, job_json("Success", 100)))
+    fake.route(
+        "GET",
+        f"/jobs/{failed}",
+        (200, job_json("Failure", 50, ID=failed, ErrorCode=9, ErrorDescription="Network")),
+    )
+    result = run("jobs", "wait", JOB, failed, "--url", fake.url)
+    assert result.exit_code == 6
+    assert result.stdout == f"job {JOB} (DicomModalityStore): Success 100%\n"
+    lines = result.stderr.splitlines()
+    assert lines[0] == (
+        f"pdf2dcm: error: job {failed} (DicomModalityStore) failed: ErrorCode 9: Network"
+    )
+    assert re.fullmatch(
+        r"pdf2dcm: 2 jobs: 1 succeeded, 0 timed out, 1 failed in \d+\.\d s", lines[1]
+    )
+    assert len(lines) == 2
+    quiet = run("jobs", "wait", JOB, failed, "--url", fake.url, "-q")
+    assert quiet.stderr.splitlines() == lines[:1]

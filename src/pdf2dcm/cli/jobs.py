@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, cast
 
@@ -14,6 +15,7 @@ from pdf2dcm import errors as err
 from .app import ExitStatus, Terminated, cli, displaying, exit_status_for, info, say
 from .common import (
     Connection,
+    batch_summary,
     connection_options,
     connection_options_for,
     print_json,
@@ -123,17 +125,30 @@ def jobs_wait(
     if download == "-" and as_json:
         raise click.UsageError("--json prints to stdout, which already carries the download")
     client = connection.open()
+    started = time.monotonic()
     with client:
         outcomes = wait_with_display(
             client, job_ids, wait_timeout, interval, cancel_on_interrupt, not no_progress
         )
-        _report(outcomes, as_json)
+        first_error = _report(outcomes, as_json)
+        if len(outcomes) > 1:
+            info(_wait_summary(outcomes, time.monotonic() - started))
+        if first_error is not None:
+            click.get_current_context().exit(exit_status_for(first_error))
         if download is not None:
             _download(client, job_ids[0], download, overwrite, as_json)
 
 
-def _report(outcomes: Sequence[WaitOutcome], as_json: bool) -> None:
-    """Each job's end (its JSON, or a line), then exit with the first failure's code."""
+def _wait_summary(outcomes: Sequence[WaitOutcome], seconds: float) -> str:
+    """``3 jobs: 1 succeeded, 1 timed out, 1 failed in 4.2 s``; a batch's one summary line."""
+    timed_out = sum(isinstance(o.error, err.JobTimeoutError) for o in outcomes)
+    failed = sum(o.error is not None for o in outcomes) - timed_out
+    tally = {"succeeded": len(outcomes) - failed - timed_out, "timed out": timed_out}
+    return batch_summary(len(outcomes), tally, failed=failed, seconds=seconds, noun="job")
+
+
+def _report(outcomes: Sequence[WaitOutcome], as_json: bool) -> err.Pdf2DcmError | None:
+    """Each job's end (its JSON, or a line); the first failure, which sets the exit code."""
     for outcome in outcomes:
         if as_json and outcome.status is not None:
             print_json(outcome.status.raw)
@@ -141,9 +156,7 @@ def _report(outcomes: Sequence[WaitOutcome], as_json: bool) -> None:
             say(f"error: {outcome.error}")
         elif not as_json and outcome.status is not None:
             result_line(_job_line(outcome.status))
-    failed = [o.error for o in outcomes if o.error is not None]
-    if failed:
-        click.get_current_context().exit(exit_status_for(failed[0]))
+    return next((o.error for o in outcomes if o.error is not None), None)
 
 
 def _download(
