@@ -144,5 +144,9 @@ class JobTimeoutError(JobError):
     """Waiting gave up; the job itself goes on in the server."""
 
 
+class JobStateError(InputError):
+    """The job exists but its state does not allow the action (resume a Pending job)."""
+
+
 class JobNotFoundError(JobError):
     """The job never existed or was evicted from the server's job history."""

@@ -17,9 +17,9 @@ from typing import BinaryIO, Literal
 from .client import CANCELLED_ERROR_CODE, JobState, JobStatus, OrthancClient
 from .config import redact_url
 from .errors import (
-    InputError,
     JobFailedError,
     JobNotFoundError,
+    JobStateError,
     JobTimeoutError,
     NotFoundError,
     Pdf2DcmError,
@@ -124,10 +124,6 @@ def destination(status: JobStatus) -> str | None:
     if isinstance(peer, dict):
         peer = peer.get("Url")
     return redact_url(peer) if isinstance(peer, str) and peer else None
-
-
-class JobStateError(InputError):
-    """The job exists but its state does not allow the action (resume a Pending job)."""
 
 
 _ALLOWED: dict[str, tuple[JobState, ...]] = {

@@ -63,6 +63,7 @@ EXIT_CODES: dict[type[err.Pdf2DcmError], ExitStatus] = {
     err.JobFailedError: ExitStatus.JOB_FAILED,
     err.JobTimeoutError: ExitStatus.JOB_TIMEOUT,
     err.JobNotFoundError: ExitStatus.REFUSED,
+    err.JobStateError: ExitStatus.INPUT,
 }
 
 EXIT_CODE_HELP = """\b
