@@ -397,7 +397,7 @@ def test_fetch_reports_each_failure_and_goes_on(
     assert result.exit_code == REFUSED
     assert len(list(outdir.iterdir())) == 2
     assert "instance 00000000-00000000-00000000-00000000-00000000 not found" in result.stderr
-    assert "1 of 3 files failed" in result.stderr
+    assert "3 files: 2 written, 1 failed in " in result.stderr
 
 
 # --- ls --------------------------------------------------------------------------------------

@@ -12,18 +12,22 @@ import click
 
 from pdf2dcm import errors as err
 
-from .app import cli, exit_status_for, say
+from .app import cli, exit_status_for, info, say
 from .batch import batch_inputs, per_file_options
 from .common import (
+    Batch,
     Connection,
     collect_tags,
     connection_options,
+    current_profile,
     end_batch,
     file_size,
     load_reference,
     print_json,
+    profile_choice,
     progress_display,
     refuse_terminal,
+    result_line,
     size_text,
     stdin,
     stdout,
@@ -217,7 +221,9 @@ def upload(
         raise click.UsageError("give --send-to-modality or --send-to-peer, not both")
     if wait and send_to_modality is None and send_to_peer is None:
         raise click.UsageError("--wait goes with --send-to-modality or --send-to-peer")
-    tags = collect_tags(tag_assignments, tags_file)
+    profile = current_profile()
+    tags = collect_tags(tag_assignments, tags_file, profile.tags if profile else None)
+    method = profile_choice("method", method, profile.method if profile else None)
     client = connection.open(
         pool_size=concurrency,
         dicomweb_url=dicomweb_url,
@@ -254,7 +260,7 @@ def upload(
             now=dt.datetime.now(),
             dry_run=dry_run,
         )
-        failures: list[err.Pdf2DcmError] = []
+        batch = Batch(len(sources))
         stored: list[str] = []
         total = sum(file_size(name) for name in sources)
         with progress_display(not no_progress, total or None, len(sources)) as progress:
@@ -271,11 +277,12 @@ def upload(
                 if outcome.error is not None:
                     if len(sources) > 1:
                         say(f"error: {outcome.error}")
-                    failures.append(outcome.error)
+                    batch.failed(outcome.error)
                     continue
                 result = outcome.result
                 if result is None:
                     continue
+                batch.done(_OUTCOME_NAMES.get(result.status, result.status))
                 if result.id is not None:
                     stored.append(result.id)
                 for warning in result.warnings:
@@ -286,9 +293,13 @@ def upload(
                     print_json(result.as_json())
                 else:
                     where = result.id or result.sop_instance_uid
-                    click.echo(
+                    result_line(
                         f"{result.input} -> {where} ({result.status})  {result.url or ''}".rstrip()
                     )
+        if len(sources) == 1 and batch.failures:
+            raise batch.failures[0]
+        # The uploads' summary comes before the forwarding job's report.
+        info(batch.summary())
         job_error = None
         if stored and not dry_run and (send_to_modality is not None or send_to_peer is not None):
             job_error = _forward(
@@ -301,11 +312,12 @@ def upload(
                 as_json=as_json,
                 show_progress=not no_progress,
             )
-    if len(sources) == 1 and failures:
-        raise failures[0]
-    end_batch(failures, len(sources))
+    end_batch(batch.failures, batch.count, summary=False)
     if job_error is not None:
         click.get_current_context().exit(exit_status_for(job_error))
+
+
+_OUTCOME_NAMES = {"Success": "stored", "AlreadyStored": "already stored", "DryRun": "planned"}
 
 
 def _forward(
@@ -341,7 +353,7 @@ def _forward(
         state = f": {record['State']}" if "State" in record else " submitted"
         count = len(set(instance_ids))
         plural = "" if count == 1 else "s"
-        click.echo(f"job {job_id} sending {count} instance{plural} to {target}{state}")
+        result_line(f"job {job_id} sending {count} instance{plural} to {target}{state}")
     if error is not None:
         say(f"error: {error}")
     return error
@@ -549,7 +561,7 @@ def _fetch_one(
     if as_json:
         print_json(result.as_json())
     elif result.output is not None:
-        click.echo(f"{result.id} -> {result.output} ({size_text(result.size)} PDF)")
+        result_line(f"{result.id} -> {result.output} ({size_text(result.size)} PDF)")
 
 
 def _fetch_many(
@@ -571,8 +583,7 @@ def _fetch_many(
     if selector is not None:
         resource = select_one(client, selector)
         where[level_of(resource)] = resource.id
-    failures: list[err.Pdf2DcmError] = []
-    count = 0
+    batch = Batch(0)
     for outcome in fetch_each(
         client,
         outdir,
@@ -582,21 +593,23 @@ def _fetch_many(
         progress=progress,
         **where,
     ):
-        count += 1
+        batch.count += 1
         if outcome.error is not None:
             say(f"error: {outcome.error}")
-            failures.append(outcome.error)
-        elif as_json:
+            batch.failed(outcome.error)
+            continue
+        batch.done("skipped" if outcome.skipped else "written")
+        if as_json:
             record = outcome.result.as_json() if outcome.result else {"ID": outcome.instance.id}
             print_json(record | {"output": outcome.target, "skipped": outcome.skipped})
         elif outcome.skipped:
-            click.echo(f"{outcome.instance.id} -> {outcome.target} (exists, skipped)")
+            result_line(f"{outcome.instance.id} -> {outcome.target} (exists, skipped)")
         elif outcome.result is not None:
             result = outcome.result
-            click.echo(f"{result.id} -> {result.output} ({size_text(result.size)} PDF)")
-    if count == 0:
-        say(f"no PDF documents in {selector.level if selector else 'the instances'} {selector}")
-    end_batch(failures, count)
+            result_line(f"{result.id} -> {result.output} ({size_text(result.size)} PDF)")
+    if batch.count == 0:
+        info(f"no PDF documents in {selector.level if selector else 'the instances'} {selector}")
+    batch.end()
 
 
 # --- ls --------------------------------------------------------------------------------------
@@ -684,4 +697,4 @@ def ls(
             document.id,
         )
     Console().print(table)
-    say(f"{len(documents)} document{'' if len(documents) == 1 else 's'}")
+    info(f"{len(documents)} document{'' if len(documents) == 1 else 's'}")
