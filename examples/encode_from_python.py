@@ -27,7 +27,8 @@ def main() -> None:
         print(f"SOPInstanceUID  {result.sop_instance_uid}")
         print(f"PatientName     {dataset.PatientName}  ({dataset.SpecificCharacterSet})")
         print(f"DocumentTitle   {dataset.DocumentTitle}")
-        back = extract_pdf(dicom_path, Path(work, "back.pdf"))
+        back = extract_pdf(dicom_path, Path(work, "back.pdf"))  # checksum=True by default
+        assert back.sha256 is not None, "extract_pdf computes the sha256 unless told not to"
         assert back.sha256 == result.sha256, "the PDF changed on the way"
         print(f"PDF round trip  {back.size} bytes, sha256 {back.sha256[:16]}...")
 

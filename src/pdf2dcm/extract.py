@@ -13,7 +13,6 @@ size. A deflated data set is inflated as a stream, never whole.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import os
 import struct
@@ -31,7 +30,7 @@ from pydicom.multival import MultiValue
 
 from .constants import ENCAPSULATED_PDF_STORAGE, PDF_MIME_TYPE
 from .errors import InputError, NotEncapsulatedPdfError, Pdf2DcmError
-from .files import CHUNK_SIZE, PathLike, atomic_output, display_name, hashed_blocks, open_input
+from .files import PathLike, atomic_output, copy_document, display_name, open_input
 from .progress import ProgressCallback
 from .tags import tag_name
 
@@ -77,7 +76,8 @@ class ExtractResult:
 
     output: str | None
     size: int
-    sha256: str
+    sha256: str | None
+    """None when it was not asked for (``extract_pdf(checksum=False)``)."""
 
 
 def shown(value: str | bytes) -> str:
@@ -656,6 +656,7 @@ def extract_pdf(
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
     source_name: str | None = None,
+    checksum: bool = True,
 ) -> ExtractResult:
     """Write the PDF held in an Encapsulated PDF object, byte for byte as it went in.
 
@@ -679,7 +680,7 @@ def extract_pdf(
         document.seek(offset)
         output = None if not isinstance(destination, (str, os.PathLike)) else destination
         with atomic_output(destination, overwrite=overwrite) as out:
-            digest = _copy_pdf(document, out, length, name, progress)
+            digest = _copy_pdf(document, out, length, name, progress, checksum)
     return ExtractResult(
         output=None if output is None else os.fspath(output), size=length, sha256=digest
     )
@@ -711,12 +712,16 @@ def _find_pdf(handle: BinaryIO, name: str) -> tuple[BinaryIO, int, int]:
 
 
 def _copy_pdf(
-    pdf: BinaryIO, out: BinaryIO, size: int, name: str, progress: ProgressCallback | None
-) -> str:
-    digest = hashlib.sha256()
-    for block in hashed_blocks(pdf, size, digest, CHUNK_SIZE, name, progress, _shrank(name)):
-        out.write(block)
-    return digest.hexdigest()
+    pdf: BinaryIO,
+    out: BinaryIO,
+    size: int,
+    name: str,
+    progress: ProgressCallback | None,
+    checksum: bool,
+) -> str | None:
+    return copy_document(
+        pdf, out, size, label=name, progress=progress, short=_shrank(name), checksum=checksum
+    )
 
 
 def _shrank(name: str) -> Callable[[int], Exception]:

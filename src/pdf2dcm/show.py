@@ -117,6 +117,8 @@ def show_file(source: PathLike | BinaryIO, *, name: str | None = None) -> Docume
             groups = _groups(dataset)
         handle.seek(0)
         result = extract_pdf(handle, _sink(), source_name=name)
+    if result.sha256 is None:
+        raise AssertionError("extract_pdf gives the checksum unless told not to")
     return DocumentFacts(name, False, groups, result.size, result.sha256)
 
 

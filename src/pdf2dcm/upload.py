@@ -425,6 +425,8 @@ def _upload_dicom(
     with open(os.devnull, "wb") as sink:
         # Reading the PDF out proves the file holds one and gives its checksum.
         extracted = extract_pdf(handle, sink, source_name=name)
+    if extracted.sha256 is None:
+        raise AssertionError("extract_pdf gives the checksum unless told not to")
     handle.seek(0)
     header = read_header(handle, name)
     sop_uid = _uid_of(header, "SOPInstanceUID", name)

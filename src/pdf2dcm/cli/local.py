@@ -238,6 +238,7 @@ def extract(
             overwrite=overwrite,
             progress=progress,
             source_name="<stdin>" if source == "-" else source,
+            checksum=as_json,
         )
     if as_json:
         print_json(
