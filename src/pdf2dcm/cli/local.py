@@ -6,25 +6,31 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from pdf2dcm import errors as err
 
 from .app import cli, say
+from .batch import batch_inputs, per_file_options
 from .common import (
+    Batch,
     collect_tags,
-    end_batch,
     file_size,
     load_reference,
     print_json,
     progress_display,
     refuse_terminal,
+    result_line,
     size_text,
     stdin,
     stdout,
     tag_options,
 )
+
+if TYPE_CHECKING:
+    from pdf2dcm.dicom import EncodeResult
 
 
 @cli.command(
@@ -40,7 +46,7 @@ Dates and times not given (StudyDate/Time, ContentDate/Time, InstanceCreationDat
 AcquisitionDateTime) are the local time of this machine when the command starts.
 Text with characters outside ASCII is written in UTF-8 (SpecificCharacterSet ISO_IR 192)."""
 )
-@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.argument("inputs", nargs=-1, metavar="[INPUT]...")
 @click.option(
     "-o",
     "--output",
@@ -54,6 +60,7 @@ Text with characters outside ASCII is written in UTF-8 (SpecificCharacterSet ISO
     help="Write every output into this directory as NAME.dcm.",
 )
 @tag_options
+@per_file_options
 @click.option("--overwrite", is_flag=True, help="Replace outputs that already exist.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per file on stdout.")
 @click.option("--fail-fast", is_flag=True, help="Stop at the first file that fails.")
@@ -67,8 +74,12 @@ def encode(
     title: str | None,
     conversion_type: str,
     study_from: Path | None,
-    series_from: Path | None,
+    series_from: tuple[Path, ...],
     same_series: bool,
+    files_from: str | None,
+    files_null: bool,
+    name_pattern: str | None,
+    name_regex: str | None,
     overwrite: bool,
     as_json: bool,
     fail_fast: bool,
@@ -79,7 +90,10 @@ def encode(
 
     from pdf2dcm.dicom import batch_tags, encode_pdf
     from pdf2dcm.files import make_directory, stops_batch
+    from pdf2dcm.pertags import merge_tags
 
+    names, own_tags = batch_inputs(inputs, files_from, files_null, name_pattern, name_regex)
+    inputs = tuple(names)
     targets = _encode_targets(inputs, output, outdir)
     if any(_is_stdout(target) for target in targets):
         if as_json:
@@ -89,11 +103,14 @@ def encode(
         raise click.UsageError("--title applies to one input; give it per file")
     tags = collect_tags(tag_assignments, tags_file)
     reference = load_reference(study_from, series_from)
-    per_file = batch_tags(tags, len(inputs), same_series=same_series, reference=reference)
+    for note in reference.warnings if reference is not None else ():
+        say(f"warning: {note}")
+    planned = batch_tags(tags, len(inputs), same_series=same_series, reference=reference)
+    per_file = [merge_tags(p, own) for p, own in zip(planned, own_tags, strict=True)]
     moment = dt.datetime.now()
     if outdir is not None:
         make_directory(outdir)
-    failures: list[err.Pdf2DcmError] = []
+    batch = Batch(len(inputs))
     total = sum(file_size(name) for name in inputs)
     stopped = False
     with progress_display(not no_progress, total or None, len(inputs)) as progress:
@@ -103,7 +120,7 @@ def encode(
                     f"{source}: not attempted: the batch stopped at an earlier error"
                 )
                 say(f"error: {skipped}")
-                failures.append(skipped)
+                batch.failed(skipped)
                 continue
             try:
                 result = encode_pdf(
@@ -124,27 +141,33 @@ def encode(
                 if fail_fast or len(inputs) == 1:
                     raise
                 say(f"error: {error}")
-                failures.append(error)
+                batch.failed(error)
                 # A full or read-only disk fails every later file the same way.
                 stopped = stops_batch(error)
                 continue
-            for warning in result.warnings:
-                say(f"warning: {warning}")
-            if as_json:
-                print_json(
-                    {
-                        "input": source,
-                        "output": result.output,
-                        "SOPInstanceUID": result.sop_instance_uid,
-                        "SeriesInstanceUID": result.series_instance_uid,
-                        "StudyInstanceUID": result.study_instance_uid,
-                        "size": result.pdf_size,
-                        "sha256": result.sha256,
-                    }
-                )
-            elif not _is_stdout(target):
-                click.echo(f"{source} -> {target} ({size_text(result.pdf_size)} PDF)")
-    end_batch(failures, len(inputs))
+            batch.done("written")
+            _report_encoded(source, target, result, as_json)
+    if len(inputs) > 1:
+        batch.end()
+
+
+def _report_encoded(source: str, target: str, result: EncodeResult, as_json: bool) -> None:
+    for warning in result.warnings:
+        say(f"warning: {warning}")
+    if as_json:
+        print_json(
+            {
+                "input": source,
+                "output": result.output,
+                "SOPInstanceUID": result.sop_instance_uid,
+                "SeriesInstanceUID": result.series_instance_uid,
+                "StudyInstanceUID": result.study_instance_uid,
+                "size": result.pdf_size,
+                "sha256": result.sha256,
+            }
+        )
+    elif not _is_stdout(target):
+        result_line(f"{source} -> {target} ({size_text(result.pdf_size)} PDF)")
 
 
 def _is_stdout(target: str) -> bool:
@@ -245,4 +268,4 @@ def extract(
             {"input": source, "output": result.output, "size": result.size, "sha256": result.sha256}
         )
     elif not _is_stdout(output):
-        click.echo(f"{source} -> {output} ({size_text(result.size)} PDF)")
+        result_line(f"{source} -> {output} ({size_text(result.size)} PDF)")
