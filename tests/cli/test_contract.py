@@ -236,7 +236,7 @@ def test_commands_and_the_wait_timeout_alias_complete() -> None:
 def test_the_root_help_shows_an_example_of_every_command() -> None:
     text = run("--help").stdout
     examples = text[text.index("Examples:") : text.index("Exit codes:")]
-    for name in cli.commands:
+    for name in cli.list_commands(click.Context(cli)):
         assert f"pdf2dcm {name} " in examples or f" {name} " in examples, name
     assert "option > environment > profile > ~/.netrc > default" in " ".join(text.split())
 

@@ -1,8 +1,4 @@
-"""Per-file tags in upload and encode batches: manifests, file lists, name patterns.
-
-These options are wired into ``upload`` and ``encode`` from :mod:`pdf2dcm.pertags`; until a
-command has them, its tests are skipped.
-"""
+"""Per-file tags in upload and encode batches: manifests, file lists, name patterns."""
 
 from __future__ import annotations
 
@@ -11,24 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pydicom
-import pytest
 from click.testing import CliRunner, Result
 
 from pdf2dcm.cli import cli
 from tests.integration.orthanc import OrthancServer
 from tests.pdfs import make_pdf
-
-
-def has_option(command: str, flag: str) -> bool:
-    return any(flag in getattr(p, "opts", []) for p in cli.commands[command].params)
-
-
-needs_upload = pytest.mark.skipif(
-    not has_option("upload", "--manifest"), reason="upload has no --manifest yet"
-)
-needs_encode = pytest.mark.skipif(
-    not has_option("encode", "--files-from"), reason="encode has no --files-from yet"
-)
 
 
 def run(*args: str, stdin: bytes | None = None) -> Result:
@@ -47,7 +30,6 @@ def tags_of(server: OrthancServer, record: dict[str, Any]) -> dict[str, str]:
     return tags
 
 
-@needs_upload
 def test_upload_manifest_csv_and_jsonl(orthanc: OrthancServer, tmp_path: Path) -> None:
     write(tmp_path / "m", "a.pdf", 801)
     write(tmp_path / "m", "sub/b.pdf", 802)
@@ -65,7 +47,6 @@ def test_upload_manifest_csv_and_jsonl(orthanc: OrthancServer, tmp_path: Path) -
     assert json.loads(result.stdout)["Status"] == "AlreadyStored"
 
 
-@needs_upload
 def test_a_bad_manifest_row_stops_before_anything_is_sent(
     orthanc: OrthancServer, tmp_path: Path
 ) -> None:
@@ -79,7 +60,6 @@ def test_a_bad_manifest_row_stops_before_anything_is_sent(
     assert orthanc.instance_count() == before
 
 
-@needs_upload
 def test_upload_files_from_nul_list_with_a_name_pattern(
     orthanc: OrthancServer, tmp_path: Path
 ) -> None:
@@ -107,7 +87,6 @@ def test_upload_files_from_nul_list_with_a_name_pattern(
     ]
 
 
-@needs_upload
 def test_upload_name_regex_refuses_a_batch_with_names_that_do_not_fit(
     orthanc: OrthancServer, tmp_path: Path
 ) -> None:
@@ -122,7 +101,6 @@ def test_upload_name_regex_refuses_a_batch_with_names_that_do_not_fit(
     assert orthanc.instance_count() == before
 
 
-@needs_encode
 def test_encode_files_from_and_name_pattern(tmp_path: Path) -> None:
     first, second = write(tmp_path, "4711_x.pdf", 841), write(tmp_path, "4712_y.pdf", 842)
     listing = tmp_path / "list.txt"

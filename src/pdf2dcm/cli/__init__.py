@@ -5,7 +5,7 @@ imported inside the commands that need them, so ``pdf2dcm --version`` and ``--he
 fast. Results go to stdout; progress, warnings and errors to stderr.
 """
 
-from . import jobs, local, server, show, watch  # noqa: F401 - importing them registers their commands
+# The command modules are imported when their command is asked for (see app._COMMAND_MODULES).
 from .app import EXIT_CODES, ExitStatus, cli, exit_status_for, main
 
 __all__ = ["EXIT_CODES", "ExitStatus", "cli", "exit_status_for", "main"]

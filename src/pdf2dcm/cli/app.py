@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import importlib
 import logging
 import os
 import signal
@@ -358,8 +359,31 @@ def _adopt(command: click.Command) -> None:
             _adopt(subcommand)
 
 
+_COMMAND_MODULES = {
+    "encode": "local",
+    "extract": "local",
+    "fetch": "server",
+    "jobs": "jobs",
+    "ls": "server",
+    "show": "show",
+    "upload": "server",
+    "watch": "watch",
+}
+"""Which module defines each command: only the one asked for is imported (start-up time)."""
+
+
 class _Group(click.Group):
     """Maps every error to its exit code in one place, with a traceback only under --debug."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(_COMMAND_MODULES))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = _COMMAND_MODULES.get(cmd_name)
+        if cmd_name not in self.commands and module is not None:
+            # Importing the module registers its commands on this group.
+            importlib.import_module(f"pdf2dcm.cli.{module}")
+        return super().get_command(ctx, cmd_name)
 
     def make_context(
         self,
