@@ -21,6 +21,7 @@ import hashlib
 import io
 import os
 import secrets
+import signal
 import stat
 import tempfile
 from collections.abc import Callable, Iterator
@@ -519,19 +520,25 @@ def _temporary_output(
     """
     directory = real.parent
     temporary = directory / f"{TEMPORARY_PREFIX}{secrets.token_hex(4)}{TEMPORARY_SUFFIX}"
+    # A signal between creating the file and entering the block that removes it would leave
+    # it behind: hold Ctrl-C, SIGTERM and SIGHUP until then (they are delivered right after).
+    held = _hold_signals()
     try:
         # 0o666 less the umask, as for any new file; a replaced file's bits are copied below.
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
     except FileNotFoundError:
+        _release_signals(held)
         raise FileSystemError(
             f"cannot write {path}: no such directory {directory}", errno=errno.ENOENT
         ) from None
     except OSError as exc:
+        _release_signals(held)
         raise filesystem_error(exc, path, "write") from None
     # Closed by hand: on failure the close (which flushes) may fail too, and must not hide
     # the first error.
     handle = os.fdopen(descriptor, "wb")
     try:
+        _release_signals(held)
         if existing is not None:
             _copy_ownership(handle.fileno(), existing)
         guarded = _GuardedOutput(handle, os.fspath(path))
@@ -550,6 +557,21 @@ def _temporary_output(
             temporary.unlink()
         raise
     _sync_directory(directory)
+
+
+_HELD_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+
+
+def _hold_signals() -> set[int | signal.Signals] | None:
+    """Block the stopping signals in this thread; the previous mask, to restore."""
+    if not hasattr(signal, "pthread_sigmask"):
+        return None
+    return signal.pthread_sigmask(signal.SIG_BLOCK, _HELD_SIGNALS)
+
+
+def _release_signals(previous: set[int | signal.Signals] | None) -> None:
+    if previous is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _copy_ownership(descriptor: int, existing: os.stat_result) -> None:
