@@ -22,6 +22,7 @@ from .common import (
     print_json,
     progress_display,
     refuse_terminal,
+    refuse_terminal_stdin,
     result_line,
     size_text,
     stdin,
@@ -95,6 +96,8 @@ def encode(
     names, own_tags = batch_inputs(inputs, files_from, files_null, name_pattern, name_regex)
     inputs = tuple(names)
     targets = _encode_targets(inputs, output, outdir)
+    if "-" in inputs:
+        refuse_terminal_stdin()
     if any(_is_stdout(target) for target in targets):
         if as_json:
             raise click.UsageError("--json prints to stdout, which already carries the DICOM file")

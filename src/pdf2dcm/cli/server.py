@@ -27,6 +27,7 @@ from .common import (
     profile_choice,
     progress_display,
     refuse_terminal,
+    refuse_terminal_stdin,
     result_line,
     size_text,
     stdin,
@@ -213,6 +214,8 @@ def upload(
         say(f"warning: {note}")
     if sources.count("-") > 1:
         raise click.UsageError("stdin ('-') can be read only once")
+    if "-" in sources:
+        refuse_terminal_stdin()
     if title is not None and len(sources) > 1:
         raise click.UsageError("--title applies to one input; give it per file")
     target = _Target(parent, study_terms, patient_terms, series_terms, worklist)
