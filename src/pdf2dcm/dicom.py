@@ -36,7 +36,7 @@ from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 from . import __version__
 from .constants import ENCAPSULATED_PDF_STORAGE as _ENCAPSULATED_PDF_STORAGE
 from .constants import PDF_MIME_TYPE
-from .errors import InputError, TagError
+from .errors import InputError, StrictModeError, TagError
 from .extract import read_header
 from .files import (
     CHUNK_SIZE,
@@ -448,13 +448,15 @@ def open_encoded(
     source_name: str | None = None,
     pdf_sha256: str | None = None,
     code_extensions: bool = True,
+    strict: bool = False,
 ) -> Iterator[EncodedPdf]:
     """Check a PDF and its tags and prepare its DICOM encoding; see :func:`encode_pdf`.
 
     The source stays open while the context lasts, so the result can be streamed (and
     streamed again, for a retried upload) without a temporary DICOM file. A caller that has
     already hashed the PDF passes ``pdf_sha256`` so that it is not hashed again. Without
-    ``code_extensions`` the object is never written in an ISO 2022 character set.
+    ``code_extensions`` the object is never written in an ISO 2022 character set. With
+    ``strict``, a warning (a PDF that may be truncated, ...) is a StrictModeError instead.
     """
     name = source_name or display_name(source)
     user_tags = validate_tags(dict(tags or {}))
@@ -497,6 +499,8 @@ def open_encoded(
                 created=facts.creation_date,
                 code_extensions=code_extensions,
             )
+        if strict and notes:
+            raise StrictModeError(f"{notes[0]} (a warning, refused in strict mode)")
         yield EncodedPdf(dataset, pdf, size, name, tuple(notes), pdf_sha256)
 
 
@@ -523,6 +527,7 @@ def encode_pdf(
     progress: ProgressCallback | None = None,
     source_name: str | None = None,
     checksum: bool = True,
+    strict: bool = False,
 ) -> EncodeResult:
     """Wrap a PDF in a conformant Encapsulated PDF Storage object.
 
@@ -560,6 +565,7 @@ def encode_pdf(
             reference=reference,
             now=now,
             source_name=source_name,
+            strict=strict,
         ) as document,
         atomic_output(destination, overwrite=overwrite) as out,
     ):

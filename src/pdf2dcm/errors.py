@@ -44,6 +44,10 @@ class FileSystemError(InputError):
         self.errno = errno
 
 
+class StrictModeError(InputError):
+    """A warning, turned into an error because the caller asked for strict mode (CI)."""
+
+
 class IdentityConflictError(InputError):
     """A given value contradicts the patient, study or series the document is attached to.
 

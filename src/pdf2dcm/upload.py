@@ -103,6 +103,8 @@ class UploadOptions:
     now: dt.datetime | None = None
     dry_run: bool = False
     """Check everything and plan the UIDs, asking the server only questions; send nothing."""
+    strict: bool = False
+    """Refuse a file that gives a warning (a PDF that may be truncated) instead of sending it."""
 
 
 def exact_pdf_url(client: OrthancClient, instance_id: str, pdf_size: int) -> str:
@@ -290,6 +292,7 @@ def upload_file(
             source_name=name,
             # Orthanc's create-dicom knows single character sets only.
             code_extensions=options.method != "create-dicom",
+            strict=options.strict,
         ) as document:
             ds = document.dataset
             patient_id = str(ds.get("PatientID", "") or "")

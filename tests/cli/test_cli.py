@@ -369,3 +369,15 @@ def test_the_suite_ignores_the_developers_settings(tmp_path: Path) -> None:
     assert home.parent == tmp_path.parent
     assert os.listdir(home) == []
     assert Path("~/.netrc").expanduser() == home / ".netrc"
+
+
+def test_strict_turns_a_warning_into_an_error_and_writes_nothing(tmp_path: Path) -> None:
+    truncated = tmp_path / "cut.pdf"
+    truncated.write_bytes(b"%PDF-1.4\n" + b"x" * 3000)
+    relaxed = run("encode", str(truncated), "-o", str(tmp_path / "relaxed.dcm"))
+    assert relaxed.exit_code == 0, relaxed.stderr
+    assert "may be truncated" in relaxed.stderr
+    strict = run("encode", str(truncated), "-o", str(tmp_path / "strict.dcm"), "--strict")
+    assert strict.exit_code == 2
+    assert "may be truncated (a warning, refused in strict mode)" in one_error_line(strict)
+    assert not (tmp_path / "strict.dcm").exists()

@@ -445,3 +445,15 @@ def test_dry_run_plans_exactly_what_the_upload_then_stores(
     )
     assert refused.exit_code == 2
     assert orthanc.instance_count() == before + 1
+
+
+def test_strict_refuses_a_document_without_patient_id(
+    orthanc: OrthancServer, tmp_path: Path
+) -> None:
+    pdf = write_pdf(tmp_path, "anon.pdf", 2001)
+    before = orthanc.instance_count()
+    result = run("upload", str(pdf), "--url", orthanc.url, "--strict")
+    assert result.exit_code == 2
+    assert "no PatientID given" in result.stderr
+    assert "refused by --strict" in result.stderr
+    assert orthanc.instance_count() == before

@@ -48,6 +48,7 @@ EXIT_CODES: dict[type[err.Pdf2DcmError], ExitStatus] = {
     err.OutputExistsError: ExitStatus.INPUT,
     err.FileSystemError: ExitStatus.INPUT,
     err.IdentityConflictError: ExitStatus.INPUT,
+    err.StrictModeError: ExitStatus.INPUT,
     err.ConfigurationError: ExitStatus.INPUT,
     err.NotAttemptedError: ExitStatus.ERROR,
     err.ServerError: ExitStatus.SERVER_FAILED,
@@ -73,7 +74,8 @@ Exit codes:
   1    unexpected error (a bug): run with --debug for details
   2    usage or input error: bad option, bad tag, not a PDF, missing file,
        a tag that contradicts the parent or reference, a file the system refused
-       (permissions, disk full, read-only, name too long, closed stdin/stdout)
+       (permissions, disk full, read-only, name too long, closed stdin/stdout),
+       a warning refused by --strict
   3    server unreachable: refused, DNS, TLS, timeout (after retries)
   4    server refused the request (4xx): authentication, unknown ID; a redirect
   5    server failed (5xx) after retries, or answered in an unexpected shape

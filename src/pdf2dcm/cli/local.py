@@ -66,6 +66,11 @@ Text with characters outside ASCII is written in UTF-8 (SpecificCharacterSet ISO
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per file on stdout.")
 @click.option("--fail-fast", is_flag=True, help="Stop at the first file that fails.")
 @click.option("--no-progress", is_flag=True, help="Never show a progress bar.")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Turn warnings (a PDF that may be truncated) into errors (exit 2); for CI.",
+)
 def encode(
     inputs: tuple[str, ...],
     output: str | None,
@@ -85,6 +90,7 @@ def encode(
     as_json: bool,
     fail_fast: bool,
     no_progress: bool,
+    strict: bool,
 ) -> None:
     """Wrap PDF files (INPUT, or '-' for stdin) as DICOM Encapsulated PDF objects."""
     import datetime as dt
@@ -139,6 +145,7 @@ def encode(
                     source_name="<stdin>" if source == "-" else source,
                     # Only --json shows the checksum; without it the kernel copies the PDF.
                     checksum=as_json,
+                    strict=strict,
                 )
             except err.InputError as error:
                 if fail_fast or len(inputs) == 1:

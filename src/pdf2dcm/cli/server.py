@@ -155,6 +155,11 @@ AlreadyStored; transient failures are retried without ever creating a duplicate.
     "would be written (a table on a terminal, JSON in the tags-file shape otherwise); "
     "nothing is sent.",
 )
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Turn warnings (no PatientID, a PDF that may be truncated) into errors (exit 2); for CI.",
+)
 def upload(
     inputs: tuple[str, ...],
     connection: Connection,
@@ -187,6 +192,7 @@ def upload(
     fail_fast: bool,
     no_progress: bool,
     dry_run: bool,
+    strict: bool,
 ) -> None:
     """Send PDFs (encoded on the way) or DICOM files to Orthanc; '-' reads stdin."""
     import datetime as dt
@@ -246,6 +252,11 @@ def upload(
             or (reference is not None and "PatientID" in reference.dataset)
         )
         if not has_patient_id and any(s != "-" and not _is_dicom(s) for s in sources):
+            if strict:
+                raise err.StrictModeError(
+                    "no PatientID given; Orthanc would file every such document under one "
+                    "patient (a warning, refused by --strict); add --tag PatientID=..."
+                )
             say(
                 "warning: no PatientID given; Orthanc files every such document under one "
                 "patient; add --tag PatientID=..."
@@ -262,6 +273,7 @@ def upload(
             reference=reference,
             now=dt.datetime.now(),
             dry_run=dry_run,
+            strict=strict,
         )
         batch = Batch(len(sources))
         stored: list[str] = []
