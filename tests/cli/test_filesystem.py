@@ -93,12 +93,42 @@ def test_report_line_to_a_full_stdout(example: Path, tmp_path: Path) -> None:
     assert done.stderr == f"pdf2dcm: error: cannot write <stdout>: {FULL}\n"
 
 
-def test_a_reader_that_leaves_is_no_error_and_no_traceback(tmp_path: Path) -> None:
+def test_a_reader_that_leaves_a_document_is_exit_141_without_traceback(tmp_path: Path) -> None:
     big = tmp_path / "big.pdf"
     big.write_bytes(b"%PDF-1.4\n" + b"\0" * (8 * 1024 * 1024) + b"\n%%EOF\n")
-    done = shell("$PDF2DCM encode big.pdf -o - | head -c 10 > /dev/null", tmp_path)
-    assert done.returncode == 0
-    assert done.stderr == ""
+    # The document itself went to stdout and was cut: the work is undone, and 141 says so.
+    status = subprocess.run(
+        ["bash", "-c", "set -o pipefail; $PDF2DCM encode big.pdf -o - | head -c 10 > /dev/null"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PDF2DCM": f"{sys.executable} -m pdf2dcm"},
+        timeout=60,
+        check=False,
+    )
+    assert status.returncode == 141
+    assert status.stderr == ""
+
+
+def test_a_reader_that_leaves_the_report_gets_the_work_finished_and_exit_141(
+    pdf_file: PdfFactory, tmp_path: Path
+) -> None:
+    sources = [pdf_file(name=f"r{n:02d}.pdf") for n in range(40)]
+    out = tmp_path / "out"
+    status = subprocess.run(
+        ["bash", "-c", f"set -o pipefail; $PDF2DCM encode r*.pdf -d {out} | head -1"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PDF2DCM": f"{sys.executable} -m pdf2dcm"},
+        timeout=120,
+        check=False,
+    )
+    assert status.returncode == 141, status.stderr
+    assert status.stdout.startswith("r00.pdf -> ")
+    assert len(list(out.iterdir())) == len(sources)
+    assert "the work was finished, the report was cut" in status.stderr
+    assert "Traceback" not in status.stderr
 
 
 # --- devices, FIFOs and directories as outputs ----------------------------------------------

@@ -36,6 +36,7 @@ class ExitStatus(IntEnum):
     CONFLICT = 8
     HANGUP = 128 + signal.SIGHUP
     INTERRUPTED = 128 + signal.SIGINT
+    REPORT_CUT = 128 + signal.SIGPIPE
     TERMINATED = 128 + signal.SIGTERM
 
 
@@ -85,6 +86,8 @@ Exit codes:
        under the same UID; nothing was stored
   129  hung up (SIGHUP); temporary files were removed
   130  interrupted (Ctrl-C); temporary files were removed
+  141  stdout's reader went away (| head): the work was finished but the report
+       was cut, or a document written to stdout was cut
   143  terminated (SIGTERM, e.g. by timeout or kill); temporary files were removed"""
 
 
@@ -171,6 +174,8 @@ class OutputState:
     profile: str | None = None
     profile_given: bool = False
     display: LineConsole | None = None
+    report_cut: bool = False
+    """stdout's reader went away: the work goes on, and the run ends with exit 141."""
 
 
 output = OutputState()
@@ -407,7 +412,7 @@ class _Group(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
         except err.Pdf2DcmError as error:
             self._fail(ctx, error, f"error: {error}", exit_status_for(error))
         except KeyboardInterrupt as error:
@@ -417,9 +422,10 @@ class _Group(click.Group):
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except BrokenPipeError:
-            # The reader went away (``| head``); that is its choice, not an error of ours.
-            _silence_stdout()
-            ctx.exit(ExitStatus.SUCCESS)
+            # The reader went away (``| head``) while stdout carried the work itself (a
+            # document): it could not be finished, which 141 (as for SIGPIPE) says.
+            silence_stdout()
+            ctx.exit(ExitStatus.REPORT_CUT)
         except OSError as error:
             if _from_a_library(error):
                 self._fail(ctx, error, _bug_line(error), ExitStatus.ERROR)
@@ -428,6 +434,11 @@ class _Group(click.Group):
             self._fail(ctx, error, f"error: {_os_error_line(error)}", ExitStatus.INPUT)
         except Exception as error:
             self._fail(ctx, error, _bug_line(error), ExitStatus.ERROR)
+        if output.report_cut:
+            # Every file was written or sent; only the report lost its reader (``| head``).
+            info("stdout's reader went away: the work was finished, the report was cut")
+            ctx.exit(ExitStatus.REPORT_CUT)
+        return result
 
     @staticmethod
     def _fail(ctx: click.Context, error: BaseException, line: str, code: int) -> NoReturn:
@@ -515,7 +526,7 @@ def _raised_by_echo(error: BaseException) -> bool:
     return False
 
 
-def _silence_stdout() -> None:
+def silence_stdout() -> None:
     """Send what is still buffered for stdout nowhere, so that exiting does not fail again."""
     with contextlib.suppress(OSError, ValueError):
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -558,9 +569,9 @@ def _flush_stdout(status: int) -> int:
     try:
         sys.stdout.flush()
     except BrokenPipeError:
-        _silence_stdout()
+        silence_stdout()
     except OSError as error:
-        _silence_stdout()
+        silence_stdout()
         say(f"error: {_stdout_refused(error)}")
         return status or ExitStatus.INPUT
     return status

@@ -276,15 +276,27 @@ def print_json(record: Mapping[str, Any]) -> None:
 
     Not dropped by ``-q``: asking for ``--json`` asks for the records.
     """
-    _stdout_line(json.dumps(record, ensure_ascii=False))
+    line = json.dumps(record, ensure_ascii=False)
+    if any("\ud800" <= char <= "\udfff" for char in line):
+        # A file name that is not UTF-8 arrives with surrogate escapes: write them as JSON
+        # escapes, so the record stays valid UTF-8.
+        line = json.dumps(record, ensure_ascii=True)
+    _stdout_line(line)
 
 
 def _stdout_line(text: str) -> None:
+    if app.output.report_cut:
+        return
     console = app.output.display
-    if console is not None and sys.stdout.isatty():
-        console.print(text, markup=False, highlight=False, emoji=False, soft_wrap=True)
-    else:
-        click.echo(text)
+    try:
+        if console is not None and sys.stdout.isatty():
+            console.print(text, markup=False, highlight=False, emoji=False, soft_wrap=True)
+        else:
+            click.echo(text)
+    except BrokenPipeError:
+        # The reader left (``| head``): finish the work, report nothing more, end with 141.
+        app.output.report_cut = True
+        app.silence_stdout()
 
 
 def batch_summary(
