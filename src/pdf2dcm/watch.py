@@ -12,7 +12,12 @@ The rules that make it safe to run unattended:
   restart and gets AlreadyStored: nothing is lost, nothing duplicated;
 - a permanent failure (bad PDF, bad tag, no matching study, conflict) moves the file to the
   failed folder with ``NAME.pdf.error.json`` beside it; a transient one (server unreachable,
-  5xx) leaves it in place and the inbox is tried again after a growing pause.
+  5xx) leaves it in place and the inbox is tried again after a growing pause;
+- files that join one series (a reference series, or ``same_series``) take InstanceNumbers
+  handed out by this process, after the highest the server holds (asked again whenever no
+  upload is in flight): unique within a run and across restarts. A file that fails, or is
+  sent again after a crash (AlreadyStored keeps its first number), leaves a gap. Two
+  processes filling one series at the same moment may repeat a number.
 
 The inbox is polled (``os.scandir``), not watched through inotify: polling works the same on
 local disks and on the network shares scanners write to (where inotify sees no remote
@@ -38,7 +43,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from .client import OrthancClient
-from .dicom import ReferenceAttributes
+from .dicom import ReferenceAttributes, batch_tags
 from .errors import (
     FileSystemError,
     InputError,
@@ -47,7 +52,7 @@ from .errors import (
     ServerUnreachableError,
 )
 from .files import CHUNK_SIZE
-from .identity import Level
+from .identity import Level, series_seed
 from .pertags import (
     NameRule,
     fill_placeholders,
@@ -57,7 +62,7 @@ from .pertags import (
     sidecar_tags,
 )
 from .tags import ValidatedTags, validate_tags
-from .upload import StudyGuard, UploadOptions, UploadResult, plan_batch, upload_file
+from .upload import StudyGuard, UploadOptions, UploadResult, upload_file
 
 IGNORED_SUFFIXES = (".part", ".tmp")
 DEFAULT_SETTLE = 2.0
@@ -114,12 +119,22 @@ class Target:
 
 @dataclass(frozen=True)
 class WatchOptions:
-    """What a hot folder does with the files that appear in ``inbox``."""
+    """What a hot folder does with the files that appear in ``inbox``.
+
+    ``upload.title`` is every document's DocumentTitle, over ``upload.tags`` as in upload,
+    but a file's name values or sidecar may give its own: a hot folder holds many documents.
+    """
 
     inbox: Path
     upload: UploadOptions = field(default_factory=UploadOptions)
     target: Target = field(default_factory=Target)
     name_rule: NameRule | None = None
+    reference: ReferenceAttributes | None = None
+    """Attributes every file copies when ``target`` names none (a reference file's, read
+    once): its study, and with ``next_instance_number`` its series."""
+    same_series: bool = False
+    """Files whose tags are equal share one series, named by those tags and the reference
+    (:func:`pdf2dcm.identity.series_seed`), so a later run with the same tags adds to it."""
     recursive: bool = False
     settle: float = DEFAULT_SETTLE
     poll: float = DEFAULT_POLL
@@ -331,6 +346,60 @@ def _sha256(path: Path) -> str | None:
     return digest.hexdigest()
 
 
+_INSTANCE_NUMBER, _SERIES_UID, _DOCUMENT_TITLE = 0x00200013, 0x0020000E, 0x00420010
+
+
+class SeriesNumbers:
+    """The InstanceNumbers handed out in the series a run fills, one counter per series.
+
+    Several files of a series are in flight at once, and the server only learns a number
+    once a file is stored, so asking the server per file would give two files the same
+    one. The counter starts after the highest number the server holds (and the reference's
+    next), and asks again after :meth:`refresh`, which the watcher calls whenever no upload
+    is in flight: numbers stay unique across restarts and past other writers between rounds.
+    """
+
+    def __init__(self, client: OrthancClient) -> None:
+        self._client = client
+        self._next: dict[str, int] = {}
+        self._asked: set[str] = set()
+        self._lock = threading.Lock()
+
+    def refresh(self) -> None:
+        """Ask the server again at the next :meth:`take` of each series."""
+        with self._lock:
+            self._asked.clear()
+
+    def take(self, series_uid: str, first: int) -> int:
+        """The next number in the series, at least ``first``.
+
+        Raises
+        ------
+        ServerError
+            The server could not say which numbers the series holds (the file waits).
+        """
+        with self._lock:
+            if series_uid not in self._asked:
+                held = self._on_server(series_uid)
+                self._next[series_uid] = max(self._next.get(series_uid, 1), held)
+                self._asked.add(series_uid)
+            number = max(self._next.get(series_uid, 1), first)
+            self._next[series_uid] = number + 1
+            return number
+
+    def _on_server(self, series_uid: str) -> int:
+        from .lookup import next_number
+
+        highest = 1
+        for match in self._client.lookup(series_uid):
+            if match.type == "Series":
+                instances = self._client.series_instances(match.id)
+                highest = max(
+                    highest, next_number((i.main_tags for i in instances), "InstanceNumber")
+                )
+        return highest
+
+
 class Watcher:
     """Runs a hot folder: see the module's docstring for the rules.
 
@@ -372,6 +441,7 @@ class Watcher:
         """With ``once``: the files present at the start that are not done yet."""
         self._pause_until = 0.0
         self._pause = 0.0
+        self._numbers = SeriesNumbers(client)
         self.stored = 0
         self.failed = 0
         self.first_error: Pdf2DcmError | None = None
@@ -406,6 +476,7 @@ class Watcher:
                     if not in_flight:
                         # Each round asks the server afresh which patient owns a study.
                         guard = StudyGuard(self.client)
+                        self._numbers.refresh()
                     while queue and len(in_flight) < limit:
                         name = queue.popleft()
                         in_flight[pool.submit(self._process, name, guard)] = name
@@ -519,17 +590,19 @@ class Watcher:
 
     def _upload(self, path: Path, name: str, guard: StudyGuard) -> tuple[UploadResult, str | None]:
         options = self.options
+        title = options.upload.title
         file_tags = merge_tags(
             validate_tags(options.upload.tags),
+            validate_tags({"DocumentTitle": title} if title is not None else {}),
             options.name_rule.tags(name) if options.name_rule else {},
             sidecar_tags(path),
         )
-        reference = options.target.reference(self.client, file_tags)
-        [planned] = plan_batch(self.client, file_tags, 1, reference=reference)
+        reference = options.target.reference(self.client, file_tags) or options.reference
+        planned = self._plan(file_tags, reference)
         upload = UploadOptions(
             method=options.upload.method,
             tags=planned,
-            title=options.upload.title,
+            title=None,
             conversion_type=options.upload.conversion_type,
             reference=reference,
             now=dt.datetime.now(),
@@ -540,6 +613,28 @@ class Watcher:
             study = self.client.study(result.parent_study)
             study_uid = study.main_tags.get("StudyInstanceUID")
         return result, study_uid
+
+    def _plan(self, tags: ValidatedTags, reference: ReferenceAttributes | None) -> ValidatedTags:
+        """The file's tags with its UIDs and numbers, as a batch of one would get them, but
+        with the InstanceNumber of a shared series taken from this run's counter."""
+        same_series = self.options.same_series
+        seed = None
+        if same_series:
+            # A title names the document, not the series: files of other titles still share it.
+            shared = {tag: value for tag, value in tags.items() if tag != _DOCUMENT_TITLE}
+            seed = series_seed(shared, reference.dataset if reference else None)
+        [planned] = batch_tags(tags, 1, same_series=same_series, reference=reference, uid_seed=seed)
+        joins_series = reference is not None and reference.next_instance_number is not None
+        if not (same_series or joins_series) or _INSTANCE_NUMBER in tags:
+            return planned
+        series_uid = planned.get(_SERIES_UID)
+        if series_uid is None and reference is not None:
+            series_uid = str(reference.dataset.get("SeriesInstanceUID", "")) or None
+        if not isinstance(series_uid, str):
+            return planned
+        first = reference.next_instance_number if reference is not None else None
+        number = self._numbers.take(series_uid, first or 1)
+        return planned | {_INSTANCE_NUMBER: str(number)}
 
     def _retry(
         self,

@@ -29,6 +29,18 @@ def run(*args: str) -> Result:
         ),
         (("--delete", "--worklist", "wl"), "--worklist goes with --study KEY=VALUE"),
         (("--delete", "--parent", "x", "--series", "y=1"), "give one of --parent, --series"),
+        (
+            ("--delete", "--study", "AccessionNumber=1", "--study-from", "ref.dcm"),
+            "give one of --study, --study-from/--series-from, not several",
+        ),
+        (
+            ("--delete", "--parent", "x", "--series-from", "ref.dcm"),
+            "give one of --parent, --study-from/--series-from, not several",
+        ),
+        (
+            ("--delete", "--study-from", "a.dcm", "--series-from", "b.dcm"),
+            "give --study-from or --series-from, not both",
+        ),
     ],
 )
 def test_usage_errors(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
@@ -73,3 +85,22 @@ def test_the_example_unit_runs_a_valid_watch_command(tmp_path: Path) -> None:
     result = run("watch", str(tmp_path / "inbox"), *local, "--once")
     assert result.exit_code == 0, result.stderr
     assert (tmp_path / "journal.jsonl").exists()
+
+
+def test_a_title_no_document_can_carry_is_refused_before_any_file_is_taken(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "a.pdf").write_bytes(b"%PDF-1.4\n%%EOF\n")
+    result = run("watch", str(tmp_path), "--delete", "--once", "--title", "x" * 1025)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("pdf2dcm: error: --title: DocumentTitle ")
+    assert (tmp_path / "a.pdf").exists()
+
+
+def test_a_missing_reference_file_is_refused_at_the_start(tmp_path: Path) -> None:
+    (tmp_path / "a.pdf").write_bytes(b"%PDF-1.4\n%%EOF\n")
+    missing = tmp_path / "nowhere.dcm"
+    result = run("watch", str(tmp_path), "--delete", "--once", "--series-from", str(missing))
+    assert result.exit_code == 2
+    assert result.stderr == f"pdf2dcm: error: {missing}: no such file; check the path\n"
+    assert (tmp_path / "a.pdf").exists()

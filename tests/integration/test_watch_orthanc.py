@@ -353,3 +353,157 @@ def test_worklist_lookup_by_the_accession_number_in_the_name(
         "Scheduled^Sam",
         "1.2.826.0.1.3680043.10.200.71",
     )
+
+
+def download(server: OrthancServer, instance_id: str, path: Path) -> Path:
+    path.write_bytes(server.get(f"/instances/{instance_id}/file").content)
+    return path
+
+
+def series_numbers(server: OrthancServer, series_id: str) -> list[int]:
+    instances = server.get(f"/series/{series_id}/instances").json()
+    return sorted(int(i["MainDicomTags"]["InstanceNumber"]) for i in instances)
+
+
+def test_series_from_numbers_after_the_server_across_runs_and_fails_a_conflict(
+    orthanc: OrthancServer, tmp_path: Path
+) -> None:
+    first_pdf = tmp_path / "refs" / "a.pdf"
+    first_pdf.parent.mkdir(parents=True, exist_ok=True)
+    first_pdf.write_bytes(make_pdf(2000, seed=811))
+    second_pdf = tmp_path / "refs" / "b.pdf"
+    second_pdf.write_bytes(make_pdf(2000, seed=812))
+    uploaded = CliRunner().invoke(
+        cli,
+        [
+            *("upload", str(first_pdf), str(second_pdf), "--url", orthanc.url, "--json"),
+            *("--same-series", "--concurrency", "1", "--tag", "PatientID=SF-1"),
+        ],
+        catch_exceptions=False,
+    )
+    assert uploaded.exit_code == 0, uploaded.stderr
+    ids = [json.loads(line)["ID"] for line in uploaded.stdout.splitlines()]
+    series = stored_series(orthanc, ids[0])
+    assert series_numbers(orthanc, series) == [1, 2]
+    # The reference file holds InstanceNumber 1; the server already holds 2.
+    reference = download(orthanc, ids[0], tmp_path / "ref.dcm")
+    inbox, done, failed = tmp_path / "in", tmp_path / "done", tmp_path / "failed"
+    for index in range(3):
+        drop(inbox, f"page-{index}.pdf", 820 + index)
+    options = ("--series-from", str(reference), "--done", str(done), "--failed", str(failed))
+    result = watch_once(orthanc, inbox, "--concurrency", "4", *options)
+    assert result.exit_code == 0, result.stderr
+    found = records(result)
+    assert {r["ParentSeries"] for r in found.values()} == {series}
+    assert series_numbers(orthanc, series) == [1, 2, 3, 4, 5]
+
+    # A restart numbers from what the server holds; a file of another patient fails for good.
+    drop(inbox, "a-next.pdf", 830)
+    drop(inbox, "z-other.pdf", 831)
+    (inbox / "z-other.json").write_text('{"PatientID": "SF-OTHER"}', encoding="utf-8")
+    result = watch_once(orthanc, inbox, "--concurrency", "1", *options)
+    assert result.exit_code == 2, result.stderr
+    found = records(result)
+    assert found["a-next.pdf"]["ParentSeries"] == series
+    assert stored_tags(orthanc, found["a-next.pdf"]["ID"])["InstanceNumber"] == "6"
+    assert series_numbers(orthanc, series) == [1, 2, 3, 4, 5, 6]
+    reason = json.loads((failed / "z-other.pdf.error.json").read_text(encoding="utf-8"))
+    assert reason["error"] == "IdentityConflictError"
+    assert reason["exit_code"] == 2
+    assert reason["message"] == found["z-other.pdf"]["Error"]
+    assert sorted(p.name for p in failed.iterdir()) == [
+        "z-other.json",
+        "z-other.pdf",
+        "z-other.pdf.error.json",
+    ]
+    assert list(inbox.iterdir()) == []
+
+
+def stored_series(server: OrthancServer, instance_id: str) -> str:
+    parent: str = server.get(f"/instances/{instance_id}").json()["ParentSeries"]
+    return parent
+
+
+def test_study_from_puts_every_file_in_the_reference_study_in_a_series_of_its_own(
+    orthanc: OrthancServer, tmp_path: Path
+) -> None:
+    pdf = tmp_path / "ref.pdf"
+    pdf.write_bytes(make_pdf(2000, seed=851))
+    uploaded = CliRunner().invoke(
+        cli,
+        ["upload", str(pdf), "--url", orthanc.url, "--json", "--tag", "PatientID=STF-1"],
+        catch_exceptions=False,
+    )
+    assert uploaded.exit_code == 0, uploaded.stderr
+    stored = json.loads(uploaded.stdout)
+    reference = download(orthanc, stored["ID"], tmp_path / "ref.dcm")
+    inbox, failed = tmp_path / "in", tmp_path / "failed"
+    drop(inbox, "one.pdf", 852)
+    drop(inbox, "two.pdf", 853)
+    drop(inbox, "three.pdf", 854)
+    (inbox / "three.json").write_text('{"PatientID": "STF-OTHER"}', encoding="utf-8")
+    result = watch_once(
+        orthanc, inbox, "--study-from", str(reference), "--delete", "--failed", str(failed)
+    )
+    assert result.exit_code == 2, result.stderr
+    found = records(result)
+    assert found["one.pdf"]["ParentStudy"] == stored["ParentStudy"]
+    assert found["two.pdf"]["ParentStudy"] == stored["ParentStudy"]
+    series = {found["one.pdf"]["ParentSeries"], found["two.pdf"]["ParentSeries"]}
+    assert len(series) == 2
+    assert stored["ParentSeries"] not in series
+    assert stored_tags(orthanc, found["two.pdf"]["ID"])["PatientID"] == "STF-1"
+    assert found["three.pdf"]["Outcome"] == "failed"
+    reason = json.loads((failed / "three.pdf.error.json").read_text(encoding="utf-8"))
+    assert reason["error"] == "IdentityConflictError"
+    assert "STF-OTHER" in reason["message"]
+    assert list(inbox.iterdir()) == []
+
+
+def test_same_series_run_twice_adds_only_the_new_files(
+    orthanc: OrthancServer, tmp_path: Path
+) -> None:
+    inbox, done = tmp_path / "in", tmp_path / "done"
+    first = drop(inbox, "b-1.pdf", 871)
+    drop(inbox, "b-2.pdf", 872)
+    options = ("--same-series", "--tag", "PatientID=SS-1", "--done", str(done))
+    result = watch_once(orthanc, inbox, "--concurrency", "4", *options)
+    assert result.exit_code == 0, result.stderr
+    found = records(result)
+    [series] = {r["ParentSeries"] for r in found.values()}
+    assert series_numbers(orthanc, series) == [1, 2]
+    # Later: a new file, and an old one dropped again (AlreadyStored: nothing added).
+    drop(inbox, "a-3.pdf", 873)
+    (inbox / "b-1.pdf").write_bytes(first)
+    result = watch_once(orthanc, inbox, "--concurrency", "1", *options)
+    assert result.exit_code == 0, result.stderr
+    found = records(result)
+    assert {name: r["Status"] for name, r in found.items()} == {
+        "a-3.pdf": "Success",
+        "b-1.pdf": "AlreadyStored",
+    }
+    assert found["a-3.pdf"]["ParentSeries"] == series
+    assert series_numbers(orthanc, series) == [1, 2, 3]
+    # Other tags name another series.
+    drop(inbox, "c.pdf", 874)
+    result = watch_once(orthanc, inbox, "--same-series", "--tag", "PatientID=SS-2", "--delete")
+    assert result.exit_code == 0, result.stderr
+    other = records(result)["c.pdf"]
+    assert other["ParentSeries"] != series
+    assert stored_tags(orthanc, other["ID"])["InstanceNumber"] == "1"
+
+
+def test_title_names_every_document_unless_its_sidecar_gives_one(
+    orthanc: OrthancServer, tmp_path: Path
+) -> None:
+    inbox = tmp_path / "in"
+    drop(inbox, "t-1.pdf", 891)
+    drop(inbox, "t-2.pdf", 892)
+    (inbox / "t-2.json").write_text('{"DocumentTitle": "Own title"}', encoding="utf-8")
+    result = watch_once(
+        orthanc, inbox, "--title", "Consent form", "--tag", "PatientID=TT-1", "--delete"
+    )
+    assert result.exit_code == 0, result.stderr
+    found = records(result)
+    assert stored_tags(orthanc, found["t-1.pdf"]["ID"])["DocumentTitle"] == "Consent form"
+    assert stored_tags(orthanc, found["t-2.pdf"]["ID"])["DocumentTitle"] == "Own title"

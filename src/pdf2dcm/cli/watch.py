@@ -15,7 +15,14 @@ import click
 
 from . import app
 from .app import cli, displaying, exit_status_for, info, say
-from .common import Connection, batch_summary, collect_tags, connection_options, print_json
+from .common import (
+    Connection,
+    batch_summary,
+    collect_tags,
+    connection_options,
+    load_reference,
+    print_json,
+)
 
 if TYPE_CHECKING:
     from pdf2dcm.pertags import NameRule
@@ -36,8 +43,12 @@ A file is taken once its size and time stayed the same for --settle seconds; nam
 in .part or .tmp and names starting with '.' are never taken. A file leaves the inbox only
 after the server confirmed it. Permanent failures go to --failed with NAME.pdf.error.json;
 an unreachable or failing server leaves files in place and is tried again after a pause.
-Tags, later wins: --tags-file, --tag, the values of --name-pattern/--name-regex, the
-sidecar NAME.json beside NAME.pdf. --study/--patient/--series terms may hold {Keyword}.
+Tags, later wins: --tags-file, --tag, --title, the values of --name-pattern/--name-regex,
+the sidecar NAME.json beside NAME.pdf. --study/--patient/--series terms may hold {Keyword}.
+--study-from/--series-from files are read once, at the start. Files joining one series
+(--series, --series-from, --same-series) take InstanceNumbers after the highest the server
+holds, unique across the run and restarts; a failed file leaves a gap. Run one watcher
+per series.
 Runs until Ctrl-C or SIGTERM (the files in hand are finished, exit 0); --once exits with
 the exit code of the first failure."""
 )
@@ -95,11 +106,36 @@ the exit code of the first failure."""
     help="JSON object of tags for every document; --tag overrides it.",
 )
 @click.option(
+    "--title",
+    metavar="TEXT",
+    help="DocumentTitle of every document (default: the PDF's Title, else the file name); "
+    "a file's name values or sidecar may give its own.",
+)
+@click.option(
     "--conversion-type",
     type=click.Choice(["WSD", "SD"]),
     default="WSD",
     show_default=True,
     help="WSD for a workstation-made document, SD for a scanned one.",
+)
+@click.option(
+    "--study-from",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Put every document in the patient and study of this DICOM file (a new series each).",
+)
+@click.option(
+    "--series-from",
+    type=click.Path(path_type=Path),
+    multiple=True,
+    metavar="FILE",
+    help="Put every document in the series of this DICOM file; repeatable, or a directory.",
+)
+@click.option(
+    "--same-series",
+    is_flag=True,
+    help="Put the documents with equal tags in one series, named by the tags: a later run "
+    "with the same tags adds to it.",
 )
 @click.option(
     "--name-pattern",
@@ -171,7 +207,11 @@ def watch(
     worklist: str | None,
     tag_assignments: tuple[str, ...],
     tags_file: Path | None,
+    title: str | None,
     conversion_type: str,
+    study_from: Path | None,
+    series_from: tuple[Path, ...],
+    same_series: bool,
     name_pattern: str | None,
     name_regex: str | None,
     recursive: bool,
@@ -193,19 +233,34 @@ def watch(
 
     if (done is None) == (not delete):
         raise click.UsageError("give --done DIR or --delete (what to do with a stored file)")
-    target = _target(parent, study_terms, patient_terms, series_terms, worklist)
+    target = _target(
+        parent,
+        study_terms,
+        patient_terms,
+        series_terms,
+        worklist,
+        has_reference_file=study_from is not None or bool(series_from),
+    )
     forward = _forward_target(send_to_modality, send_to_peer)
     rule = _name_rule(name_pattern, name_regex)
     tags = collect_tags(tag_assignments, tags_file)
+    if title is not None:
+        _check_title(title)
+    reference = load_reference(study_from, series_from)
+    for note in reference.warnings if reference is not None else ():
+        say(f"warning: {note}")
     options = WatchOptions(
         inbox=inbox,
         upload=UploadOptions(
             method=cast("Method", method),
             tags=tags,
+            title=title,
             conversion_type="SD" if conversion_type == "SD" else "WSD",
         ),
         target=target,
         name_rule=rule,
+        reference=reference,
+        same_series=same_series,
         recursive=recursive,
         settle=settle,
         done=done,
@@ -259,16 +314,31 @@ def _target(
     patient: tuple[str, ...],
     series: tuple[str, ...],
     worklist: str | None,
+    *,
+    has_reference_file: bool = False,
 ) -> Target:
     from pdf2dcm.watch import Target
 
     flags = (("--parent", parent), ("--study", study), ("--patient", patient), ("--series", series))
     given = [flag for flag, value in flags if value]
+    if has_reference_file:
+        given.append("--study-from/--series-from")
     if len(given) > 1:
         raise click.UsageError(f"give one of {', '.join(given)}, not several")
     if worklist is not None and not study:
         raise click.UsageError("--worklist goes with --study KEY=VALUE (what to look up)")
     return Target(parent, study, patient, series, worklist)
+
+
+def _check_title(title: str) -> None:
+    """Refuse a title no document could carry before the first file is taken."""
+    from pdf2dcm.errors import TagError
+    from pdf2dcm.tags import validate_tags
+
+    try:
+        validate_tags({"DocumentTitle": title})
+    except TagError as error:
+        raise TagError(f"--title: {error}") from None
 
 
 def _forward_target(
