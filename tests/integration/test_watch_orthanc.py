@@ -507,3 +507,63 @@ def test_title_names_every_document_unless_its_sidecar_gives_one(
     found = records(result)
     assert stored_tags(orthanc, found["t-1.pdf"]["ID"])["DocumentTitle"] == "Consent form"
     assert stored_tags(orthanc, found["t-2.pdf"]["ID"])["DocumentTitle"] == "Own title"
+
+
+def test_same_series_with_study_from_fills_one_new_series_of_the_reference_study(
+    orthanc: OrthancServer, tmp_path: Path
+) -> None:
+    pdf = tmp_path / "ref.pdf"
+    pdf.write_bytes(make_pdf(2000, seed=951))
+    uploaded = CliRunner().invoke(
+        cli,
+        ["upload", str(pdf), "--url", orthanc.url, "--json", "--tag", "PatientID=SSF-1"],
+        catch_exceptions=False,
+    )
+    assert uploaded.exit_code == 0, uploaded.stderr
+    stored = json.loads(uploaded.stdout)
+    reference = download(orthanc, stored["ID"], tmp_path / "ref.dcm")
+    inbox = tmp_path / "in"
+    for index in range(3):
+        drop(inbox, f"s-{index}.pdf", 952 + index)
+    result = watch_once(orthanc, inbox, "--study-from", str(reference), "--same-series", "--delete")
+    assert result.exit_code == 0, result.stderr
+    found = records(result)
+    assert {r["ParentStudy"] for r in found.values()} == {stored["ParentStudy"]}
+    [series] = {r["ParentSeries"] for r in found.values()}
+    assert series != stored["ParentSeries"]
+    assert series_numbers(orthanc, series) == [1, 2, 3]
+
+
+def test_the_reference_s_warning_is_printed_once_and_its_values_are_copied(
+    orthanc: OrthancServer, tmp_path: Path
+) -> None:
+    import pydicom
+
+    pdf = tmp_path / "ref.pdf"
+    pdf.write_bytes(make_pdf(2000, seed=971))
+    uploaded = CliRunner().invoke(
+        cli,
+        ["upload", str(pdf), "--url", orthanc.url, "--json", "--tag", "PatientID=RW-1"],
+        catch_exceptions=False,
+    )
+    assert uploaded.exit_code == 0, uploaded.stderr
+    stored = json.loads(uploaded.stdout)
+    reference = download(orthanc, stored["ID"], tmp_path / "ref.dcm")
+    dataset = pydicom.dcmread(reference)
+    if "SpecificCharacterSet" in dataset:
+        del dataset.SpecificCharacterSet
+    dataset[0x00100010].value = b"M\xfcller^Hans"  # Latin-1, undeclared
+    dataset.save_as(reference)
+    inbox = tmp_path / "in"
+    drop(inbox, "w-1.pdf", 972)
+    drop(inbox, "w-2.pdf", 973)
+    result = watch_once(orthanc, inbox, "--series-from", str(reference), "--delete")
+    assert result.exit_code == 0, result.stderr
+    warning = (
+        f"warning: {reference} declares no SpecificCharacterSet but PatientName holds "
+        "non-ASCII bytes; decoded as Latin-1 (a guess)"
+    )
+    assert result.stderr.count(warning) == 1
+    found = records(result)
+    assert {r["ParentSeries"] for r in found.values()} == {stored["ParentSeries"]}
+    assert stored_tags(orthanc, found["w-2.pdf"]["ID"])["PatientName"] == "Müller^Hans"
