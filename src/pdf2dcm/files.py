@@ -21,10 +21,9 @@ import hashlib
 import io
 import os
 import secrets
-import signal
 import stat
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
@@ -520,25 +519,28 @@ def _temporary_output(
     """
     directory = real.parent
     temporary = directory / f"{TEMPORARY_PREFIX}{secrets.token_hex(4)}{TEMPORARY_SUFFIX}"
-    # A signal between creating the file and entering the block that removes it would leave
-    # it behind: hold Ctrl-C, SIGTERM and SIGHUP until then (they are delivered right after).
-    held = _hold_signals()
+    # Whether the name on disk is ours to remove: true from before the file exists, so that a
+    # signal arriving the instant after os.open returns (before any assignment, before any
+    # other block is entered) still removes it. O_EXCL makes a name that was there not ours.
+    ours = True
+    handle: BinaryIO | None = None
     try:
-        # 0o666 less the umask, as for any new file; a replaced file's bits are copied below.
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-    except FileNotFoundError:
-        _release_signals(held)
-        raise FileSystemError(
-            f"cannot write {path}: no such directory {directory}", errno=errno.ENOENT
-        ) from None
-    except OSError as exc:
-        _release_signals(held)
-        raise filesystem_error(exc, path, "write") from None
-    # Closed by hand: on failure the close (which flushes) may fail too, and must not hide
-    # the first error.
-    handle = os.fdopen(descriptor, "wb")
-    try:
-        _release_signals(held)
+        try:
+            # 0o666 less the umask, as for any new file; a replaced file's bits are copied.
+            descriptor = os.open(
+                temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666
+            )
+        except FileNotFoundError:
+            ours = False
+            raise FileSystemError(
+                f"cannot write {path}: no such directory {directory}", errno=errno.ENOENT
+            ) from None
+        except OSError as exc:
+            ours = False
+            raise filesystem_error(exc, path, "write") from None
+        # Closed by hand: on failure the close (which flushes) may fail too, and must not
+        # hide the first error.
+        handle = os.fdopen(descriptor, "wb")
         if existing is not None:
             _copy_ownership(handle.fileno(), existing)
         guarded = _GuardedOutput(handle, os.fspath(path))
@@ -551,27 +553,14 @@ def _temporary_output(
             raise filesystem_error(exc, path, "write") from None
         _publish(temporary, real, overwrite=overwrite, shown=path)
     except BaseException:
-        with contextlib.suppress(OSError):
-            handle.close()
-        with contextlib.suppress(OSError):
-            temporary.unlink()
+        if handle is not None:
+            with contextlib.suppress(OSError):
+                handle.close()
+        if ours:
+            with contextlib.suppress(OSError):
+                temporary.unlink()
         raise
     _sync_directory(directory)
-
-
-_HELD_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
-
-
-def _hold_signals() -> set[int | signal.Signals] | None:
-    """Block the stopping signals in this thread; the previous mask, to restore."""
-    if not hasattr(signal, "pthread_sigmask"):
-        return None
-    return signal.pthread_sigmask(signal.SIG_BLOCK, _HELD_SIGNALS)
-
-
-def _release_signals(previous: set[int | signal.Signals] | None) -> None:
-    if previous is not None:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _copy_ownership(descriptor: int, existing: os.stat_result) -> None:
@@ -627,3 +616,48 @@ def _move(temporary: Path, path: Path, *, overwrite: bool) -> None:
         return
     with contextlib.suppress(OSError):
         temporary.unlink()
+
+
+def expand_directories(
+    paths: Sequence[str],
+    suffixes: Collection[str],
+    *,
+    recursive: bool = False,
+    notes: list[str] | None = None,
+) -> list[str]:
+    """Directories become the files they hold with one of ``suffixes`` (sorted, any case).
+
+    Files and ``-`` stay as given. Hidden files (a ``.part`` being written) are never taken.
+    Without ``recursive``, a directory whose subdirectories were skipped says so in ``notes``.
+
+    Raises
+    ------
+    InputError
+        A directory that holds no such file.
+    """
+    found: list[str] = []
+    for name in paths:
+        path = Path(name)
+        if name == "-" or not path.is_dir():
+            found.append(name)
+            continue
+        try:
+            pattern = path.rglob("*") if recursive else path.glob("*")
+            files = sorted(
+                p
+                for p in pattern
+                if p.is_file()
+                and p.suffix.lower() in suffixes
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+            skipped = not recursive and any(p.is_dir() for p in path.iterdir())
+        except OSError as exc:
+            raise filesystem_error(exc, path, "read the directory") from None
+        if not files:
+            hint = " (add --recursive to look in subdirectories)" if skipped else ""
+            kinds = " or ".join(sorted(suffixes))
+            raise InputError(f"{name} holds no {kinds} files{hint}")
+        if skipped and notes is not None:
+            notes.append(f"{name}: subdirectories were not looked in; add --recursive")
+        found.extend(str(p) for p in files)
+    return found

@@ -24,7 +24,6 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 from pydicom.dataset import Dataset
@@ -44,7 +43,7 @@ from .errors import (
 )
 from .extract import extract_pdf, looks_like_dicom, read_header
 from .fetch import fetch_pdf
-from .files import CHUNK_SIZE, open_input
+from .files import CHUNK_SIZE, expand_directories, open_input
 from .identity import document_uids, series_seed
 from .lookup import next_number
 from .progress import ProgressCallback, ProgressEvent
@@ -126,33 +125,9 @@ UPLOADABLE_SUFFIXES = frozenset({".pdf", ".dcm", ".dicom"})
 def collect_inputs(
     paths: Sequence[str], *, recursive: bool = False, notes: list[str] | None = None
 ) -> list[str]:
-    """Expand directories into the PDFs and DICOM files they hold (sorted).
-
-    Files and ``-`` stay as given. Hidden files (a ``.part`` being written) are never taken.
-    Without ``recursive``, a directory whose subdirectories were skipped says so in ``notes``.
-    """
-    found: list[str] = []
-    for name in paths:
-        path = Path(name)
-        if name == "-" or not path.is_dir():
-            found.append(name)
-            continue
-        pattern = path.rglob("*") if recursive else path.glob("*")
-        files = sorted(
-            p
-            for p in pattern
-            if p.is_file()
-            and p.suffix.lower() in UPLOADABLE_SUFFIXES
-            and not any(part.startswith(".") for part in p.relative_to(path).parts)
-        )
-        skipped = not recursive and any(p.is_dir() for p in path.iterdir())
-        if not files:
-            hint = " (add --recursive to look in subdirectories)" if skipped else ""
-            raise InputError(f"{name} holds no .pdf or .dcm files{hint}")
-        if skipped and notes is not None:
-            notes.append(f"{name}: subdirectories were not looked in; add --recursive")
-        found.extend(str(p) for p in files)
-    return found
+    """Expand directories into the PDFs and DICOM files they hold (sorted); see
+    :func:`pdf2dcm.files.expand_directories`."""
+    return expand_directories(paths, UPLOADABLE_SUFFIXES, recursive=recursive, notes=notes)
 
 
 def file_sha256(handle: BinaryIO) -> str:

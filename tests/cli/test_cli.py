@@ -192,7 +192,7 @@ def test_extract_json(pdf_file: PdfFactory, tmp_path: Path) -> None:
     ("setup", "args", "message"),
     [
         ("missing", ["encode", "{d}/nope.pdf"], r"{d}/nope.pdf: no such file; check the path"),
-        ("none", ["encode", "{d}"], r"{d} is a directory; give a file"),
+        ("none", ["encode", "{d}"], r"{d} holds no \.pdf files"),
         ("empty", ["encode", "{d}/in.pdf"], r"{d}/in.pdf is empty; give a non-empty PDF"),
         ("text", ["encode", "{d}/in.pdf"], r"{d}/in.pdf is not a PDF \(it starts with b'hello"),
         (
@@ -381,3 +381,27 @@ def test_strict_turns_a_warning_into_an_error_and_writes_nothing(tmp_path: Path)
     assert strict.exit_code == 2
     assert "may be truncated (a warning, refused in strict mode)" in one_error_line(strict)
     assert not (tmp_path / "strict.dcm").exists()
+
+
+def test_encode_takes_directories_and_a_rerun_over_its_outputs_goes_on(
+    pdf_file: PdfFactory, tmp_path: Path
+) -> None:
+    folder = tmp_path / "g"
+    (folder / "sub").mkdir(parents=True)
+    for name in ("a.pdf", "b.pdf"):
+        (folder / name).write_bytes(pdf_file(name=name).read_bytes())
+    (folder / "sub" / "c.pdf").write_bytes(pdf_file(name="c.pdf").read_bytes())
+    first = run("encode", str(folder))
+    assert first.exit_code == 0, first.stderr
+    assert sorted(p.name for p in folder.iterdir()) == ["a.dcm", "a.pdf", "b.dcm", "b.pdf", "sub"]
+    assert "subdirectories were not looked in; add --recursive" in first.stderr
+    deep = run("encode", str(folder), "--recursive", "--overwrite")
+    assert deep.exit_code == 0, deep.stderr
+    assert (folder / "sub" / "c.dcm").exists()
+    # As `encode g/*` would: the outputs of the last run are refused one by one, the PDFs
+    # are encoded again, and the batch goes on.
+    again = run("encode", *sorted(str(p) for p in folder.iterdir() if p.is_file()), "--overwrite")
+    assert again.exit_code == 2
+    assert again.stderr.count("error: ") == 2
+    assert "a.dcm would be overwritten by its own output" in again.stderr
+    assert re.search(r"4 files: 2 written, 2 failed in \d+\.\d s", again.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Sequence
@@ -31,7 +32,10 @@ from .common import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
     from pdf2dcm.dicom import EncodeResult
+    from pdf2dcm.tags import ValidatedTags
 
 
 @cli.command(
@@ -62,6 +66,7 @@ Text with characters outside ASCII is written in UTF-8 (SpecificCharacterSet ISO
 )
 @tag_options
 @per_file_options
+@click.option("--recursive", is_flag=True, help="With a directory: its subdirectories' PDFs too.")
 @click.option("--overwrite", is_flag=True, help="Replace outputs that already exist.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per file on stdout.")
 @click.option("--fail-fast", is_flag=True, help="Stop at the first file that fails.")
@@ -86,6 +91,7 @@ def encode(
     files_null: bool,
     name_pattern: str | None,
     name_regex: str | None,
+    recursive: bool,
     overwrite: bool,
     as_json: bool,
     fail_fast: bool,
@@ -96,10 +102,20 @@ def encode(
     import datetime as dt
 
     from pdf2dcm.dicom import batch_tags, encode_pdf
-    from pdf2dcm.files import make_directory, stops_batch
+    from pdf2dcm.files import expand_directories, make_directory
     from pdf2dcm.pertags import merge_tags
 
-    names, own_tags = batch_inputs(inputs, files_from, files_null, name_pattern, name_regex)
+    notes: list[str] = []
+    names, own_tags = batch_inputs(
+        inputs,
+        files_from,
+        files_null,
+        name_pattern,
+        name_regex,
+        expand=lambda given: expand_directories(given, {".pdf"}, recursive=recursive, notes=notes),
+    )
+    for note in notes:
+        say(f"warning: {note}")
     inputs = tuple(names)
     targets = _encode_targets(inputs, output, outdir)
     if "-" in inputs:
@@ -116,49 +132,73 @@ def encode(
         say(f"warning: {note}")
     planned = batch_tags(tags, len(inputs), same_series=same_series, reference=reference)
     per_file = [merge_tags(p, own) for p, own in zip(planned, own_tags, strict=True)]
-    moment = dt.datetime.now()
     if outdir is not None:
         make_directory(outdir)
+    encode_one = functools.partial(
+        encode_pdf,
+        title=title,
+        conversion_type="SD" if conversion_type == "SD" else "WSD",
+        reference=reference,
+        overwrite=overwrite,
+        now=dt.datetime.now(),
+        # Only --json shows the checksum; without it the kernel copies the PDF.
+        checksum=as_json,
+        strict=strict,
+    )
     batch = Batch(len(inputs))
     total = sum(file_size(name) for name in inputs)
-    stopped = False
     with progress_display(not no_progress, total or None, len(inputs)) as progress:
-        for source, target, file_tags in zip(inputs, targets, per_file, strict=True):
-            if stopped:
-                skipped = err.NotAttemptedError(
-                    f"{source}: not attempted: the batch stopped at an earlier error"
-                )
-                say(f"error: {skipped}")
-                batch.failed(skipped)
-                continue
-            try:
-                result = encode_pdf(
-                    stdin() if source == "-" else source,
-                    stdout() if target == "-" else target,
-                    tags=file_tags,
-                    title=title,
-                    conversion_type="SD" if conversion_type == "SD" else "WSD",
-                    reference=reference,
-                    overwrite=overwrite,
-                    now=moment,
-                    progress=progress,
-                    source_name="<stdin>" if source == "-" else source,
-                    # Only --json shows the checksum; without it the kernel copies the PDF.
-                    checksum=as_json,
-                    strict=strict,
-                )
-            except err.InputError as error:
-                if fail_fast or len(inputs) == 1:
-                    raise
-                say(f"error: {error}")
-                batch.failed(error)
-                # A full or read-only disk fails every later file the same way.
-                stopped = stops_batch(error)
-                continue
-            batch.done("written")
-            _report_encoded(source, target, result, as_json)
+        _encode_each(
+            zip(inputs, targets, per_file, strict=True),
+            functools.partial(encode_one, progress=progress),
+            batch,
+            stop_at_first=fail_fast or len(inputs) == 1,
+            as_json=as_json,
+        )
     if len(inputs) > 1:
         batch.end()
+
+
+def _encode_each(
+    work: Iterable[tuple[str, str, ValidatedTags]],
+    encode_one: Callable[..., EncodeResult],
+    batch: Batch,
+    *,
+    stop_at_first: bool,
+    as_json: bool,
+) -> None:
+    """Encode file by file, reporting each; a full or read-only disk stops the rest."""
+    from pdf2dcm.files import stops_batch
+
+    stopped = False
+    for source, target, file_tags in work:
+        if stopped:
+            skipped = err.NotAttemptedError(
+                f"{source}: not attempted: the batch stopped at an earlier error"
+            )
+            say(f"error: {skipped}")
+            batch.failed(skipped)
+            continue
+        try:
+            refusal = _own_output(source, target)
+            if refusal is not None:
+                raise refusal
+            result = encode_one(
+                stdin() if source == "-" else source,
+                stdout() if target == "-" else target,
+                tags=file_tags,
+                source_name="<stdin>" if source == "-" else source,
+            )
+        except err.InputError as error:
+            if stop_at_first:
+                raise
+            say(f"error: {error}")
+            batch.failed(error)
+            # A full or read-only disk fails every later file the same way.
+            stopped = stops_batch(error)
+            continue
+        batch.done("written")
+        _report_encoded(source, target, result, as_json)
 
 
 def _report_encoded(source: str, target: str, result: EncodeResult, as_json: bool) -> None:
@@ -215,15 +255,22 @@ def _encode_targets(inputs: Sequence[str], output: str | None, outdir: Path | No
     seen: dict[str, str] = {}
     for source, target in zip(inputs, targets, strict=True):
         key = os.path.abspath(target) if target != "-" else "-"
+        if key == os.path.abspath(source):
+            continue  # a DICOM file among the inputs: refused on its own turn, not here
         if key in seen:
             raise click.UsageError(
                 f"{seen[key]} and {source} would both be written to {target}; "
                 "encode them into different directories"
             )
         seen[key] = source
-        if target != "-" and key == os.path.abspath(source):
-            raise err.InputError(f"{source} would be overwritten by its own output; use -o")
     return targets
+
+
+def _own_output(source: str, target: str) -> err.InputError | None:
+    """A DICOM file given to encode (a re-run over a folder of outputs) must not replace itself."""
+    if target != "-" and os.path.abspath(target) == os.path.abspath(source):
+        return err.InputError(f"{source} would be overwritten by its own output; use -o")
+    return None
 
 
 # --- extract ---------------------------------------------------------------------------------
