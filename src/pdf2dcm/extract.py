@@ -8,6 +8,10 @@ length must fit in the file (or in its item), sequences may nest at most
 "declares a length beyond the end of the file"). Only then does pydicom parse it, with the
 document deferred, and the PDF is copied from the offset it records: memory stays flat for any
 size. A deflated data set is inflated as a stream, never whole.
+
+The usual object (preamble, Explicit VR Little Endian, an application/pdf document of defined
+length) is extracted by the same walk alone, without importing pydicom, which would take about
+half as long as copying a 500 MiB PDF; anything else goes to the complete reader above.
 """
 
 from __future__ import annotations
@@ -20,19 +24,16 @@ import warnings
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, cast
-
-from pydicom.datadict import dictionary_VR
-from pydicom.dataelem import DataElement, RawDataElement
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.filereader import dcmread, read_dataset
-from pydicom.multival import MultiValue
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 from .constants import ENCAPSULATED_PDF_STORAGE, PDF_MIME_TYPE
 from .errors import InputError, NotEncapsulatedPdfError, Pdf2DcmError
 from .files import PathLike, atomic_output, copy_document, display_name, open_input
 from .progress import ProgressCallback
-from .tags import tag_name
+
+if TYPE_CHECKING:
+    from pydicom.dataelem import DataElement, RawDataElement
+    from pydicom.dataset import Dataset
 
 MAX_SEQUENCE_DEPTH = 64
 """Sequences nested deeper than this are refused (real objects nest a handful of levels)."""
@@ -476,7 +477,16 @@ class _Walker:
             self.reader.seek(position)
 
 
+def tag_name(tag: int) -> str:
+    """``Keyword (gggg,eeee)``; the dictionary (pydicom) is loaded only when a message needs it."""
+    from .tags import tag_name as name
+
+    return name(tag)
+
+
 def _dictionary_vr(tag: int) -> str | None:
+    from pydicom.datadict import dictionary_VR
+
     try:
         return str(dictionary_VR(tag))
     except KeyError:
@@ -517,6 +527,9 @@ def read_header(source: BinaryIO, name: str) -> Dataset:
 
 
 def _parse(source: BinaryIO, name: str) -> _Parsed:
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.filereader import dcmread, read_dataset
+
     size = source.seek(0, io.SEEK_END)
     if not looks_like_dicom(source):
         raise InputError(
@@ -688,6 +701,9 @@ def extract_pdf(
 
 def _find_pdf(handle: BinaryIO, name: str) -> tuple[BinaryIO, int, int]:
     """The stream, offset and length of the PDF; every check is made before anything is written."""
+    found = _find_plain_pdf(handle, name)
+    if found is not None:
+        return handle, *found
     with quiet_pydicom():
         try:
             parsed = _parse(handle, name)
@@ -709,6 +725,118 @@ def _find_pdf(handle: BinaryIO, name: str) -> tuple[BinaryIO, int, int]:
             "not %PDF-); nothing was extracted"
         )
     return document, offset, length
+
+
+class _Unusual(Exception):
+    """Something the plain reader leaves to pydicom's (a construct, or a check that fails)."""
+
+
+@dataclass(frozen=True)
+class _Header:
+    vr: bytes
+    offset: int
+    """Where the value starts in the file."""
+    length: int
+
+
+class _PlainWalker(_Walker):
+    """The walk, also noting where each top-level element's value lies.
+
+    It gives up (:class:`_Unusual`) on all that pydicom might read in its own way: a VR that
+    is not a standard one (pydicom would switch to Implicit VR), an undefined length other
+    than a sequence's, and top-level tags out of order or repeated (pydicom keeps the last).
+    """
+
+    def __init__(self, reader: _FileReader, name: str) -> None:
+        super().__init__(reader, name, implicit=False, little=True)
+        self.elements: dict[int, _Header] = {}
+        self._last_top = -1
+
+    def _vr_and_length(self, header: bytes, tag: int) -> tuple[bytes | None, int]:
+        vr, length = super()._vr_and_length(header, tag)
+        if vr not in _VALID_VRS:
+            raise _Unusual
+        return vr, length
+
+    def _value(self, tag: int, vr: bytes | None, length: int, end: int | None, depth: int) -> None:
+        if vr is None or (length == _UNDEFINED_LENGTH and vr != b"SQ"):
+            raise _Unusual
+        if depth == 0:
+            if tag <= self._last_top:
+                raise _Unusual
+            self._last_top = tag
+            self.elements[tag] = _Header(vr, self.reader.tell(), length)
+        super()._value(tag, vr, length, end, depth)
+
+    def value(self, tag: int, vr: bytes, limit: int) -> bytes | None:
+        """The value of a top-level element of VR ``vr`` and at most ``limit`` bytes, if any."""
+        header = self.elements.get(tag)
+        if header is None or header.vr != vr or header.length > limit:
+            return None
+        reader = cast(_FileReader, self.reader)
+        reader.handle.seek(header.offset)
+        value = reader.handle.read(header.length)
+        return value if len(value) == header.length else None
+
+
+_PLAIN_SYNTAXES = frozenset({b"1.2.840.10008.1.2.1", b"1.2.840.10008.1.2.1\x00"})
+"""Explicit VR Little Endian, as the TransferSyntaxUID's value is written."""
+_PDF_MIME_VALUES = frozenset({b"application/pdf", b"application/pdf "})
+
+
+def _find_plain_pdf(handle: BinaryIO, name: str) -> tuple[int, int] | None:
+    """The offset and length of the PDF in the usual object, read without pydicom; else None.
+
+    The usual object, as pdf2dcm and most writers make it, has the preamble, an Explicit VR
+    Little Endian data set, a document of defined length and a MIME type of application/pdf.
+    Such an object is read here, with the same walk and the same checks, and pydicom is never
+    imported; anything else, and every check that fails, is left to the complete reader, so
+    that results and messages are exactly its own.
+    """
+    try:
+        size = handle.seek(0, io.SEEK_END)
+        handle.seek(0)
+        if handle.read(_PREAMBLE_LENGTH + 4)[_PREAMBLE_LENGTH:] != _MAGIC:
+            return None
+        meta = _PlainWalker(_FileReader(handle, size), name)
+        dataset_start = meta.meta()
+        if meta.value(0x00020010, b"UI", 64) not in _PLAIN_SYNTAXES:
+            return None
+        handle.seek(dataset_start)
+        walker = _PlainWalker(_FileReader(handle, size), name)
+        walker.dataset(None, 0)
+        if not walker.reached_end:
+            return None
+        mime = walker.value(_MIME_TYPE_TAG, b"LO", 64)
+        document = walker.elements.get(_DOCUMENT_TAG)
+        if mime is None or mime.lower() not in _PDF_MIME_VALUES:
+            return None
+        if document is None or document.vr != b"OB":
+            return None
+        length = _plain_length(walker, handle, document)
+        if length is None or length == 0:
+            return None
+        handle.seek(document.offset)
+        if _PDF_HEADER not in handle.read(min(length, _PDF_HEADER_WINDOW)):
+            return None
+    except (_Unusual, Pdf2DcmError, OSError):
+        return None
+    return document.offset, length
+
+
+def _plain_length(walker: _PlainWalker, handle: BinaryIO, document: _Header) -> int | None:
+    """The PDF's length by the rules of :func:`_pdf_length`; None where they would refuse."""
+    if _DOCUMENT_LENGTH_TAG in walker.elements:
+        declared = walker.value(_DOCUMENT_LENGTH_TAG, b"UL", 4)
+        if declared is None or len(declared) != 4:
+            return None
+        (length,) = struct.unpack("<I", declared)
+        return length if length in (document.length, document.length - 1) else None
+    if document.length and document.length % 2 == 0:
+        handle.seek(document.offset + document.length - 1)
+        if handle.read(1) == b"\x00":
+            return document.length - 1
+    return document.length
 
 
 def _copy_pdf(
@@ -745,6 +873,8 @@ def _truncated_before(parsed: _Parsed, tag: int, name: str) -> InputError | None
 def _stored_length(item: RawDataElement | DataElement) -> int:
     """The value length as stored in the file (for an element pydicom already converted, the
     length of its value)."""
+    from pydicom.dataelem import RawDataElement
+
     if isinstance(item, RawDataElement):
         return item.length
     return len(item.value) if isinstance(item.value, (bytes, str)) else 0
@@ -752,6 +882,8 @@ def _stored_length(item: RawDataElement | DataElement) -> int:
 
 def _small_text(ds: Dataset, tag: int) -> str | None:
     """A short text value, never loading a huge (deferred) one: that is shown by its length."""
+    from pydicom.multival import MultiValue
+
     raw = ds.get_item(tag, keep_deferred=True)
     if raw is None:
         return None
@@ -767,6 +899,8 @@ def _small_text(ds: Dataset, tag: int) -> str | None:
 
 def _locate_document(parsed: _Parsed, name: str) -> tuple[BinaryIO, int, int]:
     """Where the document's value lies: in the file itself, or in memory when pydicom read it."""
+    from pydicom.dataelem import RawDataElement
+
     ds = parsed.dataset
     if _DOCUMENT_TAG not in ds:
         sop_class = _small_text(ds, 0x00080016)
@@ -814,6 +948,9 @@ def _sop_class_name(sop_class: str | None) -> str:
 
 def _declared_length(ds: Dataset, name: str) -> int | None:
     """EncapsulatedDocumentLength, if given: one UL value (4 bytes), nothing else."""
+    from pydicom.dataelem import RawDataElement
+    from pydicom.multival import MultiValue
+
     raw = ds.get_item(_DOCUMENT_LENGTH_TAG, keep_deferred=True)
     length = 0 if raw is None else _stored_length(raw)
     if raw is None or length == 0:

@@ -375,6 +375,9 @@ def test_a_truncated_deflated_object_is_refused(tmp_path: Path) -> None:
 
 MEMORY_PROBE = """
 import sys
+
+import pydicom.filereader  # extract_pdf imports it for this file: not extraction's memory
+import pdf2dcm.tags
 from pdf2dcm.extract import extract_pdf
 
 def peak_kib():
