@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, MutableSequence
 from collections.abc import Sequence as Seq
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import Any, BinaryIO, Literal
 
 from pydicom.charset import convert_encodings
 from pydicom.datadict import dictionary_has_tag, dictionary_VR, keyword_for_tag
@@ -572,6 +572,57 @@ def encode_pdf(
         document.write_to(out, progress, checksum=checksum)
     output = os.fspath(destination) if isinstance(destination, (str, os.PathLike)) else None
     return document.result(output)
+
+
+def attribute_values(ds: Dataset) -> dict[str, Any]:
+    """The attributes of a dataset in the shape of a tags file (the document itself left out)."""
+    values: dict[str, Any] = {}
+    for tag in ds.keys():  # noqa: SIM118 - iterating the dataset would read the document
+        if tag == _DOCUMENT_TAG:
+            continue
+        element = ds[tag]
+        if element.keyword:
+            values[element.keyword] = tag_json_value(element.value, element.VR)
+    return values
+
+
+def tag_json_value(value: Any, vr: str) -> Any:
+    """One attribute's value as a tags file (and Orthanc's create-dicom) writes it."""
+    if vr == "SQ":
+        return [
+            {element.keyword: tag_json_value(element.value, element.VR) for element in item}
+            for item in value
+        ]
+    if value is None:
+        return ""
+    if isinstance(value, MultiValue | list):
+        return "\\".join(str(v) for v in value)
+    return str(value)
+
+
+def plan_pdf(
+    source: PathLike | BinaryIO,
+    *,
+    tags: TagsInput | None = None,
+    title: str | None = None,
+    conversion_type: Literal["WSD", "SD"] = "WSD",
+    reference: ReferenceAttributes | None = None,
+    now: dt.datetime | None = None,
+    source_name: str | None = None,
+    strict: bool = False,
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """Every attribute :func:`encode_pdf` would write, and its warnings; nothing is written."""
+    with open_encoded(
+        source,
+        tags=tags,
+        title=title,
+        conversion_type=conversion_type,
+        reference=reference,
+        now=now,
+        source_name=source_name,
+        strict=strict,
+    ) as document:
+        return attribute_values(document.dataset), document.warnings
 
 
 def _build_dataset(

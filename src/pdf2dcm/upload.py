@@ -30,7 +30,14 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
 from .client import OrthancClient, RepeatableBody, StoredInstance, shown
-from .dicom import EncodedPdf, ReferenceAttributes, batch_tags, open_encoded
+from .dicom import (
+    EncodedPdf,
+    ReferenceAttributes,
+    attribute_values,
+    batch_tags,
+    open_encoded,
+    tag_json_value,
+)
 from .errors import (
     ConflictError,
     InputError,
@@ -171,7 +178,7 @@ def plan_batch(
     return per_file
 
 
-_INSTANCE_NUMBER, _SOP_INSTANCE_UID, _DOCUMENT_TAG = 0x00200013, 0x00080018, 0x00420011
+_INSTANCE_NUMBER, _SOP_INSTANCE_UID = 0x00200013, 0x00080018
 _STUDY_UID, _SERIES_UID = 0x0020000D, 0x0020000E
 
 
@@ -304,18 +311,6 @@ def _planned(name: str, ds: Dataset, sha256: str, warnings: tuple[str, ...]) -> 
         warnings=warnings,
         attributes=attribute_values(ds),
     )
-
-
-def attribute_values(ds: Dataset) -> dict[str, Any]:
-    """The attributes of a dataset in the shape of a tags file (the document itself left out)."""
-    values: dict[str, Any] = {}
-    for tag in ds.keys():  # noqa: SIM118 - iterating the dataset would read the document
-        if tag == _DOCUMENT_TAG:
-            continue
-        element = ds[tag]
-        if element.keyword:
-            values[element.keyword] = _json_value(element.value, element.VR)
-    return values
 
 
 def _upload_encoded(
@@ -527,7 +522,7 @@ def verify_same_document(
 def _create_dicom_body(document: EncodedPdf, progress: ProgressCallback | None) -> RepeatableBody:
     """The create-dicom JSON, streamed: the base64 of the PDF is made piece by piece."""
     tags = {
-        element.keyword: _json_value(element.value, element.VR)
+        element.keyword: tag_json_value(element.value, element.VR)
         for element in document.dataset
         if element.keyword not in _ENCODER_OWNED
     }
@@ -563,19 +558,6 @@ def _dates_orthanc_would_add(ds: Dataset) -> dict[str, str]:
         added["AcquisitionDate"] = acquired[:8]
         added["AcquisitionTime"] = acquired[8:14] or "000000"
     return added
-
-
-def _json_value(value: Any, vr: str) -> Any:
-    if vr == "SQ":
-        return [
-            {element.keyword: _json_value(element.value, element.VR) for element in item}
-            for item in value
-        ]
-    if value is None:
-        return ""
-    if isinstance(value, MultiValue | list):
-        return "\\".join(str(v) for v in value)
-    return str(value)
 
 
 def _stow(client: OrthancClient, dicom: RepeatableBody, sop_uid: str) -> StoredInstance | None:

@@ -405,3 +405,21 @@ def test_encode_takes_directories_and_a_rerun_over_its_outputs_goes_on(
     assert again.stderr.count("error: ") == 2
     assert "a.dcm would be overwritten by its own output" in again.stderr
     assert re.search(r"4 files: 2 written, 2 failed in \d+\.\d s", again.stderr)
+
+
+def test_encode_dry_run_prints_what_would_be_written_and_writes_nothing(
+    pdf_file: PdfFactory, tmp_path: Path
+) -> None:
+    source = pdf_file(name="plan.pdf")
+    result = run("encode", str(source), "--tag", "PatientID=PLAN", "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    [plan] = [json.loads(line) for line in result.stdout.splitlines()]
+    assert plan["Input"] == str(source)
+    assert plan["Tags"]["PatientID"] == "PLAN"
+    assert plan["Tags"]["DocumentTitle"] == "plan"
+    assert plan["Tags"]["EncapsulatedDocumentLength"] == str(source.stat().st_size)
+    assert "EncapsulatedDocument" not in plan["Tags"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plan.pdf"]
+    refused = run("encode", str(source), "--tag", "PatientSex=X", "--dry-run")
+    assert refused.exit_code == 2
+    assert "PatientSex" in one_error_line(refused)

@@ -284,6 +284,20 @@ def print_json(record: Mapping[str, Any]) -> None:
     _stdout_line(line)
 
 
+def show_plan(name: str, attributes: Mapping[str, Any], as_json: bool) -> None:
+    """What --dry-run would write: a table on a terminal, else the tags-file shape as JSON."""
+    if as_json or not sys.stdout.isatty():
+        print_json({"Input": name, "Tags": dict(attributes)})
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("Attribute", "Value", title=name, title_justify="left")
+    for keyword, value in attributes.items():
+        table.add_row(keyword, value if isinstance(value, str) else json.dumps(value))
+    Console().print(table)
+
+
 def _stdout_line(text: str) -> None:
     if app.output.report_cut:
         return

@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -25,6 +25,7 @@ from .common import (
     refuse_terminal,
     refuse_terminal_stdin,
     result_line,
+    show_plan,
     size_text,
     stdin,
     stdout,
@@ -76,6 +77,12 @@ Text with characters outside ASCII is written in UTF-8 (SpecificCharacterSet ISO
     is_flag=True,
     help="Turn warnings (a PDF that may be truncated) into errors (exit 2); for CI.",
 )
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Check everything and print every attribute that would be written (a table on a "
+    "terminal, JSON in the tags-file shape otherwise); nothing is written.",
+)
 def encode(
     inputs: tuple[str, ...],
     output: str | None,
@@ -97,6 +104,7 @@ def encode(
     fail_fast: bool,
     no_progress: bool,
     strict: bool,
+    dry_run: bool,
 ) -> None:
     """Wrap PDF files (INPUT, or '-' for stdin) as DICOM Encapsulated PDF objects."""
     import datetime as dt
@@ -132,6 +140,9 @@ def encode(
         say(f"warning: {note}")
     planned = batch_tags(tags, len(inputs), same_series=same_series, reference=reference)
     per_file = [merge_tags(p, own) for p, own in zip(planned, own_tags, strict=True)]
+    if dry_run:
+        _plan_each(inputs, per_file, reference, title, conversion_type, strict, as_json)
+        return
     if outdir is not None:
         make_directory(outdir)
     encode_one = functools.partial(
@@ -157,6 +168,37 @@ def encode(
         )
     if len(inputs) > 1:
         batch.end()
+
+
+def _plan_each(
+    inputs: Sequence[str],
+    per_file: Sequence[ValidatedTags],
+    reference: Any,
+    title: str | None,
+    conversion_type: str,
+    strict: bool,
+    as_json: bool,
+) -> None:
+    """--dry-run: each file's attributes, checked as for writing; a refusal ends the run."""
+    import datetime as dt
+
+    from pdf2dcm.dicom import plan_pdf
+
+    moment = dt.datetime.now()
+    for source, file_tags in zip(inputs, per_file, strict=True):
+        attributes, warnings = plan_pdf(
+            stdin() if source == "-" else source,
+            tags=file_tags,
+            title=title,
+            conversion_type="SD" if conversion_type == "SD" else "WSD",
+            reference=reference,
+            now=moment,
+            source_name="<stdin>" if source == "-" else source,
+            strict=strict,
+        )
+        for warning in warnings:
+            say(f"warning: {warning}")
+        show_plan(source, attributes, as_json)
 
 
 def _encode_each(

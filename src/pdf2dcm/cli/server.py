@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from .common import (
     refuse_terminal,
     refuse_terminal_stdin,
     result_line,
+    show_plan,
     size_text,
     stdin,
     stdout,
@@ -303,7 +303,7 @@ def upload(
                 for warning in result.warnings:
                     say(f"warning: {warning}")
                 if result.attributes is not None:
-                    _show_plan(result.input, result.attributes, as_json)
+                    show_plan(result.input, result.attributes, as_json)
                 elif as_json:
                     print_json(result.as_json())
                 else:
@@ -372,20 +372,6 @@ def _forward(
     if error is not None:
         say(f"error: {error}")
     return error
-
-
-def _show_plan(name: str, attributes: dict[str, Any], as_json: bool) -> None:
-    """What --dry-run would write: a table on a terminal, else the tags-file shape as JSON."""
-    if as_json or not sys.stdout.isatty():
-        print_json({"Input": name, "Tags": attributes})
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table("Attribute", "Value", title=name, title_justify="left")
-    for keyword, value in attributes.items():
-        table.add_row(keyword, value if isinstance(value, str) else json.dumps(value))
-    Console().print(table)
 
 
 @dataclass(frozen=True)
