@@ -339,3 +339,37 @@ def series_seed(tags: ValidatedTags, reference: Dataset | None) -> str:
         sort_keys=True,
         ensure_ascii=False,
     )
+
+
+def check_batch_identity(per_file: Sequence[ValidatedTags]) -> None:
+    """Files of one batch that share a StudyInstanceUID must agree on the patient.
+
+    Per-file tags (a manifest, a name pattern, a sidecar) can give files of a shared study
+    or series different PatientIDs; written, that study would belong to two patients. It is
+    refused before the first file is written or sent.
+
+    Raises
+    ------
+    IdentityConflictError
+        Naming the study, the attribute and the two values.
+    """
+    first: dict[str, ValidatedTags] = {}
+    for tags in per_file:
+        study = tags.get(_STUDY_UID)
+        if not isinstance(study, str):
+            continue
+        seen = first.setdefault(study, tags)
+        for keyword in PATIENT_IDENTITY:
+            tag = _KEYWORD_TAGS[keyword]
+            ours, theirs = tags.get(tag, ""), seen.get(tag, "")
+            if (
+                isinstance(ours, str)
+                and isinstance(theirs, str)
+                and normalized(keyword, ours) == normalized(keyword, theirs)
+            ):
+                continue
+            raise IdentityConflictError(
+                f"{tag_name(tag)}: files of study {study} in this batch give "
+                f"{short_value(str(theirs))!r} and {short_value(str(ours))!r}; one study "
+                "belongs to one patient. Give each patient's files their own batch or study"
+            )

@@ -423,3 +423,18 @@ def test_encode_dry_run_prints_what_would_be_written_and_writes_nothing(
     refused = run("encode", str(source), "--tag", "PatientSex=X", "--dry-run")
     assert refused.exit_code == 2
     assert "PatientSex" in one_error_line(refused)
+
+
+def test_a_shared_series_never_spans_two_patients(pdf_file: PdfFactory, tmp_path: Path) -> None:
+    first = pdf_file(name="111_a.pdf")
+    second = pdf_file(name="222_b.pdf")
+    result = run(
+        "encode", str(first), str(second), "--same-series", "--name-pattern", "{PatientID}_{*}.pdf"
+    )
+    assert result.exit_code == 2
+    assert "PatientID (0010,0020): files of study" in one_error_line(result)
+    assert "'111' and '222'" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["111_a.pdf", "222_b.pdf"]
+    # One patient's files may share a series.
+    same = run("encode", str(first), "--same-series", "--name-pattern", "{PatientID}_{*}.pdf")
+    assert same.exit_code == 0, same.stderr

@@ -389,3 +389,17 @@ def test_create_dicom_dates_agree_whatever_the_time_zones(
     assert stored.SeriesDate == stored.InstanceCreationDate == stored.StudyDate
     assert stored.SeriesTime[:6] == stored.InstanceCreationTime[:6]
     assert hashlib.sha256(pdf.read_bytes()).hexdigest() == record["sha256"]
+
+
+def test_a_manifest_that_splits_a_shared_series_over_patients_sends_nothing(
+    orthanc: OrthancServer, tmp_path: Path
+) -> None:
+    for name in ("a.pdf", "b.pdf"):
+        write_pdf(tmp_path, name, 2001 + len(name))
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("file,PatientID\na.pdf,MAN-1\nb.pdf,MAN-2\n", encoding="utf-8")
+    before = orthanc.instance_count()
+    code, _, stderr = upload(orthanc, "--manifest", str(manifest), "--same-series")
+    assert code == INPUT
+    assert "one study belongs to one patient" in stderr
+    assert orthanc.instance_count() == before

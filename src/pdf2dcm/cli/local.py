@@ -111,6 +111,7 @@ def encode(
 
     from pdf2dcm.dicom import batch_tags, encode_pdf
     from pdf2dcm.files import expand_directories, make_directory
+    from pdf2dcm.identity import check_batch_identity
     from pdf2dcm.pertags import merge_tags
 
     notes: list[str] = []
@@ -140,6 +141,7 @@ def encode(
         say(f"warning: {note}")
     planned = batch_tags(tags, len(inputs), same_series=same_series, reference=reference)
     per_file = [merge_tags(p, own) for p, own in zip(planned, own_tags, strict=True)]
+    check_batch_identity(per_file)
     if dry_run:
         _plan_each(inputs, per_file, reference, title, conversion_type, strict, as_json)
         return

@@ -197,6 +197,7 @@ def upload(
     """Send PDFs (encoded on the way) or DICOM files to Orthanc; '-' reads stdin."""
     import datetime as dt
 
+    from pdf2dcm.identity import check_batch_identity
     from pdf2dcm.pertags import merge_tags
     from pdf2dcm.upload import (
         UploadOptions,
@@ -265,6 +266,7 @@ def upload(
             client, tags, len(sources), same_series=same_series, reference=reference
         )
         per_file = [merge_tags(p, own) for p, own in zip(planned, own_tags, strict=True)]
+        check_batch_identity(per_file)
         options = UploadOptions(
             method=cast("Method", method),
             tags=tags,
