@@ -4,11 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import pty
-import select
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,6 +16,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from pdf2dcm.cli import cli
 from tests.pdfs import make_pdf
+from tests.terminal import run_on_terminal
 
 PDF_CLASS = b"1.2.840.10008.5.1.4.1.1.104.1"
 PATIENT = "0946fcb6-cf12ab43-bad958c1-bf057ad5-0fc6f54c"
@@ -185,34 +181,11 @@ def test_ls_title_filter_and_limit(fake: _Routed) -> None:
 
 
 def test_ls_draws_a_table_on_a_terminal(fake: _Routed) -> None:
-    primary, secondary = pty.openpty()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORTHANC_")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pdf2dcm", "ls", "--url", _url(fake)],
-        stdout=secondary,
-        stderr=subprocess.PIPE,
-        env=env | {"COLUMNS": "200", "TERM": "xterm", "NO_COLOR": "1"},
-    )
-    os.close(secondary)
-    received = b""
-    while True:
-        ready, _, _ = select.select([primary], [], [], 30)
-        if not ready:
-            break
-        try:
-            chunk = os.read(primary, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        received += chunk
-    _out, err = process.communicate(timeout=30)
-    os.close(primary)
-    assert process.returncode == 0, err
-    screen = received.decode("utf-8")
+    code, screen, err = run_on_terminal("ls", "--url", _url(fake), columns=200)
+    assert code == 0, err
     assert "PatientID" in screen
     assert "DocumentTitle" in screen
     assert "Müller^Jürgen" in screen
     assert PDFS[0] in screen
     assert "2.0 KiB" in screen
-    assert err.decode().strip() == "pdf2dcm: 2 documents"
+    assert err.strip() == "pdf2dcm: 2 documents"

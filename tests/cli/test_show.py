@@ -4,11 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import pty
-import select
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +13,7 @@ from pdf2dcm.cli import cli
 from pdf2dcm.errors import NotEncapsulatedPdfError
 from pdf2dcm.show import is_instance_id, show_file
 from tests.pdfs import make_pdf
+from tests.terminal import run_on_terminal
 
 INSTANCE = "3e4024bc-a395a1e3-54254769-da9a9d72-b00f8968"
 
@@ -130,31 +126,8 @@ def test_the_library_refuses_a_dicom_file_without_a_pdf(tmp_path: Path) -> None:
 
 def test_a_table_on_a_terminal(encoded: tuple[Path, bytes]) -> None:
     target, pdf = encoded
-    primary, secondary = pty.openpty()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ORTHANC_", "PDF2DCM_"))}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pdf2dcm", "show", str(target)],
-        stdout=secondary,
-        stderr=subprocess.PIPE,
-        env=env | {"COLUMNS": "160", "TERM": "xterm", "NO_COLOR": "1"},
-    )
-    os.close(secondary)
-    received = b""
-    while True:
-        ready, _, _ = select.select([primary], [], [], 30)
-        if not ready:
-            break
-        try:
-            chunk = os.read(primary, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        received += chunk
-    _out, err = process.communicate(timeout=30)
-    os.close(primary)
-    assert process.returncode == 0, err
-    screen = received.decode("utf-8")
+    code, screen, err = run_on_terminal("show", str(target))
+    assert code == 0, err
     assert "Müller^Jürgen" in screen
     assert "MIMETypeOfEncapsulatedDocument" in screen
     assert f"{len(pdf)} bytes (4.9 KiB)" in screen
