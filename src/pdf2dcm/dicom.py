@@ -55,7 +55,6 @@ from .identity import (
     check_identity,
     choose_character_set,
     cut_to_bytes,
-    new_uid,
     uses_code_extensions,
 )
 from .pdf import inspect_pdf
@@ -172,6 +171,8 @@ class EncodeResult:
     """The PDF's checksum; None when it was not asked for (``encode_pdf(checksum=False)``)."""
     document_title: str
     warnings: tuple[str, ...] = ()
+    patient_id: str | None = None
+    """The PatientID written; None when the object has none."""
 
 
 def read_reference(
@@ -433,6 +434,7 @@ class EncodedPdf:
             sha256=self.sha256,
             document_title=str(ds.get("DocumentTitle", "")),
             warnings=self.warnings,
+            patient_id=str(ds.PatientID) if "PatientID" in ds else None,
         )
 
 
@@ -867,47 +869,3 @@ def _shrank(name: str) -> Callable[[int], Exception]:
         return InputError(f"{name} shrank while being read; is another program writing it?")
 
     return error
-
-
-def batch_tags(
-    tags: ValidatedTags,
-    count: int,
-    *,
-    same_series: bool = False,
-    reference: ReferenceAttributes | None = None,
-    uid_seed: str | None = None,
-) -> list[ValidatedTags]:
-    """The tags for each of ``count`` documents encoded together.
-
-    Each document gets its own study and series unless ``same_series`` is set or the series
-    comes from ``reference``; then all share one series and take consecutive InstanceNumbers.
-    The shared UIDs are random, or derived from ``uid_seed`` so that a repeated batch names
-    the same series. Identifiers that must be unique per object may not be given for more
-    than one document.
-    """
-    if count > 1:
-        for tag in (0x00080018, 0x00200013):
-            if tag in tags:
-                raise TagError(
-                    f"{tag_name(tag)} was given for {count} documents; each needs its own, "
-                    "so encode them one at a time"
-                )
-    shares_series = same_series or (
-        reference is not None and reference.next_instance_number is not None
-    )
-    if not shares_series:
-        first_series = reference.next_series_number if reference is not None else None
-        if first_series is None or 0x00200011 in tags:
-            return [dict(tags) for _ in range(count)]
-        return [tags | {0x00200011: str(first_series + index)} for index in range(count)]
-    if 0x00200013 in tags:
-        return [dict(tags) for _ in range(count)]
-    shared = dict(tags)
-    if reference is None:
-        shared.setdefault(0x0020000D, new_uid(uid_seed, "study"))
-    if reference is None or reference.next_instance_number is None:
-        shared.setdefault(0x0020000E, new_uid(uid_seed, "series"))
-        first = 1
-    else:
-        first = reference.next_instance_number
-    return [shared | {0x00200013: str(first + index)} for index in range(count)]

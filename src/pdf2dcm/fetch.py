@@ -58,9 +58,6 @@ class FetchResult:
     size: int
     sha256: str
 
-    def as_json(self) -> dict[str, Any]:
-        return {"ID": self.id, "output": self.output, "size": self.size, "sha256": self.sha256}
-
 
 @dataclass(frozen=True)
 class PdfInstance:

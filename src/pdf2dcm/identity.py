@@ -15,8 +15,6 @@ method, a reference file or a server parent):
 
 from __future__ import annotations
 
-import json
-import uuid
 import warnings
 from collections.abc import Iterator, Sequence
 from typing import Literal
@@ -25,7 +23,6 @@ from pydicom.charset import convert_encodings, encode_string
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
-from pydicom.uid import generate_uid
 from pydicom.valuerep import PersonName
 
 from .errors import IdentityConflictError, TagError
@@ -267,78 +264,7 @@ def given_value(tags: ValidatedTags, keyword: str) -> ValidatedValue | None:
     return tags.get(_KEYWORD_TAGS[keyword])
 
 
-# --- UIDs -------------------------------------------------------------------------------------
-
-_UID_NAMESPACE = uuid.UUID("5b1c2a64-3f0e-4a57-9d3c-7e2f4c1b8a90")
-_SOP_INSTANCE_UID, _STUDY_UID, _SERIES_UID = 0x00080018, 0x0020000D, 0x0020000E
-_BATCH_NUMBERS = frozenset({0x00200011, 0x00200013})
-"""SeriesNumber and InstanceNumber: assigned per batch from the server's state, so they
-must not change a document's identity when the batch is sent again."""
-_REFERENCE_KEYS = ("PatientID", "StudyInstanceUID", "SeriesInstanceUID")
-
-
-def new_uid(seed: str | None = None, role: str = "") -> str:
-    """A UID under the UUID root 2.25: random, or derived from ``seed`` and ``role``.
-
-    Derived UIDs make a repeated upload of the same content name the same objects, which
-    the archive then recognises instead of storing twice.
-    """
-    if seed is None:
-        return str(generate_uid(prefix=None))
-    return f"2.25.{uuid.uuid5(_UID_NAMESPACE, f'{role}|{seed}').int}"
-
-
-def document_uids(
-    tags: ValidatedTags,
-    pdf_sha256: str,
-    reference: Dataset | None,
-    *,
-    title: str | None,
-    conversion_type: str,
-) -> ValidatedTags:
-    """Add UIDs derived from the PDF's content and the tags, where none are given.
-
-    The same PDF sent with the same tags to the same parent is the same document: a re-run
-    after a failure is answered ``AlreadyStored`` instead of creating a duplicate.
-    """
-    known = reference if reference is not None else Dataset()
-    key = json.dumps(
-        {
-            "pdf": pdf_sha256,
-            "tags": {f"{t:08X}": v for t, v in tags.items() if t not in _BATCH_NUMBERS},
-            "reference": {k: str(known.get(k, "")) for k in _REFERENCE_KEYS},
-            "title": title,
-            "conversion": conversion_type,
-        },
-        sort_keys=True,
-        ensure_ascii=False,
-    )
-    identified = dict(tags)
-    identified.setdefault(_SOP_INSTANCE_UID, new_uid(key, "sop"))
-    if _STUDY_UID not in identified and "StudyInstanceUID" not in known:
-        identified[_STUDY_UID] = new_uid(key, "study")
-    if _SERIES_UID not in identified and "SeriesInstanceUID" not in known:
-        identified[_SERIES_UID] = new_uid(key, "series")
-    return identified
-
-
-def series_seed(tags: ValidatedTags, reference: Dataset | None) -> str:
-    """The seed of a ``--same-series`` batch's study and series UIDs.
-
-    It depends on the tags given and the reference only, never on the files: sending the
-    batch again with one more file names the same series, so only the new file is added.
-    A different tag (a SeriesDescription, say) or an explicit SeriesInstanceUID starts
-    another series on purpose.
-    """
-    known = reference if reference is not None else Dataset()
-    return json.dumps(
-        {
-            "tags": {f"{t:08X}": v for t, v in tags.items() if t not in _BATCH_NUMBERS},
-            "reference": {k: str(known.get(k, "")) for k in _REFERENCE_KEYS},
-        },
-        sort_keys=True,
-        ensure_ascii=False,
-    )
+_STUDY_UID = 0x0020000D
 
 
 def check_batch_identity(per_file: Sequence[ValidatedTags]) -> None:

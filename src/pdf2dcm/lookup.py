@@ -32,6 +32,8 @@ from .errors import (
     UnexpectedReplyError,
 )
 from .identity import Level
+from .pertags import fill_placeholders, keyword_values
+from .tags import ValidatedTags
 
 HEADER_READS = (256 * 1024, 4 * 1024 * 1024, 16 * 1024 * 1024)
 """How much of a stored file is fetched to find its header: growing, so that a big PDF is
@@ -491,22 +493,6 @@ class DocumentInfo:
     content_date: str
     size: int | None
 
-    def as_json(self) -> dict[str, object]:
-        return {
-            "ID": self.id,
-            "ParentPatient": self.parent_patient,
-            "ParentStudy": self.parent_study,
-            "ParentSeries": self.parent_series,
-            "SOPInstanceUID": self.sop_instance_uid,
-            "PatientID": self.patient_id,
-            "PatientName": self.patient_name,
-            "StudyDate": self.study_date,
-            "AccessionNumber": self.accession_number,
-            "DocumentTitle": self.document_title,
-            "ContentDate": self.content_date,
-            "size": self.size,
-        }
-
 
 def list_documents(
     client: OrthancClient,
@@ -632,3 +618,38 @@ def _raw(client: OrthancClient, instance_id: str, tag: str) -> bytes:
         return client.instance_content(instance_id, tag, max_bytes=MAX_TITLE_READ)
     except NotFoundError:
         return b""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where each file's document goes, as ``--parent``/``--study``/... name it.
+
+    Terms may hold ``{Keyword}`` placeholders, filled from the file's own values (its name,
+    sidecar and tags), so each file can find its own study.
+    """
+
+    parent: str | None = None
+    study: tuple[str, ...] = ()
+    patient: tuple[str, ...] = ()
+    series: tuple[str, ...] = ()
+    worklist: str | None = None
+
+    def reference(self, client: OrthancClient, tags: ValidatedTags) -> ReferenceAttributes | None:
+        """The attributes the document copies, looked up for this file's values."""
+        values = keyword_values(tags)
+        if self.parent is not None:
+            return parent_reference(client, fill_placeholders(self.parent, values, "--parent"))
+        levels: tuple[tuple[Level, tuple[str, ...]], ...] = (
+            ("study", self.study),
+            ("patient", self.patient),
+            ("series", self.series),
+        )
+        for level, terms in levels:
+            if not terms:
+                continue
+            filled = [fill_placeholders(term, values, f"--{level}") for term in terms]
+            selector = parse_selector(level, filled)
+            if self.worklist is not None:
+                return worklist_reference(client, self.worklist, selector, tags)
+            return attach_reference(client, selector)
+        return None

@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from .client import OrthancClient
 
 GROUPS: Mapping[str, tuple[str, ...]] = {
-    "patient": ("PatientName", "PatientID", "IssuerOfPatientID", "PatientBirthDate", "PatientSex"),
-    "study": (
+    "Patient": ("PatientName", "PatientID", "IssuerOfPatientID", "PatientBirthDate", "PatientSex"),
+    "Study": (
         "StudyInstanceUID",
         "StudyDate",
         "StudyTime",
@@ -31,8 +31,8 @@ GROUPS: Mapping[str, tuple[str, ...]] = {
         "StudyID",
         "ReferringPhysicianName",
     ),
-    "series": ("SeriesInstanceUID", "SeriesNumber", "Modality", "SeriesDescription"),
-    "instance": (
+    "Series": ("SeriesInstanceUID", "SeriesNumber", "Modality", "SeriesDescription"),
+    "Instance": (
         "SOPClassUID",
         "SOPInstanceUID",
         "InstanceNumber",
@@ -41,7 +41,7 @@ GROUPS: Mapping[str, tuple[str, ...]] = {
         "ConversionType",
         "SpecificCharacterSet",
     ),
-    "document": ("DocumentTitle", "MIMETypeOfEncapsulatedDocument"),
+    "Document": ("DocumentTitle", "MIMETypeOfEncapsulatedDocument"),
 }
 """The attributes shown, by group, in the order shown; an absent one is None."""
 
@@ -60,18 +60,6 @@ class DocumentFacts:
     groups: Mapping[str, Mapping[str, str | None]]
     size: int
     sha256: str
-
-    def as_json(self) -> dict[str, Any]:
-        """``{"input" or "ID": ..., "patient": {...}, ..., "document": {..., size, sha256}}``.
-
-        DICOM attributes keep their keywords; the tool's own fields are lower case, as in
-        the other commands' records.
-        """
-        record: dict[str, Any] = {"ID" if self.on_server else "input": self.source}
-        for group, values in self.groups.items():
-            record[group] = dict(values)
-        record["document"] |= {"size": self.size, "sha256": self.sha256}
-        return record
 
 
 class _HashingSink(io.RawIOBase):
@@ -146,12 +134,12 @@ def show_instance(client: OrthancClient, instance_id: str) -> DocumentFacts:
         mime = client.instance_content(instance_id, _MIME_TYPE_TAG, max_bytes=256)
     except NotFoundError:
         mime = None
-    document = dict(groups["document"])
+    document = dict(groups["Document"])
     document["MIMETypeOfEncapsulatedDocument"] = (
         mime.decode("ascii", errors="replace").rstrip("\0 ") if mime is not None else None
     )
     return DocumentFacts(
-        instance_id, True, {**groups, "document": document}, result.size, result.sha256
+        instance_id, True, {**groups, "Document": document}, result.size, result.sha256
     )
 
 

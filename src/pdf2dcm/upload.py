@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import collections
 import concurrent.futures
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -34,7 +35,6 @@ from .dicom import (
     EncodedPdf,
     ReferenceAttributes,
     attribute_values,
-    batch_tags,
     open_encoded,
     tag_json_value,
 )
@@ -47,16 +47,21 @@ from .errors import (
     Pdf2DcmError,
     ServerError,
     ServerUnreachableError,
+    StrictModeError,
 )
 from .extract import extract_pdf, looks_like_dicom, read_header
 from .fetch import fetch_pdf
 from .files import CHUNK_SIZE, expand_directories, open_input
-from .identity import document_uids, series_seed
-from .lookup import next_number
+from .identity import check_batch_identity
+from .lookup import Target
+from .pertags import merge_tags
 from .progress import ProgressCallback, ProgressEvent
 from .tags import TagsInput, ValidatedTags, validate_tags
+from .uids import document_uids, plan_batch
 
 Method = Literal["instances", "create-dicom", "stow"]
+Forward = tuple[Literal["modality", "peer"], str]
+"""Where stored documents are sent on: a DICOM modality or an Orthanc peer, by name."""
 NOT_ATTEMPTED = "not attempted: the batch stopped at an earlier error"
 _BASE64_BLOCK = 3 * 256 * 1024
 """A multiple of 3, so that base64 pieces concatenate into one valid encoding."""
@@ -79,22 +84,14 @@ class UploadResult:
     sha256: str
     url: str | None
     """An address that returns exactly the PDF's bytes (see :func:`exact_pdf_url`)."""
+    size: int = 0
+    """The PDF's length in bytes."""
+    patient_id: str | None = None
+    study_instance_uid: str | None = None
+    series_instance_uid: str | None = None
     warnings: tuple[str, ...] = ()
     attributes: dict[str, Any] | None = None
     """With ``dry_run``: every attribute that would be written, in the tags-file shape."""
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "input": self.input,
-            "ID": self.id,
-            "ParentPatient": self.parent_patient,
-            "ParentStudy": self.parent_study,
-            "ParentSeries": self.parent_series,
-            "Status": self.status,
-            "SOPInstanceUID": self.sop_instance_uid,
-            "sha256": self.sha256,
-            "URL": self.url,
-        }
 
 
 @dataclass(frozen=True)
@@ -147,39 +144,86 @@ def file_sha256(handle: BinaryIO) -> str:
     return digest.hexdigest()
 
 
-def plan_batch(
-    client: OrthancClient,
-    tags: ValidatedTags,
-    count: int,
-    *,
-    same_series: bool = False,
-    reference: ReferenceAttributes | None = None,
-) -> list[ValidatedTags]:
-    """The tags of each file of a batch: shared UIDs and numbers, continuing the server's.
-
-    A ``same_series`` batch's series is named by its tags and reference alone (see
-    :func:`pdf2dcm.identity.series_seed`); when that series is already on the server (the
-    batch is being sent again, perhaps with more files), InstanceNumbers continue after the
-    highest one there, so a new file never repeats a number.
-    """
-    seed = series_seed(tags, reference.dataset if reference else None) if same_series else None
-    per_file = batch_tags(tags, count, same_series=same_series, reference=reference, uid_seed=seed)
-    joins_reference_series = reference is not None and reference.next_instance_number is not None
-    if not same_series or joins_reference_series or _INSTANCE_NUMBER in tags or not per_file:
-        return per_file
-    series_uid = per_file[0].get(_SERIES_UID)
-    if not isinstance(series_uid, str):
-        return per_file
-    for match in client.lookup(series_uid):
-        if match.type == "Series":
-            instances = client.series_instances(match.id)
-            first = next_number((i.main_tags for i in instances), "InstanceNumber")
-            return [t | {_INSTANCE_NUMBER: str(first + n)} for n, t in enumerate(per_file)]
-    return per_file
-
-
 _INSTANCE_NUMBER, _SOP_INSTANCE_UID = 0x00200013, 0x00080018
 _STUDY_UID, _SERIES_UID = 0x0020000D, 0x0020000E
+
+
+@dataclass(frozen=True)
+class PreparedBatch:
+    """A batch ready to send: every file's tags planned, the reference resolved."""
+
+    options: UploadOptions
+    """The batch's options, with the reference looked up on the server if a target named it."""
+    per_file: list[ValidatedTags]
+    warnings: tuple[str, ...]
+
+
+_NO_PATIENT_ID = (
+    "no PatientID given; Orthanc files every such document under one patient; "
+    "add --tag PatientID=..."
+)
+
+
+def prepare_batch(
+    client: OrthancClient,
+    sources: Sequence[str],
+    own_tags: Sequence[ValidatedTags],
+    options: UploadOptions,
+    *,
+    target: Target | None = None,
+    same_series: bool = False,
+) -> PreparedBatch:
+    """Everything decided before the first file is sent, so that a refusal sends nothing.
+
+    The target (``--parent``, ``--study``, a worklist...) is looked up once for the batch;
+    each file's tags are the batch's UIDs and numbers (continuing the server's) under its own
+    (name, sidecar, manifest); files that would split one study over two patients are refused.
+    ``sources`` are names (``-`` for stdin); a PDF with no PatientID anywhere is a warning,
+    an error with ``options.strict``.
+    """
+    reference = options.reference
+    if reference is None and target is not None:
+        reference = target.reference(client, validate_tags(options.tags))
+    warnings = list(reference.warnings if reference is not None else ())
+    tags = validate_tags(options.tags)
+    if not _has_patient_id(tags, own_tags, reference) and any(
+        source != "-" and not _is_dicom_file(source) for source in sources
+    ):
+        if options.strict:
+            raise StrictModeError(
+                "no PatientID given; Orthanc would file every such document under one "
+                "patient (a warning, refused by --strict); add --tag PatientID=..."
+            )
+        warnings.append(_NO_PATIENT_ID)
+    planned = plan_batch(client, tags, len(sources), same_series=same_series, reference=reference)
+    per_file = [merge_tags(p, own) for p, own in zip(planned, own_tags, strict=True)]
+    check_batch_identity(per_file)
+    return PreparedBatch(
+        dataclasses.replace(options, reference=reference), per_file, tuple(warnings)
+    )
+
+
+def _has_patient_id(
+    tags: ValidatedTags,
+    own_tags: Sequence[ValidatedTags],
+    reference: ReferenceAttributes | None,
+) -> bool:
+    return (
+        _PATIENT_ID in tags
+        or all(_PATIENT_ID in own for own in own_tags)
+        or (reference is not None and "PatientID" in reference.dataset)
+    )
+
+
+def _is_dicom_file(name: str) -> bool:
+    try:
+        with open(name, "rb") as handle:
+            return looks_like_dicom(handle)
+    except OSError:
+        return False
+
+
+_PATIENT_ID = 0x00100020
 
 
 def check_forward_target(
@@ -293,11 +337,13 @@ def upload_file(
                     patient_id=patient_id,
                 )
             if options.dry_run:
-                return _planned(name, ds, pdf_sha256, document.warnings)
+                return _planned(name, ds, pdf_sha256, document.pdf_size, document.warnings)
             return _upload_encoded(client, document, options.method, progress)
 
 
-def _planned(name: str, ds: Dataset, sha256: str, warnings: tuple[str, ...]) -> UploadResult:
+def _planned(
+    name: str, ds: Dataset, sha256: str, size: int, warnings: tuple[str, ...]
+) -> UploadResult:
     return UploadResult(
         input=name,
         id=None,
@@ -308,9 +354,28 @@ def _planned(name: str, ds: Dataset, sha256: str, warnings: tuple[str, ...]) -> 
         sop_instance_uid=str(ds.SOPInstanceUID),
         sha256=sha256,
         url=None,
+        size=size,
+        **_identifiers(ds),
         warnings=warnings,
         attributes=attribute_values(ds),
     )
+
+
+def _identifiers(ds: Dataset) -> dict[str, Any]:
+    """The PatientID and the study and series UIDs, as the record of an upload shows them."""
+    return {
+        "patient_id": _optional_text(ds, "PatientID"),
+        "study_instance_uid": _optional_text(ds, "StudyInstanceUID"),
+        "series_instance_uid": _optional_text(ds, "SeriesInstanceUID"),
+    }
+
+
+def _optional_text(ds: Dataset, keyword: str) -> str | None:
+    try:
+        value = ds.get(keyword)
+    except (ValueError, TypeError, LookupError):
+        return None
+    return None if value is None else str(value).strip(" \x00")
 
 
 def _upload_encoded(
@@ -338,7 +403,7 @@ def _upload_encoded(
         client,
         document.name,
         stored,
-        sop_uid,
+        document.dataset,
         document.sha256,
         document.pdf_size,
         document.warnings,
@@ -349,7 +414,7 @@ def _result(
     client: OrthancClient,
     name: str,
     stored: StoredInstance | None,
-    sop_uid: str,
+    ds: Dataset,
     digest: str,
     pdf_size: int,
     warnings: tuple[str, ...],
@@ -361,9 +426,11 @@ def _result(
         parent_study=stored.parent_study if stored else None,
         parent_series=stored.parent_series if stored else None,
         status=stored.status if stored else "Success",
-        sop_instance_uid=sop_uid,
+        sop_instance_uid=_optional_text(ds, "SOPInstanceUID") or "",
         sha256=digest,
         url=exact_pdf_url(client, stored.id, pdf_size) if stored else None,
+        size=pdf_size,
+        **_identifiers(ds),
         warnings=warnings,
     )
 
@@ -415,7 +482,7 @@ def _upload_dicom(
     )
 
     if options.dry_run:
-        return _planned(name, header, extracted.sha256, ())
+        return _planned(name, header, extracted.sha256, extracted.size, ())
 
     def chunks() -> Iterator[bytes]:
         handle.seek(0)
@@ -435,7 +502,7 @@ def _upload_dicom(
         stored = _stow(client, body, sop_uid)
     if stored is not None and stored.status == "AlreadyStored":
         verify_same_document(client, stored.id, sop_uid, extracted.sha256, extracted.size)
-    return _result(client, name, stored, sop_uid, extracted.sha256, extracted.size, ())
+    return _result(client, name, stored, header, extracted.sha256, extracted.size, ())
 
 
 def _uid_of(header: Dataset, keyword: str, name: str) -> str:

@@ -42,8 +42,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
+from . import records
 from .client import OrthancClient
-from .dicom import ReferenceAttributes, batch_tags
+from .dicom import ReferenceAttributes
 from .errors import (
     FileSystemError,
     InputError,
@@ -52,16 +53,15 @@ from .errors import (
     ServerUnreachableError,
 )
 from .files import CHUNK_SIZE
-from .identity import Level, series_seed
+from .lookup import Target
 from .pertags import (
     NameRule,
-    fill_placeholders,
-    keyword_values,
     merge_tags,
     sidecar_path,
     sidecar_tags,
 )
 from .tags import ValidatedTags, validate_tags
+from .uids import batch_tags, series_seed
 from .upload import StudyGuard, UploadOptions, UploadResult, upload_file
 
 IGNORED_SUFFIXES = (".part", ".tmp")
@@ -81,43 +81,6 @@ def is_transient(error: Pdf2DcmError) -> bool:
 
 
 @dataclass(frozen=True)
-class Target:
-    """Where each file's document goes, as ``--parent``/``--study``/... name it.
-
-    Terms may hold ``{Keyword}`` placeholders, filled from the file's own values (its name,
-    sidecar and tags), so each file can find its own study.
-    """
-
-    parent: str | None = None
-    study: tuple[str, ...] = ()
-    patient: tuple[str, ...] = ()
-    series: tuple[str, ...] = ()
-    worklist: str | None = None
-
-    def reference(self, client: OrthancClient, tags: ValidatedTags) -> ReferenceAttributes | None:
-        """The attributes the document copies, looked up for this file's values."""
-        from .lookup import attach_reference, parent_reference, parse_selector, worklist_reference
-
-        values = keyword_values(tags)
-        if self.parent is not None:
-            return parent_reference(client, fill_placeholders(self.parent, values, "--parent"))
-        levels: tuple[tuple[Level, tuple[str, ...]], ...] = (
-            ("study", self.study),
-            ("patient", self.patient),
-            ("series", self.series),
-        )
-        for level, terms in levels:
-            if not terms:
-                continue
-            filled = [fill_placeholders(term, values, f"--{level}") for term in terms]
-            selector = parse_selector(level, filled)
-            if self.worklist is not None:
-                return worklist_reference(client, self.worklist, selector, tags)
-            return attach_reference(client, selector)
-        return None
-
-
-@dataclass(frozen=True)
 class WatchOptions:
     """What a hot folder does with the files that appear in ``inbox``.
 
@@ -134,7 +97,7 @@ class WatchOptions:
     once): its study, and with ``next_instance_number`` its series."""
     same_series: bool = False
     """Files whose tags are equal share one series, named by those tags and the reference
-    (:func:`pdf2dcm.identity.series_seed`), so a later run with the same tags adds to it."""
+    (:func:`pdf2dcm.uids.series_seed`), so a later run with the same tags adds to it."""
     recursive: bool = False
     settle: float = DEFAULT_SETTLE
     poll: float = DEFAULT_POLL
@@ -148,8 +111,6 @@ class WatchOptions:
     retry_max: float = RETRY_MAX
     once: bool = False
     """Process the files present at the start, then return."""
-    study_uids: bool = False
-    """Read each stored document's StudyInstanceUID back (for a journal)."""
     forward: tuple[Literal["modality", "peer"], str] | None = None
     """Forward each stored document to this DICOM modality or Orthanc peer (an Orthanc job),
     submitted before the file is moved, so that a crash cannot skip it."""
@@ -170,27 +131,8 @@ class WatchEvent:
     destination: str | None = None
     """Where the file went: a path, ``deleted``, or None when it stayed in the inbox."""
     retry_in: float | None = None
-    study_instance_uid: str | None = None
     job: str | None = None
     """The Orthanc job forwarding the document, when forwarding."""
-
-    def as_json(self) -> dict[str, Any]:
-        """The upload record's fields, plus where the file went and, on failure, why."""
-        record: dict[str, Any] = self.result.as_json() if self.result else {"input": self.file}
-        record["input"] = self.file
-        record["Outcome"] = self.status
-        record["Destination"] = self.destination
-        if self.sha256 is not None:
-            record["sha256"] = self.sha256
-        if self.study_instance_uid is not None:
-            record["StudyInstanceUID"] = self.study_instance_uid
-        if self.error is not None:
-            record["Error"] = str(self.error)
-        if self.retry_in is not None:
-            record["RetryIn"] = self.retry_in
-        if self.job is not None:
-            record["Job"] = self.job
-        return record
 
 
 @dataclass(frozen=True)
@@ -559,7 +501,7 @@ class Watcher:
         path = options.inbox / name
         job = None
         try:
-            result, study_uid = self._upload(path, name, guard)
+            result = self._upload(path, name, guard)
             if options.forward is not None and result.id is not None:
                 from .jobs import submit_store
 
@@ -584,11 +526,10 @@ class Watcher:
             sha256=digest,
             result=result,
             destination=destination,
-            study_instance_uid=study_uid,
             job=job,
         )
 
-    def _upload(self, path: Path, name: str, guard: StudyGuard) -> tuple[UploadResult, str | None]:
+    def _upload(self, path: Path, name: str, guard: StudyGuard) -> UploadResult:
         options = self.options
         title = options.upload.title
         file_tags = merge_tags(
@@ -607,12 +548,7 @@ class Watcher:
             reference=reference,
             now=dt.datetime.now(),
         )
-        result = upload_file(self.client, str(path), upload, source_name=name, guard=guard)
-        study_uid = None
-        if options.study_uids and result.parent_study is not None:
-            study = self.client.study(result.parent_study)
-            study_uid = study.main_tags.get("StudyInstanceUID")
-        return result, study_uid
+        return upload_file(self.client, str(path), upload, source_name=name, guard=guard)
 
     def _plan(self, tags: ValidatedTags, reference: ReferenceAttributes | None) -> ValidatedTags:
         """The file's tags with its UIDs and numbers, as a batch of one would get them, but
@@ -650,13 +586,11 @@ class Watcher:
         when = _now()
         destination: str | None = None
         if options.failed is not None:
-            record = {
-                "file": name,
-                "message": str(error),
-                "error": type(error).__name__,
-                "exit_code": self._exit_code(error),
-                "time": when.isoformat(timespec="seconds"),
-                "sha256": digest,
+            record = records.failed("Input", name, error, self._exit_code(error))
+            record |= {
+                "ErrorType": type(error).__name__,
+                "Time": when.isoformat(timespec="seconds"),
+                "SHA256": digest,
             }
             target = options.failed / name
             try:
@@ -754,19 +688,10 @@ class Journal:
             ) from exc
         self.path = path
 
-    def write(self, event: WatchEvent) -> None:
-        record = {
-            "time": event.time.isoformat(timespec="milliseconds"),
-            "file": event.file,
-            "sha256": event.sha256,
-            "status": event.status,
-            "Status": event.result.status if event.result else None,
-            "ID": event.result.id if event.result else None,
-            "StudyInstanceUID": event.study_instance_uid,
-            "destination": event.destination,
-        }
-        if event.error is not None:
-            record["error"] = str(event.error)
+    def write(self, event: WatchEvent, exit_code: int | None) -> None:
+        """The event's record, as ``--json`` prints it, with the time to the millisecond."""
+        record = records.watched(event, exit_code)
+        record["Time"] = event.time.isoformat(timespec="milliseconds")
         line = json.dumps(record, ensure_ascii=False) + "\n"
         try:
             os.write(self._descriptor, line.encode("utf-8"))

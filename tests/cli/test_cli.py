@@ -141,26 +141,30 @@ def test_encode_json_shape(pdf_file: PdfFactory, tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [set(r) for r in records] == [
-        {
-            "input",
-            "output",
-            "SOPInstanceUID",
-            "SeriesInstanceUID",
+    assert [list(r) for r in records] == [
+        [
+            "Kind",
+            "Input",
+            "Output",
+            "PatientID",
             "StudyInstanceUID",
-            "size",
-            "sha256",
-        }
+            "SeriesInstanceUID",
+            "SOPInstanceUID",
+            "DocumentTitle",
+            "Size",
+            "SHA256",
+        ]
     ] * 2
+    assert {r["Kind"] for r in records} == {"encoded"}
     for record, source in zip(records, sources, strict=True):
-        assert record["input"] == str(source)
-        assert record["output"] == str(tmp_path / "out" / source.with_suffix(".dcm").name)
-        assert record["size"] == source.stat().st_size
-        assert record["sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
-        ds = pydicom.dcmread(record["output"])
+        assert record["Input"] == str(source)
+        assert record["Output"] == str(tmp_path / "out" / source.with_suffix(".dcm").name)
+        assert record["Size"] == source.stat().st_size
+        assert record["SHA256"] == hashlib.sha256(source.read_bytes()).hexdigest()
+        ds = pydicom.dcmread(record["Output"])
         assert ds.SOPInstanceUID == record["SOPInstanceUID"]
     assert records[0]["SeriesInstanceUID"] == records[1]["SeriesInstanceUID"]
-    numbers = [pydicom.dcmread(r["output"]).InstanceNumber for r in records]
+    numbers = [pydicom.dcmread(r["Output"]).InstanceNumber for r in records]
     assert numbers == [1, 2]
 
 
@@ -180,10 +184,11 @@ def test_extract_json(pdf_file: PdfFactory, tmp_path: Path) -> None:
     result = run("extract", str(tmp_path / "x.dcm"), "--json")
     assert result.exit_code == 0
     assert json.loads(result.stdout) == {
-        "input": str(tmp_path / "x.dcm"),
-        "output": str(tmp_path / "x.pdf"),
-        "size": 3000,
-        "sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
+        "Kind": "extracted",
+        "Input": str(tmp_path / "x.dcm"),
+        "Output": str(tmp_path / "x.pdf"),
+        "Size": 3000,
+        "SHA256": hashlib.sha256(source.read_bytes()).hexdigest(),
     }
     assert (tmp_path / "x.pdf").read_bytes() == source.read_bytes()
 
@@ -303,12 +308,12 @@ def test_contradicting_options_are_usage_errors(
 def test_unexpected_errors_say_how_to_get_details(
     monkeypatch: pytest.MonkeyPatch, pdf_file: PdfFactory
 ) -> None:
-    import pdf2dcm.dicom
+    import pdf2dcm.encode
 
     def broken(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(pdf2dcm.dicom, "encode_pdf", broken)
+    monkeypatch.setattr(pdf2dcm.encode, "encode_pdf", broken)
     result = run("encode", str(pdf_file()))
     assert result.exit_code == 1
     assert result.stderr == (

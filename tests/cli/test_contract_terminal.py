@@ -54,11 +54,11 @@ def test_result_line_goes_through_the_live_display(
     console = FakeConsole()
     with displaying(console):
         result_line("a.pdf -> 1234 (Success)  http://h/instances/1234")
-        print_json({"input": "b.pdf"})
+        print_json({"Input": "b.pdf"})
         say("warning: no PatientID")
     assert [objects for objects, _options in console.printed] == [
         ("a.pdf -> 1234 (Success)  http://h/instances/1234",),
-        ('{"input": "b.pdf"}',),
+        ('{"Input": "b.pdf"}',),
         ("pdf2dcm: warning: no PatientID",),
     ]
     # Printed as text: no markup, highlighting or emoji codes, and never wrapped or cut.

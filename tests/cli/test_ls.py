@@ -152,6 +152,7 @@ def test_ls_json_lists_only_pdfs_newest_first_with_decoded_names(fake: _Routed) 
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["ID"] for r in records] == [PDFS[1], PDFS[0]]
     assert records[0] == {
+        "Kind": "document",
         "ID": PDFS[1],
         "ParentPatient": PATIENT,
         "ParentStudy": STUDY,
@@ -163,7 +164,7 @@ def test_ls_json_lists_only_pdfs_newest_first_with_decoded_names(fake: _Routed) 
         "AccessionNumber": "A123",
         "DocumentTitle": "Consent 2",
         "ContentDate": "20260112",
-        "size": 2000,
+        "Size": 2000,
     }
     find = json.loads(next(body for method, path, body in fake.asked if path == "/tools/find"))
     assert find["Level"] == "Series"

@@ -53,21 +53,22 @@ def test_json_holds_every_group_and_the_pdfs_hash(encoded: tuple[Path, bytes]) -
     assert result.stderr == ""
     [line] = result.stdout.splitlines()
     record = json.loads(line)
-    assert list(record) == ["input", "patient", "study", "series", "instance", "document"]
-    assert record["input"] == str(target)
-    assert record["patient"]["PatientName"] == "Müller^Jürgen"
-    assert record["patient"]["PatientID"] == "P-7"
-    assert record["patient"]["IssuerOfPatientID"] is None
-    assert record["study"]["AccessionNumber"] == "A-1"
-    assert record["instance"]["SOPClassUID"] == "1.2.840.10008.5.1.4.1.1.104.1"
+    assert list(record) == ["Kind", "Input", "Patient", "Study", "Series", "Instance", "Document"]
+    assert record["Kind"] == "object"
+    assert record["Input"] == str(target)
+    assert record["Patient"]["PatientName"] == "Müller^Jürgen"
+    assert record["Patient"]["PatientID"] == "P-7"
+    assert record["Patient"]["IssuerOfPatientID"] is None
+    assert record["Study"]["AccessionNumber"] == "A-1"
+    assert record["Instance"]["SOPClassUID"] == "1.2.840.10008.5.1.4.1.1.104.1"
     # Chosen by the encoder for the non-ASCII name, and used to decode it here.
-    assert record["instance"]["SpecificCharacterSet"] in ("ISO_IR 100", "ISO_IR 192")
-    assert record["series"]["Modality"] == "DOC"
-    assert record["document"] == {
+    assert record["Instance"]["SpecificCharacterSet"] in ("ISO_IR 100", "ISO_IR 192")
+    assert record["Series"]["Modality"] == "DOC"
+    assert record["Document"] == {
         "DocumentTitle": "Befund",
         "MIMETypeOfEncapsulatedDocument": "application/pdf",
-        "size": len(pdf),
-        "sha256": hashlib.sha256(pdf).hexdigest(),
+        "Size": len(pdf),
+        "SHA256": hashlib.sha256(pdf).hexdigest(),
     }
     assert sorted(p.name for p in target.parent.iterdir()) == ["report.dcm", "report.pdf"]
 
@@ -76,8 +77,8 @@ def test_stdin_gives_the_same_record(encoded: tuple[Path, bytes]) -> None:
     target, _pdf = encoded
     from_file = json.loads(run("show", str(target)).stdout)
     from_pipe = json.loads(run("show", "-", stdin=target.read_bytes()).stdout)
-    assert from_pipe.pop("input") == "-"
-    from_file.pop("input")
+    assert from_pipe.pop("Input") == "-"
+    from_file.pop("Input")
     assert from_pipe == from_file
 
 

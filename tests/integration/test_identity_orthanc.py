@@ -388,7 +388,7 @@ def test_create_dicom_dates_agree_whatever_the_time_zones(
     assert stored.AcquisitionTime[:6] == stored.AcquisitionDateTime[8:14]
     assert stored.SeriesDate == stored.InstanceCreationDate == stored.StudyDate
     assert stored.SeriesTime[:6] == stored.InstanceCreationTime[:6]
-    assert hashlib.sha256(pdf.read_bytes()).hexdigest() == record["sha256"]
+    assert hashlib.sha256(pdf.read_bytes()).hexdigest() == record["SHA256"]
 
 
 def test_a_manifest_that_splits_a_shared_series_over_patients_sends_nothing(

@@ -98,6 +98,7 @@ def test_store_to_storescp_delivers_the_identical_pdf(
     result = upload(hub, pdf, "--tag", "PatientID=SCP", "--send-to-modality", "storescp", "--wait")
     assert result.exit_code == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["Kind"] for line in lines] == ["uploaded", "job"]
     assert lines[1]["Target"] == "modality storescp"
     assert lines[1]["State"] == "Success"
     sop_uid = lines[0]["SOPInstanceUID"]
@@ -128,7 +129,14 @@ def test_store_to_a_peer_arrives_identical(
     result = upload(hub, pdf, "--tag", "PatientID=PEER", "--send-to-peer", "peer", "--wait")
     assert result.exit_code == 0, result.stderr
     record, job = (json.loads(line) for line in result.stdout.splitlines())
-    assert job == {"Job": job["Job"], "Target": "peer peer", "State": "Success"}
+    assert record["Kind"] == "uploaded"
+    assert job == {
+        "Kind": "job",
+        "ID": job["ID"],
+        "Target": "peer peer",
+        "Instances": 1,
+        "State": "Success",
+    }
     fetched = run("fetch", record["ID"], "--url", peer.url, "-o", str(tmp_path / "there.pdf"))
     assert fetched.exit_code == 0, fetched.stderr
     assert (tmp_path / "there.pdf").read_bytes() == pdf.read_bytes()

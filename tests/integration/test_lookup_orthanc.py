@@ -337,7 +337,8 @@ def test_fetch_by_selector_with_skip_existing_and_wrong_levels(
     )
     assert again.exit_code == 0, again.stderr
     records = [json.loads(line) for line in again.stdout.splitlines()]
-    assert [r["skipped"] for r in records] == [True] * len(written)
+    assert [r["Status"] for r in records] == ["Skipped"] * len(written)
+    assert all(r["Kind"] == "fetched" and r["SHA256"] is None for r in records)
     (outdir / written[0]).unlink()
     third = run(
         "fetch",
@@ -422,7 +423,7 @@ def test_ls_filters_and_json(
     assert all(r["PatientID"] == "LK-P1" for r in records)
     assert all(r["PatientName"] == "Weiß^Anna" for r in records)
     assert all(
-        r["size"] == 2000 for r in records if r["ID"] in {a["ID"] for a in archived.values()}
+        r["Size"] == 2000 for r in records if r["ID"] in {a["ID"] for a in archived.values()}
     )
     assert len(records) == len(ids)
     titled = run(

@@ -53,7 +53,7 @@ def check_stored(server: OrthancServer, record: dict[str, Any], pdf: Path, tmp_p
     result = run("fetch", record["ID"], "--url", server.url, "-o", str(fetched))
     assert result.exit_code == 0, result.stderr
     assert fetched.read_bytes() == pdf.read_bytes()
-    assert record["sha256"] == hashlib.sha256(pdf.read_bytes()).hexdigest()
+    assert record["SHA256"] == hashlib.sha256(pdf.read_bytes()).hexdigest()
     assert requests.get(record["URL"], timeout=30).content == pdf.read_bytes()
     stored = tmp_path / f"{record['ID']}.dcm"
     stored.write_bytes(server.get(f"/instances/{record['ID']}/file").content)
@@ -71,20 +71,28 @@ def test_round_trip_is_exact_and_valid(
         orthanc, str(pdf), "--via", method, "--tag", f"PatientID=RT-{method}-{pdf_case}"
     )
     assert record["Status"] == "Success"
-    assert set(record) == {
-        "input",
+    assert list(record) == [
+        "Kind",
+        "Input",
+        "Status",
         "ID",
         "ParentPatient",
         "ParentStudy",
         "ParentSeries",
-        "Status",
+        "PatientID",
+        "StudyInstanceUID",
+        "SeriesInstanceUID",
         "SOPInstanceUID",
-        "sha256",
+        "Size",
+        "SHA256",
         "URL",
-    }
+    ]
+    assert record["Kind"] == "uploaded"
+    assert record["Size"] == size
     check_stored(orthanc, record, pdf, tmp_path)
     tags = orthanc.get(f"/instances/{record['ID']}/simplified-tags").json()
-    assert tags["SOPInstanceUID"] == record["SOPInstanceUID"]
+    for keyword in ("PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"):
+        assert tags[keyword] == record[keyword]
     assert tags["EncapsulatedDocumentLength"] == str(size)
 
 
@@ -117,7 +125,7 @@ def test_fifty_megabytes_round_trip(orthanc: OrthancServer, tmp_path: Path, meth
     fetched = tmp_path / "big.out.pdf"
     result = run("fetch", record["ID"], "--url", orthanc.url, "-o", str(fetched))
     assert result.exit_code == 0, result.stderr
-    assert hashlib.sha256(fetched.read_bytes()).hexdigest() == record["sha256"]
+    assert hashlib.sha256(fetched.read_bytes()).hexdigest() == record["SHA256"]
     assert fetched.read_bytes() == pdf.read_bytes()
 
 
@@ -137,7 +145,7 @@ def test_reupload_reports_already_stored(orthanc: OrthancServer, tmp_path: Path)
     assert first[0]["Status"] == "Success"
     assert second[0]["Status"] == "AlreadyStored"
     assert first[0]["ID"] == second[0]["ID"]
-    assert first[0]["sha256"] == hashlib.sha256(pdf.read_bytes()).hexdigest()
+    assert first[0]["SHA256"] == hashlib.sha256(pdf.read_bytes()).hexdigest()
     again = upload_json(orthanc, str(pdf), "--tag", "PatientID=AGAIN2")
     assert upload_json(orthanc, str(pdf), "--tag", "PatientID=AGAIN2")[0] == {
         **again[0],
@@ -246,15 +254,15 @@ def test_fetch_study_uses_safe_names(orthanc: OrthancServer, tmp_path: Path) -> 
     written = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(written) == len(titles)
     for item in written:
-        path = Path(item["output"])
+        path = Path(item["Output"])
         assert path.parent == outdir
         assert path.name.endswith(".pdf")
         assert not path.name.startswith(".")
     assert sorted(p.name for p in outdir.iterdir()) == sorted(
-        Path(i["output"]).name for i in written
+        Path(i["Output"]).name for i in written
     )
-    by_id = {r["ID"]: r["sha256"] for r in records}
-    assert all(by_id[item["ID"]] == item["sha256"] for item in written)
+    by_id = {r["ID"]: r["SHA256"] for r in records}
+    assert all(by_id[item["ID"]] == item["SHA256"] for item in written)
     assert list(tmp_path.parent.glob("passwd")) == []
 
 
@@ -277,11 +285,15 @@ def test_batch_with_bad_files_reports_each_and_fails(
         "PatientID=BATCH",
     )
     assert result.exit_code == 2
-    assert [json.loads(line)["input"] for line in result.stdout.splitlines()] == [
-        str(good),
-        str(later),
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["Kind"], r["Input"]) for r in records] == [
+        ("uploaded", str(good)),
+        ("failed", str(bad)),
+        ("uploaded", str(later)),
     ]
+    assert records[1]["ExitCode"] == 2
     lines = result.stderr.splitlines()
+    assert lines[0] == f"pdf2dcm: error: {records[1]['Error']}"
     assert lines[0] == (
         f"pdf2dcm: error: {bad} is not a PDF (it starts with b'GIF89a n', not %PDF-); "
         "give a PDF file"
@@ -305,7 +317,7 @@ def test_directory_input_with_concurrency(orthanc: OrthancServer, tmp_path: Path
         "--tag",
         "PatientID=DIR",
     )
-    assert [r["input"] for r in records] == sorted(str(p) for p in pdfs)
+    assert [r["Input"] for r in records] == sorted(str(p) for p in pdfs)
     assert len({r["ParentSeries"] for r in records}) == 1
     numbers = sorted(
         int(orthanc.get(f"/instances/{r['ID']}/simplified-tags").json()["InstanceNumber"])
@@ -406,11 +418,11 @@ def test_a_directory_contributes_pdfs_and_dicom_files(
     assert encoded.exit_code == 0, encoded.stderr
     # Tags apply to PDFs only; a DICOM file is sent unchanged, so the batch gives none.
     records = upload_json(orthanc, str(folder))
-    assert sorted(Path(r["input"]).name for r in records) == ["a.pdf", "c.dcm"]
+    assert sorted(Path(r["Input"]).name for r in records) == ["a.pdf", "c.dcm"]
     result = run("upload", str(folder), "--url", orthanc.url)
     assert "subdirectories were not looked in; add --recursive" in result.stderr
     deep = upload_json(orthanc, str(folder), "--recursive")
-    assert sorted(Path(r["input"]).name for r in deep) == ["a.pdf", "c.dcm", "deep.pdf"]
+    assert sorted(Path(r["Input"]).name for r in deep) == ["a.pdf", "c.dcm", "deep.pdf"]
 
 
 def test_dry_run_plans_exactly_what_the_upload_then_stores(

@@ -51,12 +51,12 @@ def test_show_of_an_instance_matches_show_of_the_file(
     from_server = json.loads(on_server.stdout)
     from_file = json.loads(run("show", str(encoded)).stdout)
     assert from_server.pop("ID") == instance
-    assert from_file.pop("input") == str(encoded)
+    assert from_file.pop("Input") == str(encoded)
     assert from_server == from_file
-    assert from_server["document"]["sha256"] == hashlib.sha256(pdf).hexdigest()
-    assert from_server["document"]["size"] == len(pdf)
-    assert from_server["patient"]["PatientName"] == "Größe^Anna"
-    assert from_server["document"]["MIMETypeOfEncapsulatedDocument"] == "application/pdf"
+    assert from_server["Document"]["SHA256"] == hashlib.sha256(pdf).hexdigest()
+    assert from_server["Document"]["Size"] == len(pdf)
+    assert from_server["Patient"]["PatientName"] == "Größe^Anna"
+    assert from_server["Document"]["MIMETypeOfEncapsulatedDocument"] == "application/pdf"
 
 
 def test_show_of_an_unknown_instance_exits_4(orthanc: OrthancServer) -> None:

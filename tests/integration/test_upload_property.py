@@ -36,7 +36,7 @@ def run_upload(server: OrthancServer, data: bytes) -> None:
             (Path(directory) / "stored.dcm").write_bytes(stored)
             original = extract_pdf(source, Path(directory) / "a.pdf")
             again = extract_pdf(Path(directory) / "stored.dcm", Path(directory) / "b.pdf")
-            assert original.sha256 == again.sha256 == record["sha256"]
+            assert original.sha256 == again.sha256 == record["SHA256"]
         else:
             assert server.instance_count() == before
             errors = [

@@ -27,7 +27,7 @@ def watch_once(server: OrthancServer, inbox: Path, *args: str) -> Result:
 
 
 def records(result: Result) -> dict[str, dict[str, Any]]:
-    return {r["input"]: r for r in map(json.loads, result.stdout.splitlines())}
+    return {r["Input"]: r for r in map(json.loads, result.stdout.splitlines())}
 
 
 def drop(inbox: Path, name: str, seed: int, size: int = 3000) -> bytes:
@@ -73,9 +73,9 @@ def test_pattern_sidecar_done_folder_and_journal(orthanc: OrthancServer, tmp_pat
     assert set(found) == {"WP-1_AW-1_consent form.pdf", "ward/WP-2_AW-2_report.pdf"}
     one = found["WP-1_AW-1_consent form.pdf"]
     assert one["Status"] == "Success"
-    assert one["Outcome"] == "stored"
+    assert one["Kind"] == "uploaded"
     assert one["Destination"] == str(done / "WP-1_AW-1_consent form.pdf")
-    assert one["sha256"] == hashlib.sha256(first).hexdigest()
+    assert one["SHA256"] == hashlib.sha256(first).hexdigest()
     tags = stored_tags(orthanc, one["ID"])
     assert (tags["PatientID"], tags["AccessionNumber"], tags["PatientName"]) == (
         "WP-1",
@@ -100,21 +100,17 @@ def test_pattern_sidecar_done_folder_and_journal(orthanc: OrthancServer, tmp_pat
     ]
     assert (done / "WP-1_AW-1_consent form.pdf").read_bytes() == first
     lines = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
-    assert sorted(line["file"] for line in lines) == sorted(found)
-    entry = next(line for line in lines if line["file"] == "WP-1_AW-1_consent form.pdf")
-    assert set(entry) == {
-        "time",
-        "file",
-        "sha256",
-        "status",
-        "Status",
-        "ID",
-        "StudyInstanceUID",
-        "destination",
+    assert sorted(line["Input"] for line in lines) == sorted(found)
+    entry = next(line for line in lines if line["Input"] == "WP-1_AW-1_consent form.pdf")
+    # The journal holds the --json records, timed to the millisecond.
+    assert {k: v for k, v in entry.items() if k != "Time"} == {
+        k: v for k, v in one.items() if k != "Time"
     }
-    assert entry["ID"] == one["ID"]
-    assert entry["status"] == "stored"
+    assert entry["Time"][:19] == one["Time"][:19]
+    assert entry["Time"][19] == "."  # milliseconds
+    assert entry["Kind"] == "uploaded"
     assert entry["StudyInstanceUID"] == tags_of_study(orthanc, one["ParentStudy"])
+    assert entry["PatientID"] == "WP-1"
     assert "WP-1_AW-1_consent form.pdf -> " in result.stderr
     assert f"(Success); moved to {done / 'WP-1_AW-1_consent form.pdf'}" in result.stderr
 
@@ -145,22 +141,24 @@ def test_failures_go_to_failed_with_their_reason_and_set_the_exit_code(
     )
     assert result.exit_code == 2, result.stderr
     found = records(result)
-    assert {name: r["Outcome"] for name, r in found.items()} == {
-        "RX-1_ok.pdf": "stored",
+    assert {name: r["Kind"] for name, r in found.items()} == {
+        "RX-1_ok.pdf": "uploaded",
         "RX-2_broken.pdf": "failed",
         "nomatch.pdf": "failed",
-        "sub/RX-3_x.pdf": "stored",
+        "sub/RX-3_x.pdf": "uploaded",
     }
+    assert found["RX-2_broken.pdf"]["ExitCode"] == 2
     assert (failed / "RX-2_broken.pdf").read_bytes() == b"this is not a PDF at all"
     reason = json.loads((failed / "RX-2_broken.pdf.error.json").read_text(encoding="utf-8"))
-    assert set(reason) == {"file", "message", "error", "exit_code", "time", "sha256"}
-    assert reason["file"] == "RX-2_broken.pdf"
-    assert reason["exit_code"] == 2
-    assert reason["error"] == "NotAPdfError"
-    assert "RX-2_broken.pdf" in reason["message"]
-    assert reason["message"] == found["RX-2_broken.pdf"]["Error"]
+    assert set(reason) == {"Kind", "Input", "Error", "ExitCode", "ErrorType", "Time", "SHA256"}
+    assert reason["Kind"] == "failed"
+    assert reason["Input"] == "RX-2_broken.pdf"
+    assert reason["ExitCode"] == 2
+    assert reason["ErrorType"] == "NotAPdfError"
+    assert "RX-2_broken.pdf" in reason["Error"]
+    assert reason["Error"] == found["RX-2_broken.pdf"]["Error"]
     reason = json.loads((failed / "nomatch.pdf.error.json").read_text(encoding="utf-8"))
-    assert reason["message"] == (
+    assert reason["Error"] == (
         r"nomatch.pdf does not match the name regex '(?P<PatientID>RX-\d+)_.*\.pdf'; "
         "rename it, or give its tags in a sidecar"
     )
@@ -408,9 +406,9 @@ def test_series_from_numbers_after_the_server_across_runs_and_fails_a_conflict(
     assert stored_tags(orthanc, found["a-next.pdf"]["ID"])["InstanceNumber"] == "6"
     assert series_numbers(orthanc, series) == [1, 2, 3, 4, 5, 6]
     reason = json.loads((failed / "z-other.pdf.error.json").read_text(encoding="utf-8"))
-    assert reason["error"] == "IdentityConflictError"
-    assert reason["exit_code"] == 2
-    assert reason["message"] == found["z-other.pdf"]["Error"]
+    assert reason["ErrorType"] == "IdentityConflictError"
+    assert reason["ExitCode"] == 2
+    assert reason["Error"] == found["z-other.pdf"]["Error"]
     assert sorted(p.name for p in failed.iterdir()) == [
         "z-other.json",
         "z-other.pdf",
@@ -453,10 +451,10 @@ def test_study_from_puts_every_file_in_the_reference_study_in_a_series_of_its_ow
     assert len(series) == 2
     assert stored["ParentSeries"] not in series
     assert stored_tags(orthanc, found["two.pdf"]["ID"])["PatientID"] == "STF-1"
-    assert found["three.pdf"]["Outcome"] == "failed"
+    assert found["three.pdf"]["Kind"] == "failed"
     reason = json.loads((failed / "three.pdf.error.json").read_text(encoding="utf-8"))
-    assert reason["error"] == "IdentityConflictError"
-    assert "STF-OTHER" in reason["message"]
+    assert reason["ErrorType"] == "IdentityConflictError"
+    assert "STF-OTHER" in reason["Error"]
     assert list(inbox.iterdir()) == []
 
 

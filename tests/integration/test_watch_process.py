@@ -86,8 +86,8 @@ def test_a_slow_writer_is_never_taken_early(counted: OrthancServer, tmp_path: Pa
     finally:
         code, events = stop(watcher)
     assert code == 0
-    assert [e["Outcome"] for e in events] == ["stored"]
-    assert events[0]["sha256"] == hashlib.sha256(data).hexdigest()
+    assert [e["Kind"] for e in events] == ["uploaded"]
+    assert events[0]["SHA256"] == hashlib.sha256(data).hexdigest()
     assert files(tmp_path / "failed") == []
     assert server.instance_count() == before + 1
 
@@ -112,10 +112,10 @@ def test_files_wait_while_the_server_is_down_then_go(server: OrthancServer, tmp_
     assert code == 0
     assert files(tmp_path / "failed") == []
     assert server.instance_count() == 10
-    retries = [e for e in events if e["Outcome"] == "retry"]
+    retries = [e for e in events if e["Kind"] == "waiting"]
     assert retries, "no retry was reported while the server was down"
-    assert all(str(e["input"]).startswith("during") for e in retries)
-    assert sorted(str(e["input"]) for e in events if e["Outcome"] == "stored") == sorted(
+    assert all(str(e["Input"]).startswith("during") for e in retries)
+    assert sorted(str(e["Input"]) for e in events if e["Kind"] == "uploaded") == sorted(
         [f"before{n}.pdf" for n in range(5)] + [f"during{n}.pdf" for n in range(5)]
     )
     stderr = (tmp_path / "stderr.log").read_text(encoding="utf-8")
@@ -161,7 +161,7 @@ def test_kill_9_at_any_moment_loses_and_duplicates_nothing(
     ]
     assert names.count("Side^Car") == 1
     stored = [json.loads(line) for line in journal.read_text(encoding="utf-8").splitlines()]
-    journaled = {line["file"] for line in stored if line["status"] == "stored"}
+    journaled = {line["Input"] for line in stored if line["Kind"] == "uploaded"}
     assert journaled
     assert journaled <= set(done)
 
@@ -191,7 +191,7 @@ def test_sigterm_finishes_the_file_in_hand(counted: OrthancServer, tmp_path: Pat
     wait_for(holds_big, 30, "the watcher to open the big file")
     code, events = stop(watcher)
     assert code == 0
-    assert [(e["input"], e["Outcome"]) for e in events] == [("a-big.pdf", "stored")]
+    assert [(e["Input"], e["Kind"]) for e in events] == [("a-big.pdf", "uploaded")]
     assert files(tmp_path / "done") == ["a-big.pdf"]
     assert files(inbox) == ["b-next.pdf"]
     assert server.instance_count() == before + 1

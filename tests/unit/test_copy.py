@@ -256,6 +256,6 @@ def test_cli_encode_gives_the_checksum_only_with_json(tmp_path: Path) -> None:
     assert plain.stdout == f"{source} -> {tmp_path / 'a.dcm'} (2.9 KiB PDF)\n"
     listed = runner.invoke(cli, ["encode", str(source), "-o", str(tmp_path / "b.dcm"), "--json"])
     assert listed.exit_code == 0, listed.output
-    assert json.loads(listed.stdout)["sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
+    assert json.loads(listed.stdout)["SHA256"] == hashlib.sha256(source.read_bytes()).hexdigest()
     for name in ("a.dcm", "b.dcm"):
         assert pydicom.dcmread(tmp_path / name).EncapsulatedDocument == source.read_bytes() + b"\0"

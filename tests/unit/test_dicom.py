@@ -17,12 +17,12 @@ from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, Implic
 from pdf2dcm.dicom import (
     ENCAPSULATED_PDF_STORAGE,
     IMPLEMENTATION_CLASS_UID,
-    batch_tags,
     encode_pdf,
     read_reference,
 )
 from pdf2dcm.errors import InputError, NotAPdfError, NotEncapsulatedPdfError, TagError
 from pdf2dcm.extract import extract_pdf
+from pdf2dcm.uids import batch_tags
 from tests.conftest import PdfFactory
 from tests.pdfs import make_pdf
 

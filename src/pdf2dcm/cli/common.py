@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
     from pdf2dcm.client import OrthancClient
     from pdf2dcm.config import Profile
+    from pdf2dcm.lookup import Target
     from pdf2dcm.progress import ProgressCallback
     from pdf2dcm.tags import ValidatedTags
 
@@ -284,20 +285,6 @@ def print_json(record: Mapping[str, Any]) -> None:
     _stdout_line(line)
 
 
-def show_plan(name: str, attributes: Mapping[str, Any], as_json: bool) -> None:
-    """What --dry-run would write: a table on a terminal, else the tags-file shape as JSON."""
-    if as_json or not sys.stdout.isatty():
-        print_json({"Input": name, "Tags": dict(attributes)})
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table("Attribute", "Value", title=name, title_justify="left")
-    for keyword, value in attributes.items():
-        table.add_row(keyword, value if isinstance(value, str) else json.dumps(value))
-    Console().print(table)
-
-
 def _stdout_line(text: str) -> None:
     if app.output.report_cut:
         return
@@ -371,7 +358,36 @@ class Batch:
     def end(self) -> None:
         """Print the summary, then exit with the first real failure's code, if any."""
         info(self.summary())
+        self.exit()
+
+    def exit(self) -> None:
+        """Exit with the first real failure's code, if any; no summary line."""
         end_batch(self.failures, self.count, summary=False)
+
+
+def target_from_options(
+    parent: str | None,
+    study: Sequence[str],
+    patient: Sequence[str],
+    series: Sequence[str],
+    worklist: str | None,
+    *,
+    has_reference_file: bool = False,
+) -> Target | None:
+    """Where ``--parent``/``--study``/``--patient``/``--series`` attach, at most one of them."""
+    from pdf2dcm.lookup import Target
+
+    flags = (("--parent", parent), ("--study", study), ("--patient", patient), ("--series", series))
+    given = [flag for flag, value in flags if value]
+    if has_reference_file:
+        given.append("--study-from/--series-from")
+    if len(given) > 1:
+        raise click.UsageError(f"give one of {', '.join(given)}, not several")
+    if worklist is not None and not study:
+        raise click.UsageError("--worklist goes with --study KEY=VALUE (what to look up)")
+    if not given or given == ["--study-from/--series-from"]:
+        return None
+    return Target(parent, tuple(study), tuple(patient), tuple(series), worklist)
 
 
 def stdin() -> BinaryIO:

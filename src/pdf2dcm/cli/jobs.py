@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, cast
 import click
 
 from pdf2dcm import errors as err
+from pdf2dcm import records
 
 from .app import ExitStatus, Terminated, cli, displaying, exit_status_for, info, say
 from .common import (
@@ -151,7 +152,7 @@ def _report(outcomes: Sequence[WaitOutcome], as_json: bool) -> err.Pdf2DcmError 
     """Each job's end (its JSON, or a line); the first failure, which sets the exit code."""
     for outcome in outcomes:
         if as_json and outcome.status is not None:
-            print_json(outcome.status.raw)
+            print_json(records.job(outcome.status.raw))
         if outcome.error is not None:
             say(f"error: {outcome.error}")
         elif not as_json and outcome.status is not None:
@@ -268,7 +269,7 @@ def jobs_list(
         found = list_jobs(client, JobState(state) if state else None)
     for status in found:
         if as_json:
-            print_json(status.raw)
+            print_json(records.job(status.raw))
         else:
             result_line(_list_line(status))
 
@@ -293,7 +294,7 @@ def jobs_show(
     with connection.open() as client:
         status = get_job(client, job_id)
     if as_json:
-        print_json(status.raw)
+        print_json(records.job(status.raw))
     else:
         result_line(_job_line(status))
 

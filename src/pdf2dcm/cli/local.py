@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -25,17 +24,15 @@ from .common import (
     refuse_terminal,
     refuse_terminal_stdin,
     result_line,
-    show_plan,
     size_text,
     stdin,
     stdout,
     tag_options,
 )
+from .report import Reporter
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
-
-    from pdf2dcm.dicom import EncodeResult
+    from pdf2dcm.encode import EncodeOptions
     from pdf2dcm.tags import ValidatedTags
 
 
@@ -107,12 +104,51 @@ def encode(
     dry_run: bool,
 ) -> None:
     """Wrap PDF files (INPUT, or '-' for stdin) as DICOM Encapsulated PDF objects."""
-    import datetime as dt
+    from pdf2dcm.encode import EncodeOptions, plan_tags
+    from pdf2dcm.files import make_directory
 
-    from pdf2dcm.dicom import batch_tags, encode_pdf
-    from pdf2dcm.files import expand_directories, make_directory
-    from pdf2dcm.identity import check_batch_identity
-    from pdf2dcm.pertags import merge_tags
+    sources, own_tags = _encode_inputs(
+        inputs, files_from, files_null, name_pattern, name_regex, recursive
+    )
+    targets = _encode_targets(sources, output, outdir)
+    if any(_is_stdout(target) for target in targets):
+        if as_json:
+            raise click.UsageError("--json prints to stdout, which already carries the DICOM file")
+        refuse_terminal(sys.stdout, "a DICOM file")
+    if title is not None and len(sources) > 1:
+        raise click.UsageError("--title applies to one input; give it per file")
+    reference = load_reference(study_from, series_from)
+    report = Reporter(as_json, Batch(len(sources)), several=len(sources) > 1)
+    report.warnings(reference.warnings if reference is not None else ())
+    options = EncodeOptions(
+        tags=collect_tags(tag_assignments, tags_file),
+        title=title,
+        conversion_type="SD" if conversion_type == "SD" else "WSD",
+        reference=reference,
+        same_series=same_series,
+        overwrite=overwrite,
+        # Only --json shows the checksum; without it the kernel copies the PDF.
+        checksum=as_json,
+        strict=strict,
+        fail_fast=fail_fast,
+    )
+    per_file = plan_tags(own_tags, options)
+    if outdir is not None and not dry_run:
+        make_directory(outdir)
+    _run(list(zip(sources, targets, per_file, strict=True)), options, report, dry_run, no_progress)
+    report.end(summary=len(sources) > 1)
+
+
+def _encode_inputs(
+    inputs: Sequence[str],
+    files_from: str | None,
+    files_null: bool,
+    name_pattern: str | None,
+    name_regex: str | None,
+    recursive: bool,
+) -> tuple[list[str], list[ValidatedTags]]:
+    """The PDFs to encode (directories expanded) and each one's own tags."""
+    from pdf2dcm.files import expand_directories
 
     notes: list[str] = []
     names, own_tags = batch_inputs(
@@ -125,143 +161,46 @@ def encode(
     )
     for note in notes:
         say(f"warning: {note}")
-    inputs = tuple(names)
-    targets = _encode_targets(inputs, output, outdir)
-    if "-" in inputs:
+    if "-" in names:
         refuse_terminal_stdin()
-    if any(_is_stdout(target) for target in targets):
-        if as_json:
-            raise click.UsageError("--json prints to stdout, which already carries the DICOM file")
-        refuse_terminal(sys.stdout, "a DICOM file")
-    if title is not None and len(inputs) > 1:
-        raise click.UsageError("--title applies to one input; give it per file")
-    tags = collect_tags(tag_assignments, tags_file)
-    reference = load_reference(study_from, series_from)
-    for note in reference.warnings if reference is not None else ():
-        say(f"warning: {note}")
-    planned = batch_tags(tags, len(inputs), same_series=same_series, reference=reference)
-    per_file = [merge_tags(p, own) for p, own in zip(planned, own_tags, strict=True)]
-    check_batch_identity(per_file)
-    if dry_run:
-        _plan_each(inputs, per_file, reference, title, conversion_type, strict, as_json)
-        return
-    if outdir is not None:
-        make_directory(outdir)
-    encode_one = functools.partial(
-        encode_pdf,
-        title=title,
-        conversion_type="SD" if conversion_type == "SD" else "WSD",
-        reference=reference,
-        overwrite=overwrite,
-        now=dt.datetime.now(),
-        # Only --json shows the checksum; without it the kernel copies the PDF.
-        checksum=as_json,
-        strict=strict,
-    )
-    batch = Batch(len(inputs))
-    total = sum(file_size(name) for name in inputs)
-    with progress_display(not no_progress, total or None, len(inputs)) as progress:
-        _encode_each(
-            zip(inputs, targets, per_file, strict=True),
-            functools.partial(encode_one, progress=progress),
-            batch,
-            stop_at_first=fail_fast or len(inputs) == 1,
-            as_json=as_json,
-        )
-    if len(inputs) > 1:
-        batch.end()
+    return names, own_tags
 
 
-def _plan_each(
-    inputs: Sequence[str],
-    per_file: Sequence[ValidatedTags],
-    reference: Any,
-    title: str | None,
-    conversion_type: str,
-    strict: bool,
-    as_json: bool,
+def _run(
+    work: Sequence[tuple[str, str, ValidatedTags]],
+    options: EncodeOptions,
+    report: Reporter,
+    dry_run: bool,
+    no_progress: bool,
 ) -> None:
-    """--dry-run: each file's attributes, checked as for writing; a refusal ends the run."""
-    import datetime as dt
+    """Encode (or plan) file by file, reporting each as it comes."""
+    from pdf2dcm import records
+    from pdf2dcm.encode import encode_many
 
-    from pdf2dcm.dicom import plan_pdf
-
-    moment = dt.datetime.now()
-    for source, file_tags in zip(inputs, per_file, strict=True):
-        attributes, warnings = plan_pdf(
-            stdin() if source == "-" else source,
-            tags=file_tags,
-            title=title,
-            conversion_type="SD" if conversion_type == "SD" else "WSD",
-            reference=reference,
-            now=moment,
-            source_name="<stdin>" if source == "-" else source,
-            strict=strict,
-        )
-        for warning in warnings:
-            say(f"warning: {warning}")
-        show_plan(source, attributes, as_json)
-
-
-def _encode_each(
-    work: Iterable[tuple[str, str, ValidatedTags]],
-    encode_one: Callable[..., EncodeResult],
-    batch: Batch,
-    *,
-    stop_at_first: bool,
-    as_json: bool,
-) -> None:
-    """Encode file by file, reporting each; a full or read-only disk stops the rest."""
-    from pdf2dcm.files import stops_batch
-
-    stopped = False
-    for source, target, file_tags in work:
-        if stopped:
-            skipped = err.NotAttemptedError(
-                f"{source}: not attempted: the batch stopped at an earlier error"
-            )
-            say(f"error: {skipped}")
-            batch.failed(skipped)
-            continue
-        try:
-            refusal = _own_output(source, target)
-            if refusal is not None:
-                raise refusal
-            result = encode_one(
-                stdin() if source == "-" else source,
-                stdout() if target == "-" else target,
-                tags=file_tags,
-                source_name="<stdin>" if source == "-" else source,
-            )
-        except err.InputError as error:
-            if stop_at_first:
-                raise
-            say(f"error: {error}")
-            batch.failed(error)
-            # A full or read-only disk fails every later file the same way.
-            stopped = stops_batch(error)
-            continue
-        batch.done("written")
-        _report_encoded(source, target, result, as_json)
-
-
-def _report_encoded(source: str, target: str, result: EncodeResult, as_json: bool) -> None:
-    for warning in result.warnings:
-        say(f"warning: {warning}")
-    if as_json:
-        print_json(
-            {
-                "input": source,
-                "output": result.output,
-                "SOPInstanceUID": result.sop_instance_uid,
-                "SeriesInstanceUID": result.series_instance_uid,
-                "StudyInstanceUID": result.study_instance_uid,
-                "size": result.pdf_size,
-                "sha256": result.sha256,
-            }
-        )
-    elif not _is_stdout(target):
-        result_line(f"{source} -> {target} ({size_text(result.pdf_size)} PDF)")
+    total = 0 if dry_run else sum(file_size(source) for source, _, _ in work)
+    shown = not no_progress and not dry_run
+    with progress_display(shown, total or None, len(work)) as progress:
+        for outcome in encode_many(
+            work,
+            options,
+            # Asked for only when named: a closed stdout is an error only when it is used.
+            stdin=stdin() if any(source == "-" for source, _, _ in work) else None,
+            stdout=stdout() if any(target == "-" for _, target, _ in work) else None,
+            dry_run=dry_run,
+            progress=progress,
+        ):
+            report.warnings(outcome.warnings)
+            if outcome.error is not None:
+                report.failure(outcome.source, outcome.error)
+            elif outcome.attributes is not None:
+                report.plan(outcome.source, outcome.attributes)
+            elif outcome.result is not None:
+                result, target = outcome.result, outcome.target
+                line = f"{outcome.source} -> {target} ({size_text(result.pdf_size)} PDF)"
+                record = records.encoded(outcome.source, result)
+                report.result("written", record, None if _is_stdout(target) else line)
+            if outcome.error is not None and not report.several:
+                report.raise_single()
 
 
 def _is_stdout(target: str) -> bool:
@@ -308,13 +247,6 @@ def _encode_targets(inputs: Sequence[str], output: str | None, outdir: Path | No
             )
         seen[key] = source
     return targets
-
-
-def _own_output(source: str, target: str) -> err.InputError | None:
-    """A DICOM file given to encode (a re-run over a folder of outputs) must not replace itself."""
-    if target != "-" and os.path.abspath(target) == os.path.abspath(source):
-        return err.InputError(f"{source} would be overwritten by its own output; use -o")
-    return None
 
 
 # --- extract ---------------------------------------------------------------------------------
@@ -365,8 +297,8 @@ def extract(
             checksum=as_json,
         )
     if as_json:
-        print_json(
-            {"input": source, "output": result.output, "size": result.size, "sha256": result.sha256}
-        )
+        from pdf2dcm import records
+
+        print_json(records.extracted(source, result))
     elif not _is_stdout(output):
         result_line(f"{source} -> {output} ({size_text(result.size)} PDF)")

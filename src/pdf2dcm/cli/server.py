@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 import click
 
@@ -19,7 +18,6 @@ from .common import (
     collect_tags,
     connection_options,
     current_profile,
-    end_batch,
     file_size,
     load_reference,
     print_json,
@@ -28,23 +26,23 @@ from .common import (
     refuse_terminal,
     refuse_terminal_stdin,
     result_line,
-    show_plan,
     size_text,
     stdin,
     stdout,
     tag_options,
+    target_from_options,
 )
 from .jobs import wait_with_display
+from .report import Reporter
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from pdf2dcm.client import OrthancClient
-    from pdf2dcm.dicom import ReferenceAttributes
     from pdf2dcm.lookup import Selector
     from pdf2dcm.progress import ProgressCallback
     from pdf2dcm.tags import ValidatedTags
-    from pdf2dcm.upload import Method
+    from pdf2dcm.upload import Forward, Method, PreparedBatch
 
 
 @cli.command(
@@ -197,15 +195,84 @@ def upload(
     """Send PDFs (encoded on the way) or DICOM files to Orthanc; '-' reads stdin."""
     import datetime as dt
 
-    from pdf2dcm.identity import check_batch_identity
-    from pdf2dcm.pertags import merge_tags
-    from pdf2dcm.upload import (
-        UploadOptions,
-        check_forward_target,
-        collect_inputs,
-        plan_batch,
-        upload_many,
+    from pdf2dcm.upload import UploadOptions, check_forward_target, prepare_batch
+
+    sources, own_tags = _upload_inputs(
+        inputs, files_from, files_null, name_pattern, name_regex, manifest, recursive
     )
+    if title is not None and len(sources) > 1:
+        raise click.UsageError("--title applies to one input; give it per file")
+    target = target_from_options(
+        parent,
+        study_terms,
+        patient_terms,
+        series_terms,
+        worklist,
+        has_reference_file=study_from is not None or bool(series_from),
+    )
+    forward = _forward_to(send_to_modality, send_to_peer, wait)
+    profile = current_profile()
+    options = UploadOptions(
+        method=cast("Method", profile_choice("method", method, profile and profile.method)),
+        tags=collect_tags(tag_assignments, tags_file, profile.tags if profile else None),
+        title=title,
+        conversion_type="SD" if conversion_type == "SD" else "WSD",
+        reference=load_reference(study_from, series_from),
+        now=dt.datetime.now(),
+        dry_run=dry_run,
+        strict=strict,
+    )
+    report = Reporter(as_json, Batch(len(sources)), several=len(sources) > 1)
+    client = connection.open(
+        pool_size=concurrency,
+        dicomweb_url=dicomweb_url,
+        stdin_in_use="-" in sources or files_from == "-",
+    )
+    with client:
+        if forward is not None:
+            check_forward_target(client, *forward)
+        prepared = prepare_batch(
+            client, sources, own_tags, options, target=target, same_series=same_series
+        )
+        report.warnings(prepared.warnings)
+        stored = _send(
+            client,
+            sources,
+            prepared,
+            report,
+            concurrency=concurrency,
+            fail_fast=fail_fast,
+            show_progress=not no_progress,
+        )
+        report.raise_single()
+        # The uploads' summary comes before the forwarding job's report.
+        info(report.batch.summary())
+        job_error = None
+        if stored and forward is not None and not dry_run:
+            job_error = _forward(
+                client,
+                stored,
+                forward,
+                wait_timeout=wait_timeout if wait else None,
+                as_json=as_json,
+                show_progress=not no_progress,
+            )
+    report.end(summary=False)
+    if job_error is not None:
+        click.get_current_context().exit(exit_status_for(job_error))
+
+
+def _upload_inputs(
+    inputs: Sequence[str],
+    files_from: str | None,
+    files_null: bool,
+    name_pattern: str | None,
+    name_regex: str | None,
+    manifest: Path | None,
+    recursive: bool,
+) -> tuple[list[str], list[ValidatedTags]]:
+    """The files to send (directories expanded) and each one's own tags."""
+    from pdf2dcm.upload import collect_inputs
 
     notes: list[str] = []
     sources, own_tags = batch_inputs(
@@ -223,217 +290,107 @@ def upload(
         raise click.UsageError("stdin ('-') can be read only once")
     if "-" in sources:
         refuse_terminal_stdin()
-    if title is not None and len(sources) > 1:
-        raise click.UsageError("--title applies to one input; give it per file")
-    target = _Target(parent, study_terms, patient_terms, series_terms, worklist)
-    target.check(study_from is not None or bool(series_from))
-    if send_to_modality is not None and send_to_peer is not None:
+    return sources, own_tags
+
+
+def _forward_to(modality: str | None, peer: str | None, wait: bool) -> Forward | None:
+    if modality is not None and peer is not None:
         raise click.UsageError("give --send-to-modality or --send-to-peer, not both")
-    if wait and send_to_modality is None and send_to_peer is None:
+    if modality is not None:
+        return ("modality", modality)
+    if peer is not None:
+        return ("peer", peer)
+    if wait:
         raise click.UsageError("--wait goes with --send-to-modality or --send-to-peer")
-    profile = current_profile()
-    tags = collect_tags(tag_assignments, tags_file, profile.tags if profile else None)
-    method = profile_choice("method", method, profile.method if profile else None)
-    client = connection.open(
-        pool_size=concurrency,
-        dicomweb_url=dicomweb_url,
-        stdin_in_use="-" in sources or files_from == "-",
-    )
-    with client:
-        if send_to_modality is not None:
-            check_forward_target(client, "modality", send_to_modality)
-        if send_to_peer is not None:
-            check_forward_target(client, "peer", send_to_peer)
-        reference = target.reference(client, tags) or load_reference(study_from, series_from)
-        for note in reference.warnings if reference is not None else ():
-            say(f"warning: {note}")
-        has_patient_id = (
-            0x00100020 in tags
-            or all(0x00100020 in own for own in own_tags)
-            or (reference is not None and "PatientID" in reference.dataset)
+    return None
+
+
+def _send(
+    client: OrthancClient,
+    sources: Sequence[str],
+    prepared: PreparedBatch,
+    report: Reporter,
+    *,
+    concurrency: int,
+    fail_fast: bool,
+    show_progress: bool,
+) -> list[str]:
+    """Upload the batch, reporting each file in input order; the IDs of the stored ones."""
+    from pdf2dcm import records
+    from pdf2dcm.upload import upload_many
+
+    stored: list[str] = []
+    total = sum(file_size(name) for name in sources)
+    with progress_display(show_progress, total or None, len(sources)) as progress:
+        outcomes = upload_many(
+            client,
+            [stdin() if source == "-" else source for source in sources],
+            prepared.options,
+            prepared.per_file,
+            concurrency=concurrency,
+            fail_fast=fail_fast,
+            progress=progress,
         )
-        if not has_patient_id and any(s != "-" and not _is_dicom(s) for s in sources):
-            if strict:
-                raise err.StrictModeError(
-                    "no PatientID given; Orthanc would file every such document under one "
-                    "patient (a warning, refused by --strict); add --tag PatientID=..."
-                )
-            say(
-                "warning: no PatientID given; Orthanc files every such document under one "
-                "patient; add --tag PatientID=..."
-            )
-        planned = plan_batch(
-            client, tags, len(sources), same_series=same_series, reference=reference
-        )
-        per_file = [merge_tags(p, own) for p, own in zip(planned, own_tags, strict=True)]
-        check_batch_identity(per_file)
-        options = UploadOptions(
-            method=cast("Method", method),
-            tags=tags,
-            title=title,
-            conversion_type="SD" if conversion_type == "SD" else "WSD",
-            reference=reference,
-            now=dt.datetime.now(),
-            dry_run=dry_run,
-            strict=strict,
-        )
-        batch = Batch(len(sources))
-        stored: list[str] = []
-        total = sum(file_size(name) for name in sources)
-        with progress_display(not no_progress, total or None, len(sources)) as progress:
-            outcomes = upload_many(
-                client,
-                [stdin() if source == "-" else source for source in sources],
-                options,
-                per_file,
-                concurrency=concurrency,
-                fail_fast=fail_fast,
-                progress=progress,
-            )
-            for outcome in outcomes:
+        for source, outcome in zip(sources, outcomes, strict=False):
+            result = outcome.result
+            if outcome.error is not None or result is None:
                 if outcome.error is not None:
-                    if len(sources) > 1:
-                        say(f"error: {outcome.error}")
-                    batch.failed(outcome.error)
-                    continue
-                result = outcome.result
-                if result is None:
-                    continue
-                batch.done(_OUTCOME_NAMES.get(result.status, result.status))
-                if result.id is not None:
-                    stored.append(result.id)
-                for warning in result.warnings:
-                    say(f"warning: {warning}")
-                if result.attributes is not None:
-                    show_plan(result.input, result.attributes, as_json)
-                elif as_json:
-                    print_json(result.as_json())
-                else:
-                    where = result.id or result.sop_instance_uid
-                    result_line(
-                        f"{result.input} -> {where} ({result.status})  {result.url or ''}".rstrip()
-                    )
-        if len(sources) == 1 and batch.failures:
-            raise batch.failures[0]
-        # The uploads' summary comes before the forwarding job's report.
-        info(batch.summary())
-        job_error = None
-        if stored and not dry_run and (send_to_modality is not None or send_to_peer is not None):
-            job_error = _forward(
-                client,
-                stored,
-                send_to_modality,
-                send_to_peer,
-                wait=wait,
-                wait_timeout=wait_timeout,
-                as_json=as_json,
-                show_progress=not no_progress,
+                    report.failure(source, outcome.error)
+                continue
+            report.warnings(result.warnings)
+            if result.attributes is not None:
+                report.plan(source, result.attributes)
+                continue
+            if result.id is not None:
+                stored.append(result.id)
+            where = result.id or result.sop_instance_uid
+            line = f"{result.input} -> {where} ({result.status})  {result.url or ''}"
+            report.result(
+                _OUTCOME_NAMES.get(result.status, result.status),
+                records.uploaded(source, result),
+                line.rstrip(),
             )
-    end_batch(batch.failures, batch.count, summary=False)
-    if job_error is not None:
-        click.get_current_context().exit(exit_status_for(job_error))
+    return stored
 
 
 _OUTCOME_NAMES = {"Success": "stored", "AlreadyStored": "already stored", "DryRun": "planned"}
 
 
 def _forward(
-    client: Any,
+    client: OrthancClient,
     instance_ids: list[str],
-    modality: str | None,
-    peer: str | None,
+    forward: Forward,
     *,
-    wait: bool,
-    wait_timeout: float,
+    wait_timeout: float | None,
     as_json: bool,
     show_progress: bool,
 ) -> err.Pdf2DcmError | None:
-    """Submit the store job and report it; with ``wait``, follow it and return its error."""
+    """Submit the store job and report it; with a wait timeout, follow it; its error."""
+    from pdf2dcm import records
     from pdf2dcm.jobs import submit_store
 
-    if modality is not None:
-        job_id = submit_store(client, "modality", modality, sorted(set(instance_ids)))
-        target = f"modality {modality}"
-    else:
-        job_id = submit_store(client, "peer", str(peer), sorted(set(instance_ids)))
-        target = f"peer {peer}"
-    record: dict[str, Any] = {"Job": job_id, "Target": target}
+    kind, name = forward
+    instances = sorted(set(instance_ids))
+    job_id = submit_store(client, kind, name, instances)
+    target = f"{kind} {name}"
+    state: str | None = None
     error = None
-    if wait:
+    if wait_timeout is not None:
         [outcome] = wait_with_display(client, [job_id], wait_timeout, 2.0, False, show_progress)
         if outcome.status is not None:
-            record["State"] = outcome.status.state.value
+            state = outcome.status.state.value
         error = outcome.error
     if as_json:
-        print_json(record)
+        print_json(
+            records.job({"ID": job_id}, Target=target, Instances=len(instances), State=state)
+        )
     else:
-        state = f": {record['State']}" if "State" in record else " submitted"
-        count = len(set(instance_ids))
-        plural = "" if count == 1 else "s"
-        result_line(f"job {job_id} sending {count} instance{plural} to {target}{state}")
+        shown = f": {state}" if state is not None else " submitted"
+        plural = "" if len(instances) == 1 else "s"
+        result_line(f"job {job_id} sending {len(instances)} instance{plural} to {target}{shown}")
     if error is not None:
         say(f"error: {error}")
     return error
-
-
-@dataclass(frozen=True)
-class _Target:
-    """Where the upload's documents go, as the options name it."""
-
-    parent: str | None
-    study: tuple[str, ...]
-    patient: tuple[str, ...]
-    series: tuple[str, ...]
-    worklist: str | None
-
-    def check(self, has_reference_file: bool) -> None:
-        given = [
-            flag
-            for flag, value in (
-                ("--parent", self.parent),
-                ("--study", self.study),
-                ("--patient", self.patient),
-                ("--series", self.series),
-            )
-            if value
-        ]
-        if has_reference_file:
-            given.append("--study-from/--series-from")
-        if len(given) > 1:
-            raise click.UsageError(f"give one of {', '.join(given)}, not several")
-        if self.worklist is not None and not self.study:
-            raise click.UsageError("--worklist goes with --study KEY=VALUE (what to look up)")
-
-    def reference(self, client: OrthancClient, tags: ValidatedTags) -> ReferenceAttributes | None:
-        from pdf2dcm.lookup import (
-            attach_reference,
-            parent_reference,
-            parse_selector,
-            worklist_reference,
-        )
-
-        if self.parent is not None:
-            return parent_reference(client, self.parent)
-        if self.worklist is not None:
-            selector = parse_selector("study", self.study)
-            return worklist_reference(client, self.worklist, selector, tags)
-        if self.study:
-            return attach_reference(client, parse_selector("study", self.study))
-        if self.patient:
-            return attach_reference(client, parse_selector("patient", self.patient))
-        if self.series:
-            return attach_reference(client, parse_selector("series", self.series))
-        return None
-
-
-def _is_dicom(name: str) -> bool:
-    from pdf2dcm.extract import looks_like_dicom
-
-    try:
-        with open(name, "rb") as handle:
-            return looks_like_dicom(handle)
-    except OSError:
-        return False
 
 
 # --- fetch -----------------------------------------------------------------------------------
@@ -562,7 +519,9 @@ def _fetch_one(
         progress=progress,
     )
     if as_json:
-        print_json(result.as_json())
+        from pdf2dcm import records
+
+        print_json(records.fetched(result.id, result.output, result))
     elif result.output is not None:
         result_line(f"{result.id} -> {result.output} ({size_text(result.size)} PDF)")
 
@@ -579,6 +538,7 @@ def _fetch_many(
     progress: ProgressCallback | None,
 ) -> None:
     """Every PDF selected, each reported as written, skipped or failed; then the summary."""
+    from pdf2dcm import records
     from pdf2dcm.fetch import fetch_each
     from pdf2dcm.lookup import level_of, select_one
 
@@ -586,7 +546,7 @@ def _fetch_many(
     if selector is not None:
         resource = select_one(client, selector)
         where[level_of(resource)] = resource.id
-    batch = Batch(0)
+    report = Reporter(as_json, Batch(0), key="ID")
     for outcome in fetch_each(
         client,
         outdir,
@@ -596,23 +556,21 @@ def _fetch_many(
         progress=progress,
         **where,
     ):
-        batch.count += 1
+        report.batch.count += 1
         if outcome.error is not None:
-            say(f"error: {outcome.error}")
-            batch.failed(outcome.error)
+            report.failure(outcome.instance.id, outcome.error)
             continue
-        batch.done("skipped" if outcome.skipped else "written")
-        if as_json:
-            record = outcome.result.as_json() if outcome.result else {"ID": outcome.instance.id}
-            print_json(record | {"output": outcome.target, "skipped": outcome.skipped})
-        elif outcome.skipped:
-            result_line(f"{outcome.instance.id} -> {outcome.target} (exists, skipped)")
-        elif outcome.result is not None:
-            result = outcome.result
-            result_line(f"{result.id} -> {result.output} ({size_text(result.size)} PDF)")
-    if batch.count == 0:
+        result = outcome.result
+        if outcome.skipped or result is None:
+            line = f"{outcome.instance.id} -> {outcome.target} (exists, skipped)"
+            record = records.fetched(outcome.instance.id, outcome.target, None)
+            report.result("skipped", record, line)
+        else:
+            line = f"{result.id} -> {result.output} ({size_text(result.size)} PDF)"
+            report.result("written", records.fetched(result.id, result.output, result), line)
+    if report.batch.count == 0:
         info(f"no PDF documents in {selector.level if selector else 'the instances'} {selector}")
-    batch.end()
+    report.end()
 
 
 # --- ls --------------------------------------------------------------------------------------
@@ -680,8 +638,10 @@ def ls(
             limit=limit,
         )
     if as_json or not sys.stdout.isatty():
+        from pdf2dcm import records
+
         for document in documents:
-            print_json(document.as_json())
+            print_json(records.document(document))
         return
     from rich.console import Console
     from rich.table import Table

@@ -45,7 +45,9 @@ def show(target: str, connection: Connection, as_json: bool) -> None:
         with connection.open() as client:
             facts = show_instance(client, target)
     if as_json or not sys.stdout.isatty():
-        print_json(facts.as_json())
+        from pdf2dcm import records
+
+        print_json(records.shown(facts))
     else:
         _table(facts)
 

@@ -22,12 +22,13 @@ from .common import (
     connection_options,
     load_reference,
     print_json,
+    target_from_options,
 )
 
 if TYPE_CHECKING:
     from pdf2dcm.pertags import NameRule
     from pdf2dcm.upload import Method
-    from pdf2dcm.watch import Target, WatchEvent
+    from pdf2dcm.watch import WatchEvent
 
 
 @cli.command(
@@ -191,8 +192,7 @@ the exit code of the first failure."""
     "--log",
     "log_file",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Append one JSON line per file here (time, file, sha256, status, ID, "
-    "StudyInstanceUID, destination).",
+    help="Append each file's JSON record here (as --json prints it), one line per file.",
 )
 @click.option("--no-progress", is_flag=True, help="Never show the status line.")
 def watch(
@@ -228,12 +228,14 @@ def watch(
     no_progress: bool,
 ) -> None:
     """Upload every PDF that appears in INBOX, then move it to --done (or --delete it)."""
+    from pdf2dcm import records
+    from pdf2dcm.lookup import Target
     from pdf2dcm.upload import UploadOptions
     from pdf2dcm.watch import Journal, Watcher, WatchOptions
 
     if (done is None) == (not delete):
         raise click.UsageError("give --done DIR or --delete (what to do with a stored file)")
-    target = _target(
+    target = target_from_options(
         parent,
         study_terms,
         patient_terms,
@@ -257,7 +259,7 @@ def watch(
             title=title,
             conversion_type="SD" if conversion_type == "SD" else "WSD",
         ),
-        target=target,
+        target=target or Target(),
         name_rule=rule,
         reference=reference,
         same_series=same_series,
@@ -268,7 +270,6 @@ def watch(
         failed=failed,
         concurrency=concurrency,
         once=once,
-        study_uids=log_file is not None,
         forward=forward,
     )
     journal = Journal(log_file) if log_file is not None else None
@@ -282,11 +283,12 @@ def watch(
                 check_forward_target(client, *forward)
 
             def report(event: WatchEvent) -> None:
+                code = int(exit_status_for(event.error)) if event.error else None
                 if journal is not None:
-                    journal.write(event)
+                    journal.write(event, code)
                 _show(event)
                 if as_json:
-                    print_json(event.as_json())
+                    print_json(records.watched(event, code))
 
             watcher = Watcher(
                 client,
@@ -306,28 +308,6 @@ def watch(
         info(batch_summary(total, tally, failed=summary.failed))
         if summary.first_error is not None:
             click.get_current_context().exit(exit_status_for(summary.first_error))
-
-
-def _target(
-    parent: str | None,
-    study: tuple[str, ...],
-    patient: tuple[str, ...],
-    series: tuple[str, ...],
-    worklist: str | None,
-    *,
-    has_reference_file: bool = False,
-) -> Target:
-    from pdf2dcm.watch import Target
-
-    flags = (("--parent", parent), ("--study", study), ("--patient", patient), ("--series", series))
-    given = [flag for flag, value in flags if value]
-    if has_reference_file:
-        given.append("--study-from/--series-from")
-    if len(given) > 1:
-        raise click.UsageError(f"give one of {', '.join(given)}, not several")
-    if worklist is not None and not study:
-        raise click.UsageError("--worklist goes with --study KEY=VALUE (what to look up)")
-    return Target(parent, study, patient, series, worklist)
 
 
 def _check_title(title: str) -> None:

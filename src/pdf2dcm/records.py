@@ -1,0 +1,169 @@
+"""The JSON records the commands print: one schema, one place.
+
+Scripts read these records (``--json``, or ``ls``/``show``/``--dry-run`` into a pipe), so
+their shape is a contract, documented in the README's table and kept here only:
+
+- every record is one JSON object on one line, with a ``Kind`` that says which shape it is
+  (``encoded``, ``planned``, ``extracted``, ``uploaded``, ``fetched``, ``document``,
+  ``object``, ``job``, ``waiting``, ``failed``), so ``jq 'select(.Kind == "uploaded")'``
+  never meets a surprise;
+- keys are PascalCase, the casing of DICOM keywords and of Orthanc's own JSON, so a
+  record's DICOM attributes and the tool's own fields read alike;
+- an input read from stdin is named ``-``, as on the command line;
+- ``Size`` is the PDF's length in bytes, ``SHA256`` its SHA-256 in lower-case hex;
+- every key of a kind is always present; what is unknown is ``null``;
+- a file that fails gives a ``failed`` record with its ``Error`` (the message printed on
+  stderr) and ``ExitCode`` (what the file alone would have exited with).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .dicom import EncodeResult
+    from .errors import Pdf2DcmError
+    from .extract import ExtractResult
+    from .fetch import FetchResult
+    from .lookup import DocumentInfo
+    from .show import DocumentFacts
+    from .upload import UploadResult
+    from .watch import WatchEvent
+
+Record = dict[str, Any]
+
+STDIN = "-"
+"""How every record names stdin."""
+
+
+def input_name(name: str) -> str:
+    """The name a record gives an input: ``-`` for stdin whatever the library called it."""
+    return STDIN if name in ("-", "<stdin>") else name
+
+
+def encoded(source: str, result: EncodeResult) -> Record:
+    return {
+        "Kind": "encoded",
+        "Input": input_name(source),
+        "Output": result.output,
+        "PatientID": result.patient_id,
+        "StudyInstanceUID": result.study_instance_uid,
+        "SeriesInstanceUID": result.series_instance_uid,
+        "SOPInstanceUID": result.sop_instance_uid,
+        "DocumentTitle": result.document_title,
+        "Size": result.pdf_size,
+        "SHA256": result.sha256,
+    }
+
+
+def planned(source: str, attributes: Mapping[str, Any]) -> Record:
+    """``Tags`` has the shape of a ``--tags-file``: it can be edited and given back."""
+    return {"Kind": "planned", "Input": input_name(source), "Tags": dict(attributes)}
+
+
+def extracted(source: str, result: ExtractResult) -> Record:
+    return {
+        "Kind": "extracted",
+        "Input": input_name(source),
+        "Output": result.output,
+        "Size": result.size,
+        "SHA256": result.sha256,
+    }
+
+
+def uploaded(source: str, result: UploadResult) -> Record:
+    return {
+        "Kind": "uploaded",
+        "Input": input_name(source),
+        "Status": result.status,
+        "ID": result.id,
+        "ParentPatient": result.parent_patient,
+        "ParentStudy": result.parent_study,
+        "ParentSeries": result.parent_series,
+        "PatientID": result.patient_id,
+        "StudyInstanceUID": result.study_instance_uid,
+        "SeriesInstanceUID": result.series_instance_uid,
+        "SOPInstanceUID": result.sop_instance_uid,
+        "Size": result.size,
+        "SHA256": result.sha256,
+        "URL": result.url,
+    }
+
+
+def fetched(instance_id: str, output: str | None, result: FetchResult | None) -> Record:
+    """A PDF written (``Status`` ``Written``) or left as it was (``Skipped``: no checksum)."""
+    return {
+        "Kind": "fetched",
+        "ID": instance_id,
+        "Output": output,
+        "Status": "Written" if result is not None else "Skipped",
+        "Size": result.size if result is not None else None,
+        "SHA256": result.sha256 if result is not None else None,
+    }
+
+
+def document(info: DocumentInfo) -> Record:
+    return {
+        "Kind": "document",
+        "ID": info.id,
+        "ParentPatient": info.parent_patient,
+        "ParentStudy": info.parent_study,
+        "ParentSeries": info.parent_series,
+        "SOPInstanceUID": info.sop_instance_uid,
+        "PatientID": info.patient_id,
+        "PatientName": info.patient_name,
+        "StudyDate": info.study_date,
+        "AccessionNumber": info.accession_number,
+        "DocumentTitle": info.document_title,
+        "ContentDate": info.content_date,
+        "Size": info.size,
+    }
+
+
+def shown(facts: DocumentFacts) -> Record:
+    """``Input`` (a file) or ``ID`` (an instance), then one object per group of attributes."""
+    record: Record = {"Kind": "object", "ID" if facts.on_server else "Input": facts.source}
+    for group, values in facts.groups.items():
+        record[group] = dict(values)
+    record["Document"] |= {"Size": facts.size, "SHA256": facts.sha256}
+    return record
+
+
+def job(status: Mapping[str, Any], **extra: Any) -> Record:
+    """Orthanc's own job object (``ID``, ``Type``, ``State``, ``Progress``...), marked."""
+    return {"Kind": "job", **status, **extra}
+
+
+def failed(key: str, name: str, error: Pdf2DcmError, exit_code: int) -> Record:
+    """A file (``Input``) or an instance (``ID``) that failed, with why and its exit code."""
+    return {
+        "Kind": "failed",
+        key: input_name(name) if key == "Input" else name,
+        "Error": str(error),
+        "ExitCode": exit_code,
+    }
+
+
+def watched(event: WatchEvent, exit_code: int | None) -> Record:
+    """A hot folder's file: ``uploaded``, ``failed``, ``waiting`` (a retry) or ``vanished``.
+
+    Beside each kind's fields: ``Time`` (ISO 8601), ``Destination`` (where the file went, a
+    path below the done or failed folder, ``deleted``, or null: still in the inbox) and, when
+    forwarding, ``Job``. ``Input`` is the path below the inbox.
+    """
+    record: Record
+    if event.status == "stored" and event.result is not None:
+        record = uploaded(event.file, event.result)
+    elif event.status == "failed" and event.error is not None:
+        record = failed("Input", event.file, event.error, exit_code or 1)
+    elif event.status == "retry":
+        error = str(event.error) if event.error is not None else None
+        record = {"Kind": "waiting", "Input": event.file, "Error": error}
+        record["RetryIn"] = event.retry_in
+    else:
+        record = {"Kind": event.status, "Input": event.file}
+    record["Time"] = event.time.isoformat(timespec="seconds")
+    record["Destination"] = event.destination
+    record["Job"] = event.job
+    return record

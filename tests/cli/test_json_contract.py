@@ -1,0 +1,400 @@
+"""The --json contract of every command, in the fast loop: one shape per Kind, PascalCase keys,
+stdin named '-', a record for every failed file, valid UTF-8 for any file name.
+
+upload, fetch, ls, show and jobs run through CliRunner against a scripted archive that keeps
+what it is sent (POST /instances) and gives it back (GET .../content/0042-0011), so the
+records can be checked against the bytes; the integration tests check the same against
+the real Orthanc.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import struct
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pydicom
+import pytest
+from click.testing import CliRunner, Result
+
+from pdf2dcm.cli import cli
+from tests.pdfs import make_pdf
+
+JOB = "6f0a3c2e-1b4d-4e5f-8a9b-0c1d2e3f4a5b"
+KINDS = {
+    "encoded",
+    "planned",
+    "extracted",
+    "uploaded",
+    "fetched",
+    "document",
+    "object",
+    "job",
+    "waiting",
+    "failed",
+}
+PASCAL = re.compile(r"^[A-Z][A-Za-z0-9]*$")
+
+
+class Archive(ThreadingHTTPServer):
+    """Stores what POST /instances sends, keyed by SOPInstanceUID, as Orthanc would."""
+
+    instances: dict[str, bytes]
+    """The EncapsulatedDocument value of each instance, pad byte included."""
+    datasets: dict[str, pydicom.Dataset]
+    resources: dict[str, dict[str, Any]]
+    """GET /instances/{id}, /series/{id}, /studies/{id}: what Orthanc answers, in short."""
+    asked: list[tuple[str, str]]
+    lock: threading.Lock
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+
+def _orthanc_id(*uids: str) -> str:
+    digest = hashlib.sha1("|".join(uids).encode()).hexdigest()
+    return "-".join(digest[i : i + 8] for i in range(0, 40, 8))
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: Archive
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+    def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.server.asked.append(("POST", self.path))
+        if self.path == "/tools/lookup":
+            self._send(200, b"[]")
+            return
+        if self.path != "/instances":
+            self._send(404, b'{"Message": "Unknown resource"}')
+            return
+        ds = pydicom.dcmread(io.BytesIO(body))
+        patient = _orthanc_id(str(ds.PatientID))
+        study = _orthanc_id(str(ds.PatientID), str(ds.StudyInstanceUID))
+        series = _orthanc_id(study, str(ds.SeriesInstanceUID))
+        instance = _orthanc_id(series, str(ds.SOPInstanceUID))
+        with self.server.lock:
+            status = "AlreadyStored" if instance in self.server.instances else "Success"
+            self.server.instances[instance] = bytes(ds.EncapsulatedDocument)
+            self.server.datasets[instance] = ds
+            self.server.resources[f"/studies/{study}"] = {
+                "ID": study,
+                "ParentPatient": patient,
+                "MainDicomTags": {"StudyInstanceUID": str(ds.StudyInstanceUID)},
+                "PatientMainDicomTags": {"PatientID": str(ds.PatientID)},
+                "Series": [series],
+            }
+            self.server.resources[f"/series/{series}"] = {
+                "ID": series,
+                "ParentStudy": study,
+                "MainDicomTags": {"SeriesInstanceUID": str(ds.SeriesInstanceUID)},
+                "Instances": [instance],
+            }
+            self.server.resources[f"/instances/{instance}"] = {
+                "ID": instance,
+                "ParentSeries": series,
+                "MainDicomTags": {
+                    "SOPInstanceUID": str(ds.SOPInstanceUID),
+                    "InstanceNumber": str(ds.get("InstanceNumber", "")),
+                },
+            }
+        answer = {
+            "ID": instance,
+            "ParentPatient": patient,
+            "ParentStudy": study,
+            "ParentSeries": series,
+            "Path": f"/instances/{instance}",
+            "Status": status,
+        }
+        self._send(200, json.dumps(answer).encode())
+
+    def do_GET(self) -> None:
+        self.server.asked.append(("GET", self.path))
+        match = re.fullmatch(
+            r"/instances/([0-9a-f-]+)/content/([0-9a-f]{4})-([0-9a-f]{4})", self.path
+        )
+        if match and match[1] in self.server.datasets:
+            # An element's raw value, as Orthanc's /content route gives it.
+            element = self.server.datasets[match[1]].get(int(match[2] + match[3], 16))
+            if element is not None:
+                value = element.value
+                if isinstance(value, int):
+                    raw = struct.pack("<I", value)
+                else:
+                    raw = value if isinstance(value, bytes) else str(value).encode()
+                self._send(200, raw, "application/octet-stream")
+                return
+        if self.path in self.server.resources:
+            self._send(200, json.dumps(self.server.resources[self.path]).encode())
+            return
+        if self.path == f"/jobs/{JOB}":
+            job = {"ID": JOB, "Type": "DicomModalityStore", "State": "Success", "Progress": 100}
+            self._send(200, json.dumps(job).encode())
+            return
+        self._send(404, b'{"Message": "Unknown resource"}')
+
+
+@pytest.fixture
+def archive() -> Iterator[Archive]:
+    server = Archive(("127.0.0.1", 0), _Handler)
+    server.instances, server.datasets, server.resources = {}, {}, {}
+    server.asked, server.lock = [], threading.Lock()
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def run(*args: str, stdin: bytes | None = None) -> Result:
+    return CliRunner().invoke(cli, list(args), input=stdin, catch_exceptions=False)
+
+
+def records(result: Result) -> list[dict[str, Any]]:
+    found = [json.loads(line) for line in result.stdout.splitlines()]
+    for record in found:
+        assert record["Kind"] in KINDS, record
+        assert all(PASCAL.match(key) for key in record), record
+    return found
+
+
+def test_upload_records_name_the_patient_and_every_uid_and_stdin_as_dash(
+    archive: Archive, tmp_path: Path
+) -> None:
+    pdf = make_pdf(3001, seed=1)
+    source = tmp_path / "a.pdf"
+    source.write_bytes(make_pdf(2000, seed=2))
+    result = run(
+        "upload", str(source), "-", "--url", archive.url, "--tag", "PatientID=J-1", "--json",
+        stdin=pdf,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    first, second = records(result)
+    assert [first["Input"], second["Input"]] == [str(source), "-"]
+    for record, data in ((first, source.read_bytes()), (second, pdf)):
+        assert record["Kind"] == "uploaded"
+        assert record["Status"] == "Success"
+        assert record["PatientID"] == "J-1"
+        assert record["Size"] == len(data)
+        assert record["SHA256"] == hashlib.sha256(data).hexdigest()
+        # The value as stored: the PDF, with a pad byte when its length is odd.
+        assert archive.instances[record["ID"]] == data + b"\0" * (len(data) % 2)
+        for key in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"):
+            assert re.fullmatch(r"2\.25\.\d+", record[key]), record
+        assert record["URL"].startswith(f"{archive.url}/instances/{record['ID']}/")
+    assert first["StudyInstanceUID"] != second["StudyInstanceUID"]
+
+
+def test_upload_writes_a_record_for_every_failed_file_and_goes_on(
+    archive: Archive, tmp_path: Path
+) -> None:
+    good = tmp_path / "good.pdf"
+    good.write_bytes(make_pdf(2500, seed=3))
+    bad = tmp_path / "bad.pdf"
+    bad.write_bytes(b"not a PDF")
+    result = run(
+        "upload", str(bad), str(good), "--url", archive.url, "--tag", "PatientID=F", "--json"
+    )
+    assert result.exit_code == 2
+    failed, stored = records(result)
+    assert failed == {
+        "Kind": "failed",
+        "Input": str(bad),
+        "Error": failed["Error"],
+        "ExitCode": 2,
+    }
+    assert str(bad) in failed["Error"]
+    assert f"error: {failed['Error']}" in result.stderr
+    assert stored["Kind"] == "uploaded"
+    assert result.stderr.strip().splitlines()[-1].startswith("pdf2dcm: 2 files: 1 stored, 1 failed")
+
+
+def test_one_failed_file_gives_its_record_and_one_error_line(
+    archive: Archive, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.pdf"
+    bad.write_bytes(b"not a PDF")
+    result = run("upload", str(bad), "--url", archive.url, "--tag", "PatientID=F", "--json")
+    assert result.exit_code == 2
+    [failed] = records(result)
+    assert (failed["Kind"], failed["ExitCode"]) == ("failed", 2)
+    assert result.stderr.count(failed["Error"]) == 1
+
+
+def test_a_second_upload_is_already_stored_and_checked(archive: Archive, tmp_path: Path) -> None:
+    source = tmp_path / "again.pdf"
+    source.write_bytes(make_pdf(4000, seed=5))
+    args = ("upload", str(source), "--url", archive.url, "--tag", "PatientID=A", "--json")
+    [first] = records(run(*args))
+    [again] = records(run(*args))
+    assert again["Status"] == "AlreadyStored"
+    assert {k: v for k, v in again.items() if k != "Status"} == {
+        k: v for k, v in first.items() if k != "Status"
+    }
+
+
+def test_fetch_records_written_skipped_and_failed(archive: Archive, tmp_path: Path) -> None:
+    source = tmp_path / "f.pdf"
+    source.write_bytes(make_pdf(3333, seed=6))
+    [stored] = records(
+        run("upload", str(source), "--url", archive.url, "--tag", "PatientID=G", "--json")
+    )
+    missing = "00000000-00000000-00000000-00000000-00000000"
+    out = tmp_path / "out"
+    args = ("fetch", stored["ID"], missing, "--url", archive.url, "-d", str(out), "--json")
+    first = run(*args, "--skip-existing")
+    assert first.exit_code == 4
+    written, failed = records(first)
+    assert written == {
+        "Kind": "fetched",
+        "ID": stored["ID"],
+        "Output": written["Output"],
+        "Status": "Written",
+        "Size": 3333,
+        "SHA256": stored["SHA256"],
+    }
+    assert Path(written["Output"]).read_bytes() == source.read_bytes()
+    assert (failed["Kind"], failed["ID"], failed["ExitCode"]) == ("failed", missing, 4)
+    again = run(*args[:2], *args[3:], "--skip-existing")
+    [skipped] = records(again)
+    assert (skipped["Status"], skipped["Size"], skipped["SHA256"]) == ("Skipped", None, None)
+
+
+def test_encode_and_extract_name_stdin_as_dash(tmp_path: Path) -> None:
+    pdf = make_pdf(1500, seed=7)
+    encoded = run("encode", "-", "-d", str(tmp_path), "--tag", "PatientID=S", "--json", stdin=pdf)
+    assert encoded.exit_code == 0, encoded.stderr
+    [record] = records(encoded)
+    assert (record["Kind"], record["Input"], record["PatientID"]) == ("encoded", "-", "S")
+    dicom = Path(record["Output"]).read_bytes()
+    extracted = run("extract", "-", "-o", str(tmp_path / "x.pdf"), "--json", stdin=dicom)
+    [out] = records(extracted)
+    assert (out["Kind"], out["Input"], out["Size"]) == ("extracted", "-", len(pdf))
+    planned = run("encode", "-", "--dry-run", "--tag", "PatientID=S", stdin=pdf)
+    [plan] = records(planned)
+    assert (plan["Kind"], plan["Input"], plan["Tags"]["PatientID"]) == ("planned", "-", "S")
+
+
+def test_encode_failed_files_get_records_too(tmp_path: Path) -> None:
+    good = tmp_path / "good.pdf"
+    good.write_bytes(make_pdf(1200, seed=8))
+    bad = tmp_path / "bad.pdf"
+    bad.write_bytes(b"no PDF here")
+    result = run("encode", str(bad), str(good), "-d", str(tmp_path / "o"), "--json")
+    assert result.exit_code == 2
+    failed, written = records(result)
+    assert (failed["Kind"], failed["Input"], failed["ExitCode"]) == ("failed", str(bad), 2)
+    assert written["Kind"] == "encoded"
+    assert not (tmp_path / "o" / "bad.dcm").exists()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="Linux file names are bytes")
+def test_a_name_that_is_not_utf8_is_written_as_valid_json(tmp_path: Path) -> None:
+    name = tmp_path / "caf\udce9.pdf"  # b"caf\xe9.pdf": Latin-1 on disk
+    name.write_bytes(make_pdf(1000, seed=9))
+    result = run("encode", str(name), "-d", str(tmp_path / "o"), "--json")
+    assert result.exit_code == 0, result.stderr
+    result.stdout_bytes.decode("utf-8")  # valid UTF-8
+    [record] = records(result)
+    assert record["Input"].endswith("caf\udce9.pdf")
+
+
+def test_the_forwarding_job_is_a_job_record(archive: Archive, tmp_path: Path) -> None:
+    source = tmp_path / "j.pdf"
+    source.write_bytes(make_pdf(1000, seed=10))
+    archive.RequestHandlerClass = _with_modalities(_Handler)
+    result = run(
+        "upload", str(source), "--url", archive.url, "--tag", "PatientID=J",
+        "--send-to-modality", "pacs", "--wait", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    uploaded, job = records(result)
+    assert uploaded["Kind"] == "uploaded"
+    assert job == {
+        "Kind": "job",
+        "ID": JOB,
+        "Target": "modality pacs",
+        "Instances": 1,
+        "State": "Success",
+    }
+
+
+def _with_modalities(base: type[_Handler]) -> type[_Handler]:
+    class Forwarding(base):  # type: ignore[valid-type, misc]
+        def do_GET(self) -> None:
+            if self.path == "/modalities":
+                self.server.asked.append(("GET", self.path))
+                self._send(200, b'["pacs"]')
+                return
+            super().do_GET()
+
+        def do_POST(self) -> None:
+            if self.path == "/modalities/pacs/store":
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.server.asked.append(("POST", self.path))
+                self._send(200, json.dumps({"ID": JOB, "Path": f"/jobs/{JOB}"}).encode())
+                return
+            super().do_POST()
+
+    return Forwarding
+
+
+@pytest.fixture
+def terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CliRunner's streams answer isatty() with True, so progress bars and tables are drawn."""
+    import click.testing
+
+    monkeypatch.setattr(click.testing._NamedTextIOWrapper, "isatty", lambda _self: True)
+    monkeypatch.setenv("COLUMNS", "100")
+
+
+def test_on_a_terminal_upload_and_fetch_draw_bars_and_keep_result_lines_whole(
+    archive: Archive, tmp_path: Path, terminal: None
+) -> None:
+    sources = []
+    for number in range(3):
+        source = tmp_path / f"t{number}.pdf"
+        source.write_bytes(make_pdf(200_000 + number, seed=20 + number))
+        sources.append(source)
+    sent = run("upload", *map(str, sources), "--url", archive.url, "--tag", "PatientID=T")
+    assert sent.exit_code == 0, sent.output
+    assert "━" in sent.output  # the bar was drawn
+    lines = _screen_lines(sent.output)
+    for source in sources:
+        [line] = [line for line in lines if line.startswith(f"{source} -> ")]
+        assert line.endswith("(Success)  " + line.split("  ")[-1])
+    assert "3 files: 3 stored, 0 failed" in sent.output
+    assert len(archive.instances) == 3
+    ids = sorted(archive.instances)
+    got = run("fetch", *ids, "--url", archive.url, "-d", str(tmp_path / "back"))
+    assert got.exit_code == 0, got.output
+    assert "3 files: 3 written, 0 failed" in got.output
+    back = sorted(p.read_bytes() for p in (tmp_path / "back").iterdir())
+    assert back == sorted(p.read_bytes() for p in sources)
+
+
+def _screen_lines(output: str) -> list[str]:
+    """The lines as a terminal shows them: control sequences and carriage returns resolved
+    to what stays on screen (the transient bar erases itself)."""
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output)
+    return [line.rsplit("\r", 1)[-1] for line in text.split("\n")]
