@@ -639,6 +639,52 @@ def _build_dataset(
     code_extensions: bool = True,
 ) -> Dataset:
     zone = _time_zone(user_tags, moment)
+    ds = _default_dataset(
+        document_title=document_title,
+        conversion_type=conversion_type,
+        moment=moment,
+        created=created,
+        zone=zone,
+    )
+    copied: frozenset[int] = frozenset()
+    preferred: tuple[str, ...] = ()
+    if reference is not None:
+        user_tags = check_identity(user_tags, reference.dataset, reference.level, reference.source)
+        for element in reference.dataset:
+            ds.add(copy.deepcopy(element))
+        copied = frozenset(element.tag for element in reference.dataset)
+        preferred = reference.character_set
+        if reference.next_instance_number is not None:
+            ds.InstanceNumber = str(reference.next_instance_number)
+        if reference.next_series_number is not None:
+            ds.SeriesNumber = str(reference.next_series_number)
+    for tag, value in user_tags.items():
+        ds.add(_element(tag, value))
+    ds.MIMETypeOfEncapsulatedDocument = PDF_MIME_TYPE
+    ds.EncapsulatedDocumentLength = size
+    terms = choose_character_set(ds, preferred, code_extensions=code_extensions)
+    if _DOCUMENT_TITLE not in user_tags:
+        ds.DocumentTitle = cut_to_bytes(str(ds.DocumentTitle), MAX_TITLE_BYTES, terms)
+    check_encoded_lengths(ds, terms, copied - user_tags.keys())
+    if terms:
+        ds.SpecificCharacterSet = terms[0] if len(terms) == 1 else terms
+    return ds
+
+
+def _default_dataset(
+    *,
+    document_title: str,
+    conversion_type: str,
+    moment: dt.datetime,
+    created: dt.datetime | None,
+    zone: dt.tzinfo,
+) -> Dataset:
+    """The object before the reference and the user's tags are laid over it.
+
+    Every attribute starts with a default (empty where the standard allows it), so whatever
+    the reference and the tags leave out is still written; the dates are in ``zone``, since
+    TimezoneOffsetFromUTC applies to all of them.
+    """
     local = moment.astimezone(zone)
     date, time = local.strftime("%Y%m%d"), local.strftime("%H%M%S")
     made = (created.astimezone(zone) if created.tzinfo else created) if created else local
@@ -670,28 +716,6 @@ def _build_dataset(
     ds.SecondaryCaptureDeviceSoftwareVersions = __version__
     ds.DocumentTitle = document_title
     ds.ConceptNameCodeSequence = Sequence()
-    copied: frozenset[int] = frozenset()
-    preferred: tuple[str, ...] = ()
-    if reference is not None:
-        user_tags = check_identity(user_tags, reference.dataset, reference.level, reference.source)
-        for element in reference.dataset:
-            ds.add(copy.deepcopy(element))
-        copied = frozenset(element.tag for element in reference.dataset)
-        preferred = reference.character_set
-        if reference.next_instance_number is not None:
-            ds.InstanceNumber = str(reference.next_instance_number)
-        if reference.next_series_number is not None:
-            ds.SeriesNumber = str(reference.next_series_number)
-    for tag, value in user_tags.items():
-        ds.add(_element(tag, value))
-    ds.MIMETypeOfEncapsulatedDocument = PDF_MIME_TYPE
-    ds.EncapsulatedDocumentLength = size
-    terms = choose_character_set(ds, preferred, code_extensions=code_extensions)
-    if _DOCUMENT_TITLE not in user_tags:
-        ds.DocumentTitle = cut_to_bytes(str(ds.DocumentTitle), MAX_TITLE_BYTES, terms)
-    check_encoded_lengths(ds, terms, copied - user_tags.keys())
-    if terms:
-        ds.SpecificCharacterSet = terms[0] if len(terms) == 1 else terms
     return ds
 
 
@@ -827,35 +851,48 @@ def _simple_value(element: DataElement, ascii_text: bool) -> bytes | None:
     """The encoded value of an element this module encodes itself, or None for pydicom."""
     vr = element.VR
     value = element.value
-    data: bytes
+    data: bytes | None
     if vr in _ASCII_VRS or (ascii_text and vr in _TEXT_VRS):
-        if value is None:
-            text = ""
-        elif isinstance(value, str):
-            text = value
-        elif isinstance(value, MultiValue | list | tuple) and all(
-            isinstance(item, str) for item in value
-        ):
-            text = "\\".join(value)
-        else:
-            return None
-        if not text.isascii():
-            return None
-        if len(text) % 2:
-            text += "\0" if vr == "UI" else " "
-        data = text.encode("ascii")
+        data = _ascii_value(vr, value)
     elif vr == "OB" and type(value) is bytes:
         data = value + b"\x00" * (len(value) % 2)
     elif vr in _INTEGER_FORMATS and type(value) is int:
-        try:
-            data = struct.pack(_INTEGER_FORMATS[vr], value)
-        except struct.error:
-            return None
+        data = _integer_value(vr, value)
     else:
+        return None
+    if data is None:
         return None
     if vr not in _LONG_LENGTH_VRS and len(data) > 0xFFFF:
         return None  # pydicom writes it as UN, with a warning
     return data
+
+
+def _ascii_value(vr: str, value: object) -> bytes | None:
+    """A string value padded to even length as pydicom pads it, or None unless it is ASCII
+    text: anything else depends on the character set or on pydicom's own conversions."""
+    if value is None:
+        text = ""
+    elif isinstance(value, str):
+        text = value
+    elif isinstance(value, MultiValue | list | tuple) and all(
+        isinstance(item, str) for item in value
+    ):
+        text = "\\".join(value)
+    else:
+        return None
+    if not text.isascii():
+        return None
+    if len(text) % 2:
+        text += "\0" if vr == "UI" else " "
+    return text.encode("ascii")
+
+
+def _integer_value(vr: str, value: int) -> bytes | None:
+    """The packed integer, or None when it is out of the VR's range, for pydicom to report."""
+    try:
+        return struct.pack(_INTEGER_FORMATS[vr], value)
+    except struct.error:
+        return None
 
 
 def _encoder() -> DicomBytesIO:

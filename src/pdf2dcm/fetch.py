@@ -344,18 +344,11 @@ def fetch_each(
     batch, since every further PDF would fail alike.
     """
     directory = Path(outdir)
-    found: list[PdfInstance | FetchOutcome] = []
+    found: list[PdfInstance | FetchOutcome]
     if instance_ids:
-        # Named one by one, so that an unknown ID or an image is one failure among others.
-        for instance_id in instance_ids:
-            try:
-                found.extend(pdf_instances(client, instance_ids=[instance_id]))
-            except ServerUnreachableError:
-                raise
-            except Pdf2DcmError as error:
-                found.append(FetchOutcome(PdfInstance(instance_id, "", "", ""), "", error=error))
+        found = _named_instances(client, instance_ids)
     else:
-        found.extend(pdf_instances(client, study=study, series=series, patient=patient))
+        found = list(pdf_instances(client, study=study, series=series, patient=patient))
     make_directory(directory)
     limit = name_max(directory) - TEMPORARY_NAME_EXTRA
     taken: set[str] = set()
@@ -369,19 +362,45 @@ def fetch_each(
         if skip_existing and os.path.lexists(target):
             yield FetchOutcome(instance, str(target), skipped=True)
             continue
+        yield _fetch_one(client, instance, target, overwrite=overwrite, progress=progress)
+
+
+def _named_instances(
+    client: OrthancClient, instance_ids: Sequence[str]
+) -> list[PdfInstance | FetchOutcome]:
+    """The PDFs named, looked up one by one, so that an unknown ID or an image is one failure
+    among others rather than the end of the batch."""
+    found: list[PdfInstance | FetchOutcome] = []
+    for instance_id in instance_ids:
         try:
-            result = fetch_pdf(client, instance.id, target, overwrite=overwrite, progress=progress)
+            found.extend(pdf_instances(client, instance_ids=[instance_id]))
         except ServerUnreachableError:
             raise
         except Pdf2DcmError as error:
-            yield FetchOutcome(instance, str(target), error=error)
-        except OSError as exc:
-            refused = FileSystemError(
-                f"{target}: {exc.strerror or exc}", errno=exc.errno or errno.EIO
-            )
-            yield FetchOutcome(instance, str(target), error=refused)
-        else:
-            yield FetchOutcome(instance, str(target), result=result)
+            found.append(FetchOutcome(PdfInstance(instance_id, "", "", ""), "", error=error))
+    return found
+
+
+def _fetch_one(
+    client: OrthancClient,
+    instance: PdfInstance,
+    target: Path,
+    *,
+    overwrite: bool,
+    progress: ProgressCallback | None,
+) -> FetchOutcome:
+    """One PDF's outcome: a failure of this PDF alone is reported, not raised, so the batch
+    goes on; an unreachable server is raised, since every further PDF would fail alike."""
+    try:
+        result = fetch_pdf(client, instance.id, target, overwrite=overwrite, progress=progress)
+    except ServerUnreachableError:
+        raise
+    except Pdf2DcmError as error:
+        return FetchOutcome(instance, str(target), error=error)
+    except OSError as exc:
+        refused = FileSystemError(f"{target}: {exc.strerror or exc}", errno=exc.errno or errno.EIO)
+        return FetchOutcome(instance, str(target), error=refused)
+    return FetchOutcome(instance, str(target), result=result)
 
 
 def fetch_all(

@@ -279,42 +279,60 @@ def open_input(
     """
     cap = MAX_SPOOL_SIZE if limit is None else limit
     if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
+        opened = _open_path(Path(source), name, cap)
+    else:
+        opened = _open_stream(source, name, cap)
+    with opened as (stream, size):
+        yield stream, size
+
+
+@contextlib.contextmanager
+def _open_path(path: Path, name: str, cap: int) -> Iterator[tuple[BinaryIO, int]]:
+    """A named file: a regular one as it is, a FIFO spooled, a directory or a device refused.
+
+    The type is taken from the opened descriptor, not the path, so that what is read is what
+    was checked even if the path is replaced meanwhile.
+    """
+    with _open_file(path, name) as handle:
         try:
-            handle = path.open("rb")
-        except FileNotFoundError:
-            raise FileSystemError(
-                f"{name}: no such file; check the path", errno=errno.ENOENT
-            ) from None
-        except IsADirectoryError:
-            raise FileSystemError(
-                f"{name} is a directory; give a file", errno=errno.EISDIR
-            ) from None
-        except PermissionError as exc:
-            raise FileSystemError(
-                f"{name}: permission denied; check the file's permissions", errno=exc.errno
-            ) from None
+            info = os.fstat(handle.fileno())
         except OSError as exc:
-            raise filesystem_error(exc, name, "open") from None
-        with handle:
-            try:
-                info = os.fstat(handle.fileno())
-            except OSError as exc:
-                raise filesystem_error(exc, name, "read") from None
-            if stat.S_ISDIR(info.st_mode):
-                raise FileSystemError(f"{name} is a directory; give a file", errno=errno.EISDIR)
-            if stat.S_ISREG(info.st_mode):
-                yield handle, info.st_size
-                return
-            device = _device_kind(info.st_mode)
-            if device is not None:
-                raise InputError(
-                    f"{name} is a {device} device, not a file; give a file, or pipe the data in "
-                    "with '-'"
-                )
-            with _spool(handle, name, cap) as (spooled, size):
-                yield spooled, size
-        return
+            raise filesystem_error(exc, name, "read") from None
+        if stat.S_ISDIR(info.st_mode):
+            raise FileSystemError(f"{name} is a directory; give a file", errno=errno.EISDIR)
+        if stat.S_ISREG(info.st_mode):
+            yield handle, info.st_size
+            return
+        device = _device_kind(info.st_mode)
+        if device is not None:
+            raise InputError(
+                f"{name} is a {device} device, not a file; give a file, or pipe the data in "
+                "with '-'"
+            )
+        with _spool(handle, name, cap) as (spooled, size):
+            yield spooled, size
+
+
+def _open_file(path: Path, name: str) -> BinaryIO:
+    """The file opened for reading, or a FileSystemError that says what to do about it."""
+    try:
+        return path.open("rb")
+    except FileNotFoundError:
+        raise FileSystemError(f"{name}: no such file; check the path", errno=errno.ENOENT) from None
+    except IsADirectoryError:
+        raise FileSystemError(f"{name} is a directory; give a file", errno=errno.EISDIR) from None
+    except PermissionError as exc:
+        raise FileSystemError(
+            f"{name}: permission denied; check the file's permissions", errno=exc.errno
+        ) from None
+    except OSError as exc:
+        raise filesystem_error(exc, name, "open") from None
+
+
+@contextlib.contextmanager
+def _open_stream(source: BinaryIO, name: str, cap: int) -> Iterator[tuple[BinaryIO, int]]:
+    """A stream given by the caller: read in place when it can seek from its start, spooled
+    otherwise; a terminal or a device is refused. The stream is never closed here."""
     device = _device_kind(_stream_mode(source))
     if device is not None:
         raise InputError(

@@ -373,6 +373,26 @@ def worklist_reference(
     InputError
         Several match, an Orthanc ID or a key the worklist cannot match was given.
     """
+    _check_worklist_selector(selector)
+    answer = _scheduled_procedure(client, modality, selector)
+    dataset = Dataset()
+    dataset.SpecificCharacterSet = "ISO_IR 192"
+    notes: list[str] = []
+    for source_key, keyword in _WORKLIST_COPIED.items():
+        value = answer.get(source_key)
+        if value is None:
+            continue
+        value, value_notes = _copied_value(source_key, keyword, value, modality, given)
+        notes.extend(value_notes)
+        setattr(dataset, keyword, value)
+    reference = reference_from_header(dataset, "study", f"the worklist of {modality}")
+    return dataclasses.replace(
+        reference, character_set=(), warnings=reference.warnings + tuple(notes)
+    )
+
+
+def _check_worklist_selector(selector: Selector) -> None:
+    """Refuse before asking the server what a worklist query could never match."""
     if selector.orthanc_id is not None:
         raise InputError("a worklist is searched by KEY=VALUE terms, not by an Orthanc ID")
     unknown = [key for key in selector.query if key not in WORKLIST_KEYS]
@@ -381,16 +401,14 @@ def worklist_reference(
             f"{unknown[0]} cannot select a scheduled procedure; keys for a worklist: "
             f"{', '.join(WORKLIST_KEYS)}"
         )
+
+
+def _scheduled_procedure(
+    client: OrthancClient, modality: str, selector: Selector
+) -> dict[str, str]:
+    """The one answer that matches: none or several cannot say which study a document joins."""
     query = dict.fromkeys(_WORKLIST_COPIED, "") | dict(selector.query)
-    try:
-        answers = client.find_worklist(modality, query)
-    except ServerFailedError as exc:
-        if exc.orthanc_status != _ORTHANC_NETWORK_PROTOCOL:
-            raise
-        raise ServerUnreachableError(
-            f"{client.settings.url} cannot reach the worklist SCP of modality {modality} "
-            f"({exc.orthanc_details or exc.orthanc_message}); is it running?"
-        ) from exc
+    answers = _find_worklist(client, modality, query)
     if not answers:
         raise NotFoundError(
             f"no scheduled procedure in the worklist of {modality} matches {selector}",
@@ -407,39 +425,59 @@ def worklist_reference(
             f"{selector}; add a term such as AccessionNumber=... or PatientID=...:\n  "
             + "\n  ".join(lines)
         )
-    answer = answers[0]
-    dataset = Dataset()
-    dataset.SpecificCharacterSet = "ISO_IR 192"
+    return answers[0]
+
+
+def _find_worklist(
+    client: OrthancClient, modality: str, query: Mapping[str, str]
+) -> list[dict[str, str]]:
+    """The worklist's answers; a worklist SCP that cannot be reached is told apart from a
+    failing Orthanc, since the fix is on the modality's side."""
+    try:
+        return client.find_worklist(modality, query)
+    except ServerFailedError as exc:
+        if exc.orthanc_status != _ORTHANC_NETWORK_PROTOCOL:
+            raise
+        raise ServerUnreachableError(
+            f"{client.settings.url} cannot reach the worklist SCP of modality {modality} "
+            f"({exc.orthanc_details or exc.orthanc_message}); is it running?"
+        ) from exc
+
+
+def _copied_value(
+    source_key: str,
+    keyword: str,
+    value: str,
+    modality: str,
+    given: Mapping[int, object] | None,
+) -> tuple[str, list[str]]:
+    """The value a worklist attribute gives the document, and the notes on how it was got.
+
+    A value Orthanc passed through undecoded is replaced by the one given, or refused, since
+    a garbled name must not be filed; UTF-8 read as Latin-1 is repaired.
+    """
     notes: list[str] = []
-    for source_key, keyword in _WORKLIST_COPIED.items():
-        value = answer.get(source_key)
-        if value is None:
-            continue
-        if any(mark in value for mark in _SUSPECT_TEXT):
-            if given is None or keyword_dict[keyword] not in given:
-                raise InputError(
-                    f"{source_key} from the worklist of {modality} did not come through "
-                    f"Orthanc exactly ({shown(value)}: its character set, likely ISO 2022, "
-                    f"is passed on undecoded); give the {keyword} yourself as a tag"
-                )
-            notes.append(
-                f"{source_key} from the worklist of {modality} did not come through Orthanc "
-                f"exactly; the {keyword} given is used instead"
+    if any(mark in value for mark in _SUSPECT_TEXT):
+        if given is None or keyword_dict[keyword] not in given:
+            raise InputError(
+                f"{source_key} from the worklist of {modality} did not come through "
+                f"Orthanc exactly ({shown(value)}: its character set, likely ISO 2022, "
+                f"is passed on undecoded); give the {keyword} yourself as a tag"
             )
-            value = str(given[keyword_dict[keyword]])
-        repaired = _utf8_read_as_latin1(value)
-        if repaired is not None:
-            notes.append(
-                f"{source_key} from the worklist of {modality} arrived as UTF-8 read as "
-                f"Latin-1 (Orthanc decodes worklist answers with its DefaultEncoding); "
-                f"repaired to {shown(repaired)}"
-            )
-            value = repaired
-        setattr(dataset, keyword, value)
-    reference = reference_from_header(dataset, "study", f"the worklist of {modality}")
-    return dataclasses.replace(
-        reference, character_set=(), warnings=reference.warnings + tuple(notes)
-    )
+        notes.append(
+            f"{source_key} from the worklist of {modality} did not come through Orthanc "
+            f"exactly; the {keyword} given is used instead"
+        )
+        value = str(given[keyword_dict[keyword]])
+    repaired = _utf8_read_as_latin1(value)
+    if repaired is not None:
+        notes.append(
+            f"{source_key} from the worklist of {modality} arrived as UTF-8 read as "
+            f"Latin-1 (Orthanc decodes worklist answers with its DefaultEncoding); "
+            f"repaired to {shown(repaired)}"
+        )
+        value = repaired
+    return value, notes
 
 
 def _utf8_read_as_latin1(value: str) -> str | None:

@@ -16,7 +16,7 @@ import io
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
@@ -270,24 +270,7 @@ def read_manifest(path: str | Path) -> list[ManifestEntry]:
 
 def _csv_rows(text: str, manifest: Path) -> Iterable[tuple[int, str, dict[str, str]]]:
     reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise InputError(f"manifest {manifest} is empty") from None
-    except csv.Error as exc:
-        raise InputError(f"manifest {manifest} line 1 is not CSV: {exc}") from None
-    columns = [column.strip() for column in header]
-    if MANIFEST_FILE_COLUMN not in columns:
-        raise InputError(
-            f"manifest {manifest} has no {MANIFEST_FILE_COLUMN!r} column; its header is "
-            f"{short_value(','.join(columns))}"
-        )
-    for column in columns:
-        if column != MANIFEST_FILE_COLUMN:
-            try:
-                resolve_key(column)
-            except TagError as exc:
-                raise TagError(f"manifest {manifest} column {column!r}: {exc}") from None
+    columns = _csv_columns(reader, manifest)
     file_index = columns.index(MANIFEST_FILE_COLUMN)
     try:
         for cells in reader:
@@ -307,6 +290,30 @@ def _csv_rows(text: str, manifest: Path) -> Iterable[tuple[int, str, dict[str, s
             yield row, cells[file_index], tags
     except csv.Error as exc:
         raise InputError(f"manifest {manifest} row {reader.line_num} is not CSV: {exc}") from None
+
+
+def _csv_columns(reader: Iterator[list[str]], manifest: Path) -> list[str]:
+    """The header's column names, checked before any row: a misspelt keyword is refused even
+    where its cells are all empty, which the rows alone (empty cells are left out) would hide."""
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise InputError(f"manifest {manifest} is empty") from None
+    except csv.Error as exc:
+        raise InputError(f"manifest {manifest} line 1 is not CSV: {exc}") from None
+    columns = [column.strip() for column in header]
+    if MANIFEST_FILE_COLUMN not in columns:
+        raise InputError(
+            f"manifest {manifest} has no {MANIFEST_FILE_COLUMN!r} column; its header is "
+            f"{short_value(','.join(columns))}"
+        )
+    for column in columns:
+        if column != MANIFEST_FILE_COLUMN:
+            try:
+                resolve_key(column)
+            except TagError as exc:
+                raise TagError(f"manifest {manifest} column {column!r}: {exc}") from None
+    return columns
 
 
 def _jsonl_rows(text: str, manifest: Path) -> Iterable[tuple[int, str, dict[str, object]]]:

@@ -325,6 +325,12 @@ def _check_single(tag: int, vr: str, value: str, name: str, check_lengths: bool)
     pattern = _PATTERNS.get(vr)
     if pattern is not None and not pattern[0].fullmatch(value):
         raise TagError(f"{name} = {shown!r}: must be {pattern[1]}")
+    _check_dates_and_numbers(tag, vr, value, name)
+
+
+def _check_dates_and_numbers(tag: int, vr: str, value: str, name: str) -> None:
+    """The checks that parse the value: a calendar date, a UTC offset that exists, a number
+    in range. They come after the pattern, so a value of the wrong shape is reported as such."""
     if vr in ("DA", "DT"):
         _check_calendar(value, name)
     if vr == "DT" or tag == _TIMEZONE_OFFSET:
@@ -334,10 +340,14 @@ def _check_single(tag: int, vr: str, value: str, name: str, check_lengths: bool)
     if vr == "IS":
         _check_int(value.strip(), name, -(2**31), 2**31 - 1)
     if vr in ("FL", "FD"):
-        try:
-            float(value)
-        except ValueError:
-            raise TagError(f"{name} = {shown!r}: must be a number, e.g. 1.5") from None
+        _check_float(value, name)
+
+
+def _check_float(value: str, name: str) -> None:
+    try:
+        float(value)
+    except ValueError:
+        raise TagError(f"{name} = {short_value(value)!r}: must be a number, e.g. 1.5") from None
 
 
 def _check_person_name(value: str, name: str, check_lengths: bool) -> None:
