@@ -219,36 +219,46 @@ class Inbox:
         pending = [(self.root, PurePosixPath())]
         while pending:
             folder, relative = pending.pop()
-            try:
-                entries = list(os.scandir(folder))
-            except FileNotFoundError:
-                if folder == self.root:
-                    raise FileSystemError(
-                        f"inbox {self.root} does not exist; create it or give another folder",
-                        errno=errno.ENOENT,
-                    ) from None
-                continue
-            except OSError as exc:
-                if folder != self.root:
-                    continue
-                raise FileSystemError(
-                    f"cannot read inbox {self.root}: {exc.strerror}", errno=exc.errno
-                ) from exc
-            for entry in entries:
+            for entry in self._entries(folder):
                 name = entry.name
                 if name.startswith(".") or name.endswith(IGNORED_SUFFIXES):
                     continue
-                try:
-                    if entry.is_dir(follow_symlinks=False):
-                        if self.recursive and os.path.realpath(entry.path) not in self._excluded:
-                            pending.append((Path(entry.path), relative / name))
-                        continue
-                    if not entry.is_file():
-                        continue
-                except OSError:
-                    continue
-                if name.lower().endswith(".pdf"):
+                kind = _kind(entry)
+                if kind == "folder" and self.recursive:
+                    if os.path.realpath(entry.path) not in self._excluded:
+                        pending.append((Path(entry.path), relative / name))
+                elif kind == "file" and name.lower().endswith(".pdf"):
                     yield str(relative / name), Path(entry.path)
+
+    def _entries(self, folder: Path) -> list[os.DirEntry[str]]:
+        """A folder's entries; an unreadable subfolder has none, an unreadable inbox is an
+        error (the service cannot do its work)."""
+        try:
+            return list(os.scandir(folder))
+        except FileNotFoundError:
+            if folder == self.root:
+                raise FileSystemError(
+                    f"inbox {self.root} does not exist; create it or give another folder",
+                    errno=errno.ENOENT,
+                ) from None
+            return []
+        except OSError as exc:
+            if folder != self.root:
+                return []
+            raise FileSystemError(
+                f"cannot read inbox {self.root}: {exc.strerror}", errno=exc.errno
+            ) from exc
+
+
+def _kind(entry: os.DirEntry[str]) -> Literal["folder", "file", "other"]:
+    """A folder (never followed through a link), a regular file, or something else; an
+    entry that vanished or cannot be examined counts as something else."""
+    try:
+        if entry.is_dir(follow_symlinks=False):
+            return "folder"
+        return "file" if entry.is_file() else "other"
+    except OSError:
+        return "other"
 
 
 def _signature(path: Path) -> Signature | None:
@@ -342,6 +352,17 @@ class SeriesNumbers:
         return highest
 
 
+@dataclass
+class _Loop:
+    """The state of :meth:`Watcher.run` between its steps."""
+
+    next_scan: float
+    guard: StudyGuard
+    queue: collections.deque[str] = field(default_factory=collections.deque)
+    in_flight: dict[concurrent.futures.Future[WatchEvent], str] = field(default_factory=dict)
+    waiting: int = 0
+
+
 class Watcher:
     """Runs a hot folder: see the module's docstring for the rules.
 
@@ -395,54 +416,64 @@ class Watcher:
         Files being uploaded when ``stop`` is set are finished and moved; no new one starts.
         """
         options = self.options
-        in_flight: dict[concurrent.futures.Future[WatchEvent], str] = {}
-        limit = 2 * max(1, options.concurrency)
-        queue: collections.deque[str] = collections.deque()
-        waiting = 0
-        next_scan = self._clock()
+        loop = _Loop(next_scan=self._clock(), guard=StudyGuard(self.client))
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, options.concurrency))
-        guard = StudyGuard(self.client)
         try:
             while not stop.is_set():
-                if self._clock() >= next_scan:
-                    # The folder is read once per poll, however many files finish in between:
-                    # a backlog is fed from the queue, not by reading the folder per file.
-                    queue, settling = self._ready(set(in_flight.values()))
-                    next_scan = self._clock() + options.poll
-                    settled_at = self.inbox.next_ready_at()
-                    if settled_at is not None:
-                        # Look again the moment a file has settled, not up to a poll later.
-                        next_scan = min(next_scan, settled_at + 0.01)
-                    waiting = settling + len(queue)
+                if self._clock() >= loop.next_scan:
+                    self._scan(loop)
                 if self._clock() >= self._pause_until:
-                    if not in_flight:
-                        # Each round asks the server afresh which patient owns a study.
-                        guard = StudyGuard(self.client)
-                        self._numbers.refresh()
-                    while queue and len(in_flight) < limit:
-                        name = queue.popleft()
-                        in_flight[pool.submit(self._process, name, guard)] = name
-                pause = max(0.0, next_scan - self._clock())
-                if in_flight:
-                    done, _ = concurrent.futures.wait(
-                        list(in_flight), timeout=pause, return_when="FIRST_COMPLETED"
-                    )
-                    for future in done:
-                        del in_flight[future]
-                        self._finish(future.result())
-                        waiting = max(0, waiting - 1)
-                else:
-                    stop.wait(pause)
+                    self._start(loop, pool)
+                self._collect(loop, stop)
                 if self._on_status is not None:
-                    self._on_status(waiting, self.stored, self.failed, self.last_error)
-                if options.once and not in_flight and not (self._pending or set()) - self._given_up:
+                    self._on_status(loop.waiting, self.stored, self.failed, self.last_error)
+                if options.once and not loop.in_flight and not self._left_to_do():
                     break
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-            for future in in_flight:
+            for future in loop.in_flight:
                 if future.done() and not future.cancelled():
                     self._finish(future.result())
-        return WatchSummary(self.stored, self.failed, waiting, self.first_error)
+        return WatchSummary(self.stored, self.failed, loop.waiting, self.first_error)
+
+    def _scan(self, loop: _Loop) -> None:
+        """Read the folder once per poll, however many files finish in between: a backlog is
+        fed from the queue, not by reading the folder per file."""
+        loop.queue, settling = self._ready(set(loop.in_flight.values()))
+        loop.next_scan = self._clock() + self.options.poll
+        settled_at = self.inbox.next_ready_at()
+        if settled_at is not None:
+            # Look again the moment a file has settled, not up to a poll later.
+            loop.next_scan = min(loop.next_scan, settled_at + 0.01)
+        loop.waiting = settling + len(loop.queue)
+
+    def _start(self, loop: _Loop, pool: concurrent.futures.ThreadPoolExecutor) -> None:
+        if not loop.in_flight:
+            # Each round asks the server afresh which patient owns a study.
+            loop.guard = StudyGuard(self.client)
+            self._numbers.refresh()
+        limit = 2 * max(1, self.options.concurrency)
+        while loop.queue and len(loop.in_flight) < limit:
+            name = loop.queue.popleft()
+            loop.in_flight[pool.submit(self._process, name, loop.guard)] = name
+
+    def _collect(self, loop: _Loop, stop: threading.Event) -> None:
+        """Wait until the next scan is due or an upload ends, and report what ended."""
+        pause = max(0.0, loop.next_scan - self._clock())
+        if not loop.in_flight:
+            stop.wait(pause)
+            return
+        done, _ = concurrent.futures.wait(
+            list(loop.in_flight), timeout=pause, return_when="FIRST_COMPLETED"
+        )
+        for future in done:
+            del loop.in_flight[future]
+            self._finish(future.result())
+            loop.waiting = max(0, loop.waiting - 1)
+
+    def _left_to_do(self) -> bool:
+        """With ``once``: whether files present at the start are neither done nor given up."""
+        return bool((self._pending or set()) - self._given_up)
 
     def _ready(self, busy: set[str]) -> tuple[collections.deque[str], int]:
         """The files to start now, in name order, and how many others are still settling."""

@@ -262,3 +262,38 @@ def test_waiting_for_several_jobs_ends_with_one_summary_line(fake: FakeOrthanc) 
     assert len(lines) == 2
     quiet = run("jobs", "wait", JOB, failed, "--url", fake.url, "-q")
     assert quiet.stderr.splitlines() == lines[:1]
+
+
+@pytest.mark.parametrize("command", ["encode", "upload", "watch"])
+def test_long_option_lists_are_grouped_in_sections(command: str) -> None:
+    shown = run(command, "--help").stdout
+    headings = [line for line in shown.splitlines() if line and line[0].isalpha()]
+    sections = [line for line in headings if line.endswith(":") and not line.startswith("Usage")]
+    assert "What to write:" in sections
+    assert "Where it goes:" in sections
+    assert "Output and checks:" in sections
+    # Every option has its section: none is left over.
+    assert "Other options:" not in sections
+    assert "Options:" not in sections
+    if command != "encode":
+        assert "Connection:" in sections
+        connection = shown.split("Connection:")[1].split("\n\n")[0]
+        assert "--url URL" in connection
+        assert "--via [" not in connection
+
+
+def test_upload_and_watch_share_the_destination_options() -> None:
+    def options(command: str) -> dict[str, str]:
+        from pdf2dcm.cli.app import cli as root
+
+        ctx = root.make_context("pdf2dcm", [command, "--help"], resilient_parsing=True)
+        found = root.get_command(ctx, command)
+        assert found is not None
+        return {
+            str(param.name): " ".join(param.opts)
+            for param in found.params
+            if param.name in {"method", "parent", "study_terms", "worklist", "send_to_peer"}
+        }
+
+    assert options("upload") == options("watch")
+    assert len(options("upload")) == 5

@@ -398,3 +398,34 @@ def _screen_lines(output: str) -> list[str]:
     to what stays on screen (the transient bar erases itself)."""
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output)
     return [line.rsplit("\r", 1)[-1] for line in text.split("\n")]
+
+
+def test_upload_and_watch_both_take_the_profiles_default_tags(
+    archive: Archive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[profiles.ward]\nurl = "{archive.url}"\n'
+        '[profiles.ward.tags]\nPatientID = "PRO-1"\nInstitutionName = "Klinikum"\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("PDF2DCM_CONFIG", str(config))
+    sent = tmp_path / "sent.pdf"
+    sent.write_bytes(make_pdf(1100, seed=30))
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "dropped.pdf").write_bytes(make_pdf(1200, seed=31))
+    uploaded = run("--profile", "ward", "upload", str(sent), "--json")
+    watched = run(
+        "--profile", "ward", "watch", str(inbox), "--once", "--settle", "0", "--delete",
+        "--tag", "PatientID=PRO-2", "--json",
+    )  # fmt: skip
+    assert uploaded.exit_code == 0, uploaded.stderr
+    assert watched.exit_code == 0, watched.stderr
+    [first], [second] = records(uploaded), records(watched)
+    assert (first["PatientID"], second["PatientID"]) == ("PRO-1", "PRO-2")
+    for record in (first, second):
+        stored = archive.datasets[record["ID"]]
+        assert stored.InstitutionName == "Klinikum"
+        assert stored.PatientID == record["PatientID"]
+    assert not (inbox / "dropped.pdf").exists()

@@ -366,6 +366,107 @@ def _adopt(command: click.Command) -> None:
             _adopt(subcommand)
 
 
+HELP_SECTIONS: tuple[tuple[str, frozenset[str]], ...] = (
+    (
+        "What to write",
+        frozenset(
+            {
+                "tag_assignments",
+                "tags_file",
+                "title",
+                "conversion_type",
+                "study_from",
+                "series_from",
+                "same_series",
+            }
+        ),
+    ),
+    (
+        "Where it goes",
+        frozenset(
+            {
+                "output",
+                "outdir",
+                "overwrite",
+                "method",
+                "parent",
+                "study_terms",
+                "patient_terms",
+                "series_terms",
+                "worklist",
+                "send_to_modality",
+                "send_to_peer",
+                "wait",
+                "wait_timeout",
+                "done",
+                "delete",
+                "failed",
+            }
+        ),
+    ),
+    (
+        "Batch",
+        frozenset(
+            {
+                "files_from",
+                "files_null",
+                "name_pattern",
+                "name_regex",
+                "manifest",
+                "recursive",
+                "concurrency",
+                "fail_fast",
+                "settle",
+                "once",
+            }
+        ),
+    ),
+    (
+        "Connection",
+        frozenset(
+            {"url", "username", "password", "token", "ca_bundle", "insecure", "timeout"}
+            | {"dicomweb_url", "profile"}
+        ),
+    ),
+    (
+        "Output and checks",
+        frozenset(
+            {"as_json", "no_progress", "dry_run", "strict", "log_file", "quiet", "verbose"}
+            | {"debug", "help"}
+        ),
+    ),
+)
+"""The sections of the help of the commands with many options (encode, upload, watch), by
+option destination; an option in none of them is listed under "Other options"."""
+
+
+class SectionedCommand(click.Command):
+    """A command whose ``--help`` lists its options in :data:`HELP_SECTIONS`, not in one list.
+
+    Use: ``@cli.command(cls=SectionedCommand)``.
+    """
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        help_option = self.get_help_option(ctx)
+        rows = {
+            "help" if param is help_option else param.name: record
+            for param in self.get_params(ctx)
+            if isinstance(param, click.Option)
+            and (record := param.get_help_record(ctx)) is not None
+        }
+        placed: set[str | None] = set()
+        for title, names in HELP_SECTIONS:
+            section = [record for name, record in rows.items() if name in names]
+            placed.update(name for name in rows if name in names)
+            if section:
+                with formatter.section(title):
+                    formatter.write_dl(section)
+        rest = [record for name, record in rows.items() if name not in placed]
+        if rest:
+            with formatter.section("Other options"):
+                formatter.write_dl(rest)
+
+
 _COMMAND_MODULES = {
     "encode": "local",
     "extract": "local",

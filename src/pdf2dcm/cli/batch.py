@@ -2,20 +2,59 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from .common import stdin
+from .app import say
+from .common import refuse_terminal_stdin, stdin
 
 if TYPE_CHECKING:
+    from pdf2dcm.pertags import NameRule
     from pdf2dcm.tags import ValidatedTags
+
+_LISTING_PARAMETERS = ("files_from", "files_null", "name_pattern", "name_regex")
+
+
+@dataclass(frozen=True)
+class Listing:
+    """Inputs listed in a file, and the rule that reads tags from each input's name."""
+
+    files_from: str | None
+    files_null: bool
+    name_pattern: str | None
+    name_regex: str | None
+
+    def check(self, inputs: Sequence[str]) -> None:
+        if self.name_pattern is not None and self.name_regex is not None:
+            raise click.UsageError("give --name-pattern or --name-regex, not both")
+        if self.files_null and self.files_from is None:
+            raise click.UsageError("-0/--null goes with --files-from")
+        if self.files_from == "-" and "-" in inputs:
+            raise click.UsageError("stdin carries the --files-from list; it cannot be an input too")
+
+    def rule(self) -> NameRule | None:
+        from pdf2dcm.pertags import NameRule
+
+        if self.name_pattern is not None:
+            return NameRule.from_pattern(self.name_pattern)
+        if self.name_regex is not None:
+            return NameRule.from_regex(self.name_regex)
+        return None
 
 
 def per_file_options(function: Callable[..., Any]) -> Callable[..., Any]:
-    """Inputs listed in a file, and tags read from each input's name (encode and upload)."""
+    """The :class:`Listing` options (encode and upload), passed as one ``listing`` argument."""
+
+    @functools.wraps(function)
+    def command(*args: Any, **kwargs: Any) -> Any:
+        values = {name: kwargs.pop(name) for name in _LISTING_PARAMETERS}
+        return function(*args, listing=Listing(**values), **kwargs)
+
     options = [
         click.option(
             "--files-from",
@@ -43,43 +82,41 @@ def per_file_options(function: Callable[..., Any]) -> Callable[..., Any]:
         ),
     ]
     for option in reversed(options):
-        function = option(function)
-    return function
+        command = option(command)
+    return command
 
 
 def batch_inputs(
     inputs: Sequence[str],
-    files_from: str | None,
-    files_null: bool,
-    name_pattern: str | None,
-    name_regex: str | None,
+    listing: Listing,
     *,
     manifest: Path | None = None,
-    expand: Callable[[list[str]], list[str]] = list,
+    expand: Callable[[list[str], list[str]], list[str]],
 ) -> tuple[list[str], list[ValidatedTags]]:
     """The inputs of a batch and each one's own tags (name < sidecar < manifest row).
 
-    ``expand`` turns directories into their files (upload's ``--recursive``). Everything is
-    read and checked here, before a file is written or sent.
+    ``expand(names, notes)`` turns directories into their files, adding a note for what it
+    left out (subdirectories without ``--recursive``); the notes are printed as warnings.
+    Everything is read and checked here, before a file is written or sent; stdin may be
+    one input, and never a terminal.
     """
-    from pdf2dcm.pertags import NameRule, batch_file_tags, read_file_list, read_manifest
+    from pdf2dcm.pertags import batch_file_tags, read_file_list, read_manifest
 
-    if name_pattern is not None and name_regex is not None:
-        raise click.UsageError("give --name-pattern or --name-regex, not both")
-    if files_null and files_from is None:
-        raise click.UsageError("-0/--null goes with --files-from")
-    if files_from == "-" and "-" in inputs:
-        raise click.UsageError("stdin carries the --files-from list; it cannot be an input too")
+    listing.check(inputs)
+    files_from = listing.files_from
     entries = read_manifest(manifest) if manifest is not None else []
     listed = []
     if files_from is not None:
-        listed = read_file_list(stdin() if files_from == "-" else files_from, nul=files_null)
-    names = [str(entry.path) for entry in entries] + expand([*inputs, *listed])
+        source = stdin() if files_from == "-" else files_from
+        listed = read_file_list(source, nul=listing.files_null)
+    notes: list[str] = []
+    names = [str(entry.path) for entry in entries] + expand([*inputs, *listed], notes)
+    for note in notes:
+        say(f"warning: {note}")
     if not names:
         raise click.UsageError("give INPUT..., --files-from FILE or --manifest FILE")
-    rule = None
-    if name_pattern is not None:
-        rule = NameRule.from_pattern(name_pattern)
-    elif name_regex is not None:
-        rule = NameRule.from_regex(name_regex)
-    return names, batch_file_tags(names, rule=rule, manifest=entries)
+    if names.count("-") > 1:
+        raise click.UsageError("stdin ('-') can be read only once")
+    if "-" in names:
+        refuse_terminal_stdin()
+    return names, batch_file_tags(names, rule=listing.rule(), manifest=entries)

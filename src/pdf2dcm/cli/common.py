@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from pdf2dcm.lookup import Target
     from pdf2dcm.progress import ProgressCallback
     from pdf2dcm.tags import ValidatedTags
+    from pdf2dcm.upload import Forward, Method
 
 
 T = TypeVar("T")
@@ -365,29 +366,160 @@ class Batch:
         end_batch(self.failures, self.count, summary=False)
 
 
-def target_from_options(
-    parent: str | None,
-    study: Sequence[str],
-    patient: Sequence[str],
-    series: Sequence[str],
-    worklist: str | None,
-    *,
-    has_reference_file: bool = False,
-) -> Target | None:
-    """Where ``--parent``/``--study``/``--patient``/``--series`` attach, at most one of them."""
-    from pdf2dcm.lookup import Target
+_DESTINATION_PARAMETERS = (
+    "method",
+    "dicomweb_url",
+    "parent",
+    "study_terms",
+    "patient_terms",
+    "series_terms",
+    "worklist",
+    "send_to_modality",
+    "send_to_peer",
+)
 
-    flags = (("--parent", parent), ("--study", study), ("--patient", patient), ("--series", series))
-    given = [flag for flag, value in flags if value]
-    if has_reference_file:
-        given.append("--study-from/--series-from")
-    if len(given) > 1:
-        raise click.UsageError(f"give one of {', '.join(given)}, not several")
-    if worklist is not None and not study:
-        raise click.UsageError("--worklist goes with --study KEY=VALUE (what to look up)")
-    if not given or given == ["--study-from/--series-from"]:
+
+@dataclass(frozen=True)
+class Destination:
+    """Where upload and watch put documents: how they are sent, what they attach to, and
+    where they are forwarded; gathered into one argument, as :class:`Connection` is."""
+
+    method: str
+    dicomweb_url: str | None
+    parent: str | None
+    study_terms: tuple[str, ...]
+    patient_terms: tuple[str, ...]
+    series_terms: tuple[str, ...]
+    worklist: str | None
+    send_to_modality: str | None
+    send_to_peer: str | None
+
+    def target(self, *, has_reference_file: bool = False) -> Target | None:
+        """What ``--parent``/``--study``/``--patient``/``--series`` attach to (one at most)."""
+        from pdf2dcm.lookup import Target
+
+        flags = (
+            ("--parent", self.parent),
+            ("--study", self.study_terms),
+            ("--patient", self.patient_terms),
+            ("--series", self.series_terms),
+        )
+        given = [flag for flag, value in flags if value]
+        if has_reference_file:
+            given.append("--study-from/--series-from")
+        if len(given) > 1:
+            raise click.UsageError(f"give one of {', '.join(given)}, not several")
+        if self.worklist is not None and not self.study_terms:
+            raise click.UsageError("--worklist goes with --study KEY=VALUE (what to look up)")
+        if not given or given == ["--study-from/--series-from"]:
+            return None
+        return Target(
+            self.parent, self.study_terms, self.patient_terms, self.series_terms, self.worklist
+        )
+
+    def forward(self) -> Forward | None:
+        """The modality or peer to forward stored documents to, if any."""
+        if self.send_to_modality is not None and self.send_to_peer is not None:
+            raise click.UsageError("give --send-to-modality or --send-to-peer, not both")
+        if self.send_to_modality is not None:
+            return ("modality", self.send_to_modality)
+        if self.send_to_peer is not None:
+            return ("peer", self.send_to_peer)
         return None
-    return Target(parent, tuple(study), tuple(patient), tuple(series), worklist)
+
+    def chosen_method(self, profile: Profile | None) -> Method:
+        """``--via``, unless left at its default: then the profile's method, if it has one."""
+        method = profile_choice("method", self.method, profile.method if profile else None)
+        if method not in ("instances", "create-dicom", "stow"):
+            raise AssertionError(method)
+        return method  # type: ignore[return-value]
+
+
+def destination_options(*, per_file: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The options of :class:`Destination`, passed to the command as ``destination``.
+
+    ``per_file`` (watch): each file finds its own target, so terms may hold placeholders.
+    """
+
+    def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(function)
+        def command(*args: Any, **kwargs: Any) -> Any:
+            values = {name: kwargs.pop(name) for name in _DESTINATION_PARAMETERS}
+            return function(*args, destination=Destination(**values), **kwargs)
+
+        for option in reversed(_destination_option_list(per_file)):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def _destination_option_list(per_file: bool) -> list[Callable[[Any], Any]]:
+    each = " Terms may hold {Keyword}, filled from each file's values." if per_file else ""
+    return [
+        click.option(
+            "--via",
+            "method",
+            type=click.Choice(["instances", "create-dicom", "stow"]),
+            default="instances",
+            show_default=True,
+            help="instances: encode here, POST /instances; create-dicom: Orthanc encodes; "
+            "stow: DICOMweb STOW-RS [then the profile's method].",
+        ),
+        click.option(
+            "--dicomweb-url",
+            metavar="URL",
+            help="DICOMweb root for --via stow [default: URL/dicom-web].",
+        ),
+        click.option(
+            "--parent",
+            metavar="ORTHANC_ID",
+            help="Attach to this Orthanc patient, study or series (copies its attributes).",
+        ),
+        click.option(
+            "--study",
+            "study_terms",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="Attach to the one study matching every term (AccessionNumber=A123, "
+            "StudyInstanceUID=..., PatientID=...), or an Orthanc study ID; a new series." + each,
+        ),
+        click.option(
+            "--patient",
+            "patient_terms",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="Attach to the one patient matching (PatientID=4711, IssuerOfPatientID=...); "
+            "a new study." + each,
+        ),
+        click.option(
+            "--series",
+            "series_terms",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="Attach to the one series matching (SeriesInstanceUID=...); the next "
+            "InstanceNumber." + each,
+        ),
+        click.option(
+            "--worklist",
+            metavar="MODALITY",
+            help="With --study: look the study up in the worklist of this Orthanc modality "
+            "instead of the archive, and take the patient and study from the scheduled "
+            "procedure.",
+        ),
+        click.option(
+            "--send-to-modality",
+            metavar="NAME",
+            help="Then forward the stored documents to this DICOM modality (an Orthanc job"
+            + (" per file)." if per_file else ")."),
+        ),
+        click.option(
+            "--send-to-peer",
+            metavar="NAME",
+            help="Then forward the stored documents to this Orthanc peer (an Orthanc job"
+            + (" per file)." if per_file else ")."),
+        ),
+    ]
 
 
 def stdin() -> BinaryIO:

@@ -12,8 +12,8 @@ import click
 
 from pdf2dcm import errors as err
 
-from .app import cli, say
-from .batch import batch_inputs, per_file_options
+from .app import SectionedCommand, cli
+from .batch import Listing, batch_inputs, per_file_options
 from .common import (
     Batch,
     collect_tags,
@@ -22,7 +22,6 @@ from .common import (
     print_json,
     progress_display,
     refuse_terminal,
-    refuse_terminal_stdin,
     result_line,
     size_text,
     stdin,
@@ -37,6 +36,7 @@ if TYPE_CHECKING:
 
 
 @cli.command(
+    cls=SectionedCommand,
     epilog="""\b
 Examples:
   pdf2dcm encode report.pdf --tag PatientName=Doe^Jane --tag PatientID=123
@@ -47,7 +47,7 @@ Examples:
 \b
 Dates and times not given (StudyDate/Time, ContentDate/Time, InstanceCreationDate/Time,
 AcquisitionDateTime) are the local time of this machine when the command starts.
-Text with characters outside ASCII is written in UTF-8 (SpecificCharacterSet ISO_IR 192)."""
+Text with characters outside ASCII is written in UTF-8 (SpecificCharacterSet ISO_IR 192).""",
 )
 @click.argument("inputs", nargs=-1, metavar="[INPUT]...")
 @click.option(
@@ -91,10 +91,7 @@ def encode(
     study_from: Path | None,
     series_from: tuple[Path, ...],
     same_series: bool,
-    files_from: str | None,
-    files_null: bool,
-    name_pattern: str | None,
-    name_regex: str | None,
+    listing: Listing,
     recursive: bool,
     overwrite: bool,
     as_json: bool,
@@ -105,10 +102,14 @@ def encode(
 ) -> None:
     """Wrap PDF files (INPUT, or '-' for stdin) as DICOM Encapsulated PDF objects."""
     from pdf2dcm.encode import EncodeOptions, plan_tags
-    from pdf2dcm.files import make_directory
+    from pdf2dcm.files import expand_directories, make_directory
 
-    sources, own_tags = _encode_inputs(
-        inputs, files_from, files_null, name_pattern, name_regex, recursive
+    sources, own_tags = batch_inputs(
+        inputs,
+        listing,
+        expand=lambda names, notes: expand_directories(
+            names, {".pdf"}, recursive=recursive, notes=notes
+        ),
     )
     targets = _encode_targets(sources, output, outdir)
     if any(_is_stdout(target) for target in targets):
@@ -137,33 +138,6 @@ def encode(
         make_directory(outdir)
     _run(list(zip(sources, targets, per_file, strict=True)), options, report, dry_run, no_progress)
     report.end(summary=len(sources) > 1)
-
-
-def _encode_inputs(
-    inputs: Sequence[str],
-    files_from: str | None,
-    files_null: bool,
-    name_pattern: str | None,
-    name_regex: str | None,
-    recursive: bool,
-) -> tuple[list[str], list[ValidatedTags]]:
-    """The PDFs to encode (directories expanded) and each one's own tags."""
-    from pdf2dcm.files import expand_directories
-
-    notes: list[str] = []
-    names, own_tags = batch_inputs(
-        inputs,
-        files_from,
-        files_null,
-        name_pattern,
-        name_regex,
-        expand=lambda given: expand_directories(given, {".pdf"}, recursive=recursive, notes=notes),
-    )
-    for note in notes:
-        say(f"warning: {note}")
-    if "-" in names:
-        refuse_terminal_stdin()
-    return names, own_tags
 
 
 def _run(

@@ -4,33 +4,32 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import click
 
 from pdf2dcm import errors as err
 
-from .app import cli, exit_status_for, info, say
-from .batch import batch_inputs, per_file_options
+from .app import SectionedCommand, cli, exit_status_for, info, say
+from .batch import Listing, batch_inputs, per_file_options
 from .common import (
     Batch,
     Connection,
+    Destination,
     collect_tags,
     connection_options,
     current_profile,
+    destination_options,
     file_size,
     load_reference,
     print_json,
-    profile_choice,
     progress_display,
     refuse_terminal,
-    refuse_terminal_stdin,
     result_line,
     size_text,
     stdin,
     stdout,
     tag_options,
-    target_from_options,
 )
 from .jobs import wait_with_display
 from .report import Reporter
@@ -41,11 +40,11 @@ if TYPE_CHECKING:
     from pdf2dcm.client import OrthancClient
     from pdf2dcm.lookup import Selector
     from pdf2dcm.progress import ProgressCallback
-    from pdf2dcm.tags import ValidatedTags
-    from pdf2dcm.upload import Forward, Method, PreparedBatch
+    from pdf2dcm.upload import Forward, PreparedBatch
 
 
 @cli.command(
+    cls=SectionedCommand,
     epilog="""\b
 Examples:
   pdf2dcm upload report.pdf --tag PatientName=Benjamino --tag PatientID=123
@@ -57,57 +56,11 @@ Examples:
 \b
 Credentials come from --username/--token, then ORTHANC_USERNAME, ORTHANC_PASSWORD and
 ORTHANC_TOKEN, then ~/.netrc. A re-sent document (same SOPInstanceUID) is reported as
-AlreadyStored; transient failures are retried without ever creating a duplicate."""
+AlreadyStored; transient failures are retried without ever creating a duplicate.""",
 )
 @click.argument("inputs", nargs=-1, metavar="[INPUT]...")
 @connection_options
-@click.option(
-    "--via",
-    "method",
-    type=click.Choice(["instances", "create-dicom", "stow"]),
-    default="instances",
-    show_default=True,
-    help="instances: encode here, POST /instances; create-dicom: Orthanc encodes; "
-    "stow: DICOMweb STOW-RS.",
-)
-@click.option(
-    "--dicomweb-url",
-    metavar="URL",
-    help="DICOMweb root for --via stow [default: URL/dicom-web].",
-)
-@click.option(
-    "--parent",
-    metavar="ORTHANC_ID",
-    help="Attach to this Orthanc patient, study or series (copies its attributes).",
-)
-@click.option(
-    "--study",
-    "study_terms",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Attach to the one study matching every term (AccessionNumber=A123, "
-    "StudyInstanceUID=..., PatientID=...), or an Orthanc study ID; a new series.",
-)
-@click.option(
-    "--patient",
-    "patient_terms",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Attach to the one patient matching (PatientID=4711, IssuerOfPatientID=...); a new study.",
-)
-@click.option(
-    "--series",
-    "series_terms",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Attach to the one series matching (SeriesInstanceUID=...); the next InstanceNumber.",
-)
-@click.option(
-    "--worklist",
-    metavar="MODALITY",
-    help="With --study: look the study up in the worklist of this Orthanc modality instead of "
-    "the archive, and take the patient and study from the scheduled procedure.",
-)
+@destination_options(per_file=False)
 @tag_options
 @per_file_options
 @click.option(
@@ -117,16 +70,6 @@ AlreadyStored; transient failures are retried without ever creating a duplicate.
     '"tags": {...}}): one set of tags per file, files relative to the manifest\'s folder.',
 )
 @click.option("--recursive", is_flag=True, help="Look for PDFs in subdirectories too.")
-@click.option(
-    "--send-to-modality",
-    metavar="NAME",
-    help="Then forward the uploaded instances to this DICOM modality (an Orthanc job).",
-)
-@click.option(
-    "--send-to-peer",
-    metavar="NAME",
-    help="Then forward the uploaded instances to this Orthanc peer (an Orthanc job).",
-)
 @click.option("--wait", is_flag=True, help="Wait for the forwarding job, as 'jobs wait' does.")
 @click.option(
     "--wait-timeout",
@@ -161,13 +104,7 @@ AlreadyStored; transient failures are retried without ever creating a duplicate.
 def upload(
     inputs: tuple[str, ...],
     connection: Connection,
-    method: str,
-    dicomweb_url: str | None,
-    parent: str | None,
-    study_terms: tuple[str, ...],
-    patient_terms: tuple[str, ...],
-    series_terms: tuple[str, ...],
-    worklist: str | None,
+    destination: Destination,
     tag_assignments: tuple[str, ...],
     tags_file: Path | None,
     title: str | None,
@@ -175,14 +112,9 @@ def upload(
     study_from: Path | None,
     series_from: tuple[Path, ...],
     same_series: bool,
-    files_from: str | None,
-    files_null: bool,
-    name_pattern: str | None,
-    name_regex: str | None,
+    listing: Listing,
     manifest: Path | None,
     recursive: bool,
-    send_to_modality: str | None,
-    send_to_peer: str | None,
     wait: bool,
     wait_timeout: float,
     concurrency: int,
@@ -195,25 +127,23 @@ def upload(
     """Send PDFs (encoded on the way) or DICOM files to Orthanc; '-' reads stdin."""
     import datetime as dt
 
-    from pdf2dcm.upload import UploadOptions, check_forward_target, prepare_batch
+    from pdf2dcm.upload import UploadOptions, check_forward_target, collect_inputs, prepare_batch
 
-    sources, own_tags = _upload_inputs(
-        inputs, files_from, files_null, name_pattern, name_regex, manifest, recursive
+    sources, own_tags = batch_inputs(
+        inputs,
+        listing,
+        manifest=manifest,
+        expand=lambda names, notes: collect_inputs(names, recursive=recursive, notes=notes),
     )
     if title is not None and len(sources) > 1:
         raise click.UsageError("--title applies to one input; give it per file")
-    target = target_from_options(
-        parent,
-        study_terms,
-        patient_terms,
-        series_terms,
-        worklist,
-        has_reference_file=study_from is not None or bool(series_from),
-    )
-    forward = _forward_to(send_to_modality, send_to_peer, wait)
+    target = destination.target(has_reference_file=study_from is not None or bool(series_from))
+    forward = destination.forward()
+    if wait and forward is None:
+        raise click.UsageError("--wait goes with --send-to-modality or --send-to-peer")
     profile = current_profile()
     options = UploadOptions(
-        method=cast("Method", profile_choice("method", method, profile and profile.method)),
+        method=destination.chosen_method(profile),
         tags=collect_tags(tag_assignments, tags_file, profile.tags if profile else None),
         title=title,
         conversion_type="SD" if conversion_type == "SD" else "WSD",
@@ -225,8 +155,8 @@ def upload(
     report = Reporter(as_json, Batch(len(sources)), several=len(sources) > 1)
     client = connection.open(
         pool_size=concurrency,
-        dicomweb_url=dicomweb_url,
-        stdin_in_use="-" in sources or files_from == "-",
+        dicomweb_url=destination.dicomweb_url,
+        stdin_in_use="-" in sources or listing.files_from == "-",
     )
     with client:
         if forward is not None:
@@ -260,49 +190,6 @@ def upload(
     report.end(summary=False)
     if job_error is not None:
         click.get_current_context().exit(exit_status_for(job_error))
-
-
-def _upload_inputs(
-    inputs: Sequence[str],
-    files_from: str | None,
-    files_null: bool,
-    name_pattern: str | None,
-    name_regex: str | None,
-    manifest: Path | None,
-    recursive: bool,
-) -> tuple[list[str], list[ValidatedTags]]:
-    """The files to send (directories expanded) and each one's own tags."""
-    from pdf2dcm.upload import collect_inputs
-
-    notes: list[str] = []
-    sources, own_tags = batch_inputs(
-        inputs,
-        files_from,
-        files_null,
-        name_pattern,
-        name_regex,
-        manifest=manifest,
-        expand=lambda names: collect_inputs(names, recursive=recursive, notes=notes),
-    )
-    for note in notes:
-        say(f"warning: {note}")
-    if sources.count("-") > 1:
-        raise click.UsageError("stdin ('-') can be read only once")
-    if "-" in sources:
-        refuse_terminal_stdin()
-    return sources, own_tags
-
-
-def _forward_to(modality: str | None, peer: str | None, wait: bool) -> Forward | None:
-    if modality is not None and peer is not None:
-        raise click.UsageError("give --send-to-modality or --send-to-peer, not both")
-    if modality is not None:
-        return ("modality", modality)
-    if peer is not None:
-        return ("peer", peer)
-    if wait:
-        raise click.UsageError("--wait goes with --send-to-modality or --send-to-peer")
-    return None
 
 
 def _send(

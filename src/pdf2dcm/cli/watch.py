@@ -9,29 +9,32 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from . import app
-from .app import cli, displaying, exit_status_for, info, say
+from .app import SectionedCommand, cli, displaying, exit_status_for, info, say
 from .common import (
     Connection,
+    Destination,
     batch_summary,
     collect_tags,
     connection_options,
+    current_profile,
+    destination_options,
     load_reference,
     print_json,
-    target_from_options,
 )
 
 if TYPE_CHECKING:
+    from pdf2dcm.client import OrthancClient
     from pdf2dcm.pertags import NameRule
-    from pdf2dcm.upload import Method
-    from pdf2dcm.watch import WatchEvent
+    from pdf2dcm.watch import WatchEvent, WatchOptions, WatchSummary
 
 
 @cli.command(
+    cls=SectionedCommand,
     epilog="""\b
 Examples:
   pdf2dcm watch /srv/inbox --done /srv/done --failed /srv/failed \\
@@ -51,49 +54,13 @@ the sidecar NAME.json beside NAME.pdf. --study/--patient/--series terms may hold
 holds, unique across the run and restarts; a failed file leaves a gap. Run one watcher
 per series.
 Runs until Ctrl-C or SIGTERM (the files in hand are finished, exit 0); --once exits with
-the exit code of the first failure."""
+the exit code of the first failure.""",
 )
 @click.argument(
     "inbox", type=click.Path(file_okay=False, exists=True, path_type=Path), metavar="INBOX"
 )
 @connection_options
-@click.option(
-    "--via",
-    "method",
-    type=click.Choice(["instances", "create-dicom", "stow"]),
-    default="instances",
-    show_default=True,
-    help="instances: encode here, POST /instances; create-dicom: Orthanc encodes; "
-    "stow: DICOMweb STOW-RS.",
-)
-@click.option("--dicomweb-url", metavar="URL", help="DICOMweb root for --via stow.")
-@click.option("--parent", metavar="ORTHANC_ID", help="Attach every file to this resource.")
-@click.option(
-    "--study",
-    "study_terms",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Attach to the one study matching, e.g. 'AccessionNumber={AccessionNumber}'.",
-)
-@click.option(
-    "--patient",
-    "patient_terms",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Attach to the one patient matching, e.g. 'PatientID={PatientID}'; a new study.",
-)
-@click.option(
-    "--series",
-    "series_terms",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Attach to the one series matching (SeriesInstanceUID=...).",
-)
-@click.option(
-    "--worklist",
-    metavar="MODALITY",
-    help="With --study: look the study up in this modality's worklist instead.",
-)
+@destination_options(per_file=True)
 @click.option(
     "--tag",
     "tag_assignments",
@@ -169,16 +136,6 @@ the exit code of the first failure."""
     type=click.Path(file_okay=False, path_type=Path),
     help="Move files that fail for good here, with NAME.pdf.error.json [default: leave them].",
 )
-@click.option(
-    "--send-to-modality",
-    metavar="NAME",
-    help="Forward each stored document to this DICOM modality (an Orthanc job per file).",
-)
-@click.option(
-    "--send-to-peer",
-    metavar="NAME",
-    help="Forward each stored document to this Orthanc peer (an Orthanc job per file).",
-)
 @click.option("--once", is_flag=True, help="Process the files there now, then exit.")
 @click.option(
     "--concurrency",
@@ -198,13 +155,7 @@ the exit code of the first failure."""
 def watch(
     inbox: Path,
     connection: Connection,
-    method: str,
-    dicomweb_url: str | None,
-    parent: str | None,
-    study_terms: tuple[str, ...],
-    patient_terms: tuple[str, ...],
-    series_terms: tuple[str, ...],
-    worklist: str | None,
+    destination: Destination,
     tag_assignments: tuple[str, ...],
     tags_file: Path | None,
     title: str | None,
@@ -219,8 +170,6 @@ def watch(
     done: Path | None,
     delete: bool,
     failed: Path | None,
-    send_to_modality: str | None,
-    send_to_peer: str | None,
     once: bool,
     concurrency: int,
     as_json: bool,
@@ -228,24 +177,16 @@ def watch(
     no_progress: bool,
 ) -> None:
     """Upload every PDF that appears in INBOX, then move it to --done (or --delete it)."""
-    from pdf2dcm import records
     from pdf2dcm.lookup import Target
     from pdf2dcm.upload import UploadOptions
-    from pdf2dcm.watch import Journal, Watcher, WatchOptions
+    from pdf2dcm.watch import WatchOptions
 
     if (done is None) == (not delete):
         raise click.UsageError("give --done DIR or --delete (what to do with a stored file)")
-    target = target_from_options(
-        parent,
-        study_terms,
-        patient_terms,
-        series_terms,
-        worklist,
-        has_reference_file=study_from is not None or bool(series_from),
-    )
-    forward = _forward_target(send_to_modality, send_to_peer)
+    target = destination.target(has_reference_file=study_from is not None or bool(series_from))
     rule = _name_rule(name_pattern, name_regex)
-    tags = collect_tags(tag_assignments, tags_file)
+    profile = current_profile()
+    tags = collect_tags(tag_assignments, tags_file, profile.tags if profile else None)
     if title is not None:
         _check_title(title)
     reference = load_reference(study_from, series_from)
@@ -254,7 +195,7 @@ def watch(
     options = WatchOptions(
         inbox=inbox,
         upload=UploadOptions(
-            method=cast("Method", method),
+            method=destination.chosen_method(profile),
             tags=tags,
             title=title,
             conversion_type="SD" if conversion_type == "SD" else "WSD",
@@ -270,44 +211,58 @@ def watch(
         failed=failed,
         concurrency=concurrency,
         once=once,
-        forward=forward,
+        forward=destination.forward(),
     )
-    journal = Journal(log_file) if log_file is not None else None
-    client = connection.open(pool_size=concurrency, dicomweb_url=dicomweb_url)
-    stop = threading.Event()
-    try:
-        with client, _status_line(not no_progress) as status:
-            if forward is not None:
-                from pdf2dcm.upload import check_forward_target
-
-                check_forward_target(client, *forward)
-
-            def report(event: WatchEvent) -> None:
-                code = int(exit_status_for(event.error)) if event.error else None
-                if journal is not None:
-                    journal.write(event, code)
-                _show(event)
-                if as_json:
-                    print_json(records.watched(event, code))
-
-            watcher = Watcher(
-                client,
-                options,
-                exit_code=lambda error: int(exit_status_for(error)),
-                on_event=report,
-                on_status=status,
-            )
-            with _stop_on_signals(stop):
-                summary = watcher.run(stop)
-    finally:
-        if journal is not None:
-            journal.close()
+    client = connection.open(pool_size=concurrency, dicomweb_url=destination.dicomweb_url)
+    summary = _run(client, options, as_json=as_json, log_file=log_file, status=not no_progress)
     if once:
         total = summary.stored + summary.failed + summary.waiting
         tally = {"stored": summary.stored, "left in the inbox": summary.waiting}
         info(batch_summary(total, tally, failed=summary.failed))
         if summary.first_error is not None:
             click.get_current_context().exit(exit_status_for(summary.first_error))
+
+
+def _run(
+    client: OrthancClient,
+    options: WatchOptions,
+    *,
+    as_json: bool,
+    log_file: Path | None,
+    status: bool,
+) -> WatchSummary:
+    """Watch until stopped, reporting each file (stderr, --json, --log) as it is done."""
+    from pdf2dcm import records
+    from pdf2dcm.upload import check_forward_target
+    from pdf2dcm.watch import Journal, Watcher
+
+    journal = Journal(log_file) if log_file is not None else None
+    stop = threading.Event()
+
+    def report(event: WatchEvent) -> None:
+        code = int(exit_status_for(event.error)) if event.error else None
+        if journal is not None:
+            journal.write(event, code)
+        _show(event)
+        if as_json:
+            print_json(records.watched(event, code))
+
+    try:
+        with client, _status_line(status) as on_status:
+            if options.forward is not None:
+                check_forward_target(client, *options.forward)
+            watcher = Watcher(
+                client,
+                options,
+                exit_code=lambda error: int(exit_status_for(error)),
+                on_event=report,
+                on_status=on_status,
+            )
+            with _stop_on_signals(stop):
+                return watcher.run(stop)
+    finally:
+        if journal is not None:
+            journal.close()
 
 
 def _check_title(title: str) -> None:
@@ -319,18 +274,6 @@ def _check_title(title: str) -> None:
         validate_tags({"DocumentTitle": title})
     except TagError as error:
         raise TagError(f"--title: {error}") from None
-
-
-def _forward_target(
-    modality: str | None, peer: str | None
-) -> tuple[Literal["modality", "peer"], str] | None:
-    if modality is not None and peer is not None:
-        raise click.UsageError("give --send-to-modality or --send-to-peer, not both")
-    if modality is not None:
-        return ("modality", modality)
-    if peer is not None:
-        return ("peer", peer)
-    return None
 
 
 def _name_rule(pattern: str | None, regex: str | None) -> NameRule | None:
