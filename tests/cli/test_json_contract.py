@@ -429,3 +429,22 @@ def test_upload_and_watch_both_take_the_profiles_default_tags(
         assert stored.InstitutionName == "Klinikum"
         assert stored.PatientID == record["PatientID"]
     assert not (inbox / "dropped.pdf").exists()
+
+
+def test_extract_and_fetch_of_one_input_give_a_failed_record(
+    archive: Archive, tmp_path: Path
+) -> None:
+    plain = tmp_path / "plain.pdf"
+    plain.write_bytes(make_pdf(900, seed=40))
+    extracted = run("extract", str(plain), "-o", str(tmp_path / "x.pdf"), "--json")
+    assert extracted.exit_code == 2
+    [failed] = records(extracted)
+    assert (failed["Kind"], failed["Input"], failed["ExitCode"]) == ("failed", str(plain), 2)
+    assert extracted.stderr == f"pdf2dcm: error: {failed['Error']}\n"
+    assert not (tmp_path / "x.pdf").exists()
+    missing = "00000000-00000000-00000000-00000000-00000000"
+    fetched = run("fetch", missing, "--url", archive.url, "-o", str(tmp_path / "y.pdf"), "--json")
+    assert fetched.exit_code == 4
+    [failed] = records(fetched)
+    assert (failed["Kind"], failed["ID"], failed["ExitCode"]) == ("failed", missing, 4)
+    assert fetched.stderr == f"pdf2dcm: error: {failed['Error']}\n"

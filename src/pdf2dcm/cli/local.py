@@ -28,7 +28,7 @@ from .common import (
     stdout,
     tag_options,
 )
-from .report import Reporter
+from .report import Reporter, failure_record
 
 if TYPE_CHECKING:
     from pdf2dcm.encode import EncodeOptions
@@ -261,7 +261,10 @@ def extract(
         refuse_terminal(sys.stdout, "a PDF")
     elif source != "-" and os.path.abspath(output) == os.path.abspath(source):
         raise err.InputError(f"{source} would be overwritten by its own output; use -o")
-    with progress_display(not no_progress, file_size(source) or None) as progress:
+    with (
+        failure_record(as_json, "Input", source),
+        progress_display(not no_progress, file_size(source) or None) as progress,
+    ):
         result = extract_pdf(
             stdin() if source == "-" else source,
             stdout() if output == "-" else output,

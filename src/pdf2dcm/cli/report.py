@@ -7,9 +7,10 @@ batch summary and the exit code all live in this one place.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +79,18 @@ class Reporter:
             self.batch.end()
         else:
             self.batch.exit()
+
+
+@contextlib.contextmanager
+def failure_record(as_json: bool, key: str, name: str) -> Iterator[None]:
+    """For a command of one input: with ``--json``, its error as a ``failed`` record on
+    stdout too, before the error goes on to the top-level handler (one line on stderr)."""
+    try:
+        yield
+    except err.Pdf2DcmError as error:
+        if as_json:
+            print_json(records.failed(key, name, error, int(exit_status_for(error))))
+        raise
 
 
 def show_plan(name: str, attributes: Mapping[str, Any], as_json: bool) -> None:

@@ -32,7 +32,7 @@ from .common import (
     tag_options,
 )
 from .jobs import wait_with_display
-from .report import Reporter
+from .report import Reporter, failure_record
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -398,13 +398,14 @@ def _fetch_one(
         if as_json:
             raise click.UsageError("--json prints to stdout, which already carries the PDF")
         refuse_terminal(sys.stdout, "a PDF")
-    result = fetch_pdf(
-        client,
-        instance_id,
-        stdout() if target == "-" else target,
-        overwrite=overwrite,
-        progress=progress,
-    )
+    with failure_record(as_json, "ID", instance_id):
+        result = fetch_pdf(
+            client,
+            instance_id,
+            stdout() if target == "-" else target,
+            overwrite=overwrite,
+            progress=progress,
+        )
     if as_json:
         from pdf2dcm import records
 

@@ -20,14 +20,15 @@ if TYPE_CHECKING:
 Examples:
   pdf2dcm show report.dcm
   pdf2dcm show 3e4024bc-a395a1e3-54254769-da9a9d72-b00f8968 --url https://pacs.example.org
-  pdf2dcm encode report.pdf -o - | pdf2dcm show - --json | jq .document.sha256
+  pdf2dcm encode report.pdf -o - | pdf2dcm show - --json | jq .Document.SHA256
 
 \b
-A table on a terminal, one JSON object otherwise (or with --json): "input" (the file) or
-"ID" (the instance), then "patient", "study", "series", "instance" and "document" objects
-keyed by DICOM keyword (null when absent); "document" also holds the PDF's "size" in bytes
-and "sha256", the same as extract or fetch would write. An existing file is read as a file;
-otherwise a name shaped like an Orthanc ID is looked up on the server.""",
+A table on a terminal, one JSON record otherwise (or with --json): "Kind": "object",
+"Input" (the file) or "ID" (the instance), then "Patient", "Study", "Series", "Instance"
+and "Document" objects keyed by DICOM keyword (null when absent); "Document" also holds
+the PDF's "Size" in bytes and "SHA256", the same as extract or fetch would write. An
+existing file is read as a file; otherwise a name shaped like an Orthanc ID is looked up
+on the server.""",
 )
 @click.argument("target", metavar="FILE.dcm|INSTANCE_ID")
 @connection_options
