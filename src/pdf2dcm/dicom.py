@@ -31,7 +31,7 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element, write_dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
-from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from . import __version__
 from .constants import ENCAPSULATED_PDF_STORAGE as _ENCAPSULATED_PDF_STORAGE
@@ -67,6 +67,7 @@ from .tags import (
     tag_name,
     validate_tags,
 )
+from .uids import new_uid
 
 ENCAPSULATED_PDF_STORAGE = UID(_ENCAPSULATED_PDF_STORAGE)
 IMPLEMENTATION_CLASS_UID = UID("2.25.96049378734582463290374981003592740123")
@@ -691,7 +692,7 @@ def _default_dataset(
     made_date, made_time = made.strftime("%Y%m%d"), made.strftime("%H%M%S")
     ds = Dataset()
     ds.SOPClassUID = ENCAPSULATED_PDF_STORAGE
-    ds.SOPInstanceUID = generate_uid(prefix=None)
+    ds.SOPInstanceUID = new_uid()
     ds.InstanceCreationDate, ds.InstanceCreationTime = date, time
     ds.StudyDate, ds.StudyTime = date, time
     ds.AccessionNumber = ""
@@ -703,8 +704,8 @@ def _default_dataset(
     ds.PatientID = ""
     ds.PatientBirthDate = ""
     ds.PatientSex = ""
-    ds.StudyInstanceUID = generate_uid(prefix=None)
-    ds.SeriesInstanceUID = generate_uid(prefix=None)
+    ds.StudyInstanceUID = new_uid()
+    ds.SeriesInstanceUID = new_uid()
     ds.StudyID = ""
     ds.SeriesNumber = "1"
     ds.InstanceNumber = "1"
