@@ -448,3 +448,19 @@ def test_extract_and_fetch_of_one_input_give_a_failed_record(
     [failed] = records(fetched)
     assert (failed["Kind"], failed["ID"], failed["ExitCode"]) == ("failed", missing, 4)
     assert fetched.stderr == f"pdf2dcm: error: {failed['Error']}\n"
+
+
+def test_on_a_terminal_jobs_wait_draws_and_reports_the_job(
+    archive: Archive, terminal: None
+) -> None:
+    waited = run("jobs", "wait", JOB, "--url", archive.url)
+    assert waited.exit_code == 0, waited.output
+    assert f"job {JOB} (DicomModalityStore): Success 100%" in _screen_lines(waited.output)
+    shown = run("jobs", "show", JOB, "--url", archive.url, "--json")
+    assert json.loads(shown.stdout) == {
+        "Kind": "job",
+        "ID": JOB,
+        "Type": "DicomModalityStore",
+        "State": "Success",
+        "Progress": 100,
+    }
