@@ -17,7 +17,7 @@ import hashlib
 import os
 import struct
 import warnings
-from collections.abc import Callable, Iterator, MutableSequence
+from collections.abc import Callable, Iterable, Iterator, MutableSequence
 from collections.abc import Sequence as Seq
 from dataclasses import dataclass
 from pathlib import Path
@@ -476,7 +476,7 @@ def open_encoded(
         facts = inspect_pdf(pdf, size, name)
         notes = []
         if facts.truncated:
-            notes.append(f"{name} has no %%EOF marker near its end; it may be truncated")
+            notes.append(truncation_note(name))
         # The reference's own warnings are its caller's to show, once per batch.
         if (
             reference is not None
@@ -503,8 +503,37 @@ def open_encoded(
                 code_extensions=code_extensions,
             )
         if strict and notes:
-            raise StrictModeError(f"{notes[0]} (a warning, refused in strict mode)")
+            raise strict_refusal(notes[0])
         yield EncodedPdf(dataset, pdf, size, name, tuple(notes), pdf_sha256)
+
+
+def truncation_note(name: str) -> str:
+    return f"{name} has no %%EOF marker near its end; it may be truncated"
+
+
+def strict_refusal(note: str) -> StrictModeError:
+    return StrictModeError(f"{note} (a warning, refused in strict mode)")
+
+
+def refuse_truncated(names: Iterable[str]) -> None:
+    """Strict mode, before a batch writes or sends anything: refuse it if one of its PDFs
+    may be truncated, so that no file of it is written or sent first.
+
+    Inputs that are not PDFs (DICOM files, unreadable names, stdin) are left to their own
+    turn in the batch, which reports them.
+    """
+    from .extract import looks_like_dicom
+    from .pdf import may_be_truncated
+
+    for name in names:
+        if name == "-":
+            continue
+        try:
+            with open(name, "rb") as handle:
+                if not looks_like_dicom(handle) and may_be_truncated(handle):
+                    raise strict_refusal(truncation_note(name))
+        except OSError:
+            continue
 
 
 def _title_from_name(source: PathLike | BinaryIO, name: str) -> str:

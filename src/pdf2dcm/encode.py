@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Literal
 
-from .dicom import EncodeResult, ReferenceAttributes, encode_pdf, plan_pdf
+from .dicom import EncodeResult, ReferenceAttributes, encode_pdf, plan_pdf, refuse_truncated
 from .errors import InputError, NotAttemptedError, Pdf2DcmError
 from .files import stops_batch
 from .identity import check_batch_identity
@@ -74,6 +74,13 @@ def plan_tags(own_tags: Sequence[ValidatedTags], options: EncodeOptions) -> list
     return per_file
 
 
+def check_batch(sources: Sequence[str], options: EncodeOptions, *, dry_run: bool) -> None:
+    """What refuses a whole batch before its first file is written: with ``strict``, a PDF
+    that may be truncated (a dry run reports it with its own file instead)."""
+    if options.strict and not dry_run:
+        refuse_truncated(sources)
+
+
 def encode_many(
     work: Sequence[tuple[str, str, ValidatedTags]],
     options: EncodeOptions,
@@ -87,8 +94,8 @@ def encode_many(
 
     ``-`` as a source reads ``stdin``, as a target writes ``stdout``. A full or read-only disk
     stops the batch, since every later file would fail the same way; so does the first
-    failure with ``options.fail_fast``. A dry run stops at the first refusal: its answer is
-    whether the batch would go through.
+    failure with ``options.fail_fast``. A dry run reports each refusal and goes on, as a
+    real run would, so that one run lists every file that would fail.
     """
     stopped = False
     for source, target, tags in work:
@@ -111,8 +118,6 @@ def encode_many(
                 continue
             result = _encode_one(source, target, tags, options, stdin, stdout, progress)
         except InputError as error:
-            if dry_run:
-                raise
             stopped = options.fail_fast or stops_batch(error)
             yield EncodeOutcome(source, target, error=error)
             continue

@@ -25,6 +25,7 @@ from .client import Download, Instance, OrthancClient
 from .constants import ENCAPSULATED_PDF_STORAGE, PDF_MIME_TYPE
 from .errors import (
     FileSystemError,
+    NotAttemptedError,
     NotEncapsulatedPdfError,
     NotFoundError,
     Pdf2DcmError,
@@ -352,6 +353,7 @@ def fetch_each(
     make_directory(directory)
     limit = name_max(directory) - TEMPORARY_NAME_EXTRA
     taken: set[str] = set()
+    unreachable: ServerUnreachableError | None = None
     for instance in found:
         if isinstance(instance, FetchOutcome):
             yield instance
@@ -359,10 +361,21 @@ def fetch_each(
         target = directory / safe_file_name(instance, taken, limit)
         if target.resolve().parent != directory.resolve():
             raise AssertionError(f"unsafe file name {target}")
-        if skip_existing and os.path.lexists(target):
+        if unreachable is not None:
+            error = NotAttemptedError(f"{instance.id}: {_STOPPED}")
+            yield FetchOutcome(instance, str(target), error=error)
+        elif skip_existing and os.path.lexists(target):
             yield FetchOutcome(instance, str(target), skipped=True)
-            continue
-        yield _fetch_one(client, instance, target, overwrite=overwrite, progress=progress)
+        else:
+            try:
+                yield _fetch_one(client, instance, target, overwrite=overwrite, progress=progress)
+            except ServerUnreachableError as error:
+                # Every further PDF would fail alike: they are reported, not tried.
+                unreachable = error
+                yield FetchOutcome(instance, str(target), error=error)
+
+
+_STOPPED = "not attempted: the server could not be reached for an earlier PDF"
 
 
 def _named_instances(

@@ -671,12 +671,19 @@ class Target:
     patient: tuple[str, ...] = ()
     series: tuple[str, ...] = ()
     worklist: str | None = None
+    placeholders: bool = True
+    """Fill ``{Keyword}`` from each file's values (a hot folder); False takes terms as given
+    (an upload, whose batch shares one target)."""
 
     def reference(self, client: OrthancClient, tags: ValidatedTags) -> ReferenceAttributes | None:
         """The attributes the document copies, looked up for this file's values."""
         values = keyword_values(tags)
+
+        def filled(term: str, flag: str) -> str:
+            return fill_placeholders(term, values, flag) if self.placeholders else term
+
         if self.parent is not None:
-            return parent_reference(client, fill_placeholders(self.parent, values, "--parent"))
+            return parent_reference(client, filled(self.parent, "--parent"))
         levels: tuple[tuple[Level, tuple[str, ...]], ...] = (
             ("study", self.study),
             ("patient", self.patient),
@@ -685,8 +692,7 @@ class Target:
         for level, terms in levels:
             if not terms:
                 continue
-            filled = [fill_placeholders(term, values, f"--{level}") for term in terms]
-            selector = parse_selector(level, filled)
+            selector = parse_selector(level, [filled(term, f"--{level}") for term in terms])
             if self.worklist is not None:
                 return worklist_reference(client, self.worklist, selector, tags)
             return attach_reference(client, selector)

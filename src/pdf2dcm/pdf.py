@@ -120,6 +120,22 @@ class PdfFacts:
     """Aware when the PDF gives its offset from UTC, naive otherwise; None when invalid."""
 
 
+def may_be_truncated(fp: BinaryIO) -> bool | None:
+    """Whether a file that starts as a PDF has no ``%%EOF`` near its end (as
+    :attr:`PdfFacts.truncated` says); None when it does not start as a PDF. Reads the head
+    and the tail only, so a whole batch can be checked before any of it is written."""
+    fp.seek(0)
+    if b"%PDF-" not in fp.read(HEADER_WINDOW):
+        return None
+    fp.seek(0, 2)
+    fp.seek(max(0, fp.tell() - HEADER_WINDOW))
+    return _no_end_marker(fp.read())
+
+
+def _no_end_marker(tail: bytes) -> bool:
+    return b"%%EOF" not in tail[-HEADER_WINDOW:]
+
+
 def inspect_pdf(fp: BinaryIO, size: int, name: str) -> PdfFacts:
     """Check the header and read the facts; ``fp`` must be seekable and is left at offset 0.
 
@@ -145,7 +161,7 @@ def inspect_pdf(fp: BinaryIO, size: int, name: str) -> PdfFacts:
     tail_start = max(0, size - TAIL_WINDOW)
     fp.seek(tail_start)
     tail = fp.read()
-    truncated = b"%%EOF" not in tail[-HEADER_WINDOW:]
+    truncated = _no_end_marker(tail)
     title, created, encrypted = None, None, b"/Encrypt" in tail
     if not encrypted:
         try:

@@ -9,7 +9,8 @@ their shape is a contract, documented in the README's table and kept here only:
   never meets a surprise;
 - keys are PascalCase, the casing of DICOM keywords and of Orthanc's own JSON, so a
   record's DICOM attributes and the tool's own fields read alike;
-- an input read from stdin is named ``-``, as on the command line;
+- an input read from stdin is named ``-`` in ``Input``, as on the command line (messages,
+  and so ``Error``, call it ``<stdin>``);
 - ``Size`` is the PDF's length in bytes, ``SHA256`` its SHA-256 in lower-case hex;
 - every key of a kind is always present; what is unknown is ``null``;
 - a file that fails gives a ``failed`` record with its ``Error`` (the message printed on
@@ -18,6 +19,7 @@ their shape is a contract, documented in the README's table and kept here only:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -33,19 +35,23 @@ if TYPE_CHECKING:
 
 Record = dict[str, Any]
 
-STDIN = "-"
-"""How every record names stdin."""
 
+def dumps(record: Mapping[str, Any], *, indent: int | None = None) -> str:
+    """A record as JSON text that is always valid UTF-8.
 
-def input_name(name: str) -> str:
-    """The name a record gives an input: ``-`` for stdin whatever the library called it."""
-    return STDIN if name in ("-", "<stdin>") else name
+    A file name that is not UTF-8 arrives with surrogate escapes; then the whole record is
+    written with JSON escapes (``ensure_ascii``), which any reader decodes back.
+    """
+    text = json.dumps(record, ensure_ascii=False, indent=indent)
+    if any("\ud800" <= char <= "\udfff" for char in text):
+        text = json.dumps(record, ensure_ascii=True, indent=indent)
+    return text
 
 
 def encoded(source: str, result: EncodeResult) -> Record:
     return {
         "Kind": "encoded",
-        "Input": input_name(source),
+        "Input": source,
         "Output": result.output,
         "PatientID": result.patient_id,
         "StudyInstanceUID": result.study_instance_uid,
@@ -59,13 +65,13 @@ def encoded(source: str, result: EncodeResult) -> Record:
 
 def planned(source: str, attributes: Mapping[str, Any]) -> Record:
     """``Tags`` has the shape of a ``--tags-file``: it can be edited and given back."""
-    return {"Kind": "planned", "Input": input_name(source), "Tags": dict(attributes)}
+    return {"Kind": "planned", "Input": source, "Tags": dict(attributes)}
 
 
 def extracted(source: str, result: ExtractResult) -> Record:
     return {
         "Kind": "extracted",
-        "Input": input_name(source),
+        "Input": source,
         "Output": result.output,
         "Size": result.size,
         "SHA256": result.sha256,
@@ -75,7 +81,7 @@ def extracted(source: str, result: ExtractResult) -> Record:
 def uploaded(source: str, result: UploadResult) -> Record:
     return {
         "Kind": "uploaded",
-        "Input": input_name(source),
+        "Input": source,
         "Status": result.status,
         "ID": result.id,
         "ParentPatient": result.parent_patient,
@@ -139,7 +145,7 @@ def failed(key: str, name: str, error: Pdf2DcmError, exit_code: int) -> Record:
     """A file (``Input``) or an instance (``ID``) that failed, with why and its exit code."""
     return {
         "Kind": "failed",
-        key: input_name(name) if key == "Input" else name,
+        key: name,
         "Error": str(error),
         "ExitCode": exit_code,
     }
@@ -149,18 +155,20 @@ def watched(event: WatchEvent, exit_code: int | None) -> Record:
     """A hot folder's file: ``uploaded``, ``failed``, ``waiting`` (a retry) or ``vanished``.
 
     Beside each kind's fields: ``Time`` (ISO 8601), ``Destination`` (where the file went, a
-    path below the done or failed folder, ``deleted``, or null: still in the inbox) and, when
-    forwarding, ``Job``. ``Input`` is the path below the inbox.
+    path below the done or failed folder, ``deleted``, or null: still in the inbox) and
+    ``Job`` (the forwarding job, or null); ``failed`` and ``waiting`` add the file's
+    ``SHA256``. ``Input`` is the path below the inbox.
     """
     record: Record
     if event.status == "stored" and event.result is not None:
         record = uploaded(event.file, event.result)
     elif event.status == "failed" and event.error is not None:
         record = failed("Input", event.file, event.error, exit_code or 1)
+        record["SHA256"] = event.sha256
     elif event.status == "retry":
         error = str(event.error) if event.error is not None else None
         record = {"Kind": "waiting", "Input": event.file, "Error": error}
-        record["RetryIn"] = event.retry_in
+        record |= {"RetryIn": event.retry_in, "SHA256": event.sha256}
     else:
         record = {"Kind": event.status, "Input": event.file}
     record["Time"] = event.time.isoformat(timespec="seconds")

@@ -36,6 +36,7 @@ from .dicom import (
     ReferenceAttributes,
     attribute_values,
     open_encoded,
+    refuse_truncated,
     tag_json_value,
 )
 from .errors import (
@@ -172,6 +173,7 @@ def prepare_batch(
     *,
     target: Target | None = None,
     same_series: bool = False,
+    warn: Callable[[str], None] | None = None,
 ) -> PreparedBatch:
     """Everything decided before the first file is sent, so that a refusal sends nothing.
 
@@ -179,13 +181,24 @@ def prepare_batch(
     each file's tags are the batch's UIDs and numbers (continuing the server's) under its own
     (name, sidecar, manifest); files that would split one study over two patients are refused.
     ``sources`` are names (``-`` for stdin); a PDF with no PatientID anywhere is a warning,
-    an error with ``options.strict``.
+    an error with ``options.strict``. Each warning goes to ``warn`` as soon as it is known,
+    so that a refusal after it does not hide it, and is also kept in the result.
     """
+    if options.reference is not None and target is not None:
+        raise ValueError("give the batch a reference or a target to look up, not both")
+    warnings: list[str] = []
+
+    def note(text: str) -> None:
+        warnings.append(text)
+        if warn is not None:
+            warn(text)
+
+    tags = validate_tags(options.tags)
     reference = options.reference
     if reference is None and target is not None:
-        reference = target.reference(client, validate_tags(options.tags))
-    warnings = list(reference.warnings if reference is not None else ())
-    tags = validate_tags(options.tags)
+        reference = target.reference(client, tags)
+        for text in reference.warnings if reference is not None else ():
+            note(text)
     if not _has_patient_id(tags, own_tags, reference) and any(
         source != "-" and not _is_dicom_file(source) for source in sources
     ):
@@ -194,7 +207,9 @@ def prepare_batch(
                 "no PatientID given; Orthanc would file every such document under one "
                 "patient (a warning, refused by --strict); add --tag PatientID=..."
             )
-        warnings.append(_NO_PATIENT_ID)
+        note(_NO_PATIENT_ID)
+    if options.strict and not options.dry_run:
+        refuse_truncated(sources)
     planned = plan_batch(client, tags, len(sources), same_series=same_series, reference=reference)
     per_file = [merge_tags(p, own) for p, own in zip(planned, own_tags, strict=True)]
     check_batch_identity(per_file)

@@ -33,7 +33,6 @@ import dataclasses
 import datetime as dt
 import errno
 import hashlib
-import json
 import os
 import threading
 import time
@@ -434,7 +433,12 @@ class Watcher:
             for future in loop.in_flight:
                 if future.done() and not future.cancelled():
                     self._finish(future.result())
-        return WatchSummary(self.stored, self.failed, loop.waiting, self.first_error)
+        waiting = loop.waiting
+        if self.options.once and self._pending is not None:
+            # The files present at the start that were neither stored nor failed: left in the
+            # inbox for a retry.
+            waiting = len(self._pending)
+        return WatchSummary(self.stored, self.failed, waiting, self.first_error)
 
     def _scan(self, loop: _Loop) -> None:
         """Read the folder once per poll, however many files finish in between: a backlog is
@@ -617,18 +621,17 @@ class Watcher:
         when = _now()
         destination: str | None = None
         if options.failed is not None:
-            record = records.failed("Input", name, error, self._exit_code(error))
-            record |= {
-                "ErrorType": type(error).__name__,
-                "Time": when.isoformat(timespec="seconds"),
-                "SHA256": digest,
-            }
             target = options.failed / name
             try:
                 # The reason is written before the file moves, so a file in failed/ always
                 # has one; a crash in between leaves the file to fail (and write) again.
                 target.parent.mkdir(parents=True, exist_ok=True)
                 final = _free_name(target, digest)
+                event = WatchEvent(
+                    when, name, "failed", digest, error=error, destination=str(final)
+                )
+                record = records.watched(event, self._exit_code(error))
+                record["ErrorType"] = type(error).__name__
                 _write_atomic(final.with_name(final.name + ERROR_SUFFIX), record)
                 destination = self._put_away(path, name, options.failed, final=final)
             except (OSError, FileSystemError) as exc:
@@ -702,7 +705,7 @@ def _free_name(target: Path, digest: str | None) -> Path:
 
 def _write_atomic(path: Path, record: dict[str, Any]) -> None:
     temporary = path.with_name(f".{path.name}.part")
-    temporary.write_text(json.dumps(record, ensure_ascii=False, indent=2) + "\n", "utf-8")
+    temporary.write_text(records.dumps(record, indent=2) + "\n", "utf-8")
     os.replace(temporary, path)
 
 
@@ -723,7 +726,7 @@ class Journal:
         """The event's record, as ``--json`` prints it, with the time to the millisecond."""
         record = records.watched(event, exit_code)
         record["Time"] = event.time.isoformat(timespec="milliseconds")
-        line = json.dumps(record, ensure_ascii=False) + "\n"
+        line = records.dumps(record) + "\n"
         try:
             os.write(self._descriptor, line.encode("utf-8"))
         except OSError as exc:

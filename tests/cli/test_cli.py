@@ -80,7 +80,7 @@ def test_main_help_documents_exit_codes() -> None:
 def test_version() -> None:
     result = run("--version")
     assert result.exit_code == 0
-    assert result.stdout == "pdf2dcm, version 0.1.0\n"
+    assert result.stdout == "pdf2dcm, version 0.2.0\n"
 
 
 def test_every_error_class_has_an_exit_code() -> None:

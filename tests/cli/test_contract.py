@@ -91,7 +91,7 @@ def run(*args: str, env: dict[str, str] | None = None) -> Result:
 
 
 def test_dash_capital_v_is_the_version() -> None:
-    assert run("-V").stdout == "pdf2dcm, version 0.1.0\n"
+    assert run("-V").stdout == "pdf2dcm, version 0.2.0\n"
 
 
 @pytest.mark.parametrize(

@@ -82,7 +82,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self.server.asked.append(("POST", self.path))
-        if self.path == "/tools/lookup":
+        if self.path in ("/tools/lookup", "/tools/find"):
             self._send(200, b"[]")
             return
         if self.path != "/instances":
@@ -464,3 +464,165 @@ def test_on_a_terminal_jobs_wait_draws_and_reports_the_job(
         "State": "Success",
         "Progress": 100,
     }
+
+
+def test_fetch_records_every_instance_when_the_server_goes_away_midway(
+    archive: Archive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pdf2dcm.fetch
+    from pdf2dcm.errors import ServerUnreachableError
+
+    ids = []
+    for number in range(3):
+        source = tmp_path / f"s{number}.pdf"
+        source.write_bytes(make_pdf(1000 + number, seed=50 + number))
+        sent = run("upload", str(source), "--url", archive.url, "--tag", "PatientID=U", "--json")
+        ids.append(records(sent)[0]["ID"])
+    real, calls = pdf2dcm.fetch.fetch_pdf, []
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 2:
+            raise ServerUnreachableError("cannot reach the archive")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pdf2dcm.fetch, "fetch_pdf", flaky)
+    result = run("fetch", *ids, "--url", archive.url, "-d", str(tmp_path / "o"), "--json")
+    assert result.exit_code == 3
+    got = records(result)
+    assert [r["ID"] for r in got] == ids
+    assert [(r["Kind"], r.get("ExitCode")) for r in got] == [
+        ("fetched", None),
+        ("failed", 3),
+        ("failed", 1),
+    ]
+    assert "not attempted" in got[2]["Error"]
+    assert len(calls) == 2  # the third was not tried
+    assert "3 files: 1 written, 1 failed, 1 not attempted" in result.stderr
+
+
+def test_encode_dry_run_reports_every_refused_file_and_goes_on(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.pdf"
+    bad.write_bytes(b"not a PDF")
+    good = tmp_path / "good.pdf"
+    good.write_bytes(make_pdf(900, seed=61))
+    result = run("encode", str(bad), str(good), "--dry-run", "--json")
+    assert result.exit_code == 2
+    failed, planned = records(result)
+    assert (failed["Kind"], failed["Input"], failed["ExitCode"]) == ("failed", str(bad), 2)
+    assert (planned["Kind"], planned["Input"]) == ("planned", str(good))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.pdf", "good.pdf"]
+
+
+def test_extract_onto_itself_gives_a_failed_record(tmp_path: Path) -> None:
+    dcm = tmp_path / "x.dcm"
+    assert run("encode", "-", "-o", str(dcm), stdin=make_pdf(900, seed=60)).exit_code == 0
+    before = dcm.read_bytes()
+    result = run("extract", str(dcm), "-o", str(dcm), "--json")
+    assert result.exit_code == 2
+    [failed] = records(result)
+    assert (failed["Kind"], failed["Input"]) == ("failed", str(dcm))
+    assert dcm.read_bytes() == before
+
+
+def test_stdin_is_dash_in_records_and_stdin_in_messages(tmp_path: Path) -> None:
+    result = run("encode", "-", "-d", str(tmp_path), "--json", stdin=b"not a PDF")
+    [failed] = records(result)
+    assert failed["Input"] == "-"
+    assert failed["Error"].startswith("<stdin> is not a PDF")
+
+
+def test_upload_takes_its_target_terms_as_given(archive: Archive, tmp_path: Path) -> None:
+    """Placeholders are a hot folder's (one target per file); an upload's batch shares one
+    target, so a brace in a term is part of the value looked up."""
+    source = tmp_path / "ACC1_x.pdf"
+    source.write_bytes(make_pdf(900, seed=70))
+    result = run(
+        "upload", str(source), "--url", archive.url, "--name-pattern", "{AccessionNumber}_{*}.pdf",
+        "--study", "AccessionNumber={AccessionNumber}", "--dry-run",
+    )  # fmt: skip
+    assert result.exit_code == 4, result.stderr
+    assert "AccessionNumber={AccessionNumber}" in result.stderr
+    assert "this file gave none" not in result.stderr
+    assert archive.instances == {}
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="Linux file names are bytes")
+def test_watch_journal_and_failed_folder_take_names_that_are_not_utf8(
+    archive: Archive, tmp_path: Path
+) -> None:
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    (inbox / "caf\udce9.pdf").write_bytes(make_pdf(1000, seed=80))
+    (inbox / "b\udce4d.pdf").write_bytes(b"not a PDF")
+    log = tmp_path / "log.jsonl"
+    result = run(
+        "watch", str(inbox), "--url", archive.url, "--once", "--settle", "0",
+        "--delete", "--failed", str(tmp_path / "failed"), "--tag", "PatientID=W",
+        "--log", str(log), "--json",
+    )  # fmt: skip
+    assert result.exit_code == 2, result.stderr
+    printed = records(result)
+    journal = [json.loads(line) for line in log.read_bytes().decode("utf-8").splitlines()]
+    assert {r["Kind"] for r in journal} == {"uploaded", "failed"}
+    assert [r["Input"] for r in journal] == [r["Input"] for r in printed]
+    reason = tmp_path / "failed" / "b\udce4d.pdf.error.json"
+    kept = json.loads(reason.read_bytes().decode("utf-8"))
+    [failed] = [r for r in printed if r["Kind"] == "failed"]
+    assert kept == failed | {"ErrorType": "NotAPdfError"}
+    assert kept["Destination"] == str(tmp_path / "failed" / "b\udce4d.pdf")
+    assert kept["SHA256"] == hashlib.sha256(b"not a PDF").hexdigest()
+
+
+def test_a_record_that_cannot_be_printed_does_not_hide_the_error(
+    archive: Archive, tmp_path: Path
+) -> None:
+    import os
+    import subprocess
+
+    missing = "00000000-00000000-00000000-00000000-00000000"
+    done = subprocess.run(
+        [sys.executable, "-m", "pdf2dcm", "fetch", missing, "--url", archive.url,
+         "-o", str(tmp_path / "y.pdf"), "--json"],
+        stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=lambda: os.close(1),
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 4
+    assert done.stderr.decode().startswith(f"pdf2dcm: error: instance {missing} not found")
+
+
+@pytest.mark.parametrize("command", ["encode", "upload"])
+def test_strict_refuses_a_batch_with_a_truncated_pdf_before_the_first_file(
+    archive: Archive, tmp_path: Path, command: str
+) -> None:
+    whole = tmp_path / "a-whole.pdf"
+    whole.write_bytes(make_pdf(2000, seed=90))
+    cut = tmp_path / "b-cut.pdf"
+    cut.write_bytes(make_pdf(2000, seed=91)[:1500])
+    where = ["-d", str(tmp_path / "out")] if command == "encode" else ["--url", archive.url]
+    result = run(command, str(whole), str(cut), *where, "--tag", "PatientID=S", "--strict")
+    assert result.exit_code == 2
+    assert f"{cut} has no %%EOF marker near its end" in result.stderr
+    assert "refused in strict mode" in result.stderr
+    assert not (tmp_path / "out").exists()
+    assert archive.instances == {}
+
+
+def test_watch_once_counts_the_files_left_for_a_retry(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    (inbox / "a.pdf").write_bytes(make_pdf(900, seed=95))
+    result = run(
+        "watch", str(inbox), "--url", closed, "--once", "--settle", "0", "--delete",
+        "--tag", "PatientID=R", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 3
+    [waiting] = records(result)
+    assert (waiting["Kind"], waiting["Input"]) == ("waiting", "a.pdf")
+    assert waiting["SHA256"] == hashlib.sha256((inbox / "a.pdf").read_bytes()).hexdigest()
+    assert "1 file: 0 stored, 1 left in the inbox, 0 failed" in result.stderr

@@ -39,7 +39,7 @@ def test_post_is_retried_with_the_whole_body_again(server: Scripted) -> None:
     assert stored.parent_series == SERIES
     assert [r[2] for r in server.received] == [b"head-middle-tail"] * 3
     assert all(r[3]["Content-Length"] == "16" for r in server.received)
-    assert all(r[3]["User-Agent"] == "pdf2dcm/0.1.0" for r in server.received)
+    assert all(r[3]["User-Agent"] == "pdf2dcm/0.2.0" for r in server.received)
     assert len(restarts) == 2
 
 

@@ -6,7 +6,6 @@ import collections
 import contextlib
 import dataclasses
 import functools
-import json
 import logging
 import os
 import sys
@@ -278,12 +277,9 @@ def print_json(record: Mapping[str, Any]) -> None:
 
     Not dropped by ``-q``: asking for ``--json`` asks for the records.
     """
-    line = json.dumps(record, ensure_ascii=False)
-    if any("\ud800" <= char <= "\udfff" for char in line):
-        # A file name that is not UTF-8 arrives with surrogate escapes: write them as JSON
-        # escapes, so the record stays valid UTF-8.
-        line = json.dumps(record, ensure_ascii=True)
-    _stdout_line(line)
+    from pdf2dcm.records import dumps
+
+    _stdout_line(dumps(record))
 
 
 def _stdout_line(text: str) -> None:
@@ -393,6 +389,8 @@ class Destination:
     worklist: str | None
     send_to_modality: str | None
     send_to_peer: str | None
+    per_file: bool = False
+    """Each file finds its own target (watch): terms may hold ``{Keyword}``."""
 
     def target(self, *, has_reference_file: bool = False) -> Target | None:
         """What ``--parent``/``--study``/``--patient``/``--series`` attach to (one at most)."""
@@ -414,7 +412,12 @@ class Destination:
         if not given or given == ["--study-from/--series-from"]:
             return None
         return Target(
-            self.parent, self.study_terms, self.patient_terms, self.series_terms, self.worklist
+            self.parent,
+            self.study_terms,
+            self.patient_terms,
+            self.series_terms,
+            self.worklist,
+            placeholders=self.per_file,
         )
 
     def forward(self) -> Forward | None:
@@ -445,7 +448,8 @@ def destination_options(*, per_file: bool) -> Callable[[Callable[..., Any]], Cal
         @functools.wraps(function)
         def command(*args: Any, **kwargs: Any) -> Any:
             values = {name: kwargs.pop(name) for name in _DESTINATION_PARAMETERS}
-            return function(*args, destination=Destination(**values), **kwargs)
+            destination = Destination(**values, per_file=per_file)
+            return function(*args, destination=destination, **kwargs)
 
         for option in reversed(_destination_option_list(per_file)):
             command = option(command)

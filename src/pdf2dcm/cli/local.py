@@ -101,7 +101,7 @@ def encode(
     dry_run: bool,
 ) -> None:
     """Wrap PDF files (INPUT, or '-' for stdin) as DICOM Encapsulated PDF objects."""
-    from pdf2dcm.encode import EncodeOptions, plan_tags
+    from pdf2dcm.encode import EncodeOptions, check_batch, plan_tags
     from pdf2dcm.files import expand_directories, make_directory
 
     sources, own_tags = batch_inputs(
@@ -134,6 +134,7 @@ def encode(
         fail_fast=fail_fast,
     )
     per_file = plan_tags(own_tags, options)
+    check_batch(sources, options, dry_run=dry_run)
     if outdir is not None and not dry_run:
         make_directory(outdir)
     _run(list(zip(sources, targets, per_file, strict=True)), options, report, dry_run, no_progress)
@@ -259,12 +260,12 @@ def extract(
         if as_json:
             raise click.UsageError("--json prints to stdout, which already carries the PDF")
         refuse_terminal(sys.stdout, "a PDF")
-    elif source != "-" and os.path.abspath(output) == os.path.abspath(source):
-        raise err.InputError(f"{source} would be overwritten by its own output; use -o")
     with (
         failure_record(as_json, "Input", source),
         progress_display(not no_progress, file_size(source) or None) as progress,
     ):
+        if source != "-" and os.path.abspath(output) == os.path.abspath(source):
+            raise err.InputError(f"{source} would be overwritten by its own output; use -o")
         result = extract_pdf(
             stdin() if source == "-" else source,
             stdout() if output == "-" else output,

@@ -64,8 +64,7 @@ class Reporter:
             say(f"error: {error}")
         self.batch.failed(error)
         if self.as_json:
-            code = int(exit_status_for(error))
-            print_json(records.failed(self.key, name, error, code))
+            failure_json(self.key, name, error)
 
     def raise_single(self) -> None:
         """One input that failed: its error, raised for the top-level handler to print."""
@@ -89,8 +88,15 @@ def failure_record(as_json: bool, key: str, name: str) -> Iterator[None]:
         yield
     except err.Pdf2DcmError as error:
         if as_json:
-            print_json(records.failed(key, name, error, int(exit_status_for(error))))
+            failure_json(key, name, error)
         raise
+
+
+def failure_json(key: str, name: str, error: err.Pdf2DcmError) -> None:
+    """The ``failed`` record of an error, if stdout can take it: a record that cannot be
+    written (stdout closed) must not replace the error it reports, nor its exit code."""
+    with contextlib.suppress(err.Pdf2DcmError):
+        print_json(records.failed(key, name, error, int(exit_status_for(error))))
 
 
 def show_plan(name: str, attributes: Mapping[str, Any], as_json: bool) -> None:

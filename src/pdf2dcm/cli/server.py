@@ -153,6 +153,7 @@ def upload(
         strict=strict,
     )
     report = Reporter(as_json, Batch(len(sources)), several=len(sources) > 1)
+    report.warnings(options.reference.warnings if options.reference is not None else ())
     client = connection.open(
         pool_size=concurrency,
         dicomweb_url=destination.dicomweb_url,
@@ -162,9 +163,14 @@ def upload(
         if forward is not None:
             check_forward_target(client, *forward)
         prepared = prepare_batch(
-            client, sources, own_tags, options, target=target, same_series=same_series
+            client,
+            sources,
+            own_tags,
+            options,
+            target=target,
+            same_series=same_series,
+            warn=lambda text: report.warnings([text]),
         )
-        report.warnings(prepared.warnings)
         stored = _send(
             client,
             sources,
