@@ -125,7 +125,7 @@ def test_files_wait_while_the_server_is_down_then_go(server: OrthancServer, tmp_
 def test_kill_9_at_any_moment_loses_and_duplicates_nothing(
     counted: OrthancServer, tmp_path: Path
 ) -> None:
-    """200 files; the watcher is killed 0.3 to 0.6 s after each start, then left to finish."""
+    """200 files; the watcher is killed 0.2 to 0.45 s after each start, then left to finish."""
     server, before = counted, counted.instance_count()
     inbox = tmp_path / "in"
     inbox.mkdir()
@@ -140,7 +140,7 @@ def test_kill_9_at_any_moment_loses_and_duplicates_nothing(
         watcher = start_watch(
             server, tmp_path, "--settle", "0", "--concurrency", "4", "--log", str(journal)
         )
-        time.sleep(chooser.uniform(0.3, 0.6))
+        time.sleep(chooser.uniform(0.2, 0.45))
         if watcher.poll() is None:
             watcher.kill()
             kills += 1
