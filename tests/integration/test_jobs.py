@@ -374,6 +374,9 @@ def test_actions_in_a_state_that_forbids_them_name_the_state(
         f"job {first}: cancel requested (was Pending)",
         f"job {second}: cancel requested (was Pending)",
     ]
+    assert re.fullmatch(
+        r"pdf2dcm: 2 jobs: 2 cancel requested, 0 failed in \d+\.\d s\n", cancelled.stderr
+    )
     assert run("jobs", "wait", first, second, "--url", server.url).exit_code == 6
     again = run("jobs", "cancel", first, UNKNOWN_JOB, "--url", server.url)
     assert again.exit_code == 2
@@ -382,7 +385,9 @@ def test_actions_in_a_state_that_forbids_them_name_the_state(
         "cancel: only Pending, Running, Paused or Retry jobs can be cancelled",
         f"pdf2dcm: error: job {UNKNOWN_JOB} is not known to {server.url}: it never existed or "
         "was dropped from the job history (Orthanc keeps the last JobsHistorySize finished jobs)",
+        again.stderr.splitlines()[-1],
     ]
+    assert re.fullmatch(r"pdf2dcm: 2 jobs: 2 failed in \d+\.\d s", again.stderr.splitlines()[-1])
     paused = run("jobs", "pause", second, "--url", server.url)
     assert paused.exit_code == 2
     assert "already ended (Failure); nothing to pause" in paused.stderr

@@ -15,6 +15,7 @@ from pdf2dcm import records
 
 from .app import ExitStatus, Terminated, cli, displaying, exit_status_for, info, say
 from .common import (
+    Batch,
     Connection,
     batch_summary,
     connection_options,
@@ -25,6 +26,7 @@ from .common import (
     size_text,
     stdout,
 )
+from .report import Reporter
 
 if TYPE_CHECKING:
     from pdf2dcm.client import OrthancClient
@@ -320,21 +322,21 @@ alone, and the other jobs are still acted on; an unknown job exits 4.""",
     ) -> None:
         from pdf2dcm.jobs import JobState, job_action
 
-        failures: list[err.Pdf2DcmError] = []
+        report = Reporter(False, Batch(len(job_ids), noun="job"), key="ID")
         with connection.open() as client:
             for job_id in job_ids:
                 try:
                     before = job_action(client, job_id, cast("Action", action))
                 except err.Pdf2DcmError as error:
-                    say(f"error: {error}")
-                    failures.append(error)
+                    report.failure(job_id, error)
                     continue
                 if action == "pause" and before.state is JobState.PAUSED:
-                    result_line(f"job {job_id}: already Paused")
+                    report.result("already paused", {}, f"job {job_id}: already Paused")
                 else:
-                    result_line(f"job {job_id}: {action} requested (was {before.state.value})")
-        if failures:
-            click.get_current_context().exit(exit_status_for(failures[0]))
+                    line = f"job {job_id}: {action} requested (was {before.state.value})"
+                    report.result(f"{action} requested", {}, line)
+        # Several jobs end with the summary line, as every batch does.
+        report.end(summary=len(job_ids) > 1)
 
 
 _action_command(
