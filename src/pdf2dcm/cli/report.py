@@ -11,7 +11,7 @@ import contextlib
 import json
 import sys
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pdf2dcm import errors as err
@@ -39,7 +39,6 @@ class Reporter:
     batch: Batch
     key: str = "Input"
     several: bool = True
-    warned: set[str] = field(default_factory=set)
 
     def warnings(self, notes: Iterable[str]) -> None:
         for note in notes:
