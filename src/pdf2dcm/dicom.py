@@ -45,6 +45,7 @@ from .files import (
     copy_document,
     display_name,
     hashed_blocks,
+    is_regular_file,
     open_input,
 )
 from .identity import (
@@ -526,7 +527,7 @@ def refuse_truncated(names: Iterable[str]) -> None:
     from .pdf import may_be_truncated
 
     for name in names:
-        if name == "-":
+        if name == "-" or not is_regular_file(name):
             continue
         try:
             with open(name, "rb") as handle:

@@ -263,6 +263,19 @@ def display_name(target: PathLike | BinaryIO, fallback: str = "<stdin>") -> str:
     return name if isinstance(name, str) else fallback
 
 
+def is_regular_file(name: str) -> bool:
+    """Whether ``name`` is a regular file, so that it may be opened and read twice.
+
+    A look ahead at a batch (is it DICOM, is it truncated) must not open a pipe, FIFO or
+    device: opening a FIFO waits for a writer, and reading one takes bytes the real read
+    would then miss.
+    """
+    try:
+        return stat.S_ISREG(os.stat(name).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
 @contextlib.contextmanager
 def open_input(
     source: PathLike | BinaryIO, *, name: str, limit: int | None = None

@@ -52,7 +52,7 @@ from .errors import (
 )
 from .extract import extract_pdf, looks_like_dicom, read_header
 from .fetch import fetch_pdf
-from .files import CHUNK_SIZE, expand_directories, open_input
+from .files import CHUNK_SIZE, expand_directories, is_regular_file, open_input
 from .identity import check_batch_identity
 from .lookup import Target
 from .pertags import merge_tags
@@ -231,6 +231,8 @@ def _has_patient_id(
 
 
 def _is_dicom_file(name: str) -> bool:
+    if not is_regular_file(name):
+        return False
     try:
         with open(name, "rb") as handle:
             return looks_like_dicom(handle)

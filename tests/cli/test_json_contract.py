@@ -626,3 +626,36 @@ def test_watch_once_counts_the_files_left_for_a_retry(tmp_path: Path) -> None:
     assert (waiting["Kind"], waiting["Input"]) == ("waiting", "a.pdf")
     assert waiting["SHA256"] == hashlib.sha256((inbox / "a.pdf").read_bytes()).hexdigest()
     assert "1 file: 0 stored, 1 left in the inbox, 0 failed" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "options"),
+    [
+        ("encode", ["--strict"]),
+        ("upload", ["--strict", "--tag", "PatientID=F"]),
+        ("upload", []),  # no PatientID: each input is looked at for being DICOM
+    ],
+)
+def test_the_look_ahead_at_a_batch_never_reads_a_fifo(
+    archive: Archive, tmp_path: Path, command: str, options: list[str]
+) -> None:
+    """--strict and the PatientID check look at every input first; a FIFO must be read once,
+    by the real read, or its first bytes would be lost."""
+    import os
+
+    fifo = tmp_path / "fifo.pdf"
+    os.mkfifo(fifo)
+    pdf = make_pdf(3000, seed=99)
+
+    def feed() -> None:
+        with fifo.open("wb") as writer:
+            writer.write(pdf)
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    where = ["-o", str(tmp_path / "out.dcm")] if command == "encode" else ["--url", archive.url]
+    result = run(command, str(fifo), *where, *options, "--json")
+    feeder.join(timeout=10)
+    assert result.exit_code == 0, result.stderr
+    [record] = records(result)
+    assert (record["Size"], record["SHA256"]) == (len(pdf), hashlib.sha256(pdf).hexdigest())
