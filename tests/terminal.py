@@ -20,9 +20,18 @@ def run_on_terminal(*args: str, columns: int = 160) -> tuple[int, str, str]:
         env=env | {"COLUMNS": str(columns), "TERM": "xterm", "NO_COLOR": "1"},
     )
     os.close(secondary)
+    received = read_to_end(primary)
+    _out, err = process.communicate(timeout=30)
+    os.close(primary)
+    return process.returncode, received.decode("utf-8"), err.decode("utf-8")
+
+
+def read_to_end(primary: int, quiet_for: float = 30) -> bytes:
+    """Everything the pseudo-terminal received until the process closed its end (or was
+    silent for ``quiet_for`` seconds)."""
     received = b""
     while True:
-        ready, _, _ = select.select([primary], [], [], 30)
+        ready, _, _ = select.select([primary], [], [], quiet_for)
         if not ready:
             break
         try:
@@ -32,6 +41,4 @@ def run_on_terminal(*args: str, columns: int = 160) -> tuple[int, str, str]:
         if not chunk:
             break
         received += chunk
-    _out, err = process.communicate(timeout=30)
-    os.close(primary)
-    return process.returncode, received.decode("utf-8"), err.decode("utf-8")
+    return received

@@ -56,6 +56,7 @@ from .identity import (
     check_identity,
     choose_character_set,
     cut_to_bytes,
+    element_text,
     uses_code_extensions,
 )
 from .pdf import inspect_pdf
@@ -322,12 +323,7 @@ def _validate_copied(copied: Dataset, name: str) -> None:
 def _as_tag_value(element: DataElement) -> object:
     if element.VR == "SQ":
         return [{e.tag: _as_tag_value(e) for e in item} for item in element.value]
-    value = element.value
-    if value is None:
-        return ""
-    if isinstance(value, MultiValue | list):
-        return "\\".join(str(v) for v in value)
-    return str(value)
+    return element_text(element)
 
 
 def _detached(element: DataElement) -> DataElement:

@@ -91,7 +91,7 @@ def check_identity(
         if tag not in tags:
             continue
         given = tags[tag]
-        known = _text_of(reference[tag]) if tag in reference else ""
+        known = element_text(reference[tag]) if tag in reference else ""
         if isinstance(given, list) or normalized(keyword, given) != normalized(keyword, known):
             shown = "a sequence" if isinstance(given, list) else repr(short_value(given))
             raise IdentityConflictError(
@@ -134,7 +134,8 @@ def _trim_name_group(group: str) -> str:
     return "^".join(components)
 
 
-def _text_of(element: DataElement) -> str:
+def element_text(element: DataElement) -> str:
+    """A value as text; several values joined with ``\\``, as DICOM writes them."""
     value = element.value
     if value is None:
         return ""

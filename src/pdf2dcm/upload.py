@@ -388,11 +388,12 @@ def _identifiers(ds: Dataset) -> dict[str, Any]:
 
 
 def _optional_text(ds: Dataset, keyword: str) -> str | None:
+    """A record's value: the text, padding stripped; None when absent or unreadable."""
     try:
-        value = ds.get(keyword)
-    except (ValueError, TypeError, LookupError):
+        text = _text_of(ds, keyword)
+    except InputError:
         return None
-    return None if value is None else str(value).strip(" \x00")
+    return text.strip(" \x00") if keyword in ds else None
 
 
 def _upload_encoded(

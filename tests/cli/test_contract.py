@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -15,6 +14,7 @@ from click.testing import CliRunner, Result
 
 from pdf2dcm.cli import cli
 from pdf2dcm.cli.app import environment_name
+from tests.serve import serving
 
 JOB = "0f2b5c1e-7a0d-4c8e-9b5a-3c1d2e4f6a7b"
 
@@ -66,11 +66,8 @@ class _Handler(BaseHTTPRequestHandler):
 def fake() -> Iterator[FakeOrthanc]:
     httpd = FakeOrthanc(("127.0.0.1", 0), _Handler)
     httpd.routes, httpd.asked, httpd.headers = {}, [], []
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(httpd):
+        yield httpd
 
 
 def job_json(state: str, progress: int = 0, **more: Any) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from click.testing import CliRunner, Result
 
 from pdf2dcm.cli import cli
 from tests.pdfs import make_pdf
+from tests.serve import serving
 
 JOB = "6f0a3c2e-1b4d-4e5f-8a9b-0c1d2e3f4a5b"
 KINDS = {
@@ -159,11 +160,8 @@ def archive() -> Iterator[Archive]:
     server = Archive(("127.0.0.1", 0), _Handler)
     server.instances, server.datasets, server.resources = {}, {}, {}
     server.asked, server.lock = [], threading.Lock()
-    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(server):
+        yield server
 
 
 def run(*args: str, stdin: bytes | None = None) -> Result:

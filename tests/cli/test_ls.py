@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -16,6 +15,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from pdf2dcm.cli import cli
 from tests.pdfs import make_pdf
+from tests.serve import serving
 from tests.terminal import run_on_terminal
 
 PDF_CLASS = b"1.2.840.10008.5.1.4.1.1.104.1"
@@ -132,11 +132,8 @@ class _Handler(BaseHTTPRequestHandler):
 def fake() -> Iterator[_Routed]:
     server = _Routed(("127.0.0.1", 0), _Handler)
     server.routes, server.asked = _routes(), []
-    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(server):
+        yield server
 
 
 def _url(server: _Routed) -> str:

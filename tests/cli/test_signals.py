@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import pty
-import select
 import signal
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from typing import Any
 import pytest
 
 from pdf2dcm.cli import ExitStatus
+from tests.terminal import read_to_end
 
 BIG = 200 * 1024 * 1024
 
@@ -134,18 +134,7 @@ def test_sigterm_restores_the_cursor_of_the_progress_bar(big_pdf: Path, tmp_path
     seen = wait_for_part(tmp_path, process)
     if seen:
         process.send_signal(signal.SIGTERM)
-    received = b""
-    while True:
-        ready, _, _ = select.select([primary], [], [], 30)
-        if not ready:
-            break
-        try:
-            chunk = os.read(primary, 65536)
-        except OSError:  # EIO: the process closed its end
-            break
-        if not chunk:
-            break
-        received += chunk
+    received = read_to_end(primary)
     process.wait(30)
     os.close(primary)
     if not seen:

@@ -6,7 +6,6 @@ job's states in a chosen order; this server does, and records every request with
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -15,6 +14,7 @@ import pytest
 
 from pdf2dcm.client import OrthancClient
 from pdf2dcm.config import resolve_settings
+from tests.serve import serving
 
 
 class Scripted(ThreadingHTTPServer):
@@ -46,11 +46,8 @@ class Handler(BaseHTTPRequestHandler):
 def server() -> Iterator[Scripted]:
     httpd = Scripted(("127.0.0.1", 0), Handler)
     httpd.answers, httpd.received = [], []
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(httpd):
+        yield httpd
 
 
 def client_for(server: Scripted, **kwargs: Any) -> OrthancClient:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,13 +10,11 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .app import say
-from .common import refuse_terminal_stdin, stdin
+from .common import option_group, refuse_terminal_stdin, stdin
 
 if TYPE_CHECKING:
     from pdf2dcm.pertags import NameRule
     from pdf2dcm.tags import ValidatedTags
-
-_LISTING_PARAMETERS = ("files_from", "files_null", "name_pattern", "name_regex")
 
 
 @dataclass(frozen=True)
@@ -49,12 +46,6 @@ class Listing:
 
 def per_file_options(function: Callable[..., Any]) -> Callable[..., Any]:
     """The :class:`Listing` options (encode and upload), passed as one ``listing`` argument."""
-
-    @functools.wraps(function)
-    def command(*args: Any, **kwargs: Any) -> Any:
-        values = {name: kwargs.pop(name) for name in _LISTING_PARAMETERS}
-        return function(*args, listing=Listing(**values), **kwargs)
-
     options = [
         click.option(
             "--files-from",
@@ -81,9 +72,7 @@ def per_file_options(function: Callable[..., Any]) -> Callable[..., Any]:
             help="As --name-pattern, a regular expression with groups named after keywords.",
         ),
     ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+    return option_group("listing", Listing, options)(function)
 
 
 def batch_inputs(

@@ -38,6 +38,32 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
+def option_group(
+    argument: str,
+    group: type[Any],
+    options: Sequence[Callable[[Any], Any]],
+    **fixed: Any,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare ``options`` on a command and hand it their values as one ``argument``.
+
+    ``group`` is a dataclass whose fields are the options' destinations, plus the ``fixed``
+    ones the command's declaration sets (:class:`Connection`, :class:`Destination`, ...).
+    """
+    names = [f.name for f in dataclasses.fields(group) if f.name not in fixed]
+
+    def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(function)
+        def command(*args: Any, **kwargs: Any) -> Any:
+            values = {name: kwargs.pop(name) for name in names}
+            return function(*args, **{argument: group(**values, **fixed)}, **kwargs)
+
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
 def tag_options(function: Callable[..., Any]) -> Callable[..., Any]:
     """The options that shape the DICOM attributes; encode and upload share them."""
     options = [
@@ -362,19 +388,6 @@ class Batch:
         end_batch(self.failures, self.count, summary=False)
 
 
-_DESTINATION_PARAMETERS = (
-    "method",
-    "dicomweb_url",
-    "parent",
-    "study_terms",
-    "patient_terms",
-    "series_terms",
-    "worklist",
-    "send_to_modality",
-    "send_to_peer",
-)
-
-
 @dataclass(frozen=True)
 class Destination:
     """Where upload and watch put documents: how they are sent, what they attach to, and
@@ -444,18 +457,9 @@ def destination_options(*, per_file: bool) -> Callable[[Callable[..., Any]], Cal
     ``per_file`` (watch): each file finds its own target, so terms may hold placeholders.
     """
 
-    def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(function)
-        def command(*args: Any, **kwargs: Any) -> Any:
-            values = {name: kwargs.pop(name) for name in _DESTINATION_PARAMETERS}
-            destination = Destination(**values, per_file=per_file)
-            return function(*args, destination=destination, **kwargs)
-
-        for option in reversed(_destination_option_list(per_file)):
-            command = option(command)
-        return command
-
-    return decorate
+    return option_group(
+        "destination", Destination, _destination_option_list(per_file), per_file=per_file
+    )
 
 
 def _destination_option_list(per_file: bool) -> list[Callable[[Any], Any]]:
@@ -543,17 +547,6 @@ def size_text(size: int) -> str:
     raise AssertionError(unit)
 
 
-_CONNECTION_PARAMETERS = (
-    "url",
-    "username",
-    "password",
-    "token",
-    "ca_bundle",
-    "insecure",
-    "timeout",
-)
-
-
 @dataclass(frozen=True)
 class Connection:
     """The connection options of a server command, gathered into one argument."""
@@ -636,17 +629,7 @@ def connection_options_for(
     bounds the whole wait.
     """
 
-    def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(function)
-        def command(*args: Any, **kwargs: Any) -> Any:
-            values = {name: kwargs.pop(name) for name in _CONNECTION_PARAMETERS}
-            return function(*args, connection=Connection(**values), **kwargs)
-
-        for option in reversed(_connection_option_list(timeout_flag)):
-            command = option(command)
-        return command
-
-    return decorate
+    return option_group("connection", Connection, _connection_option_list(timeout_flag))
 
 
 def _connection_option_list(timeout_flag: str) -> list[Callable[[Any], Any]]:
