@@ -13,16 +13,17 @@ __version__ = "0.2.0"
 if TYPE_CHECKING:
     from .client import OrthancClient
     from .config import Settings, resolve_settings
-    from .dicom import EncodeResult, ReferenceAttributes, encode_pdf, read_reference
+    from .dicom import EncodeResult, encode_pdf, read_reference
     from .extract import ExtractResult, extract_pdf
     from .fetch import FetchResult, fetch_all, fetch_pdf
+    from .identity import ReferenceAttributes
     from .jobs import JobState, JobStatus, wait_for_job
     from .upload import UploadOptions, UploadResult, upload_file
 
 _LAZY = {
     "EncodeResult": "dicom",
     "ExtractResult": "extract",
-    "ReferenceAttributes": "dicom",
+    "ReferenceAttributes": "identity",
     "encode_pdf": "dicom",
     "extract_pdf": "extract",
     "read_reference": "dicom",

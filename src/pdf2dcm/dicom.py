@@ -52,6 +52,8 @@ from .identity import (
     TEXT_VRS,
     UTF8,
     Level,
+    ReferenceAttributes,
+    charset_change_note,
     check_encoded_lengths,
     check_identity,
     choose_character_set,
@@ -130,6 +132,7 @@ STUDY_KEYWORDS = (
     "NameOfPhysiciansReadingStudy",
     "ProcedureCodeSequence",
     "AdmittingDiagnosesDescription",
+    "TimezoneOffsetFromUTC",
 )
 SERIES_KEYWORDS = (
     "Modality",
@@ -141,24 +144,6 @@ SERIES_KEYWORDS = (
     "InstitutionName",
     "InstitutionalDepartmentName",
 )
-
-
-@dataclass(frozen=True)
-class ReferenceAttributes:
-    """Attributes copied from an existing object so that a new document joins its study/series."""
-
-    dataset: Dataset
-    next_instance_number: int | None
-    """Set when the series is copied: the next free InstanceNumber in it."""
-    next_series_number: int | None = None
-    """Set when only the study is copied and its series are known: the next free SeriesNumber."""
-    level: Level = "study"
-    """What the document joins: the patient (new study), the study (new series) or the series."""
-    character_set: tuple[str, ...] = ()
-    """The reference's SpecificCharacterSet, written again when every value fits in it."""
-    source: str = "the reference"
-    """How messages name where the values came from (a file, a server resource)."""
-    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -449,6 +434,7 @@ def open_encoded(
     pdf_sha256: str | None = None,
     code_extensions: bool = True,
     strict: bool = False,
+    notes: Seq[str] = (),
 ) -> Iterator[EncodedPdf]:
     """Check a PDF and its tags and prepare its DICOM encoding; see :func:`encode_pdf`.
 
@@ -456,7 +442,8 @@ def open_encoded(
     streamed again, for a retried upload) without a temporary DICOM file. A caller that has
     already hashed the PDF passes ``pdf_sha256`` so that it is not hashed again. Without
     ``code_extensions`` the object is never written in an ISO 2022 character set. With
-    ``strict``, a warning (a PDF that may be truncated, ...) is a StrictModeError instead.
+    ``strict``, a warning (a PDF that may be truncated, ...) is a StrictModeError instead;
+    ``notes`` are the planning stage's warnings for this document, kept first.
     """
     name = source_name or display_name(source)
     user_tags = validate_tags(dict(tags or {}))
@@ -471,7 +458,7 @@ def open_encoded(
                 f"{name} is {size} bytes; DICOM cannot hold a document over {MAX_PDF_SIZE} bytes"
             )
         facts = inspect_pdf(pdf, size, name)
-        notes = []
+        notes = list(notes)
         if facts.truncated:
             notes.append(truncation_note(name))
         # The reference's own warnings are its caller's to show, once per batch.
@@ -489,16 +476,18 @@ def open_encoded(
         with warnings.catch_warnings():
             # pydicom's value checks warn on stderr; ours raise one clear line instead.
             warnings.simplefilter("ignore")
-            dataset = _build_dataset(
+            dataset, charset_note = _build_dataset(
                 user_tags,
                 reference=reference,
-                document_title=facts.title or _title_from_name(source, name),
+                document_title=facts.title or title_from_name(source, name),
                 conversion_type=conversion_type,
                 size=size,
                 moment=moment,
                 created=facts.creation_date,
                 code_extensions=code_extensions,
             )
+        if charset_note is not None:
+            notes.append(charset_note)
         if strict and notes:
             raise strict_refusal(notes[0])
         yield EncodedPdf(dataset, pdf, size, name, tuple(notes), pdf_sha256)
@@ -533,9 +522,16 @@ def refuse_truncated(names: Iterable[str]) -> None:
             continue
 
 
-def _title_from_name(source: PathLike | BinaryIO, name: str) -> str:
-    """The file name stem as a title; a stream has no name worth showing, so a fixed one."""
-    if not isinstance(source, str | os.PathLike):
+STDIN_NAME = "<stdin>"
+
+
+def title_from_name(source: PathLike | BinaryIO, name: str) -> str:
+    """The file name stem as a title; stdin has no name worth showing, so a fixed one.
+
+    An open file handed in by a caller that read it first (upload, the hot folder) is titled
+    by the name it was given under: only stdin gets the fixed title.
+    """
+    if not isinstance(source, str | os.PathLike) and (name == STDIN_NAME or not name):
         return DEFAULT_TITLE
     stem = Path(name).stem
     # A name that is not valid UTF-8 arrives with surrogate escapes, which no charset encodes.
@@ -664,8 +660,10 @@ def _build_dataset(
     moment: dt.datetime,
     created: dt.datetime | None = None,
     code_extensions: bool = True,
-) -> Dataset:
-    zone = _time_zone(user_tags, moment)
+) -> tuple[Dataset, str | None]:
+    """The object's attributes, and the warning owed when the study's character set could not
+    be kept (see :func:`pdf2dcm.identity.charset_change_note`)."""
+    zone = _time_zone(user_tags, moment, reference.dataset if reference is not None else None)
     ds = _default_dataset(
         document_title=document_title,
         conversion_type=conversion_type,
@@ -676,7 +674,13 @@ def _build_dataset(
     copied: frozenset[int] = frozenset()
     preferred: tuple[str, ...] = ()
     if reference is not None:
-        user_tags = check_identity(user_tags, reference.dataset, reference.level, reference.source)
+        user_tags = check_identity(
+            user_tags,
+            reference.dataset,
+            reference.level,
+            reference.source,
+            stored_study=reference.stored_study,
+        )
         for element in reference.dataset:
             ds.add(copy.deepcopy(element))
         copied = frozenset(element.tag for element in reference.dataset)
@@ -695,7 +699,11 @@ def _build_dataset(
     check_encoded_lengths(ds, terms, copied - user_tags.keys())
     if terms:
         ds.SpecificCharacterSet = terms[0] if len(terms) == 1 else terms
-    return ds
+    note = None
+    if code_extensions or not uses_code_extensions(preferred):
+        source = reference.source if reference is not None else "the reference"
+        note = charset_change_note(ds, preferred, terms, copied - user_tags.keys(), source)
+    return ds, note
 
 
 def _default_dataset(
@@ -746,15 +754,21 @@ def _default_dataset(
     return ds
 
 
-def _time_zone(user_tags: ValidatedTags, moment: dt.datetime) -> dt.tzinfo:
-    """The zone of every date and time written: the one given, else this machine's then.
+def _time_zone(
+    user_tags: ValidatedTags, moment: dt.datetime, reference: Dataset | None = None
+) -> dt.tzinfo:
+    """The zone of every date and time written: the one given, else the reference's (a
+    document joining a study keeps the study's clock), else this machine's then.
 
     TimezoneOffsetFromUTC applies to every DA, TM and DT of the object (PS3.3 C.12.1.1.8),
     so the PDF's creation time is converted to it rather than written in its own zone.
     """
     given = user_tags.get(_TIMEZONE_OFFSET)
-    if isinstance(given, str) and given.strip():
-        text = given.strip()
+    if not (isinstance(given, str) and given.strip()) and reference is not None:
+        copied = reference.get("TimezoneOffsetFromUTC")
+        given = str(copied) if copied is not None else None
+    text = given.strip() if isinstance(given, str) else ""
+    if len(text) == 5 and text[0] in "+-" and text[1:].isdigit():
         minutes = int(text[1:3]) * 60 + int(text[3:5])
         return dt.timezone(dt.timedelta(minutes=-minutes if text[0] == "-" else minutes))
     offset = (moment if moment.tzinfo else moment.astimezone()).utcoffset() or dt.timedelta(0)

@@ -1,27 +1,33 @@
 """Encode use case: a batch of PDFs into Encapsulated PDF files, file by file.
 
-The single-file kernel is :func:`pdf2dcm.dicom.encode_pdf`; this module plans the batch
-(shared UIDs, each file's own tags, the patient agreement of a shared study) and runs it,
-yielding one outcome per file in input order, so that a caller reports each as it comes
-and a bad file does not stop the others.
+The batch is planned by the one planning stage (:mod:`pdf2dcm.plan`: shared UIDs, each
+file's own tags, numbers, the patient agreement of a shared study); this module carries the
+plans out, yielding one outcome per file in input order, so that a caller reports each as it
+comes and a bad file does not stop the others.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Literal
 
-from .dicom import EncodeResult, ReferenceAttributes, encode_pdf, plan_pdf, refuse_truncated
+from .dicom import EncodeResult, attribute_values
 from .errors import InputError, NotAttemptedError, Pdf2DcmError
-from .files import stops_batch
-from .identity import check_batch_identity
-from .pertags import merge_tags
+from .files import (
+    PathLike,
+    atomic_output,
+    make_directory,
+    open_input,
+    replayable_inputs,
+    stops_batch,
+)
+from .identity import ReferenceAttributes
+from .plan import STRICT_NOT_SENT, DocumentPlan, Planner, PlanOptions
 from .progress import ProgressCallback
 from .tags import ValidatedTags
-from .uids import batch_tags
 
 _STOPPED = "not attempted: the batch stopped at an earlier error"
 STDIO = "-"
@@ -58,65 +64,108 @@ class EncodeOutcome:
     error: Pdf2DcmError | None = None
 
 
-def plan_tags(own_tags: Sequence[ValidatedTags], options: EncodeOptions) -> list[ValidatedTags]:
-    """Each file's tags: the batch's shared UIDs and numbers under the file's own tags.
+def planner_for(options: EncodeOptions) -> Planner:
+    """The planner of an encode batch: no archive, a new object (random UIDs) per run."""
+    return Planner(
+        PlanOptions(
+            tags=options.tags,
+            title=options.title,
+            conversion_type=options.conversion_type,
+            same_series=options.same_series,
+            strict=options.strict,
+            now=options.now,
+            derive_uids=False,
+        )
+    )
+
+
+def plan_batch(
+    sources: Sequence[str], own_tags: Sequence[ValidatedTags], options: EncodeOptions
+) -> tuple[Planner, list[DocumentPlan]]:
+    """Each file's plan: the batch's shared UIDs and numbers under the file's own tags.
 
     Refuses (before anything is written) files that would split one study over two patients.
     """
-    planned = batch_tags(
-        options.tags,
-        len(own_tags),
-        same_series=options.same_series,
-        reference=options.reference,
-    )
-    per_file = [merge_tags(p, own) for p, own in zip(planned, own_tags, strict=True)]
-    check_batch_identity(per_file)
-    return per_file
-
-
-def check_batch(sources: Sequence[str], options: EncodeOptions, *, dry_run: bool) -> None:
-    """What refuses a whole batch before its first file is written: with ``strict``, a PDF
-    that may be truncated (a dry run reports it with its own file instead)."""
-    if options.strict and not dry_run:
-        refuse_truncated(sources)
+    planner = planner_for(options)
+    return planner, planner.plan(sources, own_tags, options.reference)
 
 
 def encode_many(
-    work: Sequence[tuple[str, str, ValidatedTags]],
+    work: Sequence[tuple[DocumentPlan, str]],
+    planner: Planner,
     options: EncodeOptions,
     *,
     stdin: BinaryIO | None = None,
     stdout: BinaryIO | None = None,
     dry_run: bool = False,
     progress: ProgressCallback | None = None,
+    outdir: PathLike | None = None,
 ) -> Iterator[EncodeOutcome]:
-    """Encode (or, with ``dry_run``, plan) each ``(source, target, tags)`` in order.
+    """Encode (or, with ``dry_run``, plan) each ``(plan, target)`` in order.
 
     ``-`` as a source reads ``stdin``, as a target writes ``stdout``. A full or read-only disk
     stops the batch, since every later file would fail the same way; so does the first
     failure with ``options.fail_fast``. A dry run reports each refusal and goes on, as a
-    real run would, so that one run lists every file that would fail.
+    real run would, so that one run lists every file that would fail. With ``strict``
+    every file is planned first: if any is refused (a warning included), nothing is written
+    (not even ``outdir``, made before the first file otherwise).
     """
+    if not options.strict or dry_run:
+        make_directory_for(outdir, dry_run)
+        yield from _carry_out(work, planner, options, _streams(stdin), stdout, dry_run, progress)
+        return
+    with replayable_inputs([plan.source for plan, _ in work], stdin) as replay:
+        checked = list(_carry_out(work, planner, options, replay, None, True, None))
+        if any(outcome.error is not None for outcome in checked):
+            for outcome in checked:
+                yield (
+                    outcome
+                    if outcome.error is not None
+                    else EncodeOutcome(
+                        outcome.source,
+                        outcome.target,
+                        error=NotAttemptedError(f"{outcome.source}: {STRICT_NOT_SENT}"),
+                    )
+                )
+            return
+        make_directory_for(outdir, dry_run)
+        yield from _carry_out(work, planner, options, replay, stdout, False, progress)
+
+
+def make_directory_for(outdir: PathLike | None, dry_run: bool) -> None:
+    """The output directory, made only once something will be written into it."""
+    if outdir is not None and not dry_run:
+        make_directory(outdir)
+
+
+def _streams(stdin: BinaryIO | None) -> Callable[[str], str | BinaryIO]:
+    def named(name: str) -> str | BinaryIO:
+        return _stream(name, stdin, "stdin")
+
+    return named
+
+
+def _carry_out(
+    work: Sequence[tuple[DocumentPlan, str]],
+    planner: Planner,
+    options: EncodeOptions,
+    inputs: Callable[[str], str | BinaryIO],
+    stdout: BinaryIO | None,
+    dry_run: bool,
+    progress: ProgressCallback | None,
+) -> Iterator[EncodeOutcome]:
     stopped = False
-    for source, target, tags in work:
+    for plan, target in work:
+        source = plan.source
         if stopped:
             yield EncodeOutcome(source, target, error=NotAttemptedError(f"{source}: {_STOPPED}"))
             continue
         try:
             if dry_run:
-                attributes, warnings = plan_pdf(
-                    _source(source, stdin),
-                    tags=tags,
-                    title=options.title,
-                    conversion_type=options.conversion_type,
-                    reference=options.reference,
-                    now=options.now,
-                    source_name=_shown(source),
-                    strict=options.strict,
-                )
+                attributes, warnings = _plan_one(plan, planner, inputs)
                 yield EncodeOutcome(source, target, attributes=attributes, warnings=warnings)
                 continue
-            result = _encode_one(source, target, tags, options, stdin, stdout, progress)
+            result = _encode_one(plan, target, planner, options, inputs, stdout, progress)
         except InputError as error:
             stopped = options.fail_fast or stops_batch(error)
             yield EncodeOutcome(source, target, error=error)
@@ -124,36 +173,36 @@ def encode_many(
         yield EncodeOutcome(source, target, result=result, warnings=result.warnings)
 
 
+def _plan_one(
+    plan: DocumentPlan, planner: Planner, inputs: Callable[[str], str | BinaryIO]
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    with (
+        open_input(inputs(plan.source), name=plan.name) as (handle, _size),
+        planner.open(plan, handle) as document,
+    ):
+        return attribute_values(document.dataset), document.warnings
+
+
 def _encode_one(
-    source: str,
+    plan: DocumentPlan,
     target: str,
-    tags: ValidatedTags,
+    planner: Planner,
     options: EncodeOptions,
-    stdin: BinaryIO | None,
+    inputs: Callable[[str], str | BinaryIO],
     stdout: BinaryIO | None,
     progress: ProgressCallback | None,
 ) -> EncodeResult:
+    source = plan.source
     if target != STDIO and os.path.abspath(target) == os.path.abspath(source):
         # A DICOM file given to encode (a re-run over a folder of outputs).
         raise InputError(f"{source} would be overwritten by its own output; use -o")
-    return encode_pdf(
-        _source(source, stdin),
-        _stream(target, stdout, "stdout"),
-        tags=tags,
-        title=options.title,
-        conversion_type=options.conversion_type,
-        reference=options.reference,
-        overwrite=options.overwrite,
-        now=options.now,
-        progress=progress,
-        source_name=_shown(source),
-        checksum=options.checksum,
-        strict=options.strict,
-    )
-
-
-def _source(name: str, stdin: BinaryIO | None) -> str | BinaryIO:
-    return _stream(name, stdin, "stdin")
+    with (
+        open_input(inputs(source), name=plan.name) as (handle, _size),
+        planner.open(plan, handle) as document,
+        atomic_output(_stream(target, stdout, "stdout"), overwrite=options.overwrite) as out,
+    ):
+        document.write_to(out, progress, checksum=options.checksum)
+    return document.result(None if target == STDIO else target)
 
 
 def _stream(name: str, stream: BinaryIO | None, what: str) -> str | BinaryIO:
@@ -162,8 +211,3 @@ def _stream(name: str, stream: BinaryIO | None, what: str) -> str | BinaryIO:
     if stream is None:
         raise ValueError(f"'-' names {what}, and no {what} stream was given")
     return stream
-
-
-def _shown(name: str) -> str:
-    """How messages name an input: stdin as ``<stdin>``."""
-    return "<stdin>" if name == STDIO else name

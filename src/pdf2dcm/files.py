@@ -300,6 +300,43 @@ def open_input(
 
 
 @contextlib.contextmanager
+def replayable_inputs(
+    names: Sequence[str], stdin: BinaryIO | None = None
+) -> Iterator[Callable[[str], str | BinaryIO]]:
+    """Inputs a batch reads twice (a check pass, then the real one): pipes are read once.
+
+    ``-`` (``stdin``) and named FIFOs are spooled on entry; the yielded function gives, for a
+    name, the name itself (a regular file, opened again) or its spool rewound to its start,
+    so that the second pass reads every byte the first did.
+    """
+    with contextlib.ExitStack() as stack:
+        spools: dict[str, BinaryIO] = {}
+        for name in dict.fromkeys(names):
+            if name == "-":
+                if stdin is None:
+                    raise ValueError("'-' names stdin, and no stdin stream was given")
+                spools[name] = stack.enter_context(open_input(stdin, name="<stdin>"))[0]
+            elif _is_fifo(name):
+                spools[name] = stack.enter_context(open_input(name, name=name))[0]
+
+        def replay(name: str) -> str | BinaryIO:
+            spool = spools.get(name)
+            if spool is None:
+                return name
+            spool.seek(0)
+            return spool
+
+        yield replay
+
+
+def _is_fifo(name: str) -> bool:
+    try:
+        return stat.S_ISFIFO(os.stat(name).st_mode)
+    except (OSError, ValueError):
+        return False  # the real read reports it
+
+
+@contextlib.contextmanager
 def _open_path(path: Path, name: str, cap: int) -> Iterator[tuple[BinaryIO, int]]:
     """A named file: a regular one as it is, a FIFO spooled, a directory or a device refused.
 

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
-from pydicom.charset import convert_encodings, encode_string
+from pydicom.charset import convert_encodings, decode_bytes, encode_string
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
-from pydicom.valuerep import PersonName
 
 from .errors import IdentityConflictError, TagError
 from .tags import ValidatedTags, ValidatedValue, short_value, tag_name
@@ -39,6 +39,15 @@ PATIENT_IDENTITY = (
     "PatientSex",
 )
 STUDY_IDENTITY = ("StudyInstanceUID", "AccessionNumber")
+STUDY_VALUES = (
+    "StudyDescription",
+    "StudyDate",
+    "StudyTime",
+    "StudyID",
+    "ReferringPhysicianName",
+)
+"""Study-level values that every object of a study shares: a document joining a stored study
+may restate them, never change them (the study would then disagree with itself)."""
 SERIES_IDENTITY = ("SeriesInstanceUID", "Modality", "SeriesNumber", "SeriesDescription")
 
 _KEYWORD_TAGS = {
@@ -53,6 +62,11 @@ _KEYWORD_TAGS = {
     "Modality": 0x00080060,
     "SeriesNumber": 0x00200011,
     "SeriesDescription": 0x0008103E,
+    "StudyDescription": 0x00081030,
+    "StudyDate": 0x00080020,
+    "StudyTime": 0x00080030,
+    "StudyID": 0x00200010,
+    "ReferringPhysicianName": 0x00080090,
 }
 
 UTF8 = "ISO_IR 192"
@@ -62,17 +76,45 @@ _BYTE_LIMITS = {"LO": 64, "SH": 16, "ST": 1024, "LT": 10240}
 _PN_GROUP_LIMIT = 64
 
 
-def identity_keywords(level: Level) -> tuple[str, ...]:
+@dataclass(frozen=True)
+class ReferenceAttributes:
+    """Attributes copied from an existing object so that a new document joins its study/series."""
+
+    dataset: Dataset
+    next_instance_number: int | None
+    """Set when the series is copied: the next free InstanceNumber in it."""
+    next_series_number: int | None = None
+    """Set when only the study is copied and its series are known: the next free SeriesNumber."""
+    level: Level = "study"
+    """What the document joins: the patient (new study), the study (new series) or the series."""
+    character_set: tuple[str, ...] = ()
+    """The reference's SpecificCharacterSet, written again when every value fits in it."""
+    source: str = "the reference"
+    """How messages name where the values came from (a file, a server resource)."""
+    warnings: tuple[str, ...] = ()
+    stored_study: bool = True
+    """Whether the study exists as objects already (a file, an archive's study), so that its
+    study-level values are fixed; False for a scheduled procedure, whose study the document
+    may be the first object of."""
+
+
+def identity_keywords(level: Level, *, stored_study: bool = True) -> tuple[str, ...]:
     """The attributes a document may not contradict when it joins a resource of ``level``."""
     if level == "patient":
         return PATIENT_IDENTITY
+    study = STUDY_IDENTITY + (STUDY_VALUES if stored_study else ())
     if level == "study":
-        return PATIENT_IDENTITY + STUDY_IDENTITY
-    return PATIENT_IDENTITY + STUDY_IDENTITY + SERIES_IDENTITY
+        return PATIENT_IDENTITY + study
+    return PATIENT_IDENTITY + study + SERIES_IDENTITY
 
 
 def check_identity(
-    tags: ValidatedTags, reference: Dataset, level: Level, source: str
+    tags: ValidatedTags,
+    reference: Dataset,
+    level: Level,
+    source: str,
+    *,
+    stored_study: bool = True,
 ) -> ValidatedTags:
     """Refuse given values that contradict ``reference``; drop those that only restate it.
 
@@ -86,7 +128,7 @@ def check_identity(
         Naming the attribute and both values.
     """
     kept = dict(tags)
-    for keyword in identity_keywords(level):
+    for keyword in identity_keywords(level, stored_study=stored_study):
         tag = _KEYWORD_TAGS[keyword]
         if tag not in tags:
             continue
@@ -106,14 +148,14 @@ def check_identity(
 def _owner(keyword: str) -> str:
     if keyword in PATIENT_IDENTITY:
         return "patient"
-    if keyword in STUDY_IDENTITY:
+    if keyword in STUDY_IDENTITY + STUDY_VALUES:
         return "study"
     return "series"
 
 
 def normalized(keyword: str, value: str) -> str:
     """A value in the form two equal values share: insignificant padding removed."""
-    if keyword == "PatientName":
+    if keyword in ("PatientName", "ReferringPhysicianName"):
         groups = [_trim_name_group(group) for group in value.split("=")]
         while groups and not groups[-1]:
             groups.pop()
@@ -163,7 +205,8 @@ def choose_character_set(
     byte-identical to the reference's, which validators that compare a study's objects
     (dcentvfy) require; UTF-8 is the fallback that holds anything. Without
     ``code_extensions`` (a receiver such as Orthanc's create-dicom that knows single sets
-    only), ISO 2022 sets are not kept.
+    only), ISO 2022 sets are not kept. A set that uses code extensions is kept only when
+    every value can be written in it with proper escape sequences (:func:`is_strict_iso2022`).
     """
     values = [value for _element, value in text_values(ds)]
     if all(value.isascii() for value in values):
@@ -178,6 +221,38 @@ def choose_character_set(
     return [UTF8]
 
 
+def charset_change_note(
+    ds: Dataset,
+    preferred: Sequence[str],
+    written: Sequence[str],
+    copied: frozenset[int],
+    source: str,
+) -> str | None:
+    """The warning owed when copied values are written in another set than their study's.
+
+    Their text is unchanged but their bytes differ from the study's other objects, which
+    validators that compare a study (dcentvfy) report; the note names those attributes.
+    """
+    theirs = [term.strip() for term in preferred]
+    if not any(theirs) or list(written) == theirs or not written:
+        return None
+    changed = sorted(
+        {
+            element.keyword or tag_name(element.tag)
+            for element, value in text_values(ds)
+            if element.tag in copied and not value.isascii()
+        }
+    )
+    if not changed:
+        return None
+    charset = "\\".join(theirs)
+    return (
+        f"{source} is in {charset}, which cannot hold every value of this "
+        f"document: it is written in UTF-8, so the bytes of {', '.join(changed)} differ "
+        "from the study's (the text is the same)"
+    )
+
+
 def uses_code_extensions(terms: Sequence[str]) -> bool:
     """Whether a SpecificCharacterSet switches sets by ISO 2022 escape sequences."""
     return len(terms) > 1 or any(term.strip().startswith("ISO 2022") for term in terms)
@@ -185,7 +260,7 @@ def uses_code_extensions(terms: Sequence[str]) -> bool:
 
 def _encodable(value: str, terms: list[str]) -> bool:
     encodings = convert_encodings(list(terms))
-    if len(encodings) == 1:
+    if len(encodings) == 1 and not uses_code_extensions(terms):
         try:
             value.encode(encodings[0])
         except (UnicodeError, LookupError):
@@ -195,9 +270,41 @@ def _encodable(value: str, terms: list[str]) -> bool:
         # pydicom warns and substitutes '?' for what its ISO 2022 encoder cannot write.
         warnings.simplefilter("error")
         try:
-            PersonName(value).encode(encodings)
+            data = encode_string(value, encodings)
+            decoded = decode_bytes(data, encodings, set())
         except (UnicodeError, LookupError, UserWarning, ValueError):
             return False
+    return decoded == value and is_strict_iso2022(data, terms)
+
+
+_G1_DESIGNATIONS = (b"-", b")", b"$)")
+"""ISO 2022 escape sequences (after ESC) that designate a G1 set, whose bytes are 0x80-0xFF."""
+_SINGLE_BYTE_G1_DEFAULTS = frozenset({"", "ISO 2022 IR 6"})
+"""First terms under which no G1 set is in force until an escape designates one."""
+
+
+def is_strict_iso2022(data: bytes, terms: Sequence[str]) -> bool:
+    """Whether ``data`` is valid under the code extension technique of ``terms``.
+
+    The default G0 set of ``''``/``ISO 2022 IR 6`` is ASCII and no G1 set is in force, so a
+    byte from 0x80 up before an escape sequence has designated a G1 set is invalid: strict
+    readers (DCMTK, Orthanc) drop or reject it. pydicom reads such a byte as Latin-1, and so
+    would write one (``für`` as ``66 fc 72``) if nothing checked.
+    """
+    first = terms[0].strip() if terms else ""
+    g1_in_force = first not in _SINGLE_BYTE_G1_DEFAULTS
+    index = 0
+    while index < len(data):
+        byte = data[index]
+        if byte == 0x1B:
+            sequence = data[index + 1 : index + 4]
+            if any(sequence.startswith(mark) for mark in _G1_DESIGNATIONS):
+                g1_in_force = True
+            index += 1
+            continue
+        if byte >= 0x80 and not g1_in_force:
+            return False
+        index += 1
     return True
 
 

@@ -23,7 +23,7 @@ from pydicom.dataset import Dataset
 from pydicom.filereader import read_partial
 
 from .client import Instance, OrthancClient, Patient, Series, Study, path_segment, shown
-from .dicom import ReferenceAttributes, reference_from_header
+from .dicom import reference_from_header
 from .errors import (
     InputError,
     NotFoundError,
@@ -31,8 +31,9 @@ from .errors import (
     ServerUnreachableError,
     UnexpectedReplyError,
 )
-from .identity import Level
+from .identity import Level, ReferenceAttributes
 from .pertags import fill_placeholders, keyword_values
+from .plan import SopLocation
 from .tags import ValidatedTags
 
 HEADER_READS = (256 * 1024, 4 * 1024 * 1024, 16 * 1024 * 1024)
@@ -65,19 +66,21 @@ def parent_reference(client: OrthancClient, orthanc_id: str) -> ReferenceAttribu
     """Patient, study and series attributes of an Orthanc resource, to attach new documents.
 
     A patient gives a new study; a study a new series with the next free SeriesNumber; a
-    series its next free InstanceNumber.
+    series its next free InstanceNumber. The attributes are read from the study's images,
+    not from whichever instance Orthanc lists first (see :func:`reference_instance`).
     """
     resource = resolve_resource(client, orthanc_id)
     level: Level
     if isinstance(resource, Series):
-        level, instance_id = "series", _first(resource.instances, resource.id)
+        level = "series"
+        instance_id = reference_instance(client, [resource])
     elif isinstance(resource, Study):
-        instances = [instance.id for instance in client.study_instances(resource.id)]
-        level, instance_id = "study", _first(instances, resource.id)
+        level = "study"
+        instance_id = reference_instance(client, client.study_series(resource.id), resource.id)
     else:
+        level = "patient"
         study_id = _first(resource.studies, resource.id)
-        instances = [instance.id for instance in client.study_instances(study_id)]
-        level, instance_id = "patient", _first(instances, resource.id)
+        instance_id = reference_instance(client, client.study_series(study_id), study_id)
     header = read_instance_header(client, instance_id)
     reference = reference_from_header(header, level, f"{level} {orthanc_id}")
     if isinstance(resource, Series):
@@ -93,10 +96,111 @@ def parent_reference(client: OrthancClient, orthanc_id: str) -> ReferenceAttribu
     return reference
 
 
+DOCUMENT_MODALITIES = frozenset({"DOC"})
+"""Series of documents (Encapsulated PDF and CDA): never the reference while images exist."""
+
+
+def reference_instance(client: OrthancClient, series: Iterable[Series], owner: str = "") -> str:
+    """The instance whose attributes a new document copies: the oldest of the study's images.
+
+    Documents follow the images: a study's documents may have been written in another
+    character set (or with other padding) than its images, and copying from whichever
+    instance is listed first made each new document follow the last one. The oldest
+    instance (InstanceCreationDate/Time, then InstanceNumber) of the oldest series that is
+    not a document series is taken; a study of documents only gives its oldest document.
+    """
+    listed = list(series)
+    images = [
+        s for s in listed if s.main_tags.get("Modality", "").strip() not in DOCUMENT_MODALITIES
+    ]
+    for candidate in sorted(images or listed, key=_series_age):
+        instances = client.series_instances(candidate.id)
+        if instances:
+            return min(instances, key=_instance_age).id
+    raise UnexpectedReplyError(f"resource {owner} holds no instance to read attributes from")
+
+
+def _series_age(series: Series) -> tuple[str, str, int, str]:
+    tags = series.main_tags
+    return (
+        tags.get("SeriesDate", "").strip() or "99999999",
+        tags.get("SeriesTime", "").strip() or "999999",
+        _number(tags.get("SeriesNumber", "")),
+        series.id,
+    )
+
+
+def _instance_age(instance: Instance) -> tuple[str, str, int, str]:
+    tags = instance.main_tags
+    return (
+        tags.get("InstanceCreationDate", "").strip() or "99999999",
+        tags.get("InstanceCreationTime", "").strip() or "999999",
+        _number(tags.get("InstanceNumber", "")),
+        instance.id,
+    )
+
+
+def _number(text: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        return 2**31
+
+
 def _first(ids: Iterable[str], owner: str) -> str:
     for orthanc_id in ids:
         return orthanc_id
     raise UnexpectedReplyError(f"resource {owner} holds no instance to read attributes from")
+
+
+class OrthancArchive:
+    """The planning stage's read-only view of an Orthanc server (a
+    :class:`pdf2dcm.plan.ArchiveView`)."""
+
+    def __init__(self, client: OrthancClient) -> None:
+        self.client = client
+
+    @property
+    def name(self) -> str:
+        return self.client.settings.url
+
+    def study_owner(self, study_uid: str) -> tuple[str, str | None] | None:
+        for match in self.client.lookup(study_uid):
+            if match.type == "Study":
+                study = self.client.study(match.id)
+                return study.patient_main_tags.get("PatientID", ""), study.parent_patient
+        return None
+
+    def sop_location(self, sop_uid: str) -> SopLocation | None:
+        for match in self.client.lookup(sop_uid):
+            if match.type != "Instance":
+                continue
+            instance = self.client.instance(match.id)
+            series = self.client.series(instance.parent_series)
+            study = self.client.study(series.parent_study)
+            return SopLocation(
+                instance_id=match.id,
+                patient_id=study.patient_main_tags.get("PatientID", ""),
+                study_uid=study.main_tags.get("StudyInstanceUID", "").strip(),
+                series_uid=series.main_tags.get("SeriesInstanceUID", "").strip(),
+            )
+        return None
+
+    def next_series_number(self, study_uid: str) -> int:
+        highest = 1
+        for match in self.client.lookup(study_uid):
+            if match.type == "Study":
+                numbers = (s.main_tags for s in self.client.study_series(match.id))
+                highest = max(highest, next_number(numbers, "SeriesNumber"))
+        return highest
+
+    def next_instance_number(self, series_uid: str) -> int:
+        highest = 1
+        for match in self.client.lookup(series_uid):
+            if match.type == "Series":
+                numbers = (i.main_tags for i in self.client.series_instances(match.id))
+                highest = max(highest, next_number(numbers, "InstanceNumber"))
+        return highest
 
 
 def read_instance_header(client: OrthancClient, instance_id: str) -> Dataset:
@@ -387,7 +491,10 @@ def worklist_reference(
         setattr(dataset, keyword, value)
     reference = reference_from_header(dataset, "study", f"the worklist of {modality}")
     return dataclasses.replace(
-        reference, character_set=(), warnings=reference.warnings + tuple(notes)
+        reference,
+        character_set=(),
+        warnings=reference.warnings + tuple(notes),
+        stored_study=False,
     )
 
 

@@ -19,9 +19,10 @@ their shape is a contract, documented in the README's table and kept here only:
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from .dicom import EncodeResult
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
     from .lookup import DocumentInfo
     from .show import DocumentFacts
     from .upload import UploadResult
-    from .watch import WatchEvent
 
 Record = dict[str, Any]
 
@@ -151,7 +151,30 @@ def failed(key: str, name: str, error: Pdf2DcmError, exit_code: int) -> Record:
     }
 
 
-def watched(event: WatchEvent, exit_code: int | None) -> Record:
+class Watched(Protocol):
+    """What a hot folder's record is made of (:class:`pdf2dcm.watch.WatchEvent`)."""
+
+    @property
+    def time(self) -> dt.datetime: ...
+    @property
+    def file(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def sha256(self) -> str | None: ...
+    @property
+    def result(self) -> UploadResult | None: ...
+    @property
+    def error(self) -> Pdf2DcmError | None: ...
+    @property
+    def destination(self) -> str | None: ...
+    @property
+    def retry_in(self) -> float | None: ...
+    @property
+    def job(self) -> str | None: ...
+
+
+def watched(event: Watched, exit_code: int | None) -> Record:
     """A hot folder's file: ``uploaded``, ``failed``, ``waiting`` (a retry) or ``vanished``.
 
     Beside each kind's fields: ``Time`` (ISO 8601), ``Destination`` (where the file went, a
@@ -162,6 +185,8 @@ def watched(event: WatchEvent, exit_code: int | None) -> Record:
     record: Record
     if event.status == "stored" and event.result is not None:
         record = uploaded(event.file, event.result)
+    elif event.status == "planned" and event.result is not None:
+        record = planned(event.file, event.result.attributes or {})
     elif event.status == "failed" and event.error is not None:
         record = failed("Input", event.file, event.error, exit_code or 1)
         record["SHA256"] = event.sha256

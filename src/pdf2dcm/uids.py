@@ -3,8 +3,8 @@
 A document's UIDs are either given, copied from a reference, or made here. Made UIDs are
 derived from what identifies the document (its PDF, tags and reference) wherever a re-run
 must name the same objects, so that the archive answers AlreadyStored instead of storing a
-twin; a batch's shared study and series, and its InstanceNumbers, are planned before the
-first file is written or sent.
+twin. Everything here is pure: what the archive already holds (the next free numbers, who
+owns a study) is the planning stage's business (:mod:`pdf2dcm.plan`).
 """
 
 from __future__ import annotations
@@ -20,13 +20,11 @@ from .errors import TagError
 from .tags import ValidatedTags, tag_name
 
 if TYPE_CHECKING:
-    from .client import OrthancClient
-    from .dicom import ReferenceAttributes
-
-_INSTANCE_NUMBER = 0x00200013
+    from .identity import ReferenceAttributes
 
 _UID_NAMESPACE = uuid.UUID("5b1c2a64-3f0e-4a57-9d3c-7e2f4c1b8a90")
 _SOP_INSTANCE_UID, _STUDY_UID, _SERIES_UID = 0x00080018, 0x0020000D, 0x0020000E
+_INSTANCE_NUMBER = 0x00200013
 _BATCH_NUMBERS = frozenset({0x00200011, 0x00200013})
 """SeriesNumber and InstanceNumber: assigned per batch from the server's state, so they
 must not change a document's identity when the batch is sent again."""
@@ -105,70 +103,32 @@ def batch_tags(
     reference: ReferenceAttributes | None = None,
     uid_seed: str | None = None,
 ) -> list[ValidatedTags]:
-    """The tags for each of ``count`` documents encoded together.
+    """The tags for each of ``count`` documents encoded together: the shared UIDs.
 
     Each document gets its own study and series unless ``same_series`` is set or the series
-    comes from ``reference``; then all share one series and take consecutive InstanceNumbers.
-    The shared UIDs are random, or derived from ``uid_seed`` so that a repeated batch names
-    the same series. Identifiers that must be unique per object may not be given for more
-    than one document.
+    comes from ``reference``; then all share one series. The shared UIDs are random, or
+    derived from ``uid_seed`` so that a repeated batch names the same series. Identifiers
+    that must be unique per object may not be given for more than one document. Numbers
+    (SeriesNumber, InstanceNumber) depend on what the archive holds: see
+    :class:`pdf2dcm.plan.Numbers`.
     """
     if count > 1:
-        for tag in (0x00080018, 0x00200013):
+        for tag in (_SOP_INSTANCE_UID, _INSTANCE_NUMBER):
             if tag in tags:
                 raise TagError(
                     f"{tag_name(tag)} was given for {count} documents; each needs its own, "
                     "so encode them one at a time"
                 )
-    shares_series = same_series or (
-        reference is not None and reference.next_instance_number is not None
-    )
-    if not shares_series:
-        first_series = reference.next_series_number if reference is not None else None
-        if first_series is None or 0x00200011 in tags:
-            return [dict(tags) for _ in range(count)]
-        return [tags | {0x00200011: str(first_series + index)} for index in range(count)]
-    if 0x00200013 in tags:
+    if not shares_series(same_series, reference):
         return [dict(tags) for _ in range(count)]
     shared = dict(tags)
     if reference is None:
-        shared.setdefault(0x0020000D, new_uid(uid_seed, "study"))
-    if reference is None or reference.next_instance_number is None:
-        shared.setdefault(0x0020000E, new_uid(uid_seed, "series"))
-        first = 1
-    else:
-        first = reference.next_instance_number
-    return [shared | {0x00200013: str(first + index)} for index in range(count)]
+        shared.setdefault(_STUDY_UID, new_uid(uid_seed, "study"))
+    if reference is None or reference.level != "series":
+        shared.setdefault(_SERIES_UID, new_uid(uid_seed, "series"))
+    return [dict(shared) for _ in range(count)]
 
 
-def plan_batch(
-    client: OrthancClient,
-    tags: ValidatedTags,
-    count: int,
-    *,
-    same_series: bool = False,
-    reference: ReferenceAttributes | None = None,
-) -> list[ValidatedTags]:
-    """The tags of each file of a batch: shared UIDs and numbers, continuing the server's.
-
-    A ``same_series`` batch's series is named by its tags and reference alone (see
-    :func:`series_seed`); when that series is already on the server (the
-    batch is being sent again, perhaps with more files), InstanceNumbers continue after the
-    highest one there, so a new file never repeats a number.
-    """
-    from .lookup import next_number
-
-    seed = series_seed(tags, reference.dataset if reference else None) if same_series else None
-    per_file = batch_tags(tags, count, same_series=same_series, reference=reference, uid_seed=seed)
-    joins_reference_series = reference is not None and reference.next_instance_number is not None
-    if not same_series or joins_reference_series or _INSTANCE_NUMBER in tags or not per_file:
-        return per_file
-    series_uid = per_file[0].get(_SERIES_UID)
-    if not isinstance(series_uid, str):
-        return per_file
-    for match in client.lookup(series_uid):
-        if match.type == "Series":
-            instances = client.series_instances(match.id)
-            first = next_number((i.main_tags for i in instances), "InstanceNumber")
-            return [t | {_INSTANCE_NUMBER: str(first + n)} for n, t in enumerate(per_file)]
-    return per_file
+def shares_series(same_series: bool, reference: ReferenceAttributes | None) -> bool:
+    """Whether the documents of a batch go into one series: asked for, or a series joined."""
+    return same_series or (reference is not None and reference.level == "series")

@@ -30,15 +30,8 @@ from typing import Any, BinaryIO, Literal
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
-from .client import OrthancClient, RepeatableBody, StoredInstance, shown
-from .dicom import (
-    EncodedPdf,
-    ReferenceAttributes,
-    attribute_values,
-    open_encoded,
-    refuse_truncated,
-    tag_json_value,
-)
+from .client import OrthancClient, RepeatableBody, StoredInstance
+from .dicom import EncodedPdf, attribute_values, tag_json_value
 from .errors import (
     ConflictError,
     InputError,
@@ -48,17 +41,15 @@ from .errors import (
     Pdf2DcmError,
     ServerError,
     ServerUnreachableError,
-    StrictModeError,
 )
 from .extract import extract_pdf, looks_like_dicom, read_header
 from .fetch import fetch_pdf
-from .files import CHUNK_SIZE, expand_directories, is_regular_file, open_input
-from .identity import check_batch_identity
-from .lookup import Target
-from .pertags import merge_tags
+from .files import CHUNK_SIZE, expand_directories, open_input, replayable_inputs
+from .identity import ReferenceAttributes
+from .lookup import OrthancArchive, Target
+from .plan import STRICT_NOT_SENT, DocumentPlan, Planner, PlanOptions, check_sop_uid
 from .progress import ProgressCallback, ProgressEvent
 from .tags import TagsInput, ValidatedTags, validate_tags
-from .uids import document_uids, plan_batch
 
 Method = Literal["instances", "create-dicom", "stow"]
 Forward = tuple[Literal["modality", "peer"], str]
@@ -145,24 +136,35 @@ def file_sha256(handle: BinaryIO) -> str:
     return digest.hexdigest()
 
 
-_INSTANCE_NUMBER, _SOP_INSTANCE_UID = 0x00200013, 0x00080018
-_STUDY_UID, _SERIES_UID = 0x0020000D, 0x0020000E
-
-
 @dataclass(frozen=True)
 class PreparedBatch:
-    """A batch ready to send: every file's tags planned, the reference resolved."""
+    """A batch ready to send: every file planned, the reference resolved, one planner for all."""
 
     options: UploadOptions
     """The batch's options, with the reference looked up on the server if a target named it."""
-    per_file: list[ValidatedTags]
+    planner: Planner
+    plans: list[DocumentPlan]
     warnings: tuple[str, ...]
 
+    @property
+    def per_file(self) -> list[ValidatedTags]:
+        """Each file's planned tags."""
+        return [plan.tags for plan in self.plans]
 
-_NO_PATIENT_ID = (
-    "no PatientID given; Orthanc files every such document under one patient; "
-    "add --tag PatientID=..."
-)
+
+def plan_options(options: UploadOptions, *, same_series: bool = False) -> PlanOptions:
+    """The planning options of an upload: an archive files documents without PatientID
+    under one patient (a warning), and create-dicom cannot take ISO 2022 sets."""
+    return PlanOptions(
+        tags=options.tags,
+        title=options.title,
+        conversion_type=options.conversion_type,
+        same_series=same_series,
+        strict=options.strict,
+        now=options.now,
+        code_extensions=options.method != "create-dicom",
+        warn_no_patient_id=True,
+    )
 
 
 def prepare_batch(
@@ -178,69 +180,27 @@ def prepare_batch(
     """Everything decided before the first file is sent, so that a refusal sends nothing.
 
     The target (``--parent``, ``--study``, a worklist...) is looked up once for the batch;
-    each file's tags are the batch's UIDs and numbers (continuing the server's) under its own
-    (name, sidecar, manifest); files that would split one study over two patients are refused.
-    ``sources`` are names (``-`` for stdin); a PDF with no PatientID anywhere is a warning,
-    an error with ``options.strict``. Each warning goes to ``warn`` as soon as it is known,
-    so that a refusal after it does not hide it, and is also kept in the result.
+    each file is planned by the one planning stage (:mod:`pdf2dcm.plan`): the batch's UIDs
+    and numbers (continuing the server's) under its own tags (name, sidecar, manifest);
+    files that would split one study over two patients are refused. ``sources`` are names
+    (``-`` for stdin). The reference's warnings go to ``warn`` as soon as they are known, so
+    that a refusal after them does not hide them; each file's own come with its result.
     """
     if options.reference is not None and target is not None:
         raise ValueError("give the batch a reference or a target to look up, not both")
     warnings: list[str] = []
-
-    def note(text: str) -> None:
+    reference = options.reference
+    if reference is None and target is not None:
+        reference = target.reference(client, validate_tags(options.tags))
+    for text in reference.warnings if reference is not None else ():
         warnings.append(text)
         if warn is not None:
             warn(text)
-
-    tags = validate_tags(options.tags)
-    reference = options.reference
-    if reference is None and target is not None:
-        reference = target.reference(client, tags)
-        for text in reference.warnings if reference is not None else ():
-            note(text)
-    if not _has_patient_id(tags, own_tags, reference) and any(
-        source != "-" and not _is_dicom_file(source) for source in sources
-    ):
-        if options.strict:
-            raise StrictModeError(
-                "no PatientID given; Orthanc would file every such document under one "
-                "patient (a warning, refused by --strict); add --tag PatientID=..."
-            )
-        note(_NO_PATIENT_ID)
-    if options.strict and not options.dry_run:
-        refuse_truncated(sources)
-    planned = plan_batch(client, tags, len(sources), same_series=same_series, reference=reference)
-    per_file = [merge_tags(p, own) for p, own in zip(planned, own_tags, strict=True)]
-    check_batch_identity(per_file)
+    planner = Planner(plan_options(options, same_series=same_series), OrthancArchive(client))
+    plans = planner.plan(sources, own_tags, reference)
     return PreparedBatch(
-        dataclasses.replace(options, reference=reference), per_file, tuple(warnings)
+        dataclasses.replace(options, reference=reference), planner, plans, tuple(warnings)
     )
-
-
-def _has_patient_id(
-    tags: ValidatedTags,
-    own_tags: Sequence[ValidatedTags],
-    reference: ReferenceAttributes | None,
-) -> bool:
-    return (
-        _PATIENT_ID in tags
-        or all(_PATIENT_ID in own for own in own_tags)
-        or (reference is not None and "PatientID" in reference.dataset)
-    )
-
-
-def _is_dicom_file(name: str) -> bool:
-    if not is_regular_file(name):
-        return False
-    try:
-        with open(name, "rb") as handle:
-            return looks_like_dicom(handle)
-    except OSError:
-        return False
-
-
-_PATIENT_ID = 0x00100020
 
 
 def check_forward_target(
@@ -253,47 +213,6 @@ def check_forward_target(
         raise InputError(f"{client.settings.url} knows no {target} named {name!r}; known: {listed}")
 
 
-class StudyGuard:
-    """Which patient each StudyInstanceUID of a batch belongs to, asked once per study.
-
-    Orthanc keys a study by PatientID and StudyInstanceUID together, so a document that
-    reuses a study's UID under another PatientID is not refused by the server: it creates a
-    second study of the same UID under a second patient. The guard refuses that first.
-    """
-
-    def __init__(self, client: OrthancClient) -> None:
-        self._client = client
-        self._owners: dict[str, tuple[str, str | None]] = {}
-        self._lock = threading.Lock()
-
-    def check(self, study_uid: str, patient_id: str) -> None:
-        """Refuse a document whose study already belongs to another patient.
-
-        Raises
-        ------
-        ConflictError
-            Naming the study, the patient that holds it and the one given.
-        """
-        with self._lock:
-            if study_uid not in self._owners:
-                self._owners[study_uid] = self._owner_on_server(study_uid) or (patient_id, None)
-            owner, orthanc_patient = self._owners[study_uid]
-        if owner.strip() != patient_id.strip():
-            where = f" (Orthanc patient {orthanc_patient})" if orthanc_patient else ""
-            raise ConflictError(
-                f"study {study_uid} already belongs to PatientID {shown(owner)}{where} on "
-                f"{self._client.settings.url}, not to {shown(patient_id)}; nothing was "
-                "stored. Attach to that patient's study, or give another StudyInstanceUID"
-            )
-
-    def _owner_on_server(self, study_uid: str) -> tuple[str, str | None] | None:
-        for match in self._client.lookup(study_uid):
-            if match.type == "Study":
-                study = self._client.study(match.id)
-                return study.patient_main_tags.get("PatientID", ""), study.parent_patient
-        return None
-
-
 def upload_file(
     client: OrthancClient,
     source: str | BinaryIO,
@@ -302,59 +221,37 @@ def upload_file(
     tags: TagsInput | None = None,
     progress: ProgressCallback | None = None,
     source_name: str | None = None,
-    guard: StudyGuard | None = None,
+    plan: DocumentPlan | None = None,
+    planner: Planner | None = None,
 ) -> UploadResult:
     """Send one PDF (encoded here) or one Encapsulated PDF DICOM file (sent unchanged).
 
-    ``tags`` overrides ``options.tags`` for this file (a batch gives each file its own
-    InstanceNumber); ``guard`` is shared by a batch so that each study is looked up once.
-    Raises InputError for the file, ConflictError when the server holds another patient's
-    study or another document under the same UID, ServerError for the server's part.
+    ``plan`` and ``planner`` come from :func:`prepare_batch` (or a hot folder), which plans
+    every file of a batch together; without them the file is planned alone, with ``tags``
+    (default ``options.tags``). Raises InputError for the file, ConflictError when the
+    server holds another patient's study or another document under the same UID,
+    ServerError for the server's part.
     """
     name = source_name or (source if isinstance(source, str) else "<stdin>")
-    file_tags = validate_tags(options.tags if tags is None else tags)
-    guard = guard or StudyGuard(client)
+    if planner is None:
+        planner = Planner(plan_options(options), OrthancArchive(client))
+    if plan is None:
+        own = validate_tags(options.tags if tags is None else tags)
+        key = source if isinstance(source, str) else "-"
+        [plan] = planner.plan([key], [own], options.reference)
+    plan = dataclasses.replace(plan, source=name if plan.source != "-" else "-")
     with open_input(source, name=name) as (handle, size):
         if looks_like_dicom(handle):
-            return _upload_dicom(client, handle, size, name, options, file_tags, progress, guard)
-        pdf_sha256 = file_sha256(handle)
-        with open_encoded(
-            handle,
-            tags=document_uids(
-                file_tags,
-                pdf_sha256,
-                options.reference.dataset if options.reference else None,
-                title=options.title,
-                conversion_type=options.conversion_type,
-            ),
-            pdf_sha256=pdf_sha256,
-            title=options.title,
-            conversion_type=options.conversion_type,
-            reference=options.reference,
-            now=options.now,
-            source_name=name,
-            # Orthanc's create-dicom knows single character sets only.
-            code_extensions=options.method != "create-dicom",
-            strict=options.strict,
-        ) as document:
-            ds = document.dataset
-            patient_id = str(ds.get("PatientID", "") or "")
-            if _STUDY_UID in file_tags or options.reference is not None:
-                # A derived StudyInstanceUID hashes the PatientID with the content, so it
-                # cannot name another patient's study; a given or copied one can.
-                guard.check(str(ds.StudyInstanceUID), patient_id)
-            if _SOP_INSTANCE_UID in file_tags:
-                # A UID of the user's choosing may name an instance elsewhere; a derived one
-                # names this content under these study and series UIDs only.
-                check_sop_uid(
-                    client,
-                    str(ds.SOPInstanceUID),
-                    study_uid=str(ds.StudyInstanceUID),
-                    series_uid=str(ds.SeriesInstanceUID),
-                    patient_id=patient_id,
-                )
+            return _upload_dicom(client, handle, size, name, options, plan.tags, progress, planner)
+        with planner.open(plan, handle) as document:
             if options.dry_run:
-                return _planned(name, ds, pdf_sha256, document.pdf_size, document.warnings)
+                return _planned(
+                    name,
+                    document.dataset,
+                    document.sha256 or "",
+                    document.pdf_size,
+                    document.warnings,
+                )
             return _upload_encoded(client, document, options.method, progress)
 
 
@@ -469,7 +366,7 @@ def _upload_dicom(
     options: UploadOptions,
     tags: ValidatedTags,
     progress: ProgressCallback | None,
-    guard: StudyGuard,
+    planner: Planner,
 ) -> UploadResult:
     if tags or options.title is not None or options.reference is not None:
         raise InputError(
@@ -490,9 +387,9 @@ def _upload_dicom(
     sop_uid = _uid_of(header, "SOPInstanceUID", name)
     study_uid = _uid_of(header, "StudyInstanceUID", name)
     patient_id = _text_of(header, "PatientID")
-    guard.check(study_uid, patient_id)
+    planner.owners.check(study_uid, patient_id)
     check_sop_uid(
-        client,
+        planner.archive,
         sop_uid,
         study_uid=study_uid,
         series_uid=_uid_of(header, "SeriesInstanceUID", name),
@@ -538,40 +435,6 @@ def _text_of(header: Dataset, keyword: str) -> str:
     if isinstance(value, MultiValue | list):
         raise InputError(f"{keyword} holds {len(value)} values where one is allowed")
     return "" if value is None else str(value)
-
-
-def check_sop_uid(
-    client: OrthancClient, sop_uid: str, *, study_uid: str, series_uid: str, patient_id: str
-) -> None:
-    """Refuse a SOPInstanceUID that already names an instance of another series or patient.
-
-    Orthanc keys an instance by its patient, study, series and SOP UIDs together, so the same
-    SOPInstanceUID under another series would be stored a second time, not refused. Under
-    the same ones, the server answers AlreadyStored and the document is then compared.
-
-    Raises
-    ------
-    ConflictError
-        Naming the instance that holds the UID and where it is filed.
-    """
-    for match in client.lookup(sop_uid):
-        if match.type != "Instance":
-            continue
-        instance = client.instance(match.id)
-        series = client.series(instance.parent_series)
-        study = client.study(series.parent_study)
-        theirs = (
-            study.patient_main_tags.get("PatientID", "").strip(),
-            study.main_tags.get("StudyInstanceUID", "").strip(),
-            series.main_tags.get("SeriesInstanceUID", "").strip(),
-        )
-        if theirs != (patient_id.strip(), study_uid, series_uid):
-            raise ConflictError(
-                f"SOPInstanceUID {sop_uid} already names instance {match.id} on "
-                f"{client.settings.url}, filed under PatientID {shown(theirs[0])}, study "
-                f"{theirs[1]}, series {theirs[2]}; nothing was stored. Give this document its "
-                "own SOPInstanceUID"
-            )
 
 
 def verify_same_document(
@@ -698,36 +561,74 @@ class Outcome:
 
 def upload_many(
     client: OrthancClient,
+    batch: PreparedBatch,
     sources: Sequence[str | BinaryIO],
-    options: UploadOptions,
-    per_file_tags: Sequence[TagsInput],
     *,
     concurrency: int = 1,
     fail_fast: bool = False,
     progress: ProgressCallback | None = None,
 ) -> Iterator[Outcome]:
-    """Upload a batch, yielding outcomes in input order.
+    """Upload a planned batch, yielding outcomes in input order.
 
     A bad file or a refused upload is reported and the batch goes on (unless ``fail_fast``);
     an unreachable server ends it, since every further file would fail the same way. Files
-    not attempted are reported too, so the caller can list them.
+    not attempted are reported too, so the caller can list them. With ``strict`` every file
+    is first carried out as a dry run: if any is refused (a warning included), nothing is
+    sent, each refusal is reported and the other files are not attempted.
     """
-    stop = threading.Event()
-    guard = StudyGuard(client)
+    if len(sources) != len(batch.plans):
+        raise ValueError(f"{len(sources)} sources but {len(batch.plans)} plans")
+    if not batch.options.strict or batch.options.dry_run:
+        yield from _run_batch(client, batch, sources, concurrency, fail_fast, progress)
+        return
+    names = [source if isinstance(source, str) else "-" for source in sources]
+    streams = [source for source in sources if not isinstance(source, str)]
+    if len(streams) > 1:
+        raise ValueError("one stream (stdin) at most")
+    with replayable_inputs(names, streams[0] if streams else None) as replay:
+        trial = dataclasses.replace(batch, options=dataclasses.replace(batch.options, dry_run=True))
+        checked = list(_run_batch(client, trial, names, concurrency, False, None, replay))
+        if any(outcome.error is not None for outcome in checked):
+            for outcome in checked:
+                yield (
+                    outcome
+                    if outcome.error is not None
+                    else Outcome(
+                        outcome.input,
+                        error=NotAttemptedError(f"{outcome.input}: {STRICT_NOT_SENT}"),
+                    )
+                )
+            return
+        batch.planner.refresh()
+        yield from _run_batch(client, batch, names, concurrency, fail_fast, progress, replay)
 
-    def work(source: str | BinaryIO, tags: TagsInput) -> Outcome:
-        name = source if isinstance(source, str) else "<stdin>"
+
+def _run_batch(
+    client: OrthancClient,
+    batch: PreparedBatch,
+    sources: Sequence[str | BinaryIO],
+    concurrency: int,
+    fail_fast: bool,
+    progress: ProgressCallback | None,
+    replay: Callable[[str], str | BinaryIO] | None = None,
+) -> Iterator[Outcome]:
+    stop = threading.Event()
+
+    def work(source: str | BinaryIO, plan: DocumentPlan) -> Outcome:
+        name = plan.name
+        if replay is not None and isinstance(source, str):
+            source = replay(source)
         if stop.is_set():
             return Outcome(name, error=NotAttemptedError(f"{name}: {NOT_ATTEMPTED}"))
         try:
             result = upload_file(
                 client,
                 source,
-                options,
-                tags=tags,
+                batch.options,
                 progress=progress,
                 source_name=name,
-                guard=guard,
+                plan=plan,
+                planner=batch.planner,
             )
         except ServerUnreachableError as error:
             stop.set()
@@ -738,16 +639,14 @@ def upload_many(
             return Outcome(name, error=error)
         return Outcome(name, result=result)
 
-    if len(sources) != len(per_file_tags):
-        raise ValueError(f"{len(sources)} sources but {len(per_file_tags)} sets of tags")
     workers = max(1, concurrency)
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers)
     # Only a few files are queued ahead of the one being reported, so a batch of any length
     # holds a bounded number of results in memory, and every worker still has a next file.
     pending: collections.deque[concurrent.futures.Future[Outcome]] = collections.deque()
     try:
-        for source, tags in zip(sources, per_file_tags, strict=True):
-            pending.append(pool.submit(work, source, tags))
+        for source, plan in zip(sources, batch.plans, strict=True):
+            pending.append(pool.submit(work, source, plan))
             if len(pending) > 2 * workers:
                 yield pending.popleft().result()
         while pending:

@@ -43,7 +43,6 @@ from typing import Any, Literal
 
 from . import records
 from .client import OrthancClient
-from .dicom import ReferenceAttributes
 from .errors import (
     FileSystemError,
     InputError,
@@ -52,16 +51,17 @@ from .errors import (
     ServerUnreachableError,
 )
 from .files import CHUNK_SIZE
-from .lookup import Target
+from .identity import ReferenceAttributes
+from .lookup import OrthancArchive, Target
 from .pertags import (
     NameRule,
     merge_tags,
     sidecar_path,
     sidecar_tags,
 )
-from .tags import ValidatedTags, validate_tags
-from .uids import batch_tags, series_seed
-from .upload import StudyGuard, UploadOptions, UploadResult, upload_file
+from .plan import Planner
+from .tags import validate_tags
+from .upload import UploadOptions, UploadResult, plan_options, upload_file
 
 IGNORED_SUFFIXES = (".part", ".tmp")
 DEFAULT_SETTLE = 2.0
@@ -123,7 +123,8 @@ class WatchEvent:
     file: str
     """The path below the inbox, with ``/``."""
     status: str
-    """``stored``, ``failed`` (moved to the failed folder or left), or ``retry``."""
+    """``stored``, ``planned`` (a dry run), ``failed`` (moved to the failed folder or left),
+    or ``retry``."""
     sha256: str | None = None
     result: UploadResult | None = None
     error: Pdf2DcmError | None = None
@@ -142,6 +143,8 @@ class WatchSummary:
     failed: int
     waiting: int
     first_error: Pdf2DcmError | None
+    planned: int = 0
+    """Files a dry run planned (and left where they were)."""
 
 
 @dataclass
@@ -297,66 +300,11 @@ def _sha256(path: Path) -> str | None:
     return digest.hexdigest()
 
 
-_INSTANCE_NUMBER, _SERIES_UID, _DOCUMENT_TITLE = 0x00200013, 0x0020000E, 0x00420010
-
-
-class SeriesNumbers:
-    """The InstanceNumbers handed out in the series a run fills, one counter per series.
-
-    Several files of a series are in flight at once, and the server only learns a number
-    once a file is stored, so asking the server per file would give two files the same
-    one. The counter starts after the highest number the server holds (and the reference's
-    next), and asks again after :meth:`refresh`, which the watcher calls whenever no upload
-    is in flight: numbers stay unique across restarts and past other writers between rounds.
-    """
-
-    def __init__(self, client: OrthancClient) -> None:
-        self._client = client
-        self._next: dict[str, int] = {}
-        self._asked: set[str] = set()
-        self._lock = threading.Lock()
-
-    def refresh(self) -> None:
-        """Ask the server again at the next :meth:`take` of each series."""
-        with self._lock:
-            self._asked.clear()
-
-    def take(self, series_uid: str, first: int) -> int:
-        """The next number in the series, at least ``first``.
-
-        Raises
-        ------
-        ServerError
-            The server could not say which numbers the series holds (the file waits).
-        """
-        with self._lock:
-            if series_uid not in self._asked:
-                held = self._on_server(series_uid)
-                self._next[series_uid] = max(self._next.get(series_uid, 1), held)
-                self._asked.add(series_uid)
-            number = max(self._next.get(series_uid, 1), first)
-            self._next[series_uid] = number + 1
-            return number
-
-    def _on_server(self, series_uid: str) -> int:
-        from .lookup import next_number
-
-        highest = 1
-        for match in self._client.lookup(series_uid):
-            if match.type == "Series":
-                instances = self._client.series_instances(match.id)
-                highest = max(
-                    highest, next_number((i.main_tags for i in instances), "InstanceNumber")
-                )
-        return highest
-
-
 @dataclass
 class _Loop:
     """The state of :meth:`Watcher.run` between its steps."""
 
     next_scan: float
-    guard: StudyGuard
     queue: collections.deque[str] = field(default_factory=collections.deque)
     in_flight: dict[concurrent.futures.Future[WatchEvent], str] = field(default_factory=dict)
     waiting: int = 0
@@ -380,7 +328,7 @@ class Watcher:
         on_status: Callable[[int, int, int, str | None], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if options.done is None and not options.delete:
+        if options.done is None and not options.delete and not options.upload.dry_run:
             raise InputError("a hot folder needs a done folder or delete, else files are re-sent")
         self.client = client
         self.options = options
@@ -403,8 +351,11 @@ class Watcher:
         """With ``once``: the files present at the start that are not done yet."""
         self._pause_until = 0.0
         self._pause = 0.0
-        self._numbers = SeriesNumbers(client)
+        self.planner = Planner(
+            plan_options(options.upload, same_series=options.same_series), OrthancArchive(client)
+        )
         self.stored = 0
+        self.planned = 0
         self.failed = 0
         self.first_error: Pdf2DcmError | None = None
         self.last_error: str | None = None
@@ -415,7 +366,7 @@ class Watcher:
         Files being uploaded when ``stop`` is set are finished and moved; no new one starts.
         """
         options = self.options
-        loop = _Loop(next_scan=self._clock(), guard=StudyGuard(self.client))
+        loop = _Loop(next_scan=self._clock())
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, options.concurrency))
         try:
             while not stop.is_set():
@@ -438,7 +389,7 @@ class Watcher:
             # The files present at the start that were neither stored nor failed: left in the
             # inbox for a retry.
             waiting = len(self._pending)
-        return WatchSummary(self.stored, self.failed, waiting, self.first_error)
+        return WatchSummary(self.stored, self.failed, waiting, self.first_error, self.planned)
 
     def _scan(self, loop: _Loop) -> None:
         """Read the folder once per poll, however many files finish in between: a backlog is
@@ -453,13 +404,13 @@ class Watcher:
 
     def _start(self, loop: _Loop, pool: concurrent.futures.ThreadPoolExecutor) -> None:
         if not loop.in_flight:
-            # Each round asks the server afresh which patient owns a study.
-            loop.guard = StudyGuard(self.client)
-            self._numbers.refresh()
+            # Each round asks the server afresh which patient owns a study, which numbers
+            # are used.
+            self.planner.refresh()
         limit = 2 * max(1, self.options.concurrency)
         while loop.queue and len(loop.in_flight) < limit:
             name = loop.queue.popleft()
-            loop.in_flight[pool.submit(self._process, name, loop.guard)] = name
+            loop.in_flight[pool.submit(self._process, name)] = name
 
     def _collect(self, loop: _Loop, stop: threading.Event) -> None:
         """Wait until the next scan is due or an upload ends, and report what ended."""
@@ -506,6 +457,11 @@ class Watcher:
         if event.status == "stored":
             self.stored += 1
             self._pause = 0.0
+        elif event.status == "planned":
+            # A dry run plans each file once, and again only once it has changed.
+            self.planned += 1
+            self._failed_left[event.file] = self.inbox.signature(event.file)
+            self._given_up.add(event.file)
         elif event.status == "failed":
             self.failed += 1
             self.last_error = str(event.error)
@@ -531,12 +487,14 @@ class Watcher:
         if event.status != "vanished":
             self._on_event(event)
 
-    def _process(self, name: str, guard: StudyGuard) -> WatchEvent:
+    def _process(self, name: str) -> WatchEvent:
         options = self.options
         path = options.inbox / name
         job = None
         try:
-            result = self._upload(path, name, guard)
+            result = self._upload(path, name)
+            if options.upload.dry_run:
+                return WatchEvent(_now(), name, "planned", sha256=result.sha256, result=result)
             if options.forward is not None and result.id is not None:
                 from .jobs import submit_store
 
@@ -564,7 +522,9 @@ class Watcher:
             job=job,
         )
 
-    def _upload(self, path: Path, name: str, guard: StudyGuard) -> UploadResult:
+    def _upload(self, path: Path, name: str) -> UploadResult:
+        """Plan the file as a batch of one, by the planner of the run (so that files in flight
+        together never share a number), and carry the plan out as upload does."""
         options = self.options
         title = options.upload.title
         file_tags = merge_tags(
@@ -574,38 +534,11 @@ class Watcher:
             sidecar_tags(path),
         )
         reference = options.target.reference(self.client, file_tags) or options.reference
-        planned = self._plan(file_tags, reference)
-        upload = UploadOptions(
-            method=options.upload.method,
-            tags=planned,
-            title=None,
-            conversion_type=options.upload.conversion_type,
-            reference=reference,
-            now=dt.datetime.now(),
+        [plan] = self.planner.plan([name], [file_tags], reference, seed_tags=file_tags)
+        upload = dataclasses.replace(options.upload, tags={}, title=None, reference=reference)
+        return upload_file(
+            self.client, str(path), upload, source_name=name, plan=plan, planner=self.planner
         )
-        return upload_file(self.client, str(path), upload, source_name=name, guard=guard)
-
-    def _plan(self, tags: ValidatedTags, reference: ReferenceAttributes | None) -> ValidatedTags:
-        """The file's tags with its UIDs and numbers, as a batch of one would get them, but
-        with the InstanceNumber of a shared series taken from this run's counter."""
-        same_series = self.options.same_series
-        seed = None
-        if same_series:
-            # A title names the document, not the series: files of other titles still share it.
-            shared = {tag: value for tag, value in tags.items() if tag != _DOCUMENT_TITLE}
-            seed = series_seed(shared, reference.dataset if reference else None)
-        [planned] = batch_tags(tags, 1, same_series=same_series, reference=reference, uid_seed=seed)
-        joins_series = reference is not None and reference.next_instance_number is not None
-        if not (same_series or joins_series) or _INSTANCE_NUMBER in tags:
-            return planned
-        series_uid = planned.get(_SERIES_UID)
-        if series_uid is None and reference is not None:
-            series_uid = str(reference.dataset.get("SeriesInstanceUID", "")) or None
-        if not isinstance(series_uid, str):
-            return planned
-        first = reference.next_instance_number if reference is not None else None
-        number = self._numbers.take(series_uid, first or 1)
-        return planned | {_INSTANCE_NUMBER: str(number)}
 
     def _retry(
         self,

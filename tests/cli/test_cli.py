@@ -313,7 +313,7 @@ def test_unexpected_errors_say_how_to_get_details(
     def broken(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(pdf2dcm.encode, "encode_pdf", broken)
+    monkeypatch.setattr(pdf2dcm.encode, "_encode_one", broken)
     result = run("encode", str(pdf_file()))
     assert result.exit_code == 1
     assert result.stderr == (

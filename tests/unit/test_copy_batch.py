@@ -14,7 +14,8 @@ from pdf2dcm import upload
 from pdf2dcm.client import OrthancClient
 from pdf2dcm.config import resolve_settings
 from pdf2dcm.errors import NotAttemptedError
-from pdf2dcm.upload import UploadOptions, UploadResult, upload_many
+from pdf2dcm.plan import Planner
+from pdf2dcm.upload import PreparedBatch, UploadOptions, UploadResult, plan_options, upload_many
 
 
 def result_for(name: str) -> UploadResult:
@@ -46,13 +47,20 @@ def started(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return names
 
 
+def planned(sources: list[str], count: int | None = None) -> PreparedBatch:
+    """A batch of these files planned as upload plans one, against no archive."""
+    planner = Planner(plan_options(UploadOptions()))
+    plans = planner.plan(sources[: count or len(sources)], [{}] * (count or len(sources)), None)
+    return PreparedBatch(UploadOptions(), planner, plans, ())
+
+
 def client() -> OrthancClient:
     return OrthancClient(resolve_settings(url="http://127.0.0.1:9", environ={}))
 
 
 def test_outcomes_come_in_input_order_and_few_files_run_ahead(started: list[str]) -> None:
     sources = [f"f{index:03d}.pdf" for index in range(200)]
-    outcomes = upload_many(client(), sources, UploadOptions(), [{}] * 200, concurrency=3)
+    outcomes = upload_many(client(), planned(sources), sources, concurrency=3)
     first = next(outcomes)
     assert first.input == "f000.pdf"
     # However long the reader takes, no more than 2 x 3 files are queued behind the first.
@@ -68,7 +76,7 @@ def test_outcomes_come_in_input_order_and_few_files_run_ahead(started: list[str]
 
 def test_an_abandoned_batch_starts_no_further_file(started: list[str]) -> None:
     sources = [f"f{index:03d}.pdf" for index in range(100)]
-    outcomes = upload_many(client(), sources, UploadOptions(), [{}] * 100, concurrency=2)
+    outcomes = upload_many(client(), planned(sources), sources, concurrency=2)
     assert next(outcomes).input == "f000.pdf"
     time.sleep(0.1)
     assert isinstance(outcomes, types.GeneratorType)
@@ -88,14 +96,14 @@ def test_files_after_a_stop_are_reported_not_attempted(
 
     monkeypatch.setattr(upload, "upload_file", unreachable)
     sources = [f"f{index:02d}.pdf" for index in range(20)]
-    outcomes = list(upload_many(client(), sources, UploadOptions(), [{}] * 20, concurrency=1))
+    outcomes = list(upload_many(client(), planned(sources), sources, concurrency=1))
     assert [outcome.input for outcome in outcomes] == sources
     assert isinstance(outcomes[0].error, ServerUnreachableError)
     assert all(isinstance(outcome.error, NotAttemptedError) for outcome in outcomes[1:])
     assert started == ["f00.pdf"]
 
 
-def test_sources_and_tags_must_pair_up_before_anything_starts(started: list[str]) -> None:
-    with pytest.raises(ValueError, match="3 sources but 2 sets of tags"):
-        next(upload_many(client(), ["a", "b", "c"], UploadOptions(), [{}, {}]))
+def test_sources_and_plans_must_pair_up_before_anything_starts(started: list[str]) -> None:
+    with pytest.raises(ValueError, match="3 sources but 2 plans"):
+        next(upload_many(client(), planned(["a", "b"]), ["a", "b", "c"]))
     assert started == []

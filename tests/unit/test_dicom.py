@@ -22,6 +22,7 @@ from pdf2dcm.dicom import (
 )
 from pdf2dcm.errors import InputError, NotAPdfError, NotEncapsulatedPdfError, TagError
 from pdf2dcm.extract import extract_pdf
+from pdf2dcm.plan import Planner, PlanOptions
 from pdf2dcm.uids import batch_tags
 from tests.conftest import PdfFactory
 from tests.pdfs import make_pdf
@@ -353,8 +354,14 @@ def test_batch_shares_a_series_only_when_asked() -> None:
     shared = batch_tags({0x00100010: "X"}, 3, same_series=True)
     assert len({t[0x0020000E] for t in shared}) == 1
     assert len({t[0x0020000D] for t in shared}) == 1
-    assert [t[0x00200013] for t in shared] == ["1", "2", "3"]
+    assert all(0x00200013 not in t for t in shared)
     assert all(t[0x00100010] == "X" for t in shared)
+    # The numbers are the planning stage's: one series, numbered in the order given.
+    plans = Planner(PlanOptions({"PatientName": "X"}, same_series=True)).plan(
+        ["a.pdf", "b.pdf", "c.pdf"], [{}, {}, {}], None
+    )
+    assert [p.tags[0x00200013] for p in plans] == ["1", "2", "3"]
+    assert len({p.tags[0x0020000E] for p in plans}) == 1
 
 
 def test_batch_refuses_one_sop_instance_uid_for_many() -> None:

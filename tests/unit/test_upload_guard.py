@@ -1,4 +1,4 @@
-"""The study guard against a scripted server: one lookup per study, conflicts named."""
+"""The study owners check against a scripted server: one lookup per study, conflicts named."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import json
 import pytest
 
 from pdf2dcm.errors import ConflictError
-from pdf2dcm.upload import StudyGuard
+from pdf2dcm.lookup import OrthancArchive
+from pdf2dcm.plan import StudyOwners
 from tests.unit.conftest import Scripted, client_for
 
 PATIENT = "0946fcb6-cf12ab43-bad958c1-bf057ad5-0fc6f54c"
@@ -16,7 +17,7 @@ STUDY = "27f7126f-4f66fb14-03f4081b-f9341db2-53925988"
 
 def test_each_study_is_looked_up_once_per_batch(server: Scripted) -> None:
     server.answers = [(200, b"[]"), (200, b"[]")]
-    guard = StudyGuard(client_for(server))
+    guard = StudyOwners(OrthancArchive(client_for(server)))
     for _ in range(3):
         guard.check("1.2.3", "P1")
     guard.check("1.2.4", "P1")
@@ -44,7 +45,7 @@ def test_a_study_of_another_patient_is_a_conflict_naming_both(server: Scripted) 
         (200, json.dumps([{"Type": "Study", "ID": STUDY, "Path": f"/studies/{STUDY}"}]).encode()),
         (200, json.dumps(study).encode()),
     ]
-    guard = StudyGuard(client_for(server))
+    guard = StudyOwners(OrthancArchive(client_for(server)))
     with pytest.raises(ConflictError) as caught:
         guard.check("1.2.3", "INTRUDER")
     message = str(caught.value)

@@ -32,7 +32,7 @@ from .report import Reporter, failure_record
 
 if TYPE_CHECKING:
     from pdf2dcm.encode import EncodeOptions
-    from pdf2dcm.tags import ValidatedTags
+    from pdf2dcm.plan import DocumentPlan, Planner
 
 
 @cli.command(
@@ -72,7 +72,8 @@ Text with characters outside ASCII is written in UTF-8 (SpecificCharacterSet ISO
 @click.option(
     "--strict",
     is_flag=True,
-    help="Turn warnings (a PDF that may be truncated) into errors (exit 2); for CI.",
+    help="Turn warnings (a PDF that may be truncated, ...) into errors: every input is "
+    "checked first, and if any is refused nothing is written (exit 2); for CI.",
 )
 @click.option(
     "--dry-run",
@@ -101,8 +102,8 @@ def encode(
     dry_run: bool,
 ) -> None:
     """Wrap PDF files (INPUT, or '-' for stdin) as DICOM Encapsulated PDF objects."""
-    from pdf2dcm.encode import EncodeOptions, check_batch, plan_tags
-    from pdf2dcm.files import expand_directories, make_directory
+    from pdf2dcm.encode import EncodeOptions, plan_batch
+    from pdf2dcm.files import expand_directories
 
     sources, own_tags = batch_inputs(
         inputs,
@@ -133,36 +134,38 @@ def encode(
         strict=strict,
         fail_fast=fail_fast,
     )
-    per_file = plan_tags(own_tags, options)
-    check_batch(sources, options, dry_run=dry_run)
-    if outdir is not None and not dry_run:
-        make_directory(outdir)
-    _run(list(zip(sources, targets, per_file, strict=True)), options, report, dry_run, no_progress)
+    planner, plans = plan_batch(sources, own_tags, options)
+    work = list(zip(plans, targets, strict=True))
+    _run(work, planner, options, report, dry_run, no_progress, outdir)
     report.end(summary=len(sources) > 1)
 
 
 def _run(
-    work: Sequence[tuple[str, str, ValidatedTags]],
+    work: Sequence[tuple[DocumentPlan, str]],
+    planner: Planner,
     options: EncodeOptions,
     report: Reporter,
     dry_run: bool,
     no_progress: bool,
+    outdir: Path | None,
 ) -> None:
     """Encode (or plan) file by file, reporting each as it comes."""
     from pdf2dcm import records
     from pdf2dcm.encode import encode_many
 
-    total = 0 if dry_run else sum(file_size(source) for source, _, _ in work)
+    total = 0 if dry_run else sum(file_size(plan.source) for plan, _ in work)
     shown = not no_progress and not dry_run
     with progress_display(shown, total or None, len(work)) as progress:
         for outcome in encode_many(
             work,
+            planner,
             options,
             # Asked for only when named: a closed stdout is an error only when it is used.
-            stdin=stdin() if any(source == "-" for source, _, _ in work) else None,
-            stdout=stdout() if any(target == "-" for _, target, _ in work) else None,
+            stdin=stdin() if any(plan.source == "-" for plan, _ in work) else None,
+            stdout=stdout() if any(target == "-" for _, target in work) else None,
             dry_run=dry_run,
             progress=progress,
+            outdir=outdir,
         ):
             report.warnings(outcome.warnings)
             if outcome.error is not None:

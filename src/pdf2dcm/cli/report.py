@@ -11,7 +11,7 @@ import contextlib
 import json
 import sys
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pdf2dcm import errors as err
@@ -39,10 +39,14 @@ class Reporter:
     batch: Batch
     key: str = "Input"
     several: bool = True
+    _said: set[str] = field(default_factory=set)
 
     def warnings(self, notes: Iterable[str]) -> None:
+        """Each warning once per run: a batch's files share the reference's notes."""
         for note in notes:
-            say(f"warning: {note}")
+            if note not in self._said:
+                self._said.add(note)
+                say(f"warning: {note}")
 
     def result(self, outcome: str, record: Mapping[str, Any], line: str | None) -> None:
         """One file done: its record with ``--json``, else its text line (if it has one)."""

@@ -99,7 +99,8 @@ AlreadyStored; transient failures are retried without ever creating a duplicate.
 @click.option(
     "--strict",
     is_flag=True,
-    help="Turn warnings (no PatientID, a PDF that may be truncated) into errors (exit 2); for CI.",
+    help="Turn warnings (no PatientID, a PDF that may be truncated, ...) into errors: every "
+    "input is checked first, and if any is refused nothing is sent (exit 2); for CI.",
 )
 def upload(
     inputs: tuple[str, ...],
@@ -217,9 +218,8 @@ def _send(
     with progress_display(show_progress, total or None, len(sources)) as progress:
         outcomes = upload_many(
             client,
+            prepared,
             [stdin() if source == "-" else source for source in sources],
-            prepared.options,
-            prepared.per_file,
             concurrency=concurrency,
             fail_fast=fail_fast,
             progress=progress,

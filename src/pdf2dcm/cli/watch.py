@@ -152,6 +152,18 @@ the exit code of the first failure.""",
     help="Append each file's JSON record here (as --json prints it), one line per file.",
 )
 @click.option("--no-progress", is_flag=True, help="Never show the status line.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Plan each file as it would be filed and print every attribute (a table on a "
+    "terminal, JSON otherwise); nothing is sent, moved or deleted.",
+)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="A file that earns a warning (no PatientID, a PDF that may be truncated, ...) "
+    "fails, with the warning as its reason.",
+)
 def watch(
     inbox: Path,
     connection: Connection,
@@ -175,13 +187,17 @@ def watch(
     as_json: bool,
     log_file: Path | None,
     no_progress: bool,
+    dry_run: bool,
+    strict: bool,
 ) -> None:
     """Upload every PDF that appears in INBOX, then move it to --done (or --delete it)."""
     from pdf2dcm.lookup import Target
     from pdf2dcm.upload import UploadOptions
     from pdf2dcm.watch import WatchOptions
 
-    if (done is None) == (not delete):
+    if done is not None and delete:
+        raise click.UsageError("give --done DIR or --delete, not both")
+    if done is None and not delete and not dry_run:
         raise click.UsageError("give --done DIR or --delete (what to do with a stored file)")
     target = destination.target(has_reference_file=study_from is not None or bool(series_from))
     rule = _name_rule(name_pattern, name_regex)
@@ -199,6 +215,8 @@ def watch(
             tags=tags,
             title=title,
             conversion_type="SD" if conversion_type == "SD" else "WSD",
+            dry_run=dry_run,
+            strict=strict,
         ),
         target=target or Target(),
         name_rule=rule,
@@ -216,8 +234,10 @@ def watch(
     client = connection.open(pool_size=concurrency, dicomweb_url=destination.dicomweb_url)
     summary = _run(client, options, as_json=as_json, log_file=log_file, status=not no_progress)
     if once:
-        total = summary.stored + summary.failed + summary.waiting
+        total = summary.stored + summary.planned + summary.failed + summary.waiting
         tally = {"stored": summary.stored, "left in the inbox": summary.waiting}
+        if dry_run:
+            tally = {"planned": summary.planned, "left in the inbox": summary.waiting}
         info(batch_summary(total, tally, failed=summary.failed))
         if summary.first_error is not None:
             click.get_current_context().exit(exit_status_for(summary.first_error))
@@ -236,11 +256,22 @@ def _run(
     from pdf2dcm.upload import check_forward_target
     from pdf2dcm.watch import Journal, Watcher
 
+    from .report import show_plan
+
     journal = Journal(log_file) if log_file is not None else None
     stop = threading.Event()
 
+    said: set[str] = set()
+
     def report(event: WatchEvent) -> None:
         code = int(exit_status_for(event.error)) if event.error else None
+        for note in event.result.warnings if event.result is not None else ():
+            if note not in said:
+                said.add(note)
+                say(f"warning: {note}")
+        if event.status == "planned" and event.result is not None:
+            show_plan(event.file, event.result.attributes or {}, as_json)
+            return
         if journal is not None:
             journal.write(event, code)
         _show(event)
