@@ -477,8 +477,14 @@ def test_strict_refuses_a_batch_with_a_truncated_pdf_before_the_first_file(
     assert archive.instances == {}
 
 
-def test_watch_once_counts_the_files_left_for_a_retry(tmp_path: Path) -> None:
+def test_watch_once_counts_the_files_left_for_a_retry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import socket
+
+    from pdf2dcm import client as client_module
+
+    monkeypatch.setattr(client_module, "BACKOFF_SECONDS", 0.01)
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from pdf2dcm import client as client_module
+from pdf2dcm import jobs as jobs_module
 from pdf2dcm.cli import cli
 from pdf2dcm.client import MAX_JSON_BYTES, OrthancClient, RepeatableBody
 from pdf2dcm.config import resolve_settings
@@ -248,7 +249,10 @@ def test_a_trickling_server_cannot_outlast_the_timeout(
     assert 0.35 < elapsed < 1.5
 
 
-def test_jobs_wait_ends_near_its_timeout_when_a_poll_stalls(server: HostileServer) -> None:
+def test_jobs_wait_ends_near_its_timeout_when_a_poll_stalls(
+    server: HostileServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(jobs_module, "POLL_SLACK", 0.1)
     running = reply(200, {"ID": JOB, "Type": "Archive", "State": "Running", "Progress": 10})
     server.routes[("GET", f"/jobs/{JOB}")] = [running, hostile.stall()]
     result, elapsed = run("jobs", "wait", JOB, "--url", server.url, "--timeout", "0.6")
@@ -257,15 +261,18 @@ def test_jobs_wait_ends_near_its_timeout_when_a_poll_stalls(server: HostileServe
         f"pdf2dcm: error: job {JOB} (Archive) is still Running at 10% after 0.6 s; it goes on "
         f"in Orthanc: wait again with 'pdf2dcm jobs wait {JOB}'"
     )
-    assert 0.55 < elapsed < 2.5
+    assert 0.55 < elapsed < 1.5
 
 
-def test_jobs_wait_without_any_reading_times_out_too(server: HostileServer) -> None:
+def test_jobs_wait_without_any_reading_times_out_too(
+    server: HostileServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(jobs_module, "POLL_SLACK", 0.1)
     server.routes[("GET", f"/jobs/{JOB}")] = hostile.stall()
     result, elapsed = run("jobs", "wait", JOB, "--url", server.url, "--timeout", "0.3")
     assert result.exit_code == 7, result.stderr
     assert f"job {JOB}: no reading of its state within 0.3 s" in result.stderr
-    assert elapsed < 2
+    assert elapsed < 1
 
 
 def test_a_stalled_document_leaves_no_file(server: HostileServer, tmp_path: Path) -> None:
@@ -321,8 +328,9 @@ def test_a_cut_job_archive_leaves_no_file(server: HostileServer, tmp_path: Path)
 
 
 def test_each_retry_is_logged_without_credentials(
-    server: HostileServer, caplog: pytest.LogCaptureFixture
+    server: HostileServer, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(client_module, "BACKOFF_SECONDS", 0.01)
     server.routes[("GET", "/system")] = [reply(503), reply(502), reply(200, {"Version": "1"})]
     server.routes[("POST", "/instances")] = [
         reply(503),
