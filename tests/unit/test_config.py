@@ -118,9 +118,9 @@ def test_non_ascii_credentials_are_kept() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "shown"),
     [
-        ({"url": "ftp://user:pw-secret@h"}, "'ftp://user:***@h' (--url / ORTHANC_URL)"),
-        ({"url": "http//u:pw-secret@h"}, "'http//u:***@h' (--url / ORTHANC_URL)"),
-        ({"url": "http://u:pw-secret@h:99999x"}, "(--url / ORTHANC_URL) contains credentials"),
+        ({"url": "ftp://user:pw-secret@h"}, "'ftp://user:***@h' (--url)"),
+        ({"url": "http//u:pw-secret@h"}, "'http//u:***@h' (--url)"),
+        ({"url": "http://u:pw-secret@h:99999x"}, "(--url) contains credentials"),
         ({"dicomweb_url": "ftp://u:pw-secret@h/dicom-web"}, "'ftp://u:***@h/dicom-web'"),
         ({"url": "http://u:p@ss-secret@h:x"}, "contains credentials"),
     ],

@@ -176,7 +176,7 @@ def current_profile() -> Profile | None:
     """
     from pdf2dcm.config import load_profile
 
-    return load_profile(app.output.profile)
+    return load_profile(app.output.profile, named=app.output.profile_given)
 
 
 def profile_choice(name: str, value: T, from_profile: T | None) -> T:
@@ -581,6 +581,8 @@ class Connection:
             dicomweb_url=dicomweb_url,
             profile=current_profile(),
         )
+        for notice in settings.notices:
+            say(f"warning: {notice}")
         if settings.username is not None and settings.password is None:
             if not stdin_in_use and sys.stdin.isatty():
                 secret = click.prompt(
