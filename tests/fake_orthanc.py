@@ -132,7 +132,7 @@ def endless_chunked(piece: bytes = b"[" * 65536) -> Action:
 
 def _action(spec: object) -> Action:
     if callable(spec):
-        return spec  # type: ignore[no-any-return]
+        return spec
     if isinstance(spec, tuple):
         status, body = spec
         return reply(status, body)
@@ -149,9 +149,9 @@ class _Handler(socketserver.StreamRequestHandler):
     server: FakeOrthanc
 
     def handle(self) -> None:
-        if self.rfile.peek(1)[:1] == b"\x16":  # a TLS handshake sent to plain HTTP
+        if self.rfile.peek(1)[:1] == b"\x16":  # type: ignore[attr-defined]  # a TLS handshake sent to plain HTTP
             reply(400, b"plain HTTP here")(Request("", "", b"", {}), self.wfile)  # type: ignore[arg-type]
-            return
+            return  # a TLS handshake sent to plain HTTP
         line = self.rfile.readline(65537).decode("latin-1").strip()
         if not line:
             return
@@ -250,7 +250,20 @@ class FakeOrthanc(socketserver.ThreadingTCPServer):
             return reply(200, raw, {"Content-Type": "application/octet-stream"})
         if path in self.resources:
             return reply(200, self.resources[path])
+        children = re.fullmatch(r"/(studies|series)/([0-9a-f-]+)/(series|instances)", path)
+        if children and f"/{children[1]}/{children[2]}" in self.resources:
+            return reply(200, self._children(children[1], children[2], children[3]))
         return None
+
+    def _children(self, route: str, parent: str, kind: str) -> list[dict[str, Any]]:
+        series = self.resources[f"/studies/{parent}"]["Series"] if route == "studies" else [parent]
+        if kind == "series":
+            return [self.resources[f"/series/{each}"] for each in series]
+        return [
+            self.resources[f"/instances/{sop}"]
+            for each in series
+            for sop in self.resources[f"/series/{each}"]["Instances"]
+        ]
 
     def _store(self, body: bytes) -> Action:
         try:

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from pdf2dcm.cli import cli
 from tests.conftest import require_binary
-from tests.fake_orthanc import FakeOrthanc, serving
+from tests.fake_orthanc import FakeOrthanc, redirect, serving
 
 
 @pytest.fixture(autouse=True)
@@ -116,3 +116,24 @@ def test_https_to_a_plain_http_port_says_so(
     )
     assert [r for r in caplog.records if r.name == "pdf2dcm"] == []
     assert time.monotonic() - start < 1.0
+
+
+def test_a_redirect_from_https_to_http_is_not_followed(certificate: tuple[Path, Path]) -> None:
+    """Same host and port, plain HTTP: the credentials would go out in the clear."""
+    cert, key = certificate
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    with serving(context) as httpd:
+        plain = f"http://127.0.0.1:{httpd.server_address[1]}/jobs"
+        httpd.route("GET", "/jobs", redirect(302, plain))
+        result = CliRunner().invoke(
+            cli,
+            ["jobs", "list", "--url", httpd.url, "--ca-bundle", str(cert), "--username", "u"],
+            env={"ORTHANC_PASSWORD": "secret"},
+        )
+        assert [request.path for request in httpd.received] == ["/jobs?expand="]
+    assert result.exit_code == 4, result.stderr
+    assert result.stderr.strip() == (
+        f"pdf2dcm: error: {httpd.url} redirected GET /jobs to {plain}; redirects to another "
+        "server are not followed: use the final address as the server URL"
+    )
