@@ -560,6 +560,11 @@ def _check_url(value: str, source: str) -> str:
             f"the server URL ({source}) contains credentials; remove them and use "
             "ORTHANC_USERNAME/ORTHANC_PASSWORD, ~/.netrc or --token instead"
         )
+    if parts.query or parts.fragment or "?" in value or "#" in value:
+        raise ConfigurationError(
+            f"server URL {origin_of(value)}/... ({source}) has a query string or fragment; give "
+            "the server's base URL, and a token with --token or ORTHANC_TOKEN"
+        )
     try:
         parts.port  # noqa: B018 - raises ValueError for a malformed port
     except ValueError:
