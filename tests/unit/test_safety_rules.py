@@ -19,7 +19,7 @@ from click.testing import CliRunner, Result
 from pdf2dcm.cli import cli
 from pdf2dcm.client import OrthancClient
 from pdf2dcm.config import Settings, resolve_settings
-from pdf2dcm.errors import InputError, RedirectError
+from pdf2dcm.errors import InputError, RedirectError, UnexpectedReplyError
 from tests.fake_orthanc import FakeOrthanc, redirect, reply, serving
 from tests.pdfs import make_pdf
 
@@ -76,6 +76,22 @@ def test_a_valid_id_followed_by_anything_never_leaves_its_route(
     with client_of(fake) as client, pytest.raises(InputError, match=r"is not an Orthanc"):
         call(client, valid + tail)
     assert fake.received == []
+
+
+@pytest.mark.parametrize("tag", ["0042-0011/../../tools/shutdown?", "0042-0011\n", "x0042-0011"])
+def test_a_tag_segment_is_exactly_a_tag(fake: FakeOrthanc, tag: str) -> None:
+    with client_of(fake) as client, pytest.raises(InputError, match=r"is not of the form"):
+        client.instance_content(ORTHANC_ID, tag)
+    assert fake.received == []
+
+
+@pytest.mark.parametrize("kind", ["ID", "ParentSeries"])
+def test_an_id_in_a_reply_followed_by_a_path_is_refused(fake: FakeOrthanc, kind: str) -> None:
+    answer = {"ID": ORTHANC_ID, "ParentSeries": ORTHANC_ID, "MainDicomTags": {}}
+    answer[kind] = ORTHANC_ID + ESCAPE
+    fake.route("GET", f"/instances/{ORTHANC_ID}", answer)
+    with client_of(fake) as client, pytest.raises(UnexpectedReplyError, match=r"is not an"):
+        client.instance(ORTHANC_ID)
 
 
 def test_a_name_is_one_segment(fake: FakeOrthanc) -> None:
@@ -173,6 +189,33 @@ def test_a_sop_instance_uid_filed_elsewhere_is_refused_before_sending(
     assert "already names instance" in result.stderr
     assert "filed under PatientID 'P1'" in result.stderr
     assert [r for r in fake.received if r.path == "/instances"] == stores
+    assert len(fake.instances) == 1
+
+
+@pytest.mark.parametrize(
+    "elsewhere",
+    [
+        ("StudyInstanceUID=1.2.826.0.1.3680043.10.5", "SeriesInstanceUID=1.2.826.0.1.3680043.10.8"),
+        ("StudyInstanceUID=1.2.826.0.1.3680043.10.7", "SeriesInstanceUID=1.2.826.0.1.3680043.10.6"),
+    ],
+    ids=["another study", "another series of the same study"],
+)
+def test_a_sop_instance_uid_of_the_same_patient_elsewhere_is_refused(
+    fake: FakeOrthanc, tmp_path: Path, elsewhere: tuple[str, ...]
+) -> None:
+    source = tmp_path / "a.pdf"
+    source.write_bytes(make_pdf(3000, seed=7))
+    uid = "SOPInstanceUID=1.2.826.0.1.3680043.10.4"
+    first = (
+        "PatientID=P1",
+        "StudyInstanceUID=1.2.826.0.1.3680043.10.7",
+        "SeriesInstanceUID=1.2.826.0.1.3680043.10.8",
+        uid,
+    )
+    assert upload(fake, source, *first).exit_code == 0
+    result = upload(fake, source, "PatientID=P1", *elsewhere, uid)
+    assert result.exit_code == 8, result.stderr
+    assert "already names instance" in result.stderr
     assert len(fake.instances) == 1
 
 
