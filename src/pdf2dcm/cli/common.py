@@ -240,7 +240,11 @@ def progress_display(
             speed = task.finished_speed or task.speed
             return Text("?" if speed is None else f"{size_text(int(speed))}/s")
 
-    columns = [TextColumn("{task.description}"), BarColumn(), DownloadColumn(binary_units=True)]
+    columns = [
+        TextColumn("{task.description}", markup=False),
+        BarColumn(),
+        DownloadColumn(binary_units=True),
+    ]
     columns += [_Speed(), TimeRemainingColumn()]
     with (
         Progress(*columns, console=Console(stderr=True), transient=True) as bar,
@@ -259,7 +263,7 @@ def progress_display(
                 seen[event.label] = event.done
                 if event.total is not None and event.done >= event.total:
                     finished.add(event.label)
-                name = Path(event.label).name
+                name = app.terminal_safe(Path(event.label).name)
                 counter = f"[{len(finished)}/{files}] " if files and files > 1 else ""
                 bar.update(task, completed=completed, description=f"{counter}{name}")
 
@@ -295,7 +299,14 @@ def result_line(text: str) -> None:
     """
     if app.output.quiet:
         return
-    _stdout_line(text)
+    _stdout_line(app.terminal_safe(text))
+
+
+def cell(value: object) -> Any:
+    """A table cell of text from outside: escaped for the terminal, never read as markup."""
+    from rich.text import Text
+
+    return Text(app.terminal_safe(value if isinstance(value, str) else str(value)))
 
 
 def print_json(record: Mapping[str, Any]) -> None:
