@@ -40,7 +40,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, Pdf2DcmError
+from .files import MAX_SETTINGS_FILE, read_bounded
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -255,9 +256,7 @@ def _read_config(file: Path) -> dict[str, Any]:
             f"Python, or move the file away and use options and the environment"
         )
     try:
-        text = file.read_bytes().decode("utf-8")
-    except OSError as exc:
-        raise ConfigurationError(f"cannot read {file}: {exc.strerror or exc}") from None
+        text = _read_settings_file(file, "config file").decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigurationError(f"cannot read {file}: it is not UTF-8 text") from None
     try:
@@ -265,6 +264,18 @@ def _read_config(file: Path) -> dict[str, Any]:
     except _TomlError as exc:
         # tomllib's message gives the place, never the text (which may hold a password).
         raise ConfigurationError(f"cannot read {file}: {exc}; check its TOML syntax") from None
+    except RecursionError:
+        raise ConfigurationError(
+            f"cannot read {file}: its tables or arrays nest too deep; check its TOML syntax"
+        ) from None
+
+
+def _read_settings_file(file: Path, what: str) -> bytes:
+    """A config or secret file: a regular file of at most 1 MiB, never a FIFO or device."""
+    try:
+        return read_bounded(file, what=what, limit=MAX_SETTINGS_FILE)
+    except Pdf2DcmError as exc:
+        raise ConfigurationError(str(exc)) from None
 
 
 def _profiles(data: Mapping[str, Any], file: Path) -> dict[str, dict[str, Any]]:
@@ -355,11 +366,7 @@ def _read_secret(file: Path, key: str, where: str) -> str:
     """A password or token file's content minus one trailing newline; 0600 required."""
     _refuse_open_permissions(file, f"{key} file of {where},")
     try:
-        value = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigurationError(
-            f"cannot read the {key} file {file} ({where}): {exc.strerror or exc}"
-        ) from None
+        value = _read_settings_file(file, f"{key} file of {where},").decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigurationError(f"the {key} file {file} ({where}) is not UTF-8 text") from None
     value = value.removesuffix("\n").removesuffix("\r") if value.endswith("\n") else value

@@ -144,7 +144,7 @@ def collect_tags(
     defaults: Mapping[str, object] | None = None,
 ) -> ValidatedTags:
     """The tags of ``defaults`` (a profile's), then the tags file, then each ``--tag``."""
-    from pdf2dcm.tags import load_tags_file, parse_assignment, validate_tags
+    from pdf2dcm.tags import load_tags_file, parse_assignment, short_value, validate_tags
 
     collected: ValidatedTags = {}
     if defaults:
@@ -161,7 +161,7 @@ def collect_tags(
             key, value = parse_assignment(assignment)
             collected |= validate_tags({key: value})
         except err.TagError as error:
-            raise err.TagError(f"--tag {assignment}: {error}") from None
+            raise err.TagError(f"--tag {short_value(assignment)}: {error}") from None
     return collected
 
 
