@@ -141,6 +141,9 @@ class Settings:
     ``url`` and ``dicomweb_url``."""
     notices: tuple[str, ...] = ()
     """What the caller should be told about how the settings were chosen (one line each)."""
+    sources: Mapping[str, str] = field(default_factory=dict)
+    """Where ``url`` and the credentials came from (keys ``url``, ``credentials``), for
+    ``pdf2dcm check``: ``--url``, ``ORTHANC_URL``, ``profile NAME in FILE``, ``~/.netrc``..."""
 
     @property
     def stow_root(self) -> str:
@@ -404,16 +407,19 @@ def resolve_settings(
     """
     env = os.environ if environ is None else environ
     notices: list[str] = []
-    base, dicomweb_url = _urls(url, dicomweb_url, env, profile, notices)
+    base, dicomweb_url, url_source = _urls(url, dicomweb_url, env, profile, notices)
+    sources = {"url": url_source}
+    sources["credentials"] = _given_credentials(token, username, password, env)
     token = _credential(token, env, ENV_TOKEN, "token", "--token")
     username = _credential(username, env, ENV_USERNAME, "user name", "--username")
     password = _credential(password, env, ENV_PASSWORD, "password", "--password")
     origins = {origin_of(base)} | ({origin_of(dicomweb_url)} if dicomweb_url else set())
     if profile is not None:
-        token, username, password, home = _with_profile_bound(
-            profile, (token, username, password), base, notices
-        )
+        given = (token, username, password)
+        token, username, password, home = _with_profile_bound(profile, given, base, notices)
         origins = set(home or origins)
+        if (token, username, password) != given:
+            sources["credentials"] = profile.where
     if ca_bundle is None and profile is not None:
         ca_bundle = profile.ca_bundle
     if token is not None and (username is not None or password is not None):
@@ -422,6 +428,7 @@ def resolve_settings(
         )
     if token is None and password is None:
         username, password = _from_netrc(base, username, netrc_file)
+        sources["credentials"] = "netrc" if password is not None else sources["credentials"]
         _refuse_control(username, "user name", "the netrc file")
         _refuse_control(password, "password", "the netrc file")
     if username is not None and ":" in username:
@@ -449,7 +456,18 @@ def resolve_settings(
         dicomweb_url=dicomweb_url,
         credential_origins=frozenset(origins),
         notices=tuple(notices),
+        sources=sources,
     )
+
+
+def _given_credentials(
+    token: str | None, username: str | None, password: str | None, env: Mapping[str, str]
+) -> str:
+    if token or username or password:
+        return "options"
+    if any(env.get(name) for name in (ENV_TOKEN, ENV_USERNAME, ENV_PASSWORD)):
+        return "environment"
+    return ""
 
 
 def _with_profile_bound(
@@ -492,17 +510,18 @@ def _urls(
     env: Mapping[str, str],
     profile: Profile | None,
     notices: list[str],
-) -> tuple[str, str | None]:
-    """The server URL and DICOMweb root, checked, each message naming where it came from.
+) -> tuple[str, str | None, str]:
+    """The server URL, the DICOMweb root (both checked, each message naming where it came
+    from) and where the URL came from.
 
     The option wins; a profile named explicitly wins over ``ORTHANC_URL`` (said in a
     notice when the two differ); ``ORTHANC_URL`` wins over a profile chosen otherwise.
     """
     from_env = env.get(ENV_URL)
     if url:
-        base = _check_url(url, "--url")
+        base, source = _check_url(url, "--url"), "--url"
     elif profile is not None and profile.url is not None and (profile.named or not from_env):
-        base = _check_url(profile.url, profile.where)
+        base, source = _check_url(profile.url, profile.where), profile.where
         if from_env and origin_of(from_env) != origin_of(base):
             notices.append(
                 f"{ENV_URL} ({redact_url(from_env.strip())[:100]}) is not used: "
@@ -510,11 +529,12 @@ def _urls(
             )
     else:
         base = _check_url(from_env or DEFAULT_URL, ENV_URL)
+        source = ENV_URL if from_env else "the default"
     if dicomweb_url is not None:
-        return base, _check_url(dicomweb_url, "--dicomweb-url")
+        return base, _check_url(dicomweb_url, "--dicomweb-url"), source
     if profile is not None and profile.dicomweb_url is not None:
-        return base, _check_url(profile.dicomweb_url, f"dicomweb-url of {profile.where}")
-    return base, None
+        return base, _check_url(profile.dicomweb_url, f"dicomweb-url of {profile.where}"), source
+    return base, None, source
 
 
 def _with_profile(

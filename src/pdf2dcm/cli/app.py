@@ -494,6 +494,7 @@ class SectionedCommand(click.Command):
 
 
 _COMMAND_MODULES = {
+    "check": "check",
     "encode": "local",
     "extract": "local",
     "fetch": "server",
@@ -593,6 +594,7 @@ Examples:
   pdf2dcm fetch --study AccessionNumber=A123 -d reports/
   pdf2dcm jobs wait 32af28ce-d1f9-4655-b38e-3237a3cdcbaa --timeout 600
   pdf2dcm watch /srv/inbox --done /srv/done --failed /srv/failed
+  pdf2dcm --profile pacs check --modality pacs
 
 \b
 Settings: options can also be set in the environment, each under the PDF2DCM_ name
