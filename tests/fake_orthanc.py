@@ -342,7 +342,7 @@ def serving(context: ssl.SSLContext | None = None) -> Iterator[FakeOrthanc]:
     STOP.clear()
     SENT.clear()
     server = FakeOrthanc(context)
-    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.002,), daemon=True)
     thread.start()
     try:
         yield server
