@@ -257,3 +257,29 @@ def test_an_empty_stow_answer_is_accepted(fake: FakeOrthanc, tmp_path: Path) -> 
         cli, ["upload", str(source), "--url", fake.url, "--via", "stow", "--tag", "PatientID=S"]
     )
     assert result.exit_code == 0, result.stderr
+
+
+def test_a_ready_made_dicom_file_is_compared_when_already_stored(
+    fake: FakeOrthanc, tmp_path: Path
+) -> None:
+    uids = [
+        "--tag", "PatientID=P1",
+        "--tag", "StudyInstanceUID=1.2.826.0.1.3680043.10.9",
+        "--tag", "SeriesInstanceUID=1.2.826.0.1.3680043.10.10",
+        "--tag", "SOPInstanceUID=1.2.826.0.1.3680043.10.11",
+    ]  # fmt: skip
+    objects = []
+    for seed in (8, 9):
+        pdf, dcm = tmp_path / f"{seed}.pdf", tmp_path / f"{seed}.dcm"
+        pdf.write_bytes(make_pdf(3000, seed=seed))
+        made = CliRunner().invoke(cli, ["encode", str(pdf), "-o", str(dcm), *uids])
+        assert made.exit_code == 0, made.stderr
+        objects.append(dcm)
+    send = ["upload", "--url", fake.url, "--json"]
+    assert CliRunner().invoke(cli, [*send, str(objects[0])]).exit_code == 0
+    again = CliRunner().invoke(cli, [*send, str(objects[0])])
+    assert again.exit_code == 0, again.stderr
+    assert '"Status": "AlreadyStored"' in again.stdout
+    other = CliRunner().invoke(cli, [*send, str(objects[1])])
+    assert other.exit_code == 8, other.stderr
+    assert "with another document" in other.stderr
