@@ -379,10 +379,8 @@ def test_a_retry_after_beyond_the_timeout_is_not_waited_for(server: HostileServe
 def test_a_short_retry_after_is_obeyed(
     server: HostileServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import urllib3.util.retry
-
     pauses: list[float] = []
-    monkeypatch.setattr(urllib3.util.retry.time, "sleep", pauses.append)
+    monkeypatch.setattr("urllib3.util.retry.time.sleep", pauses.append)
     server.routes[("GET", "/jobs")] = [reply(503, b"", {"Retry-After": "1"}), reply(200, [])]
     result, _elapsed = run("jobs", "list", "--url", server.url)
     assert result.exit_code == 0, result.stderr
