@@ -64,6 +64,13 @@ def _private_home(
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that starts a private Orthanc is marked ``orthanc`` (``-m "not orthanc"``)."""
+    for item in items:
+        if "orthanc" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.orthanc)
+
+
 def require_binary(name: str) -> str:
     """The path of an external oracle; skip without it, fail when CI says it must be there."""
     path = shutil.which(name)

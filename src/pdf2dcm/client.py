@@ -57,7 +57,7 @@ from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
 from . import __version__
-from .config import Settings, redact_url
+from .config import Settings, origin_of, redact_url
 from .errors import (
     AuthenticationError,
     InputError,
@@ -605,30 +605,38 @@ def _within_deadline(seconds: float) -> float:
     return seconds if left is None else max(0.0, min(seconds, left))
 
 
-class _BearerAuth(requests.auth.AuthBase):
-    def __init__(self, token: str) -> None:
-        self._token = token
+class _BoundAuth(requests.auth.AuthBase):
+    """Credentials that go only to their own servers (scheme, host and port).
+
+    Redirects are followed only on the same origin already; this holds for every request,
+    an absolute URL (a DICOMweb root elsewhere) included.
+    """
+
+    def __init__(self, header: str | bytes, origins: frozenset[str]) -> None:
+        self._header = header
+        self._origins = origins
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        if origin_of(request.url or "") in self._origins:
+            request.headers["Authorization"] = self._header  # type: ignore[assignment]
+        else:
+            request.headers.pop("Authorization", None)
+        return request
+
+    def __repr__(self) -> str:
+        return "_BoundAuth(<hidden>)"
+
+
+def _authorization(settings: Settings) -> _BoundAuth | None:
+    """The Authorization header of the settings' credentials, UTF-8 encoded (RFC 7617)."""
+    if settings.token is not None:
         # Bytes, so that a non-ASCII token goes out as UTF-8 instead of failing in latin-1.
-        request.headers["Authorization"] = b"Bearer " + self._token.encode("utf-8")  # type: ignore[assignment]
-        return request
-
-    def __repr__(self) -> str:
-        return "_BearerAuth(<hidden>)"
-
-
-class _BasicAuth(requests.auth.HTTPBasicAuth):
-    """Basic authentication with user name and password encoded as UTF-8 (RFC 7617)."""
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        user = self.username.encode("utf-8") if isinstance(self.username, str) else self.username
-        secret = self.password.encode("utf-8") if isinstance(self.password, str) else self.password
-        request.headers["Authorization"] = requests.auth._basic_auth_str(user, secret)
-        return request
-
-    def __repr__(self) -> str:
-        return "_BasicAuth(<hidden>)"
+        return _BoundAuth(b"Bearer " + settings.token.encode("utf-8"), settings.origins)
+    if settings.username is not None:
+        user = settings.username.encode("utf-8")
+        secret = (settings.password or "").encode("utf-8")
+        return _BoundAuth(requests.auth._basic_auth_str(user, secret), settings.origins)
+    return None
 
 
 class Download:
@@ -736,10 +744,7 @@ class OrthancClient:
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         session.headers["User-Agent"] = USER_AGENT
-        if self.settings.token is not None:
-            session.auth = _BearerAuth(self.settings.token)
-        elif self.settings.username is not None:
-            session.auth = _BasicAuth(self.settings.username, self.settings.password or "")
+        session.auth = _authorization(self.settings)
         return session
 
     def close(self) -> None:
@@ -832,7 +837,7 @@ class OrthancClient:
             response.close()
             if has_body or method.upper() not in ("GET", "HEAD"):
                 why = "of a request that carries a body"
-            elif _origin(location) != _origin(url):
+            elif origin_of(location) != origin_of(url):
                 why = "to another server"
             else:
                 url = location
@@ -1007,7 +1012,9 @@ class OrthancClient:
         """STOW-RS of one DICOM file to the DICOMweb root, as multipart/related.
 
         The answer is read leniently: archives other than Orthanc may answer with an empty
-        body or without a failure list, which means success.
+        body or without a failure list, which means success. A body that is there but is not
+        JSON is an :class:`~pdf2dcm.errors.UnexpectedReplyError`: an answer that cannot be read
+        is never taken for success.
         """
         boundary = f"pdf2dcm-{secrets.token_hex(12)}"
         opening = f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode("ascii")
@@ -1030,12 +1037,10 @@ class OrthancClient:
                 },
             )
         except UnexpectedReplyError as exc:
-            if "not JSON" in str(exc) or "empty body" in str(exc):
+            if "empty body" in str(exc):
                 return StowAnswer(failure_reasons=())
             raise
-        if not isinstance(reply.value, dict):
-            return StowAnswer(failure_reasons=())
-        failed = reply.value.get("00081198")
+        failed = reply.obj().get("00081198")
         items = failed.get("Value") if isinstance(failed, dict) else None
         reasons: list[str] = []
         for item in items if isinstance(items, list) else []:
@@ -1309,16 +1314,6 @@ class OrthancClient:
             f"/jobs/{segment}/{path_segment(key)}", what=f"output '{key}' of job {segment}"
         ) as download:
             yield download
-
-
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    default = {"http": 80, "https": 443}.get(parts.scheme)
-    return parts.scheme, (parts.hostname or ""), port or default
 
 
 def _mib(size: int) -> str:

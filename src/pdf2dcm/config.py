@@ -27,6 +27,7 @@ Every message that shows a URL shows it through :func:`redact_url`.
 
 from __future__ import annotations
 
+import dataclasses
 import netrc
 import os
 import re
@@ -39,7 +40,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, Pdf2DcmError
+from .files import MAX_SETTINGS_FILE, read_bounded
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -62,16 +64,62 @@ DEFAULT_URL = "http://localhost:8042"
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_RETRIES = 3
 
-_USERINFO = re.compile(r"(?P<user>[^\s/@:?#]*):(?P<secret>[^\s/?#]*)@")
+_WHITESPACE = re.compile(r"(\s+)")
+_SEGMENT = re.compile(r"([/#])")
+REDACTED = "***"
 
 
 def redact_url(text: str) -> str:
-    """``text`` with the password of every ``user:password@`` in it replaced by ``***``.
+    """``text`` with every secret of a URL in it replaced by ``***``: the password of each
+    ``user:password@``, and each value of a query string (``?token=***&user=***``).
 
     Works on anything that looks like a URL, well-formed or not (``ftp://u:pw@h``,
-    ``http//u:pw@h``), so a message can show what was given without the secret.
+    ``http//u:pw@h``), so a message can show what was given without the secret. It takes time
+    linear in the length of ``text``, however the text is made.
     """
-    return _USERINFO.sub(lambda match: f"{match['user']}:***@", text)
+    return "".join(_redact_word(word) for word in _WHITESPACE.split(text))
+
+
+def _redact_word(word: str) -> str:
+    if not word or word.isspace():
+        return word
+    address, mark, rest = word.partition("?")
+    address = "".join(_redact_userinfo(part) for part in _SEGMENT.split(address))
+    if not mark:
+        return address
+    query, hash_mark, fragment = rest.partition("#")
+    return f"{address}?{_redact_query(query)}{hash_mark}{fragment}"
+
+
+def _redact_userinfo(segment: str) -> str:
+    """``user:secret@host`` -> ``user:***@host``: from the first ``:`` to the last ``@``."""
+    colon = segment.find(":")
+    at = segment.rfind("@")
+    if colon < 0 or at < colon:
+        return segment
+    return f"{segment[:colon]}:{REDACTED}{segment[at:]}"
+
+
+def _redact_query(query: str) -> str:
+    items = []
+    for item in re.split(r"([&;])", query):
+        key, equals, value = item.partition("=")
+        if item in ("&", ";") or (equals and not value) or not item:
+            items.append(item)
+        else:
+            items.append(f"{key}={REDACTED}" if equals else REDACTED)
+    return "".join(items)
+
+
+def origin_of(url: str) -> str:
+    """``scheme://host:port`` of a URL, the port made explicit, for comparing servers."""
+    parts = urlsplit(url.strip())
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
+    return f"{parts.scheme.lower()}://{(parts.hostname or '').lower()}:{port or default}"
 
 
 @dataclass(frozen=True)
@@ -88,10 +136,25 @@ class Settings:
     retries: int = DEFAULT_RETRIES
     dicomweb_url: str | None = None
     """The DICOMweb root for STOW-RS; ``None`` means ``<url>/dicom-web``."""
+    credential_origins: frozenset[str] | None = None
+    """The servers (:func:`origin_of`) the credentials may be sent to; ``None`` means those of
+    ``url`` and ``dicomweb_url``."""
+    notices: tuple[str, ...] = ()
+    """What the caller should be told about how the settings were chosen (one line each)."""
+    sources: Mapping[str, str] = field(default_factory=dict)
+    """Where ``url`` and the credentials came from (keys ``url``, ``credentials``), for
+    ``pdf2dcm check``: ``--url``, ``ORTHANC_URL``, ``profile NAME in FILE``, ``~/.netrc``..."""
 
     @property
     def stow_root(self) -> str:
         return (self.dicomweb_url or f"{self.url}/dicom-web").rstrip("/")
+
+    @property
+    def origins(self) -> frozenset[str]:
+        """The servers the credentials belong to; no other is ever sent them."""
+        if self.credential_origins is not None:
+            return self.credential_origins
+        return frozenset(origin_of(url) for url in (self.url, self.stow_root))
 
 
 @dataclass(frozen=True)
@@ -112,6 +175,9 @@ class Profile:
     dicomweb_url: str | None = None
     tags: Mapping[str, object] = field(default_factory=dict)
     method: str | None = None
+    named: bool = False
+    """Named explicitly (on the command line, or by the caller), not by the environment or
+    as the default: then its URL wins over ``ORTHANC_URL``."""
 
     @property
     def where(self) -> str:
@@ -138,11 +204,14 @@ def load_profile(
     *,
     environ: Mapping[str, str] | None = None,
     path: str | os.PathLike[str] | None = None,
+    named: bool | None = None,
 ) -> Profile | None:
     """The selected profile of the config file, or None when none applies.
 
     ``name``, else ``PDF2DCM_PROFILE``, else ``default`` if the file has such a profile.
-    No file and no profile asked for is no error: profiles are optional.
+    No file and no profile asked for is no error: profiles are optional. ``named`` says
+    whether ``name`` was chosen explicitly (default: whenever it is given); a profile named
+    explicitly takes its URL over ``ORTHANC_URL``.
 
     Raises
     ------
@@ -178,7 +247,9 @@ def load_profile(
         )
     if any(key in table for table in profiles.values() for key in _SECRET_KEYS):
         _refuse_open_permissions(file, "config file, which holds a password or token,")
-    return _profile(chosen, profiles[chosen], file)
+    profile = _profile(chosen, profiles[chosen], file)
+    explicit = name is not None if named is None else named
+    return dataclasses.replace(profile, named=explicit and chosen == name)
 
 
 def _read_config(file: Path) -> dict[str, Any]:
@@ -188,9 +259,7 @@ def _read_config(file: Path) -> dict[str, Any]:
             f"Python, or move the file away and use options and the environment"
         )
     try:
-        text = file.read_bytes().decode("utf-8")
-    except OSError as exc:
-        raise ConfigurationError(f"cannot read {file}: {exc.strerror or exc}") from None
+        text = _read_settings_file(file, "config file").decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigurationError(f"cannot read {file}: it is not UTF-8 text") from None
     try:
@@ -198,6 +267,18 @@ def _read_config(file: Path) -> dict[str, Any]:
     except _TomlError as exc:
         # tomllib's message gives the place, never the text (which may hold a password).
         raise ConfigurationError(f"cannot read {file}: {exc}; check its TOML syntax") from None
+    except RecursionError:
+        raise ConfigurationError(
+            f"cannot read {file}: its tables or arrays nest too deep; check its TOML syntax"
+        ) from None
+
+
+def _read_settings_file(file: Path, what: str) -> bytes:
+    """A config or secret file: a regular file of at most 1 MiB, never a FIFO or device."""
+    try:
+        return read_bounded(file, what=what, limit=MAX_SETTINGS_FILE)
+    except Pdf2DcmError as exc:
+        raise ConfigurationError(str(exc)) from None
 
 
 def _profiles(data: Mapping[str, Any], file: Path) -> dict[str, dict[str, Any]]:
@@ -288,11 +369,7 @@ def _read_secret(file: Path, key: str, where: str) -> str:
     """A password or token file's content minus one trailing newline; 0600 required."""
     _refuse_open_permissions(file, f"{key} file of {where},")
     try:
-        value = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigurationError(
-            f"cannot read the {key} file {file} ({where}): {exc.strerror or exc}"
-        ) from None
+        value = _read_settings_file(file, f"{key} file of {where},").decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigurationError(f"the {key} file {file} ({where}) is not UTF-8 text") from None
     value = value.removesuffix("\n").removesuffix("\r") if value.endswith("\n") else value
@@ -329,12 +406,20 @@ def resolve_settings(
         unreadable netrc file, a missing CA bundle, or a non-positive timeout.
     """
     env = os.environ if environ is None else environ
-    base, dicomweb_url = _urls(url, dicomweb_url, env, profile)
+    notices: list[str] = []
+    base, dicomweb_url, url_source = _urls(url, dicomweb_url, env, profile, notices)
+    sources = {"url": url_source}
+    sources["credentials"] = _given_credentials(token, username, password, env)
     token = _credential(token, env, ENV_TOKEN, "token", "--token")
     username = _credential(username, env, ENV_USERNAME, "user name", "--username")
     password = _credential(password, env, ENV_PASSWORD, "password", "--password")
+    origins = {origin_of(base)} | ({origin_of(dicomweb_url)} if dicomweb_url else set())
     if profile is not None:
-        token, username, password = _with_profile(profile, token, username, password)
+        given = (token, username, password)
+        token, username, password, home = _with_profile_bound(profile, given, base, notices)
+        origins = set(home or origins)
+        if (token, username, password) != given:
+            sources["credentials"] = profile.where
     if ca_bundle is None and profile is not None:
         ca_bundle = profile.ca_bundle
     if token is not None and (username is not None or password is not None):
@@ -343,6 +428,7 @@ def resolve_settings(
         )
     if token is None and password is None:
         username, password = _from_netrc(base, username, netrc_file)
+        sources["credentials"] = "netrc" if password is not None else sources["credentials"]
         _refuse_control(username, "user name", "the netrc file")
         _refuse_control(password, "password", "the netrc file")
     if username is not None and ":" in username:
@@ -368,22 +454,87 @@ def resolve_settings(
         timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
         retries=DEFAULT_RETRIES if retries is None else retries,
         dicomweb_url=dicomweb_url,
+        credential_origins=frozenset(origins),
+        notices=tuple(notices),
+        sources=sources,
     )
 
 
+def _given_credentials(
+    token: str | None, username: str | None, password: str | None, env: Mapping[str, str]
+) -> str:
+    if token or username or password:
+        return "options"
+    if any(env.get(name) for name in (ENV_TOKEN, ENV_USERNAME, ENV_PASSWORD)):
+        return "environment"
+    return ""
+
+
+def _with_profile_bound(
+    profile: Profile,
+    given: tuple[str | None, str | None, str | None],
+    base: str,
+    notices: list[str],
+) -> tuple[str | None, str | None, str | None, frozenset[str] | None]:
+    """Token, user name and password after the profile, and the servers they may go to
+    when the profile gave any (None: those of the URL in use).
+
+    A profile's credentials belong to its own URL's scheme, host and port: for any other
+    server they are left out, with a notice.
+    """
+    token, username, password = _with_profile(profile, *given)
+    if (token, username, password) == given:
+        return (*given, None)
+    home = _profile_origins(profile)
+    if home is not None and origin_of(base) not in home:
+        notices.append(
+            f"the credentials of {profile.where} belong to {redact_url(profile.url or '')}, "
+            f"not to {redact_url(base)}; they are not sent"
+        )
+        return (*given, None)
+    return token, username, password, home
+
+
+def _profile_origins(profile: Profile) -> frozenset[str] | None:
+    """The servers a profile's credentials belong to: its URL's and its DICOMweb root's;
+    None for a profile without a URL (its credentials go where the URL in use points)."""
+    if profile.url is None:
+        return None
+    urls = (profile.url, profile.dicomweb_url or profile.url)
+    return frozenset(origin_of(each) for each in urls)
+
+
 def _urls(
-    url: str | None, dicomweb_url: str | None, env: Mapping[str, str], profile: Profile | None
-) -> tuple[str, str | None]:
-    """The server URL and DICOMweb root, checked, each message naming where it came from."""
-    if url or env.get(ENV_URL) or profile is None or profile.url is None:
-        base = _check_url(url or env.get(ENV_URL) or DEFAULT_URL, "--url / ORTHANC_URL")
+    url: str | None,
+    dicomweb_url: str | None,
+    env: Mapping[str, str],
+    profile: Profile | None,
+    notices: list[str],
+) -> tuple[str, str | None, str]:
+    """The server URL, the DICOMweb root (both checked, each message naming where it came
+    from) and where the URL came from.
+
+    The option wins; a profile named explicitly wins over ``ORTHANC_URL`` (said in a
+    notice when the two differ); ``ORTHANC_URL`` wins over a profile chosen otherwise.
+    """
+    from_env = env.get(ENV_URL)
+    if url:
+        base, source = _check_url(url, "--url"), "--url"
+    elif profile is not None and profile.url is not None and (profile.named or not from_env):
+        base, source = _check_url(profile.url, profile.where), profile.where
+        if from_env and origin_of(from_env) != origin_of(base):
+            notices.append(
+                f"{ENV_URL} ({redact_url(from_env.strip())[:100]}) is not used: "
+                f"{profile.where}, named on the command line, sends to {redact_url(base)}"
+            )
     else:
-        base = _check_url(profile.url, profile.where)
+        base = _check_url(from_env or DEFAULT_URL, ENV_URL)
+        source = ENV_URL if from_env else "the default"
     if dicomweb_url is not None:
-        return base, _check_url(dicomweb_url, "--dicomweb-url")
+        return base, _check_url(dicomweb_url, "--dicomweb-url"), source
     if profile is not None and profile.dicomweb_url is not None:
-        return base, _check_url(profile.dicomweb_url, f"dicomweb-url of {profile.where}")
-    return base, None
+        return base, _check_url(profile.dicomweb_url, f"dicomweb-url of {profile.where}"), source
+    return base, None, source
 
 
 def _with_profile(
@@ -435,6 +586,11 @@ def _check_url(value: str, source: str) -> str:
         raise ConfigurationError(
             f"the server URL ({source}) contains credentials; remove them and use "
             "ORTHANC_USERNAME/ORTHANC_PASSWORD, ~/.netrc or --token instead"
+        )
+    if parts.query or parts.fragment or "?" in value or "#" in value:
+        raise ConfigurationError(
+            f"server URL {origin_of(value)}/... ({source}) has a query string or fragment; give "
+            "the server's base URL, and a token with --token or ORTHANC_TOKEN"
         )
     try:
         parts.port  # noqa: B018 - raises ValueError for a malformed port

@@ -729,3 +729,151 @@ def expand_directories(
             notes.append(f"{name}: subdirectories were not looked in; add --recursive")
         found.extend(str(p) for p in files)
     return found
+
+
+# --- untrusted places: operator files, and folders others can write to ---------------------
+
+MAX_SETTINGS_FILE = 1024 * 1024
+"""The largest config or secret file read (real ones are a few hundred bytes)."""
+MAX_LIST_FILE = 64 * 1024 * 1024
+"""The largest tags file, sidecar, manifest or ``--files-from`` list read into memory."""
+
+
+def open_regular(
+    path: PathLike, *, what: str, follow_links: bool = True, fifo_ok: bool = False
+) -> BinaryIO:
+    """Open ``path`` for reading if it is a regular file (or, with ``fifo_ok``, a pipe).
+
+    Opened with ``O_NONBLOCK``, so a FIFO planted where a file was expected never blocks the
+    open, and, without ``follow_links``, with ``O_NOFOLLOW``, so a symbolic link is refused
+    rather than followed (the last component; use it in folders that others can write to).
+    The type is taken from the open descriptor (``fstat``), never from the name again, so
+    what is read is what was checked; work from the returned file, not the path. Reads
+    block as usual afterwards (a pipe's writer is waited for).
+
+    Raises
+    ------
+    InputError
+        A symbolic link (without ``follow_links``), a directory, a device, a socket, or a
+        FIFO without ``fifo_ok``; the message names ``what`` and the path.
+    FileSystemError
+        The file cannot be opened (missing, permissions).
+    """
+    name = os.fspath(path)
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    if not follow_links:
+        flags |= os.O_NOFOLLOW
+    try:
+        descriptor = os.open(name, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and not follow_links:
+            raise InputError(
+                f"{what} {name} is a symbolic link, which is not followed here; put the file "
+                "itself there"
+            ) from None
+        raise filesystem_error(exc, name, f"open the {what}") from None
+    try:
+        mode = os.fstat(descriptor).st_mode
+        kind = _file_kind(mode)
+        if kind is not None and not (fifo_ok and stat.S_ISFIFO(mode)):
+            raise InputError(f"{what} {name} is {kind}, not a regular file; give a file")
+        os.set_blocking(descriptor, True)
+        return os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
+def _file_kind(mode: int) -> str | None:
+    """What a non-regular file is, for a message; None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    device = _device_kind(mode)
+    if device is not None:
+        return f"a {device} device"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a file"
+
+
+def read_bounded(
+    source: PathLike | BinaryIO,
+    *,
+    what: str,
+    limit: int = MAX_LIST_FILE,
+    follow_links: bool = True,
+    fifo_ok: bool = False,
+) -> bytes:
+    """The whole content of an operator's file (or a stream), refused beyond ``limit`` bytes.
+
+    A path is opened with :func:`open_regular` (so ``/dev/zero``, a directory or, unless
+    ``fifo_ok``, a FIFO are refused without blocking); a stream (stdin) is read as it is. At
+    most ``limit + 1`` bytes are ever read, so an endless source costs nothing.
+
+    Raises
+    ------
+    InputError
+        Not a regular file (see :func:`open_regular`), or more than ``limit`` bytes.
+    FileSystemError
+        The file cannot be opened or read.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        name = os.fspath(source)
+        with open_regular(source, what=what, follow_links=follow_links, fifo_ok=fifo_ok) as file:
+            data = _read_at_most(file, limit, what, name)
+    else:
+        name = display_name(source)
+        if _device_kind(_stream_mode(source)) is not None:
+            raise InputError(f"{what} {name} is a device, not a file or a pipe; give a file")
+        data = _read_at_most(source, limit, what, name)
+    if len(data) > limit:
+        raise InputError(
+            f"{what} {name} holds more than {limit // (1024 * 1024) or limit} "
+            f"{'MiB' if limit >= 1024 * 1024 else 'bytes'}; reading stopped (an endless source?)"
+        )
+    return data
+
+
+def _read_at_most(stream: BinaryIO, limit: int, what: str, name: str) -> bytes:
+    data = bytearray()
+    try:
+        while len(data) <= limit and (block := stream.read(min(CHUNK_SIZE, limit + 1 - len(data)))):
+            data += block
+    except OSError as exc:
+        raise filesystem_error(exc, name, f"read the {what}") from None
+    return bytes(data)
+
+
+def create_exclusive(
+    directory: PathLike, *, prefix: str = TEMPORARY_PREFIX, suffix: str = TEMPORARY_SUFFIX
+) -> tuple[BinaryIO, Path]:
+    """A new file in ``directory``, mode 0600, under a name nobody could predict.
+
+    Created with ``O_CREAT | O_EXCL | O_NOFOLLOW``: an existing name (a link or FIFO planted
+    by someone who can write to the folder) is never opened, and the 0600 mode keeps what it
+    will hold (patient data) from other users until it is renamed or chmod-ed on purpose. A
+    name that exists already is retried with another random name.
+
+    Raises
+    ------
+    FileSystemError
+        The folder refuses the file (permissions, full, read-only).
+    """
+    folder = Path(directory)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    for _attempt in range(100):
+        path = folder / f"{prefix}{secrets.token_hex(8)}{suffix}"
+        try:
+            descriptor = os.open(path, flags, 0o600)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise filesystem_error(exc, folder, "create a file in") from None
+        return os.fdopen(descriptor, "wb"), path
+    raise FileSystemError(
+        f"cannot create a file in {folder}: every random name tried exists", errno=errno.EEXIST
+    )

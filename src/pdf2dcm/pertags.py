@@ -23,9 +23,22 @@ from typing import BinaryIO
 
 from pydicom.datadict import keyword_for_tag
 
-from .errors import FileSystemError, InputError, TagError
-from .tags import ValidatedTags, load_tags_file, resolve_key, short_value, validate_tags
+from .errors import InputError, TagError
+from .files import read_bounded
+from .tags import (
+    MAX_JSON_DEPTH,
+    DuplicateKeyError,
+    ValidatedTags,
+    json_depth_exceeds,
+    load_tags_file,
+    resolve_key,
+    short_value,
+    unique_keys,
+    validate_tags,
+)
 
+_NOT_LITERAL = frozenset("*?\\")
+"""Characters a query reads as wildcards (``*``, ``?``) or a value separator (``\\``)."""
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 MANIFEST_FILE_COLUMN = "file"
 
@@ -150,18 +163,24 @@ def sidecar_path(pdf: Path) -> Path:
 def sidecar_tags(pdf: Path) -> ValidatedTags:
     """The tags of the sidecar beside ``pdf`` (same shape as ``--tags-file``), or none.
 
+    A sidecar is read only if it is a regular file: a symbolic link, FIFO or device in its
+    place is refused without following or opening it for long (it sits in a folder that
+    others, a scanner or a share, may write to).
+
     Raises
     ------
     TagError
-        The sidecar exists but cannot be read, is not a JSON object, or holds a bad tag.
+        The sidecar exists but cannot be read, is not a regular file, is not a JSON object,
+        or holds a bad tag.
     """
     path = sidecar_path(pdf)
-    if not path.is_file():
+    if not os.path.lexists(path):
         return {}
     try:
-        return validate_tags(load_tags_file(path))
+        return validate_tags(load_tags_file(path, what="sidecar", follow_links=False))
     except TagError as exc:
-        raise TagError(f"sidecar {path}: {exc}") from None
+        text = str(exc)
+        raise TagError(text if text.startswith("sidecar") else f"sidecar {path}: {text}") from None
 
 
 def keyword_values(tags: Mapping[int, object]) -> dict[str, str]:
@@ -176,12 +195,16 @@ def keyword_values(tags: Mapping[int, object]) -> dict[str, str]:
 def fill_placeholders(template: str, values: Mapping[str, str], what: str) -> str:
     """``template`` with each ``{Keyword}`` replaced by this file's value.
 
-    Used for selectors such as ``--study 'AccessionNumber={AccessionNumber}'``.
+    Used for selectors such as ``--study 'AccessionNumber={AccessionNumber}'``. A value that
+    holds ``*``, ``?`` or ``\\`` is refused: in a query they are wildcards or separate values
+    (DICOM has no escape for them), and a value taken from a file must match only itself.
+    Wildcards stay available where the operator types them.
 
     Raises
     ------
     InputError
-        The file gave no value for a keyword the template names.
+        The file gave no value for a keyword the template names, or a value that is not
+        literal in a query.
     """
 
     def replace(match: re.Match[str]) -> str:
@@ -196,7 +219,15 @@ def fill_placeholders(template: str, values: Mapping[str, str], what: str) -> st
                 f"{what} {template!r} needs {name}, and this file gave none (from its name, "
                 "sidecar or tags)"
             )
-        return values[name]
+        value = values[name]
+        wildcard = next((char for char in value if char in _NOT_LITERAL), None)
+        if wildcard is not None:
+            raise InputError(
+                f"{what} {template!r}: this file's {name} {short_value(value)!r} holds "
+                f"{wildcard!r}, which a query reads as a wildcard or a second value; a value "
+                "from a file must match only itself, so this file is not sent"
+            )
+        return value
 
     return _PLACEHOLDER.sub(replace, template)
 
@@ -234,11 +265,7 @@ def read_manifest(path: str | Path) -> list[ManifestEntry]:
     """
     manifest = Path(path)
     try:
-        text = manifest.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise FileSystemError(
-            f"cannot read manifest {manifest}: {exc.strerror}", errno=exc.errno
-        ) from exc
+        text = read_bounded(manifest, what="manifest", fifo_ok=True).decode("utf-8-sig")
     except UnicodeDecodeError:
         raise InputError(f"manifest {manifest} is not UTF-8 text") from None
     suffix = manifest.suffix.lower()
@@ -307,12 +334,21 @@ def _csv_columns(reader: Iterator[list[str]], manifest: Path) -> list[str]:
             f"manifest {manifest} has no {MANIFEST_FILE_COLUMN!r} column; its header is "
             f"{short_value(','.join(columns))}"
         )
+    seen: dict[int | str, str] = {}
     for column in columns:
+        key: int | str = column
         if column != MANIFEST_FILE_COLUMN:
             try:
-                resolve_key(column)
+                key = resolve_key(column)
             except TagError as exc:
                 raise TagError(f"manifest {manifest} column {column!r}: {exc}") from None
+        if key in seen:
+            same = "" if seen[key] == column else f" (as {seen[key]!r})"
+            raise InputError(
+                f"manifest {manifest} has the column {column!r} twice{same}; keep one, so that "
+                "no value silently wins"
+            )
+        seen[key] = column
     return columns
 
 
@@ -321,10 +357,14 @@ def _jsonl_rows(text: str, manifest: Path) -> Iterable[tuple[int, str, dict[str,
         if not line.strip():
             continue
         where = f"manifest {manifest} row {row}"
+        if json_depth_exceeds(line, 2 * MAX_JSON_DEPTH + 2):
+            raise InputError(f"{where} nests deeper than {MAX_JSON_DEPTH} levels")
         try:
-            record = json.loads(line)
+            record = json.loads(line, object_pairs_hook=unique_keys)
         except json.JSONDecodeError as exc:
             raise InputError(f"{where} is not JSON: {exc.msg}") from None
+        except DuplicateKeyError as exc:
+            raise InputError(f"{where} gives {exc} twice; keep one") from None
         if not isinstance(record, dict) or not isinstance(record.get("file"), str):
             raise InputError(f'{where} must be an object with a "file" string and "tags"')
         tags = record.get("tags", {})
@@ -343,29 +383,16 @@ def read_file_list(source: str | Path | BinaryIO, *, nul: bool = False) -> list[
     """Paths listed one per line (NUL-separated with ``nul``, as ``find -print0`` writes).
 
     Empty entries are skipped; a line's trailing carriage return is dropped. Names are
-    decoded as the file system does, so any byte sequence names its file.
+    decoded as the file system does, so any byte sequence names its file. A list may come
+    from a file, a pipe or stdin, up to :data:`~pdf2dcm.files.MAX_LIST_FILE` bytes.
 
     Raises
     ------
     InputError
-        The list cannot be read, or lists nothing.
+        The list cannot be read, is a device or larger than the bound, or lists nothing.
     """
-    if isinstance(source, str | Path):
-        try:
-            data = Path(source).read_bytes()
-        except OSError as exc:
-            raise FileSystemError(
-                f"cannot read file list {source}: {exc.strerror}", errno=exc.errno
-            ) from exc
-        where = str(source)
-    else:
-        try:
-            data = source.read()
-        except OSError as exc:
-            raise FileSystemError(
-                f"cannot read the file list from stdin: {exc.strerror}", errno=exc.errno
-            ) from exc
-        where = "<stdin>"
+    where = str(source) if isinstance(source, str | Path) else "<stdin>"
+    data = read_bounded(source, what="file list", fifo_ok=True)
     if nul:
         entries = data.split(b"\0")
     else:

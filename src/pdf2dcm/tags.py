@@ -25,7 +25,8 @@ from pydicom.datadict import (
     keyword_for_tag,
 )
 
-from .errors import TagError
+from .errors import Pdf2DcmError, TagError
+from .files import read_bounded
 
 TagValue = str | list[dict[str, "TagValue"]]
 """A tag value as the user gives it: text (``\\`` separates multiple values) or sequence items."""
@@ -84,6 +85,7 @@ _PATTERNS = {
     "UR": (re.compile(r"[A-Za-z_\d:/?#\[\]@!$&'()*+,;=%\-.~]*"), "a URI"),
     "AE": (re.compile(r"[\x20-\x7e]*"), "printable ASCII only"),
 }
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _TIMEZONE_OFFSET = 0x00080201
 _ENUMERATED = {
     0x00100040: ("M", "F", "O"),  # PatientSex
@@ -172,11 +174,11 @@ def parse_assignment(text: str) -> tuple[str, TagValue]:
     """
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
-        raise TagError(f"tag {text!r} is not KEY=VALUE, e.g. PatientName=Doe^Jane")
+        raise TagError(f"tag {short_value(text)!r} is not KEY=VALUE, e.g. PatientName=Doe^Jane")
     key = key.strip()
     tag = resolve_key(key)
     if dictionary_VR(tag) == "SQ":
-        if _json_depth_exceeds(value, 2 * MAX_JSON_DEPTH):
+        if json_depth_exceeds(value, 2 * MAX_JSON_DEPTH):
             raise TagError(f"{tag_name(tag)} nests deeper than {MAX_JSON_DEPTH} levels")
         try:
             items = json.loads(value)
@@ -189,33 +191,65 @@ def parse_assignment(text: str) -> tuple[str, TagValue]:
     return key, value
 
 
-def load_tags_file(path: str | Path) -> dict[str, TagValue]:
-    """Read a JSON object of tags, in the shape of Orthanc's create-dicom ``Tags``."""
+def load_tags_file(
+    path: str | Path, *, what: str = "tags file", follow_links: bool = True
+) -> dict[str, TagValue]:
+    """Read a JSON object of tags, in the shape of Orthanc's create-dicom ``Tags``.
+
+    A regular file (or a pipe) of at most :data:`~pdf2dcm.files.MAX_LIST_FILE` bytes; a key
+    given twice in one object is refused, not silently overridden. Without
+    ``follow_links`` a symbolic link is refused (a sidecar in a folder others write to).
+    """
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise TagError(f"cannot read tags file {str(path)!r}: {exc.strerror}") from exc
+        data = read_bounded(path, what=what, fifo_ok=follow_links, follow_links=follow_links)
+    except Pdf2DcmError as exc:
+        raise TagError(str(exc)) from None
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise TagError(f"tags file {str(path)!r} is not UTF-8 text") from exc
-    if _json_depth_exceeds(text, 2 * MAX_JSON_DEPTH):
+        raise TagError(f"{what} {str(path)!r} is not UTF-8 text") from exc
+    return parse_tags_json(text, f"{what} {str(path)!r}")
+
+
+def parse_tags_json(text: str, where: str) -> dict[str, TagValue]:
+    """A JSON object of tags from ``text``; ``where`` names it in messages.
+
+    Raises
+    ------
+    TagError
+        Not JSON, not an object, nested too deep, or a key given twice in one object.
+    """
+    if json_depth_exceeds(text, 2 * MAX_JSON_DEPTH):
         raise TagError(
-            f"tags file {str(path)!r} nests sequences deeper than {MAX_JSON_DEPTH} levels; "
+            f"{where} nests sequences deeper than {MAX_JSON_DEPTH} levels; "
             "no DICOM attribute needs that"
         )
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=unique_keys)
     except json.JSONDecodeError as exc:
-        raise TagError(
-            f"tags file {str(path)!r} is not valid JSON: {exc.msg} at line {exc.lineno}"
-        ) from exc
+        raise TagError(f"{where} is not valid JSON: {exc.msg} at line {exc.lineno}") from exc
+    except DuplicateKeyError as exc:
+        raise TagError(f"{where} gives {exc} twice; keep one") from None
     if not isinstance(data, dict):
-        raise TagError(
-            f'tags file {str(path)!r} must hold a JSON object such as {{"PatientName": "Doe^Jane"}}'
-        )
+        raise TagError(f'{where} must hold a JSON object such as {{"PatientName": "Doe^Jane"}}')
     return data
 
 
-def _json_depth_exceeds(text: str, limit: int) -> bool:
+class DuplicateKeyError(ValueError):
+    """A JSON object that names a key twice (the key, quoted, is the message)."""
+
+
+def unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """``object_pairs_hook`` for :func:`json.loads` that refuses a key given twice."""
+    found: dict[str, object] = {}
+    for key, value in pairs:
+        if key in found:
+            raise DuplicateKeyError(repr(short_value(key)))
+        found[key] = value
+    return found
+
+
+def json_depth_exceeds(text: str, limit: int) -> bool:
     """Whether brackets nest deeper than ``limit``, found without parsing (no recursion)."""
     depth = 0
     in_string = escaped = False
@@ -275,6 +309,13 @@ def _validate_value(tag: int, value: object, within: str, check_lengths: bool) -
         return items
     if not isinstance(value, str):
         raise TagError(f"{name}: value must be a string, not {type(value).__name__}")
+    surrogate = _SURROGATE.search(value)
+    if surrogate is not None:
+        raise TagError(
+            f"{name} = {short_value(value)!r}: U+{ord(surrogate.group()):04X} at character "
+            f"{surrogate.start() + 1} is no character (bytes that are not UTF-8, or a lone "
+            "surrogate escape); give the value as UTF-8 text"
+        )
     if vr in _BINARY_VRS or "or" in vr:
         raise TagError(f"{name} holds binary data ({vr}) and cannot be set from text")
     if vr in _TEXT_VRS:

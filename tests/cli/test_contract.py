@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import click
@@ -14,60 +13,15 @@ from click.testing import CliRunner, Result
 
 from pdf2dcm.cli import cli
 from pdf2dcm.cli.app import environment_name
-from tests.serve import serving
+from tests.fake_orthanc import FakeOrthanc, serving
 
 JOB = "0f2b5c1e-7a0d-4c8e-9b5a-3c1d2e4f6a7b"
 
 
-class FakeOrthanc(ThreadingHTTPServer):
-    """Answers each (method, path) from a list, the last answer repeating; records requests."""
-
-    routes: dict[tuple[str, str], list[tuple[int, bytes]]]
-    asked: list[tuple[str, str]]
-    headers: list[dict[str, str]]
-
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def route(self, method: str, path: str, *answers: tuple[int, Any]) -> None:
-        self.routes[(method, path)] = [
-            (status, body if isinstance(body, bytes) else json.dumps(body).encode())
-            for status, body in answers
-        ]
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: FakeOrthanc
-
-    def _answer(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.server.asked.append((self.command, self.path))
-        self.server.headers.append(dict(self.headers))
-        answers = self.server.routes.get((self.command, self.path))
-        if answers:
-            status, payload = answers.pop(0) if len(answers) > 1 else answers[0]
-        else:
-            status, payload = 404, b'{"Message": "Unknown resource"}'
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(payload)))
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(payload)
-
-    do_GET = do_POST = _answer
-
-    def log_message(self, *_args: Any) -> None:
-        pass
-
-
 @pytest.fixture
 def fake() -> Iterator[FakeOrthanc]:
-    httpd = FakeOrthanc(("127.0.0.1", 0), _Handler)
-    httpd.routes, httpd.asked, httpd.headers = {}, [], []
-    with serving(httpd):
-        yield httpd
+    with serving() as server:
+        yield server
 
 
 def job_json(state: str, progress: int = 0, **more: Any) -> dict[str, Any]:

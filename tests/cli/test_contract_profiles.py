@@ -13,7 +13,8 @@ from click.testing import CliRunner, Result
 from pdf2dcm.cli import app, cli
 from pdf2dcm.cli.common import collect_tags, current_profile, profile_choice
 from pdf2dcm.errors import TagError
-from tests.cli.test_contract import JOB, FakeOrthanc, fake, job_json
+from tests.cli.test_contract import JOB, fake, job_json
+from tests.fake_orthanc import FakeOrthanc, serving
 
 __all__ = ["fake"]  # the fixture, imported so that pytest finds it here
 
@@ -73,8 +74,8 @@ def test_the_environment_beats_the_profile_and_an_option_beats_both(
     env = {"ORTHANC_USERNAME": "carol", "ORTHANC_PASSWORD": "from-env"}
     assert run("--profile", "fake", "jobs", "show", JOB, env=env).exit_code == 0
     assert fake.headers[-1]["Authorization"] == basic("carol", "from-env")
-    elsewhere = {"ORTHANC_URL": fake.url}
-    assert run("--profile", "elsewhere", "jobs", "show", JOB, env=elsewhere).exit_code == 0
+    elsewhere = {"ORTHANC_URL": fake.url, "PDF2DCM_PROFILE": "elsewhere"}
+    assert run("jobs", "show", JOB, env=elsewhere).exit_code == 0
     # The profile gives no credentials for this server, so netrc's are used.
     assert fake.headers[-1]["Authorization"] == basic("bob", "from-netrc")
     option = run("--profile", "elsewhere", "jobs", "show", JOB, "--url", fake.url)
@@ -149,3 +150,38 @@ def test_profile_defaults_for_tags_and_method_yield_to_options(
     bad = runner.invoke(probe, [])
     assert isinstance(bad.exception, TagError)
     assert str(bad.exception).startswith(f"default tags of profile u in {profiles}: ")
+
+
+def test_a_profile_named_on_the_command_line_wins_over_orthanc_url(
+    profiles: Path, fake: FakeOrthanc
+) -> None:
+    with serving() as other:
+        result = run("--profile", "fake", "jobs", "show", JOB, env={"ORTHANC_URL": other.url})
+        assert result.exit_code == 0, result.stderr
+        assert other.received == []
+    assert fake.headers[-1]["Authorization"] == basic("alice", "from-profile")
+    assert result.stderr == (
+        f"pdf2dcm: warning: ORTHANC_URL ({other.url}) is not used: profile fake in {profiles}, "
+        f"named on the command line, sends to {fake.url}\n"
+    )
+
+
+@pytest.mark.parametrize("how", ["option", "environment"])
+def test_a_profiles_credentials_never_reach_another_port(
+    profiles: Path, fake: FakeOrthanc, how: str
+) -> None:
+    (Path.home() / ".netrc").unlink()
+    with serving() as logger:
+        logger.route("GET", f"/jobs/{JOB}", (200, job_json("Success", 100)))
+        if how == "option":
+            result = run("--profile", "fake", "jobs", "show", JOB, "--url", logger.url)
+        else:
+            env = {"PDF2DCM_PROFILE": "fake", "ORTHANC_URL": logger.url}
+            result = run("jobs", "show", JOB, env=env)
+        assert result.exit_code == 0, result.stderr
+        assert [request.headers.get("Authorization") for request in logger.received] == [None]
+    assert fake.received == []
+    assert result.stderr == (
+        f"pdf2dcm: warning: the credentials of profile fake in {profiles} belong to {fake.url}, "
+        f"not to {logger.url}; they are not sent\n"
+    )

@@ -27,7 +27,8 @@ from pdf2dcm.cli.common import (
     result_line,
     size_text,
 )
-from tests.cli.test_contract import JOB, FakeOrthanc, fake, job_json
+from tests.cli.test_contract import JOB, fake, job_json
+from tests.fake_orthanc import FakeOrthanc
 
 __all__ = ["fake"]  # the fixture, imported so that pytest finds it here
 

@@ -10,24 +10,20 @@ the real Orthanc.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import re
-import struct
 import sys
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import pydicom
 import pytest
 from click.testing import CliRunner, Result
 
 from pdf2dcm.cli import cli
+from tests.fake_orthanc import FakeOrthanc, serving
 from tests.pdfs import make_pdf
-from tests.serve import serving
 
 JOB = "6f0a3c2e-1b4d-4e5f-8a9b-0c1d2e3f4a5b"
 KINDS = {
@@ -45,122 +41,14 @@ KINDS = {
 PASCAL = re.compile(r"^[A-Z][A-Za-z0-9]*$")
 
 
-class Archive(ThreadingHTTPServer):
-    """Stores what POST /instances sends, keyed by SOPInstanceUID, as Orthanc would."""
-
-    instances: dict[str, bytes]
-    """The EncapsulatedDocument value of each instance, pad byte included."""
-    datasets: dict[str, pydicom.Dataset]
-    resources: dict[str, dict[str, Any]]
-    """GET /instances/{id}, /series/{id}, /studies/{id}: what Orthanc answers, in short."""
-    asked: list[tuple[str, str]]
-    lock: threading.Lock
-
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-
-def _orthanc_id(*uids: str) -> str:
-    digest = hashlib.sha1("|".join(uids).encode()).hexdigest()
-    return "-".join(digest[i : i + 8] for i in range(0, 40, 8))
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: Archive
-
-    def log_message(self, *_args: Any) -> None:
-        pass
-
-    def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.server.asked.append(("POST", self.path))
-        if self.path in ("/tools/lookup", "/tools/find"):
-            self._send(200, b"[]")
-            return
-        if self.path != "/instances":
-            self._send(404, b'{"Message": "Unknown resource"}')
-            return
-        ds = pydicom.dcmread(io.BytesIO(body))
-        patient = _orthanc_id(str(ds.PatientID))
-        study = _orthanc_id(str(ds.PatientID), str(ds.StudyInstanceUID))
-        series = _orthanc_id(study, str(ds.SeriesInstanceUID))
-        instance = _orthanc_id(series, str(ds.SOPInstanceUID))
-        with self.server.lock:
-            status = "AlreadyStored" if instance in self.server.instances else "Success"
-            self.server.instances[instance] = bytes(ds.EncapsulatedDocument)
-            self.server.datasets[instance] = ds
-            self.server.resources[f"/studies/{study}"] = {
-                "ID": study,
-                "ParentPatient": patient,
-                "MainDicomTags": {"StudyInstanceUID": str(ds.StudyInstanceUID)},
-                "PatientMainDicomTags": {"PatientID": str(ds.PatientID)},
-                "Series": [series],
-            }
-            self.server.resources[f"/series/{series}"] = {
-                "ID": series,
-                "ParentStudy": study,
-                "MainDicomTags": {"SeriesInstanceUID": str(ds.SeriesInstanceUID)},
-                "Instances": [instance],
-            }
-            self.server.resources[f"/instances/{instance}"] = {
-                "ID": instance,
-                "ParentSeries": series,
-                "MainDicomTags": {
-                    "SOPInstanceUID": str(ds.SOPInstanceUID),
-                    "InstanceNumber": str(ds.get("InstanceNumber", "")),
-                },
-            }
-        answer = {
-            "ID": instance,
-            "ParentPatient": patient,
-            "ParentStudy": study,
-            "ParentSeries": series,
-            "Path": f"/instances/{instance}",
-            "Status": status,
-        }
-        self._send(200, json.dumps(answer).encode())
-
-    def do_GET(self) -> None:
-        self.server.asked.append(("GET", self.path))
-        match = re.fullmatch(
-            r"/instances/([0-9a-f-]+)/content/([0-9a-f]{4})-([0-9a-f]{4})", self.path
-        )
-        if match and match[1] in self.server.datasets:
-            # An element's raw value, as Orthanc's /content route gives it.
-            element = self.server.datasets[match[1]].get(int(match[2] + match[3], 16))
-            if element is not None:
-                value = element.value
-                if isinstance(value, int):
-                    raw = struct.pack("<I", value)
-                else:
-                    raw = value if isinstance(value, bytes) else str(value).encode()
-                self._send(200, raw, "application/octet-stream")
-                return
-        if self.path in self.server.resources:
-            self._send(200, json.dumps(self.server.resources[self.path]).encode())
-            return
-        if self.path == f"/jobs/{JOB}":
-            job = {"ID": JOB, "Type": "DicomModalityStore", "State": "Success", "Progress": 100}
-            self._send(200, json.dumps(job).encode())
-            return
-        self._send(404, b'{"Message": "Unknown resource"}')
-
-
 @pytest.fixture
-def archive() -> Iterator[Archive]:
-    server = Archive(("127.0.0.1", 0), _Handler)
-    server.instances, server.datasets, server.resources = {}, {}, {}
-    server.asked, server.lock = [], threading.Lock()
-    with serving(server):
+def archive() -> Iterator[FakeOrthanc]:
+    with serving() as server:
+        server.route(
+            "GET",
+            f"/jobs/{JOB}",
+            {"ID": JOB, "Type": "DicomModalityStore", "State": "Success", "Progress": 100},
+        )
         yield server
 
 
@@ -177,7 +65,7 @@ def records(result: Result) -> list[dict[str, Any]]:
 
 
 def test_upload_records_name_the_patient_and_every_uid_and_stdin_as_dash(
-    archive: Archive, tmp_path: Path
+    archive: FakeOrthanc, tmp_path: Path
 ) -> None:
     pdf = make_pdf(3001, seed=1)
     source = tmp_path / "a.pdf"
@@ -204,7 +92,7 @@ def test_upload_records_name_the_patient_and_every_uid_and_stdin_as_dash(
 
 
 def test_upload_writes_a_record_for_every_failed_file_and_goes_on(
-    archive: Archive, tmp_path: Path
+    archive: FakeOrthanc, tmp_path: Path
 ) -> None:
     good = tmp_path / "good.pdf"
     good.write_bytes(make_pdf(2500, seed=3))
@@ -228,7 +116,7 @@ def test_upload_writes_a_record_for_every_failed_file_and_goes_on(
 
 
 def test_one_failed_file_gives_its_record_and_one_error_line(
-    archive: Archive, tmp_path: Path
+    archive: FakeOrthanc, tmp_path: Path
 ) -> None:
     bad = tmp_path / "bad.pdf"
     bad.write_bytes(b"not a PDF")
@@ -239,7 +127,9 @@ def test_one_failed_file_gives_its_record_and_one_error_line(
     assert result.stderr.count(failed["Error"]) == 1
 
 
-def test_a_second_upload_is_already_stored_and_checked(archive: Archive, tmp_path: Path) -> None:
+def test_a_second_upload_is_already_stored_and_checked(
+    archive: FakeOrthanc, tmp_path: Path
+) -> None:
     source = tmp_path / "again.pdf"
     source.write_bytes(make_pdf(4000, seed=5))
     args = ("upload", str(source), "--url", archive.url, "--tag", "PatientID=A", "--json")
@@ -251,7 +141,7 @@ def test_a_second_upload_is_already_stored_and_checked(archive: Archive, tmp_pat
     }
 
 
-def test_fetch_records_written_skipped_and_failed(archive: Archive, tmp_path: Path) -> None:
+def test_fetch_records_written_skipped_and_failed(archive: FakeOrthanc, tmp_path: Path) -> None:
     source = tmp_path / "f.pdf"
     source.write_bytes(make_pdf(3333, seed=6))
     [stored] = records(
@@ -317,10 +207,11 @@ def test_a_name_that_is_not_utf8_is_written_as_valid_json(tmp_path: Path) -> Non
     assert record["Input"].endswith("caf\udce9.pdf")
 
 
-def test_the_forwarding_job_is_a_job_record(archive: Archive, tmp_path: Path) -> None:
+def test_the_forwarding_job_is_a_job_record(archive: FakeOrthanc, tmp_path: Path) -> None:
     source = tmp_path / "j.pdf"
     source.write_bytes(make_pdf(1000, seed=10))
-    archive.RequestHandlerClass = _with_modalities(_Handler)
+    archive.route("GET", "/modalities", ["pacs"])
+    archive.route("POST", "/modalities/pacs/store", {"ID": JOB, "Path": f"/jobs/{JOB}"})
     result = run(
         "upload", str(source), "--url", archive.url, "--tag", "PatientID=J",
         "--send-to-modality", "pacs", "--wait", "--json",
@@ -337,26 +228,6 @@ def test_the_forwarding_job_is_a_job_record(archive: Archive, tmp_path: Path) ->
     }
 
 
-def _with_modalities(base: type[_Handler]) -> type[_Handler]:
-    class Forwarding(base):  # type: ignore[valid-type, misc]
-        def do_GET(self) -> None:
-            if self.path == "/modalities":
-                self.server.asked.append(("GET", self.path))
-                self._send(200, b'["pacs"]')
-                return
-            super().do_GET()
-
-        def do_POST(self) -> None:
-            if self.path == "/modalities/pacs/store":
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                self.server.asked.append(("POST", self.path))
-                self._send(200, json.dumps({"ID": JOB, "Path": f"/jobs/{JOB}"}).encode())
-                return
-            super().do_POST()
-
-    return Forwarding
-
-
 @pytest.fixture
 def terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     """CliRunner's streams answer isatty() with True, so progress bars and tables are drawn."""
@@ -367,7 +238,7 @@ def terminal(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_on_a_terminal_upload_and_fetch_draw_bars_and_keep_result_lines_whole(
-    archive: Archive, tmp_path: Path, terminal: None
+    archive: FakeOrthanc, tmp_path: Path, terminal: None
 ) -> None:
     sources = []
     for number in range(3):
@@ -399,7 +270,7 @@ def _screen_lines(output: str) -> list[str]:
 
 
 def test_upload_and_watch_both_take_the_profiles_default_tags(
-    archive: Archive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    archive: FakeOrthanc, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = tmp_path / "config.toml"
     config.write_text(
@@ -430,7 +301,7 @@ def test_upload_and_watch_both_take_the_profiles_default_tags(
 
 
 def test_extract_and_fetch_of_one_input_give_a_failed_record(
-    archive: Archive, tmp_path: Path
+    archive: FakeOrthanc, tmp_path: Path
 ) -> None:
     plain = tmp_path / "plain.pdf"
     plain.write_bytes(make_pdf(900, seed=40))
@@ -449,7 +320,7 @@ def test_extract_and_fetch_of_one_input_give_a_failed_record(
 
 
 def test_on_a_terminal_jobs_wait_draws_and_reports_the_job(
-    archive: Archive, terminal: None
+    archive: FakeOrthanc, terminal: None
 ) -> None:
     waited = run("jobs", "wait", JOB, "--url", archive.url)
     assert waited.exit_code == 0, waited.output
@@ -465,7 +336,7 @@ def test_on_a_terminal_jobs_wait_draws_and_reports_the_job(
 
 
 def test_fetch_records_every_instance_when_the_server_goes_away_midway(
-    archive: Archive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    archive: FakeOrthanc, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import pdf2dcm.fetch
     from pdf2dcm.errors import ServerUnreachableError
@@ -530,7 +401,7 @@ def test_stdin_is_dash_in_records_and_stdin_in_messages(tmp_path: Path) -> None:
     assert failed["Error"].startswith("<stdin> is not a PDF")
 
 
-def test_upload_takes_its_target_terms_as_given(archive: Archive, tmp_path: Path) -> None:
+def test_upload_takes_its_target_terms_as_given(archive: FakeOrthanc, tmp_path: Path) -> None:
     """Placeholders are a hot folder's (one target per file); an upload's batch shares one
     target, so a brace in a term is part of the value looked up."""
     source = tmp_path / "ACC1_x.pdf"
@@ -547,7 +418,7 @@ def test_upload_takes_its_target_terms_as_given(archive: Archive, tmp_path: Path
 
 @pytest.mark.skipif(sys.platform != "linux", reason="Linux file names are bytes")
 def test_watch_journal_and_failed_folder_take_names_that_are_not_utf8(
-    archive: Archive, tmp_path: Path
+    archive: FakeOrthanc, tmp_path: Path
 ) -> None:
     inbox = tmp_path / "in"
     inbox.mkdir()
@@ -573,7 +444,7 @@ def test_watch_journal_and_failed_folder_take_names_that_are_not_utf8(
 
 
 def test_a_record_that_cannot_be_printed_does_not_hide_the_error(
-    archive: Archive, tmp_path: Path
+    archive: FakeOrthanc, tmp_path: Path
 ) -> None:
     import os
     import subprocess
@@ -591,7 +462,7 @@ def test_a_record_that_cannot_be_printed_does_not_hide_the_error(
 
 @pytest.mark.parametrize("command", ["encode", "upload"])
 def test_strict_refuses_a_batch_with_a_truncated_pdf_before_the_first_file(
-    archive: Archive, tmp_path: Path, command: str
+    archive: FakeOrthanc, tmp_path: Path, command: str
 ) -> None:
     whole = tmp_path / "a-whole.pdf"
     whole.write_bytes(make_pdf(2000, seed=90))
@@ -606,8 +477,14 @@ def test_strict_refuses_a_batch_with_a_truncated_pdf_before_the_first_file(
     assert archive.instances == {}
 
 
-def test_watch_once_counts_the_files_left_for_a_retry(tmp_path: Path) -> None:
+def test_watch_once_counts_the_files_left_for_a_retry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import socket
+
+    from pdf2dcm import client as client_module
+
+    monkeypatch.setattr(client_module, "BACKOFF_SECONDS", 0.01)
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -635,7 +512,7 @@ def test_watch_once_counts_the_files_left_for_a_retry(tmp_path: Path) -> None:
     ],
 )
 def test_the_look_ahead_at_a_batch_never_reads_a_fifo(
-    archive: Archive, tmp_path: Path, command: str, options: list[str]
+    archive: FakeOrthanc, tmp_path: Path, command: str, options: list[str]
 ) -> None:
     """--strict and the PatientID check look at every input first; a FIFO must be read once,
     by the real read, or its first bytes would be lost."""

@@ -5,8 +5,6 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -14,8 +12,8 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian
 
 from pdf2dcm.cli import cli
+from tests.fake_orthanc import FakeOrthanc, serving
 from tests.pdfs import make_pdf
-from tests.serve import serving
 from tests.terminal import run_on_terminal
 
 PDF_CLASS = b"1.2.840.10008.5.1.4.1.1.104.1"
@@ -103,47 +101,16 @@ def _stored(number: int) -> bytes:
     return out.getvalue()
 
 
-class _Routed(ThreadingHTTPServer):
-    routes: dict[tuple[str, str], bytes]
-    asked: list[tuple[str, str, bytes]]
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Routed
-
-    def _answer(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.server.asked.append((self.command, self.path, body))
-        payload = self.server.routes.get((self.command, self.path))
-        status = 200 if payload is not None else 404
-        payload = payload if payload is not None else b'{"Message": "Unknown resource"}'
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    do_GET = do_POST = _answer
-
-    def log_message(self, *_args: Any) -> None:
-        pass
-
-
 @pytest.fixture
-def fake() -> Iterator[_Routed]:
-    server = _Routed(("127.0.0.1", 0), _Handler)
-    server.routes, server.asked = _routes(), []
-    with serving(server):
+def fake() -> Iterator[FakeOrthanc]:
+    with serving() as server:
+        server.routes.update(_routes())
         yield server
 
 
-def _url(server: _Routed) -> str:
-    host, port = server.server_address[:2]
-    return f"http://{host!s}:{port}"
-
-
-def test_ls_json_lists_only_pdfs_newest_first_with_decoded_names(fake: _Routed) -> None:
+def test_ls_json_lists_only_pdfs_newest_first_with_decoded_names(fake: FakeOrthanc) -> None:
     result = CliRunner().invoke(
-        cli, ["ls", "--url", _url(fake), "--patient", "PatientID=4711", "--since", "2026-01-01"]
+        cli, ["ls", "--url", fake.url, "--patient", "PatientID=4711", "--since", "2026-01-01"]
     )
     assert result.exit_code == 0, result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]
@@ -163,23 +130,25 @@ def test_ls_json_lists_only_pdfs_newest_first_with_decoded_names(fake: _Routed) 
         "ContentDate": "20260112",
         "Size": 2000,
     }
-    find = json.loads(next(body for method, path, body in fake.asked if path == "/tools/find"))
+    find = json.loads(
+        next(body for _method, path, body, _headers in fake.received if path == "/tools/find")
+    )
     assert find["Level"] == "Series"
     assert find["Query"] == {"PatientID": "4711", "StudyDate": "20260101-"}
     # The image series is judged by its first instance's indexed SOP class, and no further.
-    assert not [p for _m, p, _b in fake.asked if p.startswith(f"/instances/{IMAGE}/content")]
+    assert not [p for _m, p in fake.asked if p.startswith(f"/instances/{IMAGE}/content")]
 
 
-def test_ls_title_filter_and_limit(fake: _Routed) -> None:
+def test_ls_title_filter_and_limit(fake: FakeOrthanc) -> None:
     result = CliRunner().invoke(
-        cli, ["ls", "--url", _url(fake), "--title", "CONSENT 1", "--limit", "5", "--json"]
+        cli, ["ls", "--url", fake.url, "--title", "CONSENT 1", "--limit", "5", "--json"]
     )
     assert result.exit_code == 0, result.stderr
     assert [json.loads(line)["ID"] for line in result.stdout.splitlines()] == [PDFS[0]]
 
 
-def test_ls_draws_a_table_on_a_terminal(fake: _Routed) -> None:
-    code, screen, err = run_on_terminal("ls", "--url", _url(fake), columns=200)
+def test_ls_draws_a_table_on_a_terminal(fake: FakeOrthanc) -> None:
+    code, screen, err = run_on_terminal("ls", "--url", fake.url, columns=200)
     assert code == 0, err
     assert "PatientID" in screen
     assert "DocumentTitle" in screen

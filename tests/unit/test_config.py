@@ -118,9 +118,9 @@ def test_non_ascii_credentials_are_kept() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "shown"),
     [
-        ({"url": "ftp://user:pw-secret@h"}, "'ftp://user:***@h' (--url / ORTHANC_URL)"),
-        ({"url": "http//u:pw-secret@h"}, "'http//u:***@h' (--url / ORTHANC_URL)"),
-        ({"url": "http://u:pw-secret@h:99999x"}, "(--url / ORTHANC_URL) contains credentials"),
+        ({"url": "ftp://user:pw-secret@h"}, "'ftp://user:***@h' (--url)"),
+        ({"url": "http//u:pw-secret@h"}, "'http//u:***@h' (--url)"),
+        ({"url": "http://u:pw-secret@h:99999x"}, "(--url) contains credentials"),
         ({"dicomweb_url": "ftp://u:pw-secret@h/dicom-web"}, "'ftp://u:***@h/dicom-web'"),
         ({"url": "http://u:p@ss-secret@h:x"}, "contains credentials"),
     ],
@@ -150,6 +150,9 @@ def test_environment_url_with_credentials_is_not_echoed() -> None:
         ("http://only-user@h", "http://only-user@h"),
         ("http//u:pw@h", "http//u:***@h"),
         ("no url here: a:b", "no url here: a:b"),
+        ("http://h/x?token=abc&a=&flag", "http://h/x?token=***&a=&***"),
+        ("GET http://h:8042/jobs?expand= failed", "GET http://h:8042/jobs?expand= failed"),
+        ("https://u:pw@h/p?k=v;s=t#top", "https://u:***@h/p?k=***;s=***#top"),
     ],
 )
 def test_redact_url(text: str, expected: str) -> None:
@@ -176,3 +179,22 @@ def test_control_characters_from_netrc_are_refused(tmp_path: Path) -> None:
         resolve_settings(url="http://pacs.local", environ={}, netrc_file=netrc)
     assert str(caught.value).startswith("the password from the netrc file contains a control")
     assert "Zq" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "text", ["a" * 200_000, "a:" * 100_000, ":@" * 100_000, "?=&" * 70_000, "u:" * 99_999 + "@"]
+)
+def test_redaction_takes_linear_time(text: str) -> None:
+    import time
+
+    start = time.perf_counter()
+    redact_url(text)
+    assert time.perf_counter() - start < 0.5
+
+
+@pytest.mark.parametrize("url", ["http://h:8042/?token=s3cret", "http://h:8042#s3cret"])
+def test_a_server_url_with_a_query_or_fragment_is_refused_unshown(url: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        resolve_settings(url=url, environ={})
+    assert "s3cret" not in str(caught.value)
+    assert "query string or fragment" in str(caught.value)

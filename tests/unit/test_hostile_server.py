@@ -1,7 +1,7 @@
 """A server that misbehaves on purpose: wrong shapes, redirects, endless or trickled answers.
 
 A real Orthanc cannot be made to do any of this, so the scripted server of
-tests/hostile_server.py plays it, and the command line is run against it as a user would.
+tests/fake_orthanc.py plays it, and the command line is run against it as a user would.
 """
 
 from __future__ import annotations
@@ -16,12 +16,14 @@ import pytest
 from click.testing import CliRunner, Result
 
 from pdf2dcm import client as client_module
+from pdf2dcm import jobs as jobs_module
 from pdf2dcm.cli import cli
 from pdf2dcm.client import MAX_JSON_BYTES, OrthancClient, RepeatableBody
 from pdf2dcm.config import resolve_settings
 from pdf2dcm.errors import RedirectError, UnexpectedReplyError
-from tests import hostile_server as hostile
-from tests.hostile_server import HostileServer, reply
+from tests import fake_orthanc as hostile
+from tests.fake_orthanc import FakeOrthanc as HostileServer
+from tests.fake_orthanc import reply
 from tests.pdfs import make_pdf
 
 INSTANCE = "1b3a6f13-fe07c53c-5e985968-59e2d3fe-46ae0c4b"
@@ -236,42 +238,48 @@ def test_a_trickling_server_cannot_outlast_the_timeout(
     server: HostileServer, in_headers: bool
 ) -> None:
     server.routes[("GET", "/jobs")] = hostile.trickle(
-        b"[" + b" " * 1000 + b"]", 0.5, in_headers=in_headers
+        b"[" + b" " * 1000 + b"]", 0.02, in_headers=in_headers
     )
-    result, elapsed = run("jobs", "list", "--url", server.url, "--timeout", "2")
+    result, elapsed = run("jobs", "list", "--url", server.url, "--timeout", "0.2")
     assert result.exit_code == 3
     assert result.stderr.strip() == (
-        f"pdf2dcm: error: no complete answer from {server.url} within 2 s (GET /jobs); "
+        f"pdf2dcm: error: no complete answer from {server.url} within 0.2 s (GET /jobs); "
         "allow a longer timeout or check the server"
     )
-    assert 1.9 < elapsed < 3.5
+    assert 0.18 < elapsed < 1.2
 
 
-def test_jobs_wait_ends_near_its_timeout_when_a_poll_stalls(server: HostileServer) -> None:
+def test_jobs_wait_ends_near_its_timeout_when_a_poll_stalls(
+    server: HostileServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(jobs_module, "POLL_SLACK", 0.05)
     running = reply(200, {"ID": JOB, "Type": "Archive", "State": "Running", "Progress": 10})
     server.routes[("GET", f"/jobs/{JOB}")] = [running, hostile.stall()]
-    result, elapsed = run("jobs", "wait", JOB, "--url", server.url, "--timeout", "3")
+    result, elapsed = run("jobs", "wait", JOB, "--url", server.url, "--timeout", "0.3")
     assert result.exit_code == 7, result.stderr
     assert result.stderr.strip().endswith(
-        f"pdf2dcm: error: job {JOB} (Archive) is still Running at 10% after 3 s; it goes on in "
-        f"Orthanc: wait again with 'pdf2dcm jobs wait {JOB}'"
+        f"pdf2dcm: error: job {JOB} (Archive) is still Running at 10% after 0.3 s; it goes on "
+        f"in Orthanc: wait again with 'pdf2dcm jobs wait {JOB}'"
     )
-    assert 2.9 < elapsed < 5.5
+    assert 0.28 < elapsed < 1.2
 
 
-def test_jobs_wait_without_any_reading_times_out_too(server: HostileServer) -> None:
+def test_jobs_wait_without_any_reading_times_out_too(
+    server: HostileServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(jobs_module, "POLL_SLACK", 0.1)
     server.routes[("GET", f"/jobs/{JOB}")] = hostile.stall()
-    result, elapsed = run("jobs", "wait", JOB, "--url", server.url, "--timeout", "1")
+    result, elapsed = run("jobs", "wait", JOB, "--url", server.url, "--timeout", "0.15")
     assert result.exit_code == 7, result.stderr
-    assert f"job {JOB}: no reading of its state within 1 s" in result.stderr
-    assert elapsed < 3.5
+    assert f"job {JOB}: no reading of its state within 0.15 s" in result.stderr
+    assert elapsed < 1
 
 
 def test_a_stalled_document_leaves_no_file(server: HostileServer, tmp_path: Path) -> None:
     pdf_instance(server, hostile.stall(PDF[:1000], len(PDF)), len(PDF))
     target = tmp_path / "out.pdf"
     result, elapsed = run(
-        "fetch", INSTANCE, "--url", server.url, "-o", str(target), "--timeout", "1"
+        "fetch", INSTANCE, "--url", server.url, "-o", str(target), "--timeout", "0.15"
     )
     assert result.exit_code == 5, result.stderr
     assert result.stderr.strip() == (
@@ -279,7 +287,7 @@ def test_a_stalled_document_leaves_no_file(server: HostileServer, tmp_path: Path
         "broke off after 1000 bytes: no data came for the stall timeout; nothing was kept"
     )
     assert list(tmp_path.iterdir()) == []
-    assert elapsed < 5
+    assert elapsed < 2
 
 
 def test_a_cut_document_on_stdout_says_what_went_out(server: HostileServer) -> None:
@@ -320,8 +328,9 @@ def test_a_cut_job_archive_leaves_no_file(server: HostileServer, tmp_path: Path)
 
 
 def test_each_retry_is_logged_without_credentials(
-    server: HostileServer, caplog: pytest.LogCaptureFixture
+    server: HostileServer, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(client_module, "BACKOFF_SECONDS", 0.01)
     server.routes[("GET", "/system")] = [reply(503), reply(502), reply(200, {"Version": "1"})]
     server.routes[("POST", "/instances")] = [
         reply(503),
@@ -360,18 +369,22 @@ def test_worklist_answers_keep_their_text_values(server: HostileServer) -> None:
 
 def test_a_retry_after_beyond_the_timeout_is_not_waited_for(server: HostileServer) -> None:
     server.routes[("GET", "/jobs")] = [reply(503, b"", {"Retry-After": "3600"}), reply(200, [])]
-    result, elapsed = run("jobs", "list", "--url", server.url, "--timeout", "2")
+    result, elapsed = run("jobs", "list", "--url", server.url, "--timeout", "0.5")
     assert result.exit_code == 5, result.stderr
     assert result.stderr.strip() == f"pdf2dcm: error: {server.url} failed GET /jobs: HTTP 503"
-    assert elapsed < 1.5
+    assert elapsed < 0.5
     assert len(server.received) == 1
 
 
-def test_a_short_retry_after_is_obeyed(server: HostileServer) -> None:
+def test_a_short_retry_after_is_obeyed(
+    server: HostileServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pauses: list[float] = []
+    monkeypatch.setattr("urllib3.util.retry.time.sleep", pauses.append)
     server.routes[("GET", "/jobs")] = [reply(503, b"", {"Retry-After": "1"}), reply(200, [])]
-    result, elapsed = run("jobs", "list", "--url", server.url)
+    result, _elapsed = run("jobs", "list", "--url", server.url)
     assert result.exit_code == 0, result.stderr
-    assert 0.9 < elapsed < 3
+    assert pauses == [1.0]
     assert len(server.received) == 2
 
 
@@ -382,11 +395,11 @@ def test_the_deadline_holds_behind_a_proxy(
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HTTP_PROXY", server.url)
     target = "http://orthanc.invalid:8042"
-    server.routes[("GET", f"{target}/jobs")] = hostile.trickle(b"[" + b" " * 100 + b"]", 0.5)
-    result, elapsed = run("jobs", "list", "--url", target, "--timeout", "2")
+    server.routes[("GET", f"{target}/jobs")] = hostile.trickle(b"[" + b" " * 100 + b"]", 0.02)
+    result, elapsed = run("jobs", "list", "--url", target, "--timeout", "0.2")
     assert result.exit_code == 3, result.stderr
-    assert "no complete answer from http://orthanc.invalid:8042 within 2 s" in result.stderr
-    assert elapsed < 3.5
+    assert "no complete answer from http://orthanc.invalid:8042 within 0.2 s" in result.stderr
+    assert elapsed < 1.5
     assert server.received[0].path == f"{target}/jobs?expand="
 
 

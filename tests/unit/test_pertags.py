@@ -92,7 +92,7 @@ def test_sidecar(tmp_path: Path) -> None:
     (tmp_path / "r.json").write_text('{"PatientName": "Doe^Jane"}', encoding="utf-8")
     assert sidecar_tags(pdf) == {PATIENT_NAME: "Doe^Jane"}
     (tmp_path / "r.json").write_text('["no"]', encoding="utf-8")
-    with pytest.raises(TagError, match=r"^sidecar .*r\.json: tags file .* must hold a JSON obj"):
+    with pytest.raises(TagError, match=r"^sidecar .*r\.json. must hold a JSON obj"):
         sidecar_tags(pdf)
 
 
@@ -176,7 +176,9 @@ def test_json_lines_manifest(tmp_path: Path) -> None:
 
 
 def test_manifest_unreadable(tmp_path: Path) -> None:
-    with pytest.raises(FileSystemError, match=r"cannot read manifest .*nope\.csv: No such file"):
+    with pytest.raises(
+        FileSystemError, match=r"cannot open the manifest .*nope\.csv: No such file"
+    ):
         read_manifest(tmp_path / "nope.csv")
 
 
@@ -189,7 +191,7 @@ def test_file_lists(tmp_path: Path) -> None:
         read_file_list(io.BytesIO(b"a.pdf\0b.pdf"))
     with pytest.raises(InputError, match="file list <stdin> names no file"):
         read_file_list(io.BytesIO(b"\n\n"))
-    with pytest.raises(FileSystemError, match="cannot read file list"):
+    with pytest.raises(FileSystemError, match=r"cannot open the file list .*missing: No such file"):
         read_file_list(tmp_path / "missing")
 
 

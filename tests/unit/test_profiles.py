@@ -3,6 +3,7 @@ and the refusal of secrets other users can read."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -62,6 +63,7 @@ def test_a_named_profile_is_read_with_its_secret_file(config_file: Path) -> None
         dicomweb_url="https://pacs.example.org/wado",
         tags={"InstitutionName": "Klinikum", "PatientID": "X"},
         method="stow",
+        named=True,
     )
     assert "s3cret" not in repr(profile)
 
@@ -70,9 +72,9 @@ def test_the_profile_comes_from_the_environment_else_default(config_file: Path) 
     from_env = load_profile(environ={"PDF2DCM_PROFILE": "pacs"}, path=config_file)
     assert from_env is not None
     assert from_env.name == "pacs"
-    assert load_profile("pacs", environ={"PDF2DCM_PROFILE": "default"}, path=config_file) == (
-        from_env
-    )
+    assert not from_env.named
+    named = load_profile("pacs", environ={"PDF2DCM_PROFILE": "default"}, path=config_file)
+    assert named == dataclasses.replace(from_env, named=True)
     default = load_profile(environ={}, path=config_file)
     assert default is not None
     assert default.name == "default"
@@ -172,7 +174,8 @@ def test_precedence_option_then_environment_then_profile_then_netrc_then_default
 ) -> None:
     env = {"ORTHANC_URL": "http://env:8042"}
     assert resolve_settings(url="http://opt", environ=env, profile=pacs).url == "http://opt"
-    assert resolve_settings(environ=env, profile=pacs).url == "http://env:8042"
+    chosen_by_environment = dataclasses.replace(pacs, named=False)
+    assert resolve_settings(environ=env, profile=chosen_by_environment).url == "http://env:8042"
     from_profile = resolve_settings(environ={}, profile=pacs, netrc_file=netrc_file)
     assert from_profile.url == "https://pacs.example.org"
     assert (from_profile.username, from_profile.password) == ("alice", "s3cret")
@@ -212,3 +215,44 @@ def test_a_token_file(tmp_path: Path) -> None:
     profile = load_profile("t", environ={}, path=file)
     assert profile is not None
     assert resolve_settings(environ={}, profile=profile).token == "abc"
+
+
+def test_a_profile_named_explicitly_wins_over_orthanc_url_and_says_so(pacs: Profile) -> None:
+    settings = resolve_settings(environ={"ORTHANC_URL": "http://env:8042"}, profile=pacs)
+    assert settings.url == "https://pacs.example.org"
+    assert (settings.username, settings.password) == ("alice", "s3cret")
+    assert settings.notices == (
+        f"ORTHANC_URL (http://env:8042) is not used: {pacs.where}, named on the command line, "
+        "sends to https://pacs.example.org",
+    )
+    same = resolve_settings(environ={"ORTHANC_URL": "https://PACS.example.org:443/"}, profile=pacs)
+    assert same.notices == ()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://pacs.example.org",  # https -> http
+        "https://pacs.example.org:8443",  # another port
+        "https://logger.example.org",  # another host
+    ],
+)
+def test_a_profiles_credentials_never_go_to_another_origin(pacs: Profile, url: str) -> None:
+    by_environment = dataclasses.replace(pacs, named=False)
+    for settings in (
+        resolve_settings(url=url, environ={}, profile=pacs, netrc_file="/none"),
+        resolve_settings(environ={"ORTHANC_URL": url}, profile=by_environment, netrc_file="/none"),
+    ):
+        assert settings.url == url
+        assert (settings.username, settings.password, settings.token) == (None, None, None)
+        assert settings.notices == (
+            f"the credentials of {pacs.where} belong to https://pacs.example.org, not to {url}; "
+            "they are not sent",
+        )
+
+
+def test_a_profiles_credentials_are_bound_to_its_own_servers(pacs: Profile) -> None:
+    settings = resolve_settings(environ={}, profile=pacs)
+    assert settings.origins == {"https://pacs.example.org:443"}
+    given = resolve_settings(url="http://h:8042", username="u", password="p", environ={})
+    assert given.origins == {"http://h:8042"}

@@ -199,7 +199,7 @@ def test_bad_tags_files_are_named(tmp_path: Path, content: str, message: str) ->
 
 
 def test_missing_tags_file_is_named(tmp_path: Path) -> None:
-    with pytest.raises(TagError, match=r"cannot read tags file '.*nope.json'"):
+    with pytest.raises(TagError, match=r"cannot open the tags file .*nope.json: No such file"):
         load_tags_file(tmp_path / "nope.json")
 
 

@@ -2,7 +2,7 @@
 
 Orthanc 1.10.1 as packaged in Debian 12 crashes when it serves https (its embedded web
 server segfaults on the first TLS connection), so the server here is the scripted HTTP
-server of conftest.py, wrapped in TLS with a certificate made by openssl.
+fake archive of tests/fake_orthanc.py, wrapped in TLS with a certificate made by openssl.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import ssl
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ from click.testing import CliRunner
 
 from pdf2dcm.cli import cli
 from tests.conftest import require_binary
-from tests.unit.conftest import Handler, Scripted
+from tests.fake_orthanc import FakeOrthanc, redirect, serving
 
 
 @pytest.fixture(autouse=True)
@@ -63,16 +62,11 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 @pytest.fixture
 def https_url(certificate: tuple[Path, Path]) -> Iterator[str]:
     cert, key = certificate
-    httpd = Scripted(("127.0.0.1", 0), Handler)
-    httpd.answers, httpd.received = [(200, b"[]")], []
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
-    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    yield f"https://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(context) as httpd:
+        httpd.route("GET", "/jobs", [])
+        yield httpd.url
 
 
 def test_unknown_certificate_is_refused(https_url: str) -> None:
@@ -109,7 +103,7 @@ def test_certificate_failures_are_not_retried(
 
 
 def test_https_to_a_plain_http_port_says_so(
-    server: Scripted, caplog: pytest.LogCaptureFixture
+    server: FakeOrthanc, caplog: pytest.LogCaptureFixture
 ) -> None:
     url = f"https://127.0.0.1:{server.server_address[1]}"
     caplog.set_level(logging.INFO, logger="pdf2dcm")
@@ -122,3 +116,24 @@ def test_https_to_a_plain_http_port_says_so(
     )
     assert [r for r in caplog.records if r.name == "pdf2dcm"] == []
     assert time.monotonic() - start < 1.0
+
+
+def test_a_redirect_from_https_to_http_is_not_followed(certificate: tuple[Path, Path]) -> None:
+    """Same host and port, plain HTTP: the credentials would go out in the clear."""
+    cert, key = certificate
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    with serving(context) as httpd:
+        plain = f"http://127.0.0.1:{httpd.server_address[1]}/jobs"
+        httpd.route("GET", "/jobs", redirect(302, plain))
+        result = CliRunner().invoke(
+            cli,
+            ["jobs", "list", "--url", httpd.url, "--ca-bundle", str(cert), "--username", "u"],
+            env={"ORTHANC_PASSWORD": "secret"},
+        )
+        assert [request.path for request in httpd.received] == ["/jobs?expand="]
+    assert result.exit_code == 4, result.stderr
+    assert result.stderr.strip() == (
+        f"pdf2dcm: error: {httpd.url} redirected GET /jobs to {plain}; redirects to another "
+        "server are not followed: use the final address as the server URL"
+    )

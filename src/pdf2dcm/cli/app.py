@@ -191,12 +191,38 @@ def _reset_output() -> None:
     logger.setLevel(logging.NOTSET)
 
 
+_BIDI_CONTROLS = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+_UNSAFE = {
+    code: (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+    for code in (
+        *range(0x20),
+        *range(0x7F, 0xA0),
+        *map(ord, _BIDI_CONTROLS),
+        *range(0xD800, 0xE000),
+    )
+}
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with every control character (C0, DEL, C1), bidirectional control and lone
+    surrogate written as an escape (``\\x1b``, ``\\u202e``, ``\\udcff``).
+
+    For everything shown as text that did not come from the tool itself: file names, PDF
+    titles, DICOM values, server replies. Such text can then neither move the cursor,
+    retitle the terminal, reorder what is shown nor break the line; JSON records keep the
+    exact text.
+    """
+    return text.translate(_UNSAFE)
+
+
 def _stderr_line(line: str) -> None:
-    """One line on stderr, above the live display when there is one.
+    """One line on stderr, above the live display when there is one; its text made safe
+    for a terminal (see :func:`terminal_safe`).
 
     Written past a live display, a line would be glued to the bar and the bar left frozen
     in the scrollback; the display's console prints it above and redraws the bar below.
     """
+    line = terminal_safe(line)
     console = output.display
     if console is not None:
         console.print(line, markup=False, highlight=False, emoji=False, soft_wrap=True)
@@ -468,6 +494,7 @@ class SectionedCommand(click.Command):
 
 
 _COMMAND_MODULES = {
+    "check": "check",
     "encode": "local",
     "extract": "local",
     "fetch": "server",
@@ -567,6 +594,7 @@ Examples:
   pdf2dcm fetch --study AccessionNumber=A123 -d reports/
   pdf2dcm jobs wait 32af28ce-d1f9-4655-b38e-3237a3cdcbaa --timeout 600
   pdf2dcm watch /srv/inbox --done /srv/done --failed /srv/failed
+  pdf2dcm --profile pacs check --modality pacs
 
 \b
 Settings: options can also be set in the environment, each under the PDF2DCM_ name

@@ -144,7 +144,7 @@ def collect_tags(
     defaults: Mapping[str, object] | None = None,
 ) -> ValidatedTags:
     """The tags of ``defaults`` (a profile's), then the tags file, then each ``--tag``."""
-    from pdf2dcm.tags import load_tags_file, parse_assignment, validate_tags
+    from pdf2dcm.tags import load_tags_file, parse_assignment, short_value, validate_tags
 
     collected: ValidatedTags = {}
     if defaults:
@@ -161,7 +161,7 @@ def collect_tags(
             key, value = parse_assignment(assignment)
             collected |= validate_tags({key: value})
         except err.TagError as error:
-            raise err.TagError(f"--tag {assignment}: {error}") from None
+            raise err.TagError(f"--tag {short_value(assignment)}: {error}") from None
     return collected
 
 
@@ -176,7 +176,7 @@ def current_profile() -> Profile | None:
     """
     from pdf2dcm.config import load_profile
 
-    return load_profile(app.output.profile)
+    return load_profile(app.output.profile, named=app.output.profile_given)
 
 
 def profile_choice(name: str, value: T, from_profile: T | None) -> T:
@@ -240,7 +240,11 @@ def progress_display(
             speed = task.finished_speed or task.speed
             return Text("?" if speed is None else f"{size_text(int(speed))}/s")
 
-    columns = [TextColumn("{task.description}"), BarColumn(), DownloadColumn(binary_units=True)]
+    columns = [
+        TextColumn("{task.description}", markup=False),
+        BarColumn(),
+        DownloadColumn(binary_units=True),
+    ]
     columns += [_Speed(), TimeRemainingColumn()]
     with (
         Progress(*columns, console=Console(stderr=True), transient=True) as bar,
@@ -259,7 +263,7 @@ def progress_display(
                 seen[event.label] = event.done
                 if event.total is not None and event.done >= event.total:
                     finished.add(event.label)
-                name = Path(event.label).name
+                name = app.terminal_safe(Path(event.label).name)
                 counter = f"[{len(finished)}/{files}] " if files and files > 1 else ""
                 bar.update(task, completed=completed, description=f"{counter}{name}")
 
@@ -295,7 +299,14 @@ def result_line(text: str) -> None:
     """
     if app.output.quiet:
         return
-    _stdout_line(text)
+    _stdout_line(app.terminal_safe(text))
+
+
+def cell(value: object) -> Any:
+    """A table cell of text from outside: escaped for the terminal, never read as markup."""
+    from rich.text import Text
+
+    return Text(app.terminal_safe(value if isinstance(value, str) else str(value)))
 
 
 def print_json(record: Mapping[str, Any]) -> None:
@@ -581,6 +592,8 @@ class Connection:
             dicomweb_url=dicomweb_url,
             profile=current_profile(),
         )
+        for notice in settings.notices:
+            say(f"warning: {notice}")
         if settings.username is not None and settings.password is None:
             if not stdin_in_use and sys.stdin.isatty():
                 secret = click.prompt(

@@ -198,7 +198,7 @@ def wait_with_display(
 
             bars = stack.enter_context(
                 Progress(
-                    TextColumn("{task.description}"),
+                    TextColumn("{task.description}", markup=False),
                     BarColumn(),
                     TextColumn("{task.percentage:>3.0f}%"),
                     TimeRemainingColumn(),
@@ -214,7 +214,9 @@ def wait_with_display(
                 bars.update(
                     tasks[status.id],
                     completed=status.progress,
-                    description=f"{status.id[:8]} {status.type} {status.state.value}",
+                    description=app.terminal_safe(
+                        f"{status.id[:8]} {status.type} {status.state.value}"
+                    ),
                 )
 
         else:

@@ -18,7 +18,7 @@ from pdf2dcm import errors as err
 from pdf2dcm import records
 
 from .app import exit_status_for, say
-from .common import Batch, print_json, result_line
+from .common import Batch, cell, print_json, result_line
 
 
 @dataclass
@@ -110,7 +110,7 @@ def show_plan(name: str, attributes: Mapping[str, Any], as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("Attribute", "Value", title=name, title_justify="left")
+    table = Table("Attribute", "Value", title=cell(name), title_justify="left")
     for keyword, value in attributes.items():
-        table.add_row(keyword, value if isinstance(value, str) else json.dumps(value))
+        table.add_row(cell(keyword), cell(value if isinstance(value, str) else json.dumps(value)))
     Console().print(table)

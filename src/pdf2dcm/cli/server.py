@@ -16,6 +16,7 @@ from .common import (
     Batch,
     Connection,
     Destination,
+    cell,
     collect_tags,
     connection_options,
     current_profile,
@@ -545,13 +546,13 @@ def ls(
     table.add_column("Instance", no_wrap=True)
     for document in documents:
         table.add_row(
-            document.patient_id,
-            document.patient_name,
-            document.study_date,
-            document.accession_number,
-            document.document_title,
+            cell(document.patient_id),
+            cell(document.patient_name),
+            cell(document.study_date),
+            cell(document.accession_number),
+            cell(document.document_title),
             size_text(document.size) if document.size is not None else "",
-            document.id,
+            cell(document.id),
         )
     Console().print(table)
     info(f"{len(documents)} document{'' if len(documents) == 1 else 's'}")

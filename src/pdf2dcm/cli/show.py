@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING
 import click
 
 from .app import cli
-from .common import Connection, connection_options, print_json, refuse_terminal_stdin, size_text
+from .common import (
+    Connection,
+    cell,
+    connection_options,
+    print_json,
+    refuse_terminal_stdin,
+    size_text,
+)
 
 if TYPE_CHECKING:
     from pdf2dcm.show import DocumentFacts
@@ -58,14 +65,16 @@ def _table(facts: DocumentFacts) -> None:
     from rich.table import Table
 
     table = Table(
-        title=("Instance " if facts.on_server else "") + facts.source, title_justify="left"
+        title=cell(("Instance " if facts.on_server else "") + facts.source), title_justify="left"
     )
     table.add_column("Group")
     table.add_column("Attribute")
     table.add_column("Value", overflow="fold")
     for group, values in facts.groups.items():
         for index, (keyword, value) in enumerate(values.items()):
-            table.add_row(group if index == 0 else "", keyword, "" if value is None else value)
+            table.add_row(
+                group if index == 0 else "", cell(keyword), cell("" if value is None else value)
+            )
     table.add_row("", "PDF size", f"{facts.size} bytes ({size_text(facts.size)})")
     table.add_row("", "PDF SHA-256", facts.sha256)
     Console(highlight=False).print(table)

@@ -386,7 +386,7 @@ def _status_line(
             if last_error:
                 text += f"; last error: {last_error}"
             # One line whatever the width (the spinner takes two cells): cut, never wrapped.
-            line = Text(text)
+            line = Text(app.terminal_safe(text))
             line.truncate(max(10, console.width - 3), overflow="ellipsis")
             display.update(line)
 
