@@ -14,7 +14,6 @@ import dataclasses
 import io
 import warnings
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
@@ -22,7 +21,7 @@ from pydicom.datadict import keyword_dict
 from pydicom.dataset import Dataset
 from pydicom.filereader import read_partial
 
-from .client import Instance, OrthancClient, Patient, Series, Study, path_segment, shown
+from .client import OrthancClient, Patient, Series, Study, path_segment, shown
 from .dicom import ReferenceAttributes, reference_from_header
 from .errors import (
     InputError,
@@ -502,160 +501,6 @@ _CANDIDATE_WORKLIST_KEYS = (
     "StudyInstanceUID",
     "RequestedProcedureDescription",
 )
-
-
-# --- listing documents ----------------------------------------------------------------------
-
-ENCAPSULATED_PDF_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.104.1"
-MAX_TITLE_READ = 16 * 1024
-LIST_WORKERS = 8
-LIST_HEADER_BYTES = 64 * 1024
-"""How much of a stored document's file ``ls`` reads: the attributes before the PDF."""
-"""Requests ``ls`` keeps in flight: Orthanc answers index reads in parallel."""
-
-
-@dataclass(frozen=True)
-class DocumentInfo:
-    """One Encapsulated PDF on the server, with what a person recognises it by."""
-
-    id: str
-    parent_patient: str
-    parent_study: str
-    parent_series: str
-    sop_instance_uid: str
-    patient_id: str
-    patient_name: str
-    study_date: str
-    accession_number: str
-    document_title: str
-    content_date: str
-    size: int | None
-
-
-def list_documents(
-    client: OrthancClient,
-    *,
-    patient: Selector | None = None,
-    study: Selector | None = None,
-    since: str | None = None,
-    until: str | None = None,
-    title: str | None = None,
-    limit: int | None = None,
-) -> list[DocumentInfo]:
-    """The Encapsulated PDF documents on the server, newest study first.
-
-    Series are found through Orthanc's index (patient, study and date constraints), and a
-    series is looked into only when its first instance is of the Encapsulated PDF SOP class
-    (an indexed metadata read), so the cost follows the number of series and of documents,
-    never the number of images. ``since``/``until`` bound StudyDate (YYYYMMDD, inclusive);
-    ``title`` is a case-insensitive substring of DocumentTitle.
-    """
-    query: dict[str, str] = {}
-    for selector in (patient, study):
-        if selector is not None:
-            if selector.orthanc_id is not None:
-                query |= _identifying_query(client, selector)
-            else:
-                query |= dict(selector.query)
-    if since or until:
-        query["StudyDate"] = f"{since or ''}-{until or ''}"
-    series_list = [s for s in client.find("Series", query, expand=True) if isinstance(s, Series)]
-    with ThreadPoolExecutor(max_workers=LIST_WORKERS) as pool:
-        # Each series costs one indexed read; only series of PDFs are looked into further.
-        first_is_pdf = list(
-            pool.map(lambda s: bool(s.instances) and _is_pdf(client, s.instances[0]), series_list)
-        )
-        pdf_series = [s for s, keep in zip(series_list, first_is_pdf, strict=True) if keep]
-        study_ids = list(dict.fromkeys(s.parent_study for s in pdf_series))
-        studies = dict(zip(study_ids, pool.map(client.study, study_ids), strict=True))
-        work = [
-            (instance, series)
-            for series, instances in zip(
-                pdf_series,
-                pool.map(lambda s: client.series_instances(s.id), pdf_series),
-                strict=True,
-            )
-            for instance in instances
-        ]
-        documents = pool.map(
-            lambda item: _document(client, item[0], item[1], studies[item[1].parent_study]), work
-        )
-        found = [
-            d
-            for d in documents
-            if d is not None and (title is None or title.casefold() in d.document_title.casefold())
-        ]
-    found.sort(key=lambda d: (d.study_date, d.content_date, d.id), reverse=True)
-    return found[:limit] if limit is not None else found
-
-
-def _is_pdf(client: OrthancClient, instance_id: str) -> bool:
-    """Whether Orthanc's index records the Encapsulated PDF SOP class for the instance."""
-    return client.instance_metadata(instance_id, "SopClassUid") == ENCAPSULATED_PDF_SOP_CLASS
-
-
-def _identifying_query(client: OrthancClient, selector: Selector) -> dict[str, str]:
-    """The DICOM identifiers of a resource named by its Orthanc ID, to query by."""
-    resource = select_one(client, selector)
-    if isinstance(resource, Study):
-        return {"StudyInstanceUID": resource.main_tags.get("StudyInstanceUID", "")}
-    if isinstance(resource, Patient):
-        return {"PatientID": resource.main_tags.get("PatientID", "")}
-    return {"SeriesInstanceUID": resource.main_tags.get("SeriesInstanceUID", "")}
-
-
-def _document(
-    client: OrthancClient, instance: Instance, series: Series, study: Study
-) -> DocumentInfo | None:
-    """What ``ls`` shows of one instance, or None when it is not a PDF.
-
-    The attributes before the document come from the beginning of the stored file, decoded
-    by pydicom with the object's own character set; only the length is asked for apart.
-    """
-    header = _parse_header(client.instance_header_bytes(instance.id, LIST_HEADER_BYTES))
-    if header is None or str(header.get("SOPClassUID", "")) != ENCAPSULATED_PDF_SOP_CLASS:
-        return None
-    length = _raw(client, instance.id, "0042-0015")
-    return DocumentInfo(
-        id=instance.id,
-        parent_patient=study.parent_patient,
-        parent_study=study.id,
-        parent_series=series.id,
-        sop_instance_uid=instance.main_tags.get("SOPInstanceUID", ""),
-        patient_id=study.patient_main_tags.get("PatientID", ""),
-        patient_name=_text(header, "PatientName"),
-        study_date=study.main_tags.get("StudyDate", ""),
-        accession_number=study.main_tags.get("AccessionNumber", ""),
-        document_title=_text(header, "DocumentTitle"),
-        content_date=_text(header, "ContentDate"),
-        size=int.from_bytes(length[:4], "little") if len(length) >= 4 else None,
-    )
-
-
-def _parse_header(data: bytes) -> Dataset | None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            header = read_partial(
-                io.BytesIO(data), stop_when=lambda tag, _vr, _length: tag >= _DOCUMENT_TAG
-            )
-            for element in header:
-                _ = element.value
-        except (EOFError, OSError, ValueError, KeyError, TypeError, IndexError):
-            return None
-    return header
-
-
-def _text(header: Dataset, keyword: str) -> str:
-    value = header.get(keyword)
-    return "" if value is None else str(value).rstrip(" \x00")
-
-
-def _raw(client: OrthancClient, instance_id: str, tag: str) -> bytes:
-    try:
-        return client.instance_content(instance_id, tag, max_bytes=MAX_TITLE_READ)
-    except NotFoundError:
-        return b""
 
 
 @dataclass(frozen=True)
