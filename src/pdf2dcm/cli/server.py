@@ -488,6 +488,9 @@ def _date_option(value: str | None, flag: str) -> str | None:
 TERMINAL_LIMIT = 20
 """Documents a terminal is shown unless --limit says otherwise."""
 _COLUMN_GAP = "  "
+_COMFORTABLE = 24
+"""Cells a name or title keeps before the instance ID may take a terminal's room."""
+_SAMPLE_ID = "00000000-00000000-00000000-00000000-00000000"
 
 
 @cli.command(
@@ -567,8 +570,9 @@ def ls(
             rows = list(itertools.islice(documents, shown_limit + 1))
         finally:
             documents.close()
-    for line in document_table(rows[:shown_limit], _terminal_columns(), wide=wide):
-        result_line(line)
+    if rows:
+        for line in document_table(rows[:shown_limit], _terminal_columns(), wide=wide):
+            result_line(line)
     info(_listing_summary(len(rows), shown_limit, listing.found, exact=title is None))
 
 
@@ -590,7 +594,7 @@ def document_table(documents: Sequence[DocumentInfo], columns: int, *, wide: boo
     """The table's lines, each at most ``columns`` cells wide where that is possible.
 
     PatientID, PatientName, StudyDate, DocumentTitle and the size are always there; with
-    ``wide``, or when it fits without cutting anything, the instance ID too. Values too
+    ``wide``, or when names and titles keep 24 cells beside it, the instance ID too. Values too
     long are cut in the middle; control characters are shown escaped.
     """
     header = ["PatientID", "PatientName", "StudyDate", "DocumentTitle", "Size"]
@@ -604,19 +608,23 @@ def document_table(documents: Sequence[DocumentInfo], columns: int, *, wide: boo
         ]
         for d in documents
     ]
-    flexible = {0: 9, 1: 11, 3: 13}
     if wide:
         header.insert(3, "AccessionNumber")
         for row, document in zip(cells, documents, strict=True):
             row.insert(3, _printable(document.accession_number))
-        flexible = {0: 9, 1: 11, 3: 9, 4: 13}
+    # Names and titles give way, never below their heading.
+    flexible = {
+        i: len(name)
+        for i, name in enumerate(header)
+        if name in {"PatientID", "PatientName", "AccessionNumber", "DocumentTitle"}
+    }
     natural = [max(cell_width(row[i]) for row in [header, *cells]) for i in range(len(header))]
-    with_id = [*natural, max((len(d.id) for d in documents), default=0)]
-    if wide or _fits(with_id, columns):
+    comfortable = [min(w, _COMFORTABLE) if i in flexible else w for i, w in enumerate(natural)]
+    if wide or _fits([*comfortable, len(_SAMPLE_ID)], columns):
         header.append("Instance")
         for row, document in zip(cells, documents, strict=True):
             row.append(document.id)
-        natural = [*natural, max(with_id[-1], len("Instance"))]
+        natural = [*natural, max((len(d.id) for d in documents), default=len("Instance"))]
     widths = _fitted(natural, flexible, columns)
     right = {header.index("Size")}
     return [_line(row, widths, right).rstrip() for row in [header, *cells]]
