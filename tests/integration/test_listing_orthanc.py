@@ -103,7 +103,7 @@ class _Counting(requests.Session):
         super().__init__()
         self.paths: list[str] = []
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
         self.paths.append(f"{method!s} {url!s}")
         return super().request(method, url, *args, **kwargs)
 
