@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.datadict import dictionary_VM, dictionary_VR, tag_for_keyword
 
 from pdf2dcm import dicom, fastwrite
 from pdf2dcm.dicom import attribute_values, open_encoded
@@ -163,9 +163,10 @@ def test_latin_1_reference_text_is_written_alike() -> None:
 
 
 def test_the_keywords_are_pydicom_s() -> None:
-    for keyword, (tag, vr) in fastwrite.ELEMENTS.items():
+    for keyword, (tag, vr, vm) in fastwrite.ELEMENTS.items():
         assert tag_for_keyword(keyword) == tag, keyword
         assert dictionary_VR(tag) == vr, keyword
+        assert dictionary_VM(tag) == vm, keyword
     assert fastwrite.IMPLEMENTATION_CLASS_UID == dicom.IMPLEMENTATION_CLASS_UID
     assert fastwrite.IMPLEMENTATION_VERSION_NAME == dicom.IMPLEMENTATION_VERSION_NAME
 
