@@ -1,46 +1,80 @@
-"""How long ``pdf2dcm ls`` takes on a server full of images: 5,000 non-PDF instances, 200 PDFs.
+"""How ``pdf2dcm ls`` grows with the archive: documents of 200 kB, one per study, a day apart.
 
-    .venv/bin/python bench/ls_bench.py [--images 5000] [--pdfs 200] [--runs 5]
+    .venv/bin/python bench/ls_bench.py [--counts 100,1000,10000] [--images 0] [--runs 5]
 
-A private Orthanc is filled with small Secondary Capture images (50 per series, 10 series
-per study) and Encapsulated PDFs, then ``pdf2dcm ls`` (whole server, one patient, a title
-filter) is timed in fresh processes, beside the obvious alternative, Orthanc's own
-``/tools/find`` on SOPClassUID at instance level, which reads every instance's file.
-Medians are printed; the figures go to the README.
+A private Orthanc is filled step by step to each count (documents built with pydicom and
+posted directly, so the filling is quick), with ``--images`` Secondary Capture images beside
+them, then at each step ``pdf2dcm ls --limit 20`` and ``pdf2dcm ls --json`` (every
+document) run in fresh processes. Prints the median time, the client's peak RSS and the
+number of lines; the figures go to the README.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import io
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import requests
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import ExplicitVRLittleEndian
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.integration.orthanc import OrthancServer  # noqa: E402
 from tests.pdfs import make_pdf  # noqa: E402
 
+from bench.run import measure  # noqa: E402
+
 PDF2DCM = [sys.executable, "-m", "pdf2dcm"]
+DOCUMENT_BYTES = 200_000
+UID_ROOT = "1.2.826.0.1.3680043.10.901"
 
 
-def image(study: str, series: str, patient: str, number: int) -> bytes:
+def document(number: int, pdf: bytes, today: dt.date) -> bytes:
+    """Document ``number``: its own patient of 500, its own study, ``number`` days ago."""
+    ds = Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.104.1"
+    ds.SOPInstanceUID = f"{UID_ROOT}.{number}.1"
+    ds.StudyInstanceUID = f"{UID_ROOT}.{number}"
+    ds.SeriesInstanceUID = f"{UID_ROOT}.{number}.2"
+    ds.PatientID = f"LS{number % 500:04d}"
+    ds.PatientName = f"Müller^Jürgen {number % 500}"
+    ds.StudyDate = (today - dt.timedelta(days=number)).strftime("%Y%m%d")
+    ds.StudyTime = "120000"
+    ds.ContentDate, ds.ContentTime = ds.StudyDate, ds.StudyTime
+    ds.AccessionNumber = f"A{number}"
+    ds.Modality = "DOC"
+    ds.DocumentTitle = f"Einverständnis Koloskopie {number}"
+    ds.MIMETypeOfEncapsulatedDocument = "application/pdf"
+    ds.EncapsulatedDocument = pdf
+    ds.EncapsulatedDocumentLength = len(pdf)
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+def image(number: int) -> bytes:
+    """A small image in study ``number // 500``'s series ``number // 50`` (10 per study)."""
     ds = Dataset()
     ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
-    ds.SOPInstanceUID = generate_uid()
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
-    ds.PatientID, ds.PatientName = patient, "Image^Patient"
-    ds.StudyDate, ds.Modality, ds.InstanceNumber = "20250101", "OT", str(number)
+    ds.SOPInstanceUID = f"{UID_ROOT}.9.{number}"
+    ds.StudyInstanceUID = f"{UID_ROOT}.8.{number // 500}"
+    ds.SeriesInstanceUID = f"{UID_ROOT}.7.{number // 50}"
+    ds.PatientID, ds.PatientName = f"IMG{number // 500}", "Image^Patient"
+    ds.StudyDate, ds.Modality, ds.InstanceNumber = "20250101", "OT", str(number % 50 + 1)
     ds.Rows = ds.Columns = 8
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
     ds.BitsAllocated = ds.BitsStored = 8
@@ -55,97 +89,54 @@ def image(study: str, series: str, patient: str, number: int) -> bytes:
     return out.getvalue()
 
 
-def fill(server: OrthancServer, images: int, pdfs: int, work: Path) -> None:
+def fill(url: str, start: int, stop: int, images: int = 0) -> None:
+    """Documents ``start``..``stop - 1`` (and ``images`` images) posted four at a time."""
     session = requests.Session()
+    pdf = make_pdf(DOCUMENT_BYTES)
+    today = dt.date.today()
 
-    def post(data: bytes) -> None:
-        session.post(f"{server.url}/instances", data=data, timeout=60).raise_for_status()
+    def post(body: bytes) -> None:
+        session.post(f"{url}/instances", data=body, timeout=60).raise_for_status()
 
-    bodies = []
-    for index in range(images):
-        study_index, series_index = index // 500, index // 50
-        bodies.append(
-            image(
-                f"1.2.826.0.1.3680043.10.500.{study_index}",
-                f"1.2.826.0.1.3680043.10.500.{study_index}.{series_index}",
-                f"IMG{study_index % 20}",
-                index % 50 + 1,
-            )
-        )
     with ThreadPoolExecutor(4) as pool:
-        list(pool.map(post, bodies))
-    folder = work / "pdfs"
-    folder.mkdir()
-    for index in range(pdfs):
-        (folder / f"doc{index:04d}.pdf").write_bytes(make_pdf(3000 + 2 * index, seed=index))
-    for patient in range(10):
-        names = [str(folder / f"doc{i:04d}.pdf") for i in range(patient, pdfs, 10)]
-        subprocess.run(
-            [
-                *PDF2DCM,
-                "upload",
-                *names,
-                "--url",
-                server.url,
-                "--tag",
-                f"PatientID=DOC{patient}",
-                "--no-progress",
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
+        list(pool.map(post, (document(n, pdf, today) for n in range(start, stop))))
+        list(pool.map(post, (image(n) for n in range(images))))
 
 
-def timed(command: list[str]) -> tuple[float, int]:
-    start = time.perf_counter()
-    done = subprocess.run(command, check=True, capture_output=True, text=True)
-    return time.perf_counter() - start, len(done.stdout.splitlines())
+def ls_commands(url: str) -> dict[str, list[str]]:
+    return {
+        "ls --limit 20": [*PDF2DCM, "ls", "--url", url, "--limit", "20"],
+        "ls --json (all)": [*PDF2DCM, "ls", "--url", url, "--json"],
+    }
+
+
+@contextmanager
+def private_orthanc(work: Path) -> Iterator[str]:
+    from tests.integration.orthanc import OrthancServer
+
+    with OrthancServer(work / "orthanc", extra={"StorageCompression": False}) as server:
+        yield server.url
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=5000)
-    parser.add_argument("--pdfs", type=int, default=200)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--counts", default="100,1000,10000")
+    parser.add_argument("--images", type=int, default=0)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(dir="/dev/shm" if Path("/dev/shm").exists() else None) as tmp:
-        work = Path(tmp)
-        with OrthancServer(work / "orthanc") as server:
-            started = time.perf_counter()
-            fill(server, args.images, args.pdfs, work)
-            print(
-                f"filled with {args.images} images and {args.pdfs} PDFs in "
-                f"{time.perf_counter() - started:.1f} s"
-            )
-            cases = {
-                "pdf2dcm ls (all)": [*PDF2DCM, "ls", "--url", server.url],
-                "pdf2dcm ls --patient PatientID=DOC3": [
-                    *PDF2DCM,
-                    "ls",
-                    "--url",
-                    server.url,
-                    "--patient",
-                    "PatientID=DOC3",
-                ],
-                "pdf2dcm ls --title doc": [*PDF2DCM, "ls", "--url", server.url, "--title", "doc"],
-            }
-            find_body = (
-                '{"Level": "Instance", "Query": {"SOPClassUID": "1.2.840.10008.5.1.4.1.1.104.1"}}'
-            )
-            cases["curl /tools/find SOPClassUID (IDs only)"] = [
-                "curl",
-                "-s",
-                "-X",
-                "POST",
-                f"{server.url}/tools/find",
-                "-d",
-                find_body,
-            ]
-            print(f"{'case':45} {'median s':>9} {'lines':>6}")
-            for name, command in cases.items():
-                runs = [timed(command) for _ in range(args.runs)]
-                median = statistics.median(seconds for seconds, _ in runs)
-                print(f"{name:45} {median:9.2f} {runs[0][1]:6d}")
+    counts = sorted(int(n) for n in args.counts.split(","))
+    print(f"{'documents':>9}  {'case':<18} {'median s':>9} {'peak RSS':>10}")
+    scratch = "/dev/shm" if Path("/dev/shm").exists() else None
+    with tempfile.TemporaryDirectory(dir=scratch) as tmp, private_orthanc(Path(tmp)) as url:
+        filled = 0
+        for count in counts:
+            fill(url, filled, count, images=args.images if filled == 0 else 0)
+            filled = count
+            for name, command in ls_commands(url).items():
+                runs = [measure(command) for _ in range(args.runs)]
+                seconds = statistics.median(s for s, _ in runs)
+                rss = statistics.median(r for _, r in runs) / 2**20
+                print(f"{count:9d}  {name:<18} {seconds:9.2f} {rss:7.1f} MiB", flush=True)
 
 
 if __name__ == "__main__":

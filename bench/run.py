@@ -5,6 +5,7 @@
     .venv/bin/python bench/run.py --only orthanc
     .venv/bin/python bench/run.py --scaling  # how cost grows: 1..10,000 files, 1 MiB..2 GiB
     .venv/bin/python bench/run.py --scaling --skip-2gib   # without the 2 GiB case
+    .venv/bin/python bench/ls_bench.py       # ls over 100, 1,000 and 10,000 documents
 
 Inputs are generated (incompressible PDFs), a private Orthanc is started for the server cases,
 every case runs several times with the contenders interleaved, each run in a fresh process
@@ -354,6 +355,7 @@ def orthanc_cases(
     clear = clear_orthanc(url)
     if not have("curl", skipped):
         return
+    yield headline_upload(url, work, clear, pid)
     encoded_dir = work / "small-encoded"
     subprocess.run(
         [*PDF2DCM, "encode", *smalls, "-d", str(encoded_dir), "--overwrite", "--no-progress"],
@@ -426,6 +428,37 @@ def orthanc_cases(
             units=size / MiB,
             unit_name="MiB",
         )
+
+
+def headline_upload(url: str, work: Path, clear: Callable[[], None], pid: int) -> Case:
+    """The README's first command, one file in one call, beside the seed's curl recipe."""
+    hello = str(ROOT / "examples" / "HelloWorld2.pdf")
+    return Case(
+        "upload HelloWorld2.pdf (headline)",
+        [*PDF2DCM, "upload", hello, "--url", url, "--tag", "PatientName=Benjamino"],
+        {"recipe (create-dicom)": recipe_script(url, [hello], large=False, work=work)},
+        prepare=clear,
+        server_pid=pid,
+    )
+
+
+def ls_cases(url: str, clear: Callable[[], None], pid: int, count: int) -> Iterator[Case]:
+    """ls over ``count`` documents of 200 kB, one per study: the newest 20, and every one."""
+    from bench.ls_bench import fill
+
+    clear()
+    fill(url, 0, count)
+    find = '{"Level": "Instance", "Query": {"SOPClassUID": "1.2.840.10008.5.1.4.1.1.104.1"}}'
+    ids_only: dict[str, Command] = {
+        "curl /tools/find (IDs)": ["curl", "-sf", "-X", "POST", f"{url}/tools/find", "-d", find]
+    }
+    yield Case(
+        f"ls --limit 20 of {count:,}",
+        [*PDF2DCM, "ls", "--url", url, "--limit", "20"],
+        ids_only,
+        server_pid=pid,
+    )
+    yield Case(f"ls --json, all {count:,}", [*PDF2DCM, "ls", "--url", url, "--json"], ids_only)
 
 
 # --- scaling ---------------------------------------------------------------------------------
@@ -666,6 +699,8 @@ def main() -> None:
         if options.only in (None, "orthanc") and have("Orthanc", skipped):
             with private_orthanc(work) as (url, pid):
                 for case in orthanc_cases(work, sizes, smalls, counts, skipped, url, pid):
+                    run_case(case, repeats)
+                for case in ls_cases(url, clear_orthanc(url), pid, 100 if options.quick else 1000):
                     run_case(case, repeats)
     for tool in skipped:
         print(f"skipped: {tool} is not installed")

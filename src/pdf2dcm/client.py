@@ -1219,6 +1219,17 @@ class OrthancClient:
             return None
         return raw.decode("utf-8", errors="replace")
 
+    def instance_tags(self, instance_id: str) -> dict[str, str | None]:
+        """``GET /instances/{id}/tags?simplify``: the top-level attributes by keyword.
+
+        Text comes decoded by Orthanc; a binary, too long or sequence value is None.
+        """
+        segment = path_segment(instance_id, "instance")
+        reply = self._json("GET", f"/instances/{segment}/tags?simplify", what=f"instance {segment}")
+        return {
+            key: value if isinstance(value, str) else None for key, value in reply.obj().items()
+        }
+
     def instance_header_bytes(self, instance_id: str, max_bytes: int) -> bytes:
         """The first ``max_bytes`` bytes of an instance's DICOM file (or all, if shorter)."""
         segment = path_segment(instance_id, "instance")

@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from pydicom.datadict import keyword_for_tag
-
 from .errors import InputError, TagError
 from .files import read_bounded
 from .tags import (
@@ -145,6 +143,8 @@ class NameRule:
 
 
 def _keyword(name: str, where: str) -> str:
+    from pydicom.datadict import keyword_for_tag
+
     try:
         tag = resolve_key(name)
     except TagError as exc:
@@ -185,6 +185,8 @@ def sidecar_tags(pdf: Path) -> ValidatedTags:
 
 def keyword_values(tags: Mapping[int, object]) -> dict[str, str]:
     """Text values by keyword, for filling ``{Keyword}`` placeholders (sequences left out)."""
+    from pydicom.datadict import keyword_for_tag
+
     return {
         keyword: value
         for tag, value in tags.items()

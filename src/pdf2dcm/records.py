@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from .errors import Pdf2DcmError
     from .extract import ExtractResult
     from .fetch import FetchResult
-    from .lookup import DocumentInfo
+    from .listing import DocumentInfo
     from .show import DocumentFacts
     from .upload import UploadResult
 

@@ -101,18 +101,6 @@ def test_show_escapes_dicom_values_on_a_terminal(tmp_path: Path, terminal: None)
     assert_safe(result.stdout)
 
 
-def test_ls_escapes_what_the_server_holds(fake: FakeOrthanc, terminal: None) -> None:
-    from tests.cli import test_ls
-
-    fake.routes.update(test_ls._routes())
-    stored = test_ls._stored(1).replace(b"Consent 1", b"[/]\x1b]2;XY")
-    fake.routes[("GET", f"/instances/{test_ls.PDFS[0]}/file")] = stored
-    result = run("ls", "--url", fake.url, "--patient", "PatientID=4711")
-    assert result.exit_code == 0, result.stderr
-    assert "[/]\\x1b]2;XY" in result.stdout
-    assert_safe(result.stdout)
-
-
 def test_a_server_message_is_escaped(fake: FakeOrthanc) -> None:
     fake.route("GET", f"/jobs/{JOB}", reply(400, {"Message": "bad \x1b]2;PWNED\x07 [/]"}))
     result = run("jobs", "show", JOB, "--url", fake.url)

@@ -10,13 +10,13 @@ import click
 
 from pdf2dcm import errors as err
 
+from . import app
 from .app import SectionedCommand, cli, exit_status_for, info, say
 from .batch import Listing, batch_inputs, per_file_options
 from .common import (
     Batch,
     Connection,
     Destination,
-    cell,
     collect_tags,
     connection_options,
     current_profile,
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from pdf2dcm.client import OrthancClient
+    from pdf2dcm.listing import DocumentInfo
     from pdf2dcm.lookup import Selector
     from pdf2dcm.progress import ProgressCallback
     from pdf2dcm.upload import Forward, PreparedBatch
@@ -485,17 +486,27 @@ def _date_option(value: str | None, flag: str) -> str | None:
     return text
 
 
+TERMINAL_LIMIT = 20
+"""Documents a terminal is shown unless --limit says otherwise."""
+_COLUMN_GAP = "  "
+_COMFORTABLE = 24
+"""Cells a name or title keeps before the instance ID may take a terminal's room."""
+_SAMPLE_ID = "00000000-00000000-00000000-00000000-00000000"
+
+
 @cli.command(
     "ls",
     epilog="""\b
 Examples:
   pdf2dcm ls --patient PatientID=4711
   pdf2dcm ls --study AccessionNumber=A123 --json | jq -r .ID
-  pdf2dcm ls --since 2026-01-01 --title consent --limit 20
+  pdf2dcm ls --since 2026-01-01 --title consent --limit 50 -l
 
 \b
-Only Encapsulated PDF documents are listed, whatever their Modality, newest study first.
-On a terminal: a table; otherwise (or with --json) one JSON object per document.""",
+Only Encapsulated PDF documents are listed, in any series and whatever their Modality,
+newest study first; reading stops at --limit. On a terminal: a table of the newest 20 that
+fits its width (-l adds AccessionNumber and the instance ID); otherwise (or with --json)
+one JSON object per document, all of them unless --limit is given.""",
 )
 @connection_options
 @click.option(
@@ -505,7 +516,15 @@ On a terminal: a table; otherwise (or with --json) one JSON object per document.
 @click.option("--since", metavar="DATE", help="StudyDate on or after DATE (YYYYMMDD).")
 @click.option("--until", metavar="DATE", help="StudyDate on or before DATE (YYYYMMDD).")
 @click.option("--title", metavar="TEXT", help="DocumentTitle contains TEXT (any case).")
-@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="At most N documents.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help=f"At most N documents (on a terminal {TERMINAL_LIMIT} unless given).",
+)
+@click.option(
+    "-l", "--wide", is_flag=True, help="Add AccessionNumber and the instance ID to the table."
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per document.")
 def ls(
     connection: Connection,
@@ -515,44 +534,161 @@ def ls(
     until: str | None,
     title: str | None,
     limit: int | None,
+    wide: bool,
     as_json: bool,
 ) -> None:
-    """List the PDF documents on the server."""
-    from pdf2dcm.lookup import list_documents, parse_selector
+    """List the PDF documents on the server, newest first."""
+    import itertools
+
+    from pdf2dcm import records
+    from pdf2dcm.listing import list_documents
+    from pdf2dcm.lookup import parse_selector
+
+    from .app import output
 
     patient = parse_selector("patient", patient_terms) if patient_terms else None
     study = parse_selector("study", study_terms) if study_terms else None
+    table = not as_json and sys.stdout.isatty()
     with connection.open() as client:
-        documents = list_documents(
+        listing = list_documents(
             client,
             patient=patient,
             study=study,
             since=_date_option(since, "--since"),
             until=_date_option(until, "--until"),
             title=title,
-            limit=limit,
         )
-    if as_json or not sys.stdout.isatty():
-        from pdf2dcm import records
+        documents = listing.documents()
+        try:
+            if not table:
+                for document in itertools.islice(documents, limit):
+                    print_json(records.document(document))
+                    if output.report_cut:
+                        break
+                return
+            shown_limit = limit or TERMINAL_LIMIT
+            # One more than shown tells whether there are more.
+            rows = list(itertools.islice(documents, shown_limit + 1))
+        finally:
+            documents.close()
+    if rows:
+        for line in document_table(rows[:shown_limit], _terminal_columns(), wide=wide):
+            result_line(line)
+    info(_listing_summary(len(rows), shown_limit, listing.found, exact=title is None))
 
-        for document in documents:
-            print_json(records.document(document))
-        return
-    from rich.console import Console
-    from rich.table import Table
 
-    table = Table("PatientID", "PatientName", "StudyDate", "AccessionNumber", "DocumentTitle")
-    table.add_column("Size", justify="right")
-    table.add_column("Instance", no_wrap=True)
-    for document in documents:
-        table.add_row(
-            cell(document.patient_id),
-            cell(document.patient_name),
-            cell(document.study_date),
-            cell(document.accession_number),
-            cell(document.document_title),
-            size_text(document.size) if document.size is not None else "",
-            cell(document.id),
-        )
-    Console().print(table)
-    info(f"{len(documents)} document{'' if len(documents) == 1 else 's'}")
+def _terminal_columns() -> int:
+    import shutil
+
+    return shutil.get_terminal_size().columns
+
+
+def _listing_summary(taken: int, limit: int, found: int, *, exact: bool) -> str:
+    """``N documents``, or ``N of M+ documents`` when the listing stopped at the limit."""
+    if taken <= limit:
+        return f"{taken} document{'' if taken == 1 else 's'}"
+    at_least = max(found, taken) if exact else taken
+    return f"{limit} of {at_least}+ documents; --limit N to see more"
+
+
+def document_table(documents: Sequence[DocumentInfo], columns: int, *, wide: bool) -> list[str]:
+    """The table's lines, each at most ``columns`` cells wide where that is possible.
+
+    PatientID, PatientName, StudyDate, DocumentTitle and the size are always there; with
+    ``wide``, or when names and titles keep 24 cells beside it, the instance ID too. Values too
+    long are cut in the middle; control characters are shown escaped.
+    """
+    header = ["PatientID", "PatientName", "StudyDate", "DocumentTitle", "Size"]
+    cells = [
+        [
+            _printable(d.patient_id),
+            _printable(d.patient_name),
+            _printable(d.study_date),
+            _printable(d.document_title),
+            size_text(d.size) if d.size is not None else "",
+        ]
+        for d in documents
+    ]
+    if wide:
+        header.insert(3, "AccessionNumber")
+        for row, document in zip(cells, documents, strict=True):
+            row.insert(3, _printable(document.accession_number))
+    # Names and titles give way, never below their heading.
+    flexible = {
+        i: len(name)
+        for i, name in enumerate(header)
+        if name in {"PatientID", "PatientName", "AccessionNumber", "DocumentTitle"}
+    }
+    natural = [max(cell_width(row[i]) for row in [header, *cells]) for i in range(len(header))]
+    comfortable = [min(w, _COMFORTABLE) if i in flexible else w for i, w in enumerate(natural)]
+    if wide or _fits([*comfortable, len(_SAMPLE_ID)], columns):
+        header.append("Instance")
+        for row, document in zip(cells, documents, strict=True):
+            row.append(document.id)
+        natural = [*natural, max((len(d.id) for d in documents), default=len("Instance"))]
+    widths = _fitted(natural, flexible, columns)
+    right = {header.index("Size")}
+    return [_line(row, widths, right).rstrip() for row in [header, *cells]]
+
+
+def _fits(widths: Sequence[int], columns: int) -> bool:
+    return sum(widths) + len(_COLUMN_GAP) * (len(widths) - 1) <= columns
+
+
+def _fitted(natural: list[int], flexible: dict[int, int], columns: int) -> list[int]:
+    """Column widths: the natural ones, the widest flexible column narrowed one cell at a
+    time (never below its minimum) until the table fits."""
+    widths = list(natural)
+    while not _fits(widths, columns):
+        narrowable = [i for i, least in flexible.items() if widths[i] > least]
+        if not narrowable:
+            break
+        widest = max(narrowable, key=lambda i: widths[i])
+        widths[widest] -= 1
+    return widths
+
+
+def _line(row: Sequence[str], widths: Sequence[int], right: set[int]) -> str:
+    cells = []
+    for index, (text, width) in enumerate(zip(row, widths, strict=True)):
+        cut = cut_middle(text, width)
+        pad = " " * (width - cell_width(cut))
+        cells.append(pad + cut if index in right else cut + pad)
+    return _COLUMN_GAP.join(cells)
+
+
+def cell_width(text: str) -> int:
+    """Terminal cells ``text`` takes (East Asian wide characters take two)."""
+    from rich.cells import cell_len
+
+    return cell_len(text)
+
+
+def cut_middle(text: str, width: int) -> str:
+    """``text`` in at most ``width`` cells: its beginning and end around ``…`` if too long."""
+    if cell_width(text) <= width:
+        return text
+    if width <= 1:
+        return "…"[:width]
+    head_room = (width - 1 + 1) // 2
+    tail_room = width - 1 - head_room
+    head = ""
+    for char in text:
+        if cell_width(head + char) > head_room:
+            break
+        head += char
+    tail = ""
+    for char in reversed(text):
+        if cell_width(char + tail) > tail_room:
+            break
+        tail = char + tail
+    return f"{head}…{tail}"
+
+
+def _printable(text: str) -> str:
+    """Text from the archive as the terminal shows it: control, bidirectional and other
+    unprintable characters escaped (the cut to a column's width counts the escapes)."""
+    text = app.terminal_safe(text)
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else ascii(char)[1:-1] for char in text)
