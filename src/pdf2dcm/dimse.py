@@ -249,13 +249,17 @@ def _associated(
     node = connection.node
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        assoc = ae.associate(
-            node.host,
-            node.port,
-            ae_title=node.ae_title,
-            evt_handlers=list(handlers),
-            ext_neg=list(roles) or None,
-        )
+        try:
+            assoc = ae.associate(
+                node.host,
+                node.port,
+                ae_title=node.ae_title,
+                evt_handlers=list(handlers),
+                ext_neg=list(roles) or None,
+            )
+        except OSError as exc:
+            cause = _connect_failure(node, connection.timeout) or str(exc)
+            raise ServerUnreachableError(f"cannot reach {node}: {cause}") from exc
     if not assoc.is_established:
         raise _association_failure(assoc, connection)
     try:
@@ -916,10 +920,29 @@ def _identifier(query: Mapping[str, str], return_keys: Sequence[str]) -> Dataset
 def _find(
     connection: Connection, model: str, identifier: Dataset, charset: str | None
 ) -> list[FindAnswer]:
+    """The answers of one C-FIND, each read from the bytes as received.
+
+    pynetdicom hands identifiers on already decoded (with a lenient decoder that replaces
+    what it cannot read); the encoded identifiers are taken as they arrive instead, so the
+    raw bytes are kept and decoding is strict.
+    """
+    from pynetdicom import evt
+
     node = connection.node
+    received: list[bytes] = []
+
+    def keep(event: Any) -> None:
+        message = event.message
+        if type(message).__name__ == "C_FIND_RSP" and message.data_set is not None:
+            encoded = message.data_set.getvalue()
+            if encoded:
+                received.append(encoded)
+
     answers: list[FindAnswer] = []
     with _associated(
-        connection, [(model, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])]
+        connection,
+        [(model, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])],
+        handlers=[(evt.EVT_DIMSE_RECV, keep)],
     ) as assoc:
         try:
             responses = assoc.send_c_find(identifier, model)
@@ -929,13 +952,31 @@ def _find(
                 status=0x0122,
                 meaning="SOP Class not supported",
             ) from exc
-        for status_set, answer in responses:
-            status = _status_of(status_set, node, "C-FIND", connection.timeout)
-            if status.code in (0xFF00, 0xFF01) and answer is not None:
-                answers.append(_answer(answer, node, charset))
-            elif not status.success:
-                raise status_error(status, f"C-FIND on {node}")
+        implicit = _accepted_context(assoc, model, node).transfer_syntax[0] == (
+            ImplicitVRLittleEndian
+        )
+        with warnings.catch_warnings():
+            # pynetdicom's lenient decoding warns; the strict one below raises instead.
+            warnings.simplefilter("ignore")
+            for status_set, _decoded in responses:
+                status = _status_of(status_set, node, "C-FIND", connection.timeout)
+                if status.code in (0xFF00, 0xFF01):
+                    if not received:
+                        raise UnexpectedReplyError(f"{node} sent a C-FIND match without data")
+                    identifier = _read_identifier(received.pop(0), implicit)
+                    answers.append(_answer(identifier, node, charset))
+                elif not status.success:
+                    raise status_error(status, f"C-FIND on {node}")
     return answers
+
+
+def _read_identifier(encoded: bytes, implicit: bool) -> Dataset:
+    from pydicom.filereader import read_dataset
+
+    try:
+        return read_dataset(io.BytesIO(encoded), is_implicit_VR=implicit, is_little_endian=True)
+    except (ValueError, EOFError, struct.error) as exc:
+        raise UnexpectedReplyError(f"a C-FIND answer cannot be read ({exc})") from exc
 
 
 _TEXT_VRS = frozenset({"SH", "LO", "ST", "LT", "UT", "UC", "PN"})
@@ -943,11 +984,13 @@ _TEXT_VRS = frozenset({"SH", "LO", "ST", "LT", "UT", "UC", "PN"})
 
 def _answer(identifier: Dataset, node: Node, charset: str | None) -> FindAnswer:
     """Decode an answer strictly in its own character set; keep each value's raw bytes."""
-    raw = {
-        element.keyword: bytes(element.value or b"")
-        for element in (identifier.get_item(tag) for tag in list(identifier.keys()))
-        if element is not None and isinstance(element.value, bytes | None) and element.keyword
-    }
+    from pydicom.datadict import keyword_for_tag
+
+    raw: dict[str, bytes] = {}
+    for tag in list(identifier.keys()):
+        value = identifier.get_item(tag).value
+        if isinstance(value, bytes):
+            raw[keyword_for_tag(tag) or f"{tag:08X}"] = value
     declared = identifier.get("SpecificCharacterSet")
     if declared is None or declared == "":
         suspect = _non_ascii_text(identifier)
@@ -962,6 +1005,13 @@ def _answer(identifier: Dataset, node: Node, charset: str | None) -> FindAnswer:
     terms = identifier.get("SpecificCharacterSet") or ""
     character_set = tuple(str(t) for t in terms) if not isinstance(terms, str) else (terms,)
     shown_set = "\\".join(character_set) or "ASCII"
+    if all(term in ("", "ISO_IR 6") for term in character_set):
+        suspect = _non_ascii_text(identifier)
+        if suspect is not None:
+            raise UnexpectedReplyError(
+                f"{node} answered with non-ASCII bytes in {suspect} under {shown_set}; "
+                "nothing was copied"
+            )
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         try:
@@ -975,18 +1025,20 @@ def _answer(identifier: Dataset, node: Node, charset: str | None) -> FindAnswer:
 
 
 def _non_ascii_text(dataset: Dataset) -> str | None:
+    """The keyword of the first text value holding non-ASCII bytes (in sequences too)."""
+    from pydicom.datadict import dictionary_VR, keyword_for_tag
+
     for tag in list(dataset.keys()):
-        element = dataset.get_item(tag)
-        if element is None:
-            continue
-        value = element.value
-        if isinstance(value, bytes) and element.VR in _TEXT_VRS and not value.isascii():
-            return element.keyword or str(element.tag)
-        if element.VR == "SQ":
+        raw = dataset.get_item(tag)
+        keyword = keyword_for_tag(tag) or f"{tag:08X}"
+        vr = raw.VR or (dictionary_VR(tag) if keyword_for_tag(tag) else "UN")
+        if vr == "SQ":
             for item in dataset[tag].value:
                 inner = _non_ascii_text(item)
                 if inner is not None:
-                    return f"{element.keyword}/{inner}"
+                    return f"{keyword}/{inner}"
+        elif vr in _TEXT_VRS and isinstance(raw.value, bytes) and not raw.value.isascii():
+            return keyword
     return None
 
 
@@ -1094,7 +1146,27 @@ def worklist(
     answers = _find(
         Connection(node, calling_aet, timeout), MODALITY_WORKLIST_FIND, identifier, charset
     )
-    return merge_steps(answers)
+    return merge_steps([a for a in answers if _matches(a, query)])
+
+
+def _matches(answer: FindAnswer, query: Mapping[str, str]) -> bool:
+    """Whether an answer holds every exact value asked for.
+
+    Not every SCP matches on every key (DCMTK's wlmscpfs ignores ScheduledProcedureStepID):
+    an answer it should not have sent must not become the procedure a document is filed
+    under. Wildcards and ranges are the SCP's to match.
+    """
+    steps = answer.dataset.get("ScheduledProcedureStepSequence") or [Dataset()]
+    for key, wanted in query.items():
+        ranged = key.endswith("Date") and "-" in wanted
+        if not wanted or ranged or any(mark in wanted for mark in "*?\\"):
+            continue
+        if key in _STEP_KEYS:
+            if not any(str(step.get(key, "")).strip() == wanted for step in steps):
+                return False
+        elif (answer.text(key) or "").strip() != wanted:
+            return False
+    return True
 
 
 def merge_steps(answers: Sequence[FindAnswer]) -> list[WorklistItem]:
