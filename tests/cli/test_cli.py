@@ -49,6 +49,7 @@ def _command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tup
 def test_every_command_has_help_with_examples() -> None:
     paths = _command_paths(cli)
     assert sorted(" ".join(p) for p in paths if p) == [
+        "echo",
         "encode",
         "extract",
         "fetch",

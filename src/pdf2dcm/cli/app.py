@@ -578,6 +578,7 @@ Examples:
   pdf2dcm fetch --study AccessionNumber=A123 -d reports/
   pdf2dcm jobs wait 32af28ce-d1f9-4655-b38e-3237a3cdcbaa --timeout 600
   pdf2dcm watch /srv/inbox --done /srv/done --failed /srv/failed
+  pdf2dcm echo ORTHANC@pacs.example.org:4242 --calling-aet WARD3
 
 \b
 Settings: options can also be set in the environment, each under the PDF2DCM_ name

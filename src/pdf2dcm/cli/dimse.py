@@ -33,10 +33,11 @@ def dicom_options(function: Callable[..., Any]) -> Callable[..., Any]:
     """``--calling-aet`` and ``--timeout`` of a command that opens DICOM associations."""
     function = click.option(
         "--timeout",
+        "dimse_timeout",
         type=click.FloatRange(min=0, min_open=True),
         default=DEFAULT_TIMEOUT,
         show_default=True,
-        help="Seconds to wait for the connection and for each answer.",
+        help="Seconds to wait for the connection and for each DICOM answer.",
     )(function)
     return click.option(
         "--calling-aet",
@@ -75,9 +76,9 @@ node's reason, such as an unknown called or calling AE title).""",
 )
 @click.argument("node", metavar="AET@HOST:PORT", callback=node_argument)
 @dicom_options
-def echo(node: Node, calling_aet: str, timeout: float) -> None:
+def echo(node: Node, calling_aet: str, dimse_timeout: float) -> None:
     """Check that a DICOM node accepts pdf2dcm (C-ECHO)."""
     from pdf2dcm import dimse
 
-    answered = dimse.echo(node, calling_aet=resolve_calling_aet(calling_aet), timeout=timeout)
+    answered = dimse.echo(node, calling_aet=resolve_calling_aet(calling_aet), timeout=dimse_timeout)
     result_line(f"{node} answered C-ECHO in {answered.seconds * 1000:.0f} ms")
