@@ -288,6 +288,14 @@ def _association_failure(assoc: Any, connection: Connection) -> Exception:
             f"{answer.source_str}: {reason}){fix}",
             reason=reason,
         )
+    refused = [str(c.abstract_syntax) for c in assoc.rejected_contexts]
+    if refused and not assoc.accepted_contexts:
+        return DicomRefusedError(
+            f"{node} does not accept SOP Class {', '.join(refused)} in Explicit or Implicit "
+            "VR Little Endian",
+            status=0x0122,
+            meaning="SOP Class not supported",
+        )
     cause = _connect_failure(node, connection.timeout)
     if cause is not None:
         return ServerUnreachableError(f"cannot reach {node}: {cause}; is it running?")
