@@ -377,8 +377,6 @@ _MAX_SMALL = 64 << 20
 """What may be held in memory of everything but the streamed value."""
 _UNDEFINED = 0xFFFFFFFF
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
-_PACED_PDUS = 16
-"""P-DATA PDUs queued for the network at most, so that a fast disk cannot fill memory."""
 
 
 @dataclass(frozen=True)
@@ -589,27 +587,6 @@ def _implicit_items(out: bytearray, data: bytes, position: int, length: int) -> 
     return position
 
 
-class _PacedQueue(queue.Queue[Any]):
-    """The association's outgoing queue, holding at most a few P-DATA PDUs.
-
-    pynetdicom queues every PDU of a message before its network thread has sent the first,
-    so a large object would be read into memory whole; here the sender waits for room.
-    """
-
-    def __init__(self, limit: int, alive: Callable[[], bool]) -> None:
-        super().__init__()
-        self._limit = limit
-        self._alive = alive
-
-    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
-        with self.not_full:
-            while self._qsize() >= self._limit and self._alive():
-                self.not_full.wait(0.5)
-            self._put(item)
-            self.unfinished_tasks += 1
-            self.not_empty.notify()
-
-
 def _pieces(part10: _Part10, implicit: bool, size: int) -> Iterator[bytes]:
     """The data set as it is sent, ``size`` bytes a piece, the bulk value read as it goes."""
     small = implicit_elements(part10.head) if implicit else part10.head
@@ -729,14 +706,17 @@ def _send_store(
     implicit: bool,
     progress: ProgressCallback | None,
 ) -> tuple[Dataset, int]:
-    """Send the C-STORE-RQ and its data set in P-DATA pieces; the response's status.
+    """Send the C-STORE-RQ and its data set in P-DATA PDUs; the response's status.
 
-    pynetdicom's own ``send_c_store`` either decodes the whole object or sends a file's
-    bytes as they are; this sends the stream, re-encoded when the receiver wants Implicit.
+    pynetdicom's own ``send_c_store`` either decodes the whole object into memory or sends
+    a file's bytes only as they are, and queues every PDU of a message for its network
+    thread, which would hold a large object in memory. Here the PDUs are written to the
+    association's socket as the stream is read (the network thread only reads from it
+    meanwhile), re-encoded when the receiver wants Implicit VR; pynetdicom reads the answer.
     """
     from pynetdicom.dimse_messages import C_STORE_RQ
     from pynetdicom.dimse_primitives import C_STORE
-    from pynetdicom.pdu_primitives import P_DATA
+    from pynetdicom.dsutils import encode
 
     request = C_STORE()
     request.MessageID = 1
@@ -746,34 +726,41 @@ def _send_store(
     message = C_STORE_RQ()
     message.primitive_to_message(request)
     message.command_set.CommandDataSetType = 0x0001
-    dul = assoc.dul
-    dul.to_provider_queue = _PacedQueue(
-        _PACED_PDUS, lambda: dul.is_alive() and assoc.is_established
-    )
+    command = encode(message.command_set, True, True)
+    if command is None:
+        raise AssertionError("a C-STORE-RQ command set that pydicom cannot encode")
     maximum = assoc.acceptor.maximum_length or 0
     size = (maximum or (1 << 20) + 6) - 6
     total = part10.bulk_header[2] if part10.bulk_header else 0
+    sock = assoc.dul.socket.socket if assoc.dul.socket is not None else None
+    if sock is None:
+        raise ServerUnreachableError("the association to send on was closed")
     assoc._reactor_checkpoint.clear()
-    while not assoc._is_paused:  # the reactor must not read the reply before we do
+    while not assoc._is_paused:  # the reactor must not take the answer before we do
         time.sleep(0.0001)
     sent = 0
     try:
-        for command in message.encode_msg(context_id, maximum):
-            dul.send_pdu(command)
+        sock.settimeout(assoc.network_timeout)
+        commands = [command[n : n + size] for n in range(0, len(command), size)]
+        for number, piece in enumerate(commands, 1):
+            _send_pdv(sock, context_id, 0x03 if number == len(commands) else 0x01, piece)
         pieces = _pieces(part10, implicit, size)
         piece = next(pieces)
         for following in pieces:
-            if not assoc.is_established:
-                break
-            dul.send_pdu(_pdata(P_DATA, context_id, 0x00, piece))
+            _send_pdv(sock, context_id, 0x00, piece)
             sent += len(piece)
             if progress is not None:
                 progress(ProgressEvent(part10.name, min(sent, total), total or None))
             piece = following
-        else:
-            dul.send_pdu(_pdata(P_DATA, context_id, 0x02, piece))
-            sent += len(piece)
+        _send_pdv(sock, context_id, 0x02, piece)
+        sent += len(piece)
+        assoc.dul._idle_timer.restart()
         _context, response = assoc.dimse.get_msg(block=True)
+    except OSError as exc:
+        raise ServerUnreachableError(
+            f"{assoc.acceptor.ae_title}@{assoc.acceptor.address}:{assoc.acceptor.port} "
+            f"stopped receiving after {sent} bytes ({exc.strerror or exc})"
+        ) from exc
     finally:
         assoc._reactor_checkpoint.set()
     if response is None:
@@ -781,10 +768,12 @@ def _send_store(
     return assoc._check_received_status(response), sent
 
 
-def _pdata(kind: Any, context_id: int, control: int, piece: bytes) -> Any:
-    pdata = kind()
-    pdata.presentation_data_value_list.append((context_id, bytes((control,)) + piece))
-    return pdata
+def _send_pdv(sock: socket.socket, context_id: int, control: int, piece: bytes) -> None:
+    """One P-DATA-TF PDU holding one presentation data value (PS3.8 9.3.5)."""
+    header = struct.pack(">BBIIBB", 0x04, 0, len(piece) + 6, len(piece) + 2, context_id, control)
+    sock.sendall(header + piece if len(piece) < 65536 else header)
+    if len(piece) >= 65536:
+        sock.sendall(piece)
 
 
 # --- C-FIND --------------------------------------------------------------------------------

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -105,3 +107,20 @@ def test_usage_errors(args: tuple[str, ...], message: str) -> None:
     result = run("echo", *args)
     assert result.exit_code == 2
     assert message in result.stderr
+
+
+def test_pynetdicom_is_imported_only_when_a_node_is_used() -> None:
+    code = (
+        "import sys\n"
+        "from pdf2dcm.cli import main\n"
+        "from pdf2dcm import dimse\n"
+        "dimse.Node.parse('A@h:104')\n"
+        "sys.argv = ['pdf2dcm', 'echo', '--help']\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('LOADED', 'pynetdicom' in sys.modules, file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "LOADED False" in done.stderr
