@@ -240,7 +240,6 @@ def _associated(
     connection: Connection,
     contexts: Sequence[tuple[str, Sequence[str]]],
     handlers: Sequence[tuple[Any, Callable[..., Any]]] = (),
-    roles: Sequence[Any] = (),
 ) -> Iterator[Association]:
     """An established association, released on the way out (aborted after an error)."""
     ae = _application_entity(connection)
@@ -255,7 +254,6 @@ def _associated(
                 node.port,
                 ae_title=node.ae_title,
                 evt_handlers=list(handlers),
-                ext_neg=list(roles) or None,
             )
         except OSError as exc:
             cause = _connect_failure(node, connection.timeout) or str(exc)
@@ -422,6 +420,8 @@ class _Reader:
         self.stream = stream
         self.name = name
         self.offset = 0
+        self.budget = _MAX_SMALL
+        """What may still be read into memory."""
 
     def read(self, size: int) -> bytes:
         data = self.stream.read(size)
@@ -438,9 +438,9 @@ class _Reader:
         first = self.stream.read(8)
         if not first:
             return None
-        if len(first) != 8:
-            self.read(8 - len(first))  # raises: truncated
-        self.offset += 8
+        self.offset += len(first)
+        if len(first) < 8:
+            first += self.read(8 - len(first))
         group, number = struct.unpack("<HH", first[:4])
         tag = group << 16 | number
         if group == 0xFFFE:
@@ -451,12 +451,12 @@ class _Reader:
             return tag, vr, struct.unpack("<I", extra)[0], first + extra
         return tag, vr, struct.unpack("<H", first[6:])[0], first
 
-    def element(self, found: tuple[int, bytes, int, bytes], budget: list[int]) -> bytes:
+    def element(self, found: tuple[int, bytes, int, bytes]) -> bytes:
         """The whole encoded element whose header was just read (sequences included)."""
         tag, vr, length, header = found
         if length != _UNDEFINED:
-            budget[0] -= length
-            if budget[0] < 0:
+            self.budget -= length
+            if self.budget < 0:
                 raise InputError(
                     f"{self.name} holds more than {_MAX_SMALL >> 20} MiB besides its "
                     "document; refusing to hold it in memory"
@@ -476,7 +476,7 @@ class _Reader:
             if inner[0] == end:
                 parts.append(inner[3])
                 return b"".join(parts)
-            parts.append(self.element(inner, budget))
+            parts.append(self.element(inner))
 
 
 def _open_part10(stream: BinaryIO, name: str) -> _Part10:
@@ -486,10 +486,9 @@ def _open_part10(stream: BinaryIO, name: str) -> _Part10:
         raise InputError(f"{name} is not a DICOM file (no DICM prefix); encode it first")
     meta = Dataset()
     found = reader.header()
-    budget = [_MAX_SMALL]
     head: list[bytes] = []
     while found is not None and found[0] >> 16 == 0x0002:
-        raw = reader.element(found, budget)
+        raw = reader.element(found)
         meta.update(_decoded(raw))
         found = reader.header()
     syntax = str(meta.get("TransferSyntaxUID", ""))
@@ -506,7 +505,7 @@ def _open_part10(stream: BinaryIO, name: str) -> _Part10:
         if vr in _BULK_VRS and length != _UNDEFINED and length >= _BULK_THRESHOLD:
             bulk = (tag, vr, length)
             break
-        head.append(reader.element(found, budget))
+        head.append(reader.element(found))
         found = reader.header()
     return _Part10(
         name=name,
@@ -682,16 +681,16 @@ def _source_stream(source: PathLike | BinaryIO, label: str) -> Iterator[BinaryIO
 
 
 def _accepted_context(assoc: Association, abstract: str, node: Node) -> Any:
-    for context in assoc.accepted_contexts:
-        if context.abstract_syntax == abstract and context.transfer_syntax[0] in (
-            ExplicitVRLittleEndian,
-            ImplicitVRLittleEndian,
-        ):
-            if context.transfer_syntax[0] == ExplicitVRLittleEndian:
-                return context
-            chosen = context
-    if "chosen" in locals():
-        return chosen
+    """The accepted context of ``abstract``: Explicit VR Little Endian if it was, else
+    Implicit."""
+    accepted = {
+        str(context.transfer_syntax[0]): context
+        for context in assoc.accepted_contexts
+        if context.abstract_syntax == abstract
+    }
+    for syntax in (ExplicitVRLittleEndian, ImplicitVRLittleEndian):
+        if syntax in accepted:
+            return accepted[syntax]
     raise DicomRefusedError(
         f"{node} does not accept SOP Class {abstract} in Explicit or Implicit VR Little Endian",
         status=0x0122,
@@ -739,6 +738,7 @@ def _send_store(
     while not assoc._is_paused:  # the reactor must not take the answer before we do
         time.sleep(0.0001)
     sent = 0
+    previous_timeout = sock.gettimeout()
     try:
         sock.settimeout(assoc.network_timeout)
         commands = [command[n : n + size] for n in range(0, len(command), size)]
@@ -762,6 +762,7 @@ def _send_store(
             f"stopped receiving after {sent} bytes ({exc.strerror or exc})"
         ) from exc
     finally:
+        sock.settimeout(previous_timeout)
         assoc._reactor_checkpoint.set()
     if response is None:
         return Dataset(), sent
@@ -1240,22 +1241,21 @@ def commit(
     transaction = str(generate_uid())
     reports: queue.Queue[Dataset] = queue.Queue()
 
-    def on_report(event: Any) -> int:
+    def on_report(event: Any) -> tuple[int, None]:
+        """Take the report of this transaction; answer every report with Success."""
         if event.request.EventTypeID in (1, 2):
             report = event.event_information
             if str(report.get("TransactionUID", "")) == transaction:
                 reports.put(report)
-        return 0x0000
+        return 0x0000, None
 
     with _listening(connection, listen_host, listen_port, on_report):
-        from pynetdicom import build_role, evt
+        from pynetdicom import evt
 
-        role = build_role(STORAGE_COMMITMENT_PUSH_MODEL, scu_role=True, scp_role=True)
         with _associated(
             connection,
             [(STORAGE_COMMITMENT_PUSH_MODEL, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])],
             handlers=[(evt.EVT_N_EVENT_REPORT, on_report)],
-            roles=[role],
         ) as assoc:
             request = Dataset()
             request.TransactionUID = transaction
@@ -1280,7 +1280,7 @@ def _listening(
     connection: Connection,
     host: str,
     port: int | None,
-    on_report: Callable[[Any], int],
+    on_report: Callable[[Any], tuple[int, None]],
 ) -> Iterator[None]:
     """A storage commitment SCU that accepts the archive's N-EVENT-REPORT association."""
     if port is None:

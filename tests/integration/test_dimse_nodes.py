@@ -240,3 +240,79 @@ def test_storescu_reads_what_encode_wrote(document: tuple[Path, Path], tmp_path:
         )
     extract_pdf(_received(tmp_path / "scp" / "in"), tmp_path / "back.pdf")
     assert (tmp_path / "back.pdf").read_bytes() == pdf.read_bytes()
+
+
+@pytest.fixture
+def committing_scp() -> Iterator[Any]:
+    """A storage commitment SCP that reports on the same association, right after its
+    N-ACTION response has gone out: every instance committed except 2.25.666; a request
+    for 2.25.0 is never reported on."""
+    import threading
+
+    from pydicom.dataset import Dataset
+    from pynetdicom import AE, evt
+
+    def on_action(event: Any) -> tuple[int, None]:
+        request = event.action_information
+        report = Dataset()
+        report.TransactionUID = request.TransactionUID
+        report.ReferencedSOPSequence = [
+            item
+            for item in request.ReferencedSOPSequence
+            if item.ReferencedSOPInstanceUID != "2.25.666"
+        ]
+        failed = [
+            item
+            for item in request.ReferencedSOPSequence
+            if item.ReferencedSOPInstanceUID == "2.25.666"
+        ]
+        for item in failed:
+            item.FailureReason = 0x0112
+        if failed:
+            report.FailedSOPSequence = failed
+        if not any(i.ReferencedSOPInstanceUID == "2.25.0" for i in request.ReferencedSOPSequence):
+            pending[event.assoc] = report
+        return 0x0000, None
+
+    def on_sent(event: Any) -> None:
+        report = pending.pop(event.assoc, None)
+        if report is not None and type(event.message).__name__ == "N_ACTION_RSP":
+            threading.Thread(target=send, args=(event.assoc, report)).start()
+
+    def send(assoc: Any, report: Any) -> None:
+        event_type = 2 if "FailedSOPSequence" in report else 1
+        assoc.send_n_event_report(
+            report,
+            event_type,
+            dimse.STORAGE_COMMITMENT_PUSH_MODEL,
+            dimse.STORAGE_COMMITMENT_INSTANCE,
+        )
+
+    pending: dict[Any, Any] = {}
+    ae = AE(ae_title="COMMIT")
+    ae.add_supported_context(dimse.STORAGE_COMMITMENT_PUSH_MODEL)
+    server = ae.start_server(
+        ("127.0.0.1", 0),
+        block=False,
+        evt_handlers=[(evt.EVT_N_ACTION, on_action), (evt.EVT_DIMSE_SENT, on_sent)],
+    )
+    assert server is not None
+    try:
+        yield server
+    finally:
+        server.shutdown()
+
+
+def test_a_report_on_the_same_association(committing_scp: Any) -> None:
+    node = dimse.Node.parse(f"COMMIT@127.0.0.1:{committing_scp.server_address[1]}")
+    result = dimse.commit(node, [(ENCAPSULATED_PDF, "2.25.1"), (ENCAPSULATED_PDF, "2.25.2")])
+    assert result.committed == ((ENCAPSULATED_PDF, "2.25.1"), (ENCAPSULATED_PDF, "2.25.2"))
+    with pytest.raises(errors.CommitmentFailedError, match=r"2\.25\.666, 0112 \(No such SOP"):
+        dimse.commit(node, [(ENCAPSULATED_PDF, "2.25.1"), (ENCAPSULATED_PDF, "2.25.666")])
+
+
+def test_no_report_in_time(committing_scp: Any) -> None:
+    node = dimse.Node.parse(f"COMMIT@127.0.0.1:{committing_scp.server_address[1]}")
+    for listen_port in (None, free_port()):
+        with pytest.raises(errors.CommitmentTimeoutError, match="no storage commitment report"):
+            dimse.commit(node, [(ENCAPSULATED_PDF, "2.25.0")], listen_port=listen_port, timeout=0.5)
