@@ -901,6 +901,50 @@ def find_instance(
     return matching[0] if matching else None
 
 
+def next_series_number(
+    node: Node,
+    study_instance_uid: str,
+    *,
+    calling_aet: str = DEFAULT_CALLING_AET,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> int:
+    """One past the highest SeriesNumber of the study's series (1 for none)."""
+    answers = find(
+        node,
+        "SERIES",
+        {"StudyInstanceUID": study_instance_uid},
+        return_keys=("SeriesInstanceUID", "SeriesNumber"),
+        calling_aet=calling_aet,
+        timeout=timeout,
+    )
+    return _one_past(answers, "SeriesNumber")
+
+
+def next_instance_number(
+    node: Node,
+    study_instance_uid: str,
+    series_instance_uid: str,
+    *,
+    calling_aet: str = DEFAULT_CALLING_AET,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> int:
+    """One past the highest InstanceNumber in the series (1 for none)."""
+    answers = find(
+        node,
+        "IMAGE",
+        {"StudyInstanceUID": study_instance_uid, "SeriesInstanceUID": series_instance_uid},
+        return_keys=("SOPInstanceUID", "InstanceNumber"),
+        calling_aet=calling_aet,
+        timeout=timeout,
+    )
+    return _one_past(answers, "InstanceNumber")
+
+
+def _one_past(answers: Sequence[FindAnswer], keyword: str) -> int:
+    numbers = [int(text) for a in answers if (text := (a.text(keyword) or "").strip()).isdigit()]
+    return max(numbers, default=0) + 1
+
+
 def _identifier(query: Mapping[str, str], return_keys: Sequence[str]) -> Dataset:
     from pydicom.datadict import dictionary_VR, tag_for_keyword
 

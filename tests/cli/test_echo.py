@@ -124,3 +124,17 @@ def test_pynetdicom_is_imported_only_when_a_node_is_used() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "LOADED False" in done.stderr
+
+
+def test_a_port_that_never_answers_times_out() -> None:
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        port = silent.getsockname()[1]
+        result = run("echo", f"PACS@127.0.0.1:{port}", "--timeout", "0.3")
+    assert result.exit_code == 3
+    assert result.stderr == (
+        f"pdf2dcm: error: PACS@127.0.0.1:{port} accepted the connection but not the "
+        "association (it was aborted or timed out); check the AE titles and that it is a "
+        "DICOM port\n"
+    )

@@ -201,6 +201,12 @@ def test_orthanc_stores_finds_and_commits(
     assert found is not None
     assert found.text("SeriesInstanceUID") == pydicom.dcmread(dcm).SeriesInstanceUID
     assert dimse.find_instance(node, "2.25.1") is None
+    written = pydicom.dcmread(dcm)
+    assert dimse.next_series_number(node, written.StudyInstanceUID) == 2
+    assert (
+        dimse.next_instance_number(node, written.StudyInstanceUID, written.SeriesInstanceUID) == 2
+    )
+    assert dimse.next_series_number(node, "2.25.404") == 1
 
     committed = dimse.commit(
         node,
