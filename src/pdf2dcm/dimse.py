@@ -404,7 +404,8 @@ class _Part10:
     """A DICOM file read as it streams: its meta, the small elements and the bulk value."""
 
     name: str
-    stream: BinaryIO
+    reader: _Reader
+    """The file, positioned at the bulk value (or at its end)."""
     sop_class_uid: str
     sop_instance_uid: str
     head: bytes
@@ -509,7 +510,7 @@ def _open_part10(stream: BinaryIO, name: str) -> _Part10:
         found = reader.header()
     return _Part10(
         name=name,
-        stream=stream,
+        reader=reader,
         sop_class_uid=str(meta.MediaStorageSOPClassUID),
         sop_instance_uid=str(meta.MediaStorageSOPInstanceUID),
         head=b"".join(head),
@@ -590,7 +591,7 @@ def _pieces(part10: _Part10, implicit: bool, size: int) -> Iterator[bytes]:
     """The data set as it is sent, ``size`` bytes a piece, the bulk value read as it goes."""
     small = implicit_elements(part10.head) if implicit else part10.head
     buffer = bytearray(small)
-    reader = _Reader(part10.stream, part10.name)
+    reader = part10.reader
     if part10.bulk_header is not None:
         tag, vr, length = part10.bulk_header
         group, number = tag >> 16, tag & 0xFFFF
@@ -603,10 +604,10 @@ def _pieces(part10: _Part10, implicit: bool, size: int) -> Iterator[bytes]:
             want = min(remaining, size - len(buffer) if len(buffer) < size else size)
             buffer += reader.read(want)
             remaining -= want
-            while len(buffer) >= size:
+            while len(buffer) > size:  # the last piece is never empty
                 yield bytes(buffer[:size])
                 del buffer[:size]
-        tail = part10.stream.read(_MAX_SMALL + 1)
+        tail = reader.stream.read(_MAX_SMALL + 1)
         if len(tail) > _MAX_SMALL:
             raise InputError(f"{part10.name} holds more than 64 MiB after its document")
         buffer += implicit_elements(tail) if implicit else tail

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+from pathlib import Path
 
 import pydicom
 import pytest
@@ -13,6 +14,7 @@ from pydicom.sequence import Sequence
 
 from pdf2dcm import dimse, errors
 from pdf2dcm.worklist import worklist_reference
+from tests.conftest import PdfFactory
 
 
 @pytest.mark.parametrize(
@@ -225,3 +227,25 @@ def test_a_file_that_is_not_dicom_is_refused_before_any_network() -> None:
         dimse.store(dimse.Node.parse("S@127.0.0.1:9"), io.BytesIO(b"%PDF-1.4" + bytes(200)))
     with pytest.raises(errors.InputError, match="truncated at byte 5"):
         dimse.store(dimse.Node.parse("S@127.0.0.1:9"), io.BytesIO(b"%PDF-"))
+
+
+@pytest.mark.parametrize("implicit", [False, True])
+@pytest.mark.parametrize("piece_size", [16378, 1 << 20])
+def test_the_streamed_data_set_is_the_file_s(
+    implicit: bool, piece_size: int, tmp_path: Path, pdf_file: PdfFactory
+) -> None:
+    from pdf2dcm.dicom import encode_pdf
+
+    pdf = pdf_file(2 * piece_size + 7)
+    dcm = tmp_path / "doc.dcm"
+    encode_pdf(pdf, dcm, tags={"PatientName": "Müller^Jürgen"})
+    data = dcm.read_bytes()
+    with dcm.open("rb") as stream:
+        part10 = dimse._open_part10(stream, "doc.dcm")
+        pieces = list(dimse._pieces(part10, implicit, piece_size))
+    assert all(0 < len(piece) <= piece_size for piece in pieces)
+    assert all(len(piece) == piece_size for piece in pieces[:-1])
+    start = 132 + 12 + struct.unpack_from("<I", data, 140)[0]
+    expected = dimse.implicit_elements(data[start:]) if implicit else data[start:]
+    assert b"".join(pieces) == expected
+    assert part10.sop_instance_uid == pydicom.dcmread(dcm).SOPInstanceUID
