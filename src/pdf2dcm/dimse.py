@@ -987,20 +987,17 @@ def _find(
         [(model, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])],
         handlers=[(evt.EVT_DIMSE_RECV, keep)],
     ) as assoc:
-        try:
-            responses = assoc.send_c_find(identifier, model)
-        except (ValueError, RuntimeError) as exc:
-            raise DicomRefusedError(
-                f"{node} does not accept C-FIND for {model} ({exc})",
-                status=0x0122,
-                meaning="SOP Class not supported",
-            ) from exc
         implicit = _accepted_context(assoc, model, node).transfer_syntax[0] == (
             ImplicitVRLittleEndian
         )
         with warnings.catch_warnings():
-            # pynetdicom's lenient decoding warns; the strict one below raises instead.
+            # pydicom warns of query values it finds odd, and pynetdicom's lenient decoding
+            # of the answers warns; the strict decoding below raises instead.
             warnings.simplefilter("ignore")
+            try:
+                responses = assoc.send_c_find(identifier, model)
+            except (ValueError, RuntimeError) as exc:
+                raise InputError(f"the C-FIND query cannot be encoded ({exc})") from exc
             for status_set, _decoded in responses:
                 status = _status_of(status_set, node, "C-FIND", connection.timeout)
                 if status.code in (0xFF00, 0xFF01):
@@ -1106,7 +1103,6 @@ _STEP_KEYS = frozenset(
     }
 )
 _WORKLIST_RETURN = (
-    "SpecificCharacterSet",
     "AccessionNumber",
     "IssuerOfAccessionNumberSequence",
     "ReferringPhysicianName",
@@ -1179,13 +1175,13 @@ def worklist(
         )
     order = {k: v for k, v in query.items() if k not in _STEP_KEYS}
     step = {k: v for k, v in query.items() if k in _STEP_KEYS}
-    identifier = _identifier(order, [k for k in _WORKLIST_RETURN if k != "SpecificCharacterSet"])
-    identifier.ScheduledProcedureStepSequence = [_identifier(step, _STEP_RETURN)]
-    if not identifier.ScheduledProcedureStepSequence[0].get("SpecificCharacterSet"):
-        identifier.ScheduledProcedureStepSequence[0].pop("SpecificCharacterSet", None)
-    elif "SpecificCharacterSet" not in identifier:
+    identifier = _identifier(order, _WORKLIST_RETURN)
+    step_identifier = _identifier(step, _STEP_RETURN)
+    if "SpecificCharacterSet" in step_identifier:
+        # The character set of a query is declared once, at its top level.
+        del step_identifier.SpecificCharacterSet
         identifier.SpecificCharacterSet = "ISO_IR 192"
-        del identifier.ScheduledProcedureStepSequence[0].SpecificCharacterSet
+    identifier.ScheduledProcedureStepSequence = [step_identifier]
     answers = _find(
         Connection(node, calling_aet, timeout), MODALITY_WORKLIST_FIND, identifier, charset
     )
