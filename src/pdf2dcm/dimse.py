@@ -22,10 +22,10 @@ import socket
 import struct
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, BinaryIO, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, Protocol, runtime_checkable
 
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
@@ -56,6 +56,8 @@ MODALITY_WORKLIST_FIND = "1.2.840.10008.5.1.4.31"
 VERIFICATION = "1.2.840.10008.1.1"
 
 PathLike = str | os.PathLike[str]
+StoreSource = PathLike | BinaryIO | Iterable[bytes]
+"""What :func:`store` sends: a file's path, a stream of it, or its encoded pieces."""
 Level = Literal["PATIENT", "STUDY", "SERIES", "IMAGE"]
 
 
@@ -414,10 +416,15 @@ class _Part10:
     """The bulk element's tag, VR and length; None when the data set has no bulk value."""
 
 
+@runtime_checkable
+class _Readable(Protocol):
+    def read(self, size: int, /) -> bytes: ...
+
+
 class _Reader:
     """Exact reads of a stream, with a clear error at a premature end."""
 
-    def __init__(self, stream: BinaryIO, name: str) -> None:
+    def __init__(self, stream: _Readable, name: str) -> None:
         self.stream = stream
         self.name = name
         self.offset = 0
@@ -480,7 +487,7 @@ class _Reader:
             parts.append(self.element(inner))
 
 
-def _open_part10(stream: BinaryIO, name: str) -> _Part10:
+def _open_part10(stream: _Readable, name: str) -> _Part10:
     reader = _Reader(stream, name)
     preamble = reader.read(132)
     if preamble[128:] != b"DICM":
@@ -619,7 +626,7 @@ def _pieces(part10: _Part10, implicit: bool, size: int) -> Iterator[bytes]:
 
 def store(
     node: Node,
-    source: PathLike | BinaryIO,
+    source: StoreSource,
     *,
     calling_aet: str = DEFAULT_CALLING_AET,
     timeout: float = DEFAULT_TIMEOUT,
@@ -628,8 +635,10 @@ def store(
 ) -> StoreResult:
     """Send one DICOM file (an Encapsulated PDF from ``encode``) by C-STORE.
 
-    ``source`` is the path of a Part 10 file in Explicit VR Little Endian, or a binary stream
-    of one positioned at its preamble (a pipe will do: it is read once, front to back).
+    ``source`` is the path of a Part 10 file in Explicit VR Little Endian, a binary stream of
+    one positioned at its preamble (a pipe will do: it is read once, front to back), or the
+    pieces of one as they are encoded (``EncodedPdf.chunks()``), so that nothing is written
+    to disk first.
     Explicit and Implicit VR Little Endian are proposed; the bulk value is streamed.
 
     Raises
@@ -669,16 +678,37 @@ def store(
 
 
 @contextmanager
-def _source_stream(source: PathLike | BinaryIO, label: str) -> Iterator[BinaryIO]:
-    if not isinstance(source, str | os.PathLike):
+def _source_stream(source: StoreSource, label: str) -> Iterator[_Readable]:
+    if isinstance(source, str | os.PathLike):
+        try:
+            stream = open(source, "rb")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise InputError(f"cannot read {label}: {exc.strerror}") from exc
+        with stream:
+            yield stream
+    elif isinstance(source, _Readable):
         yield source
-        return
-    try:
-        stream = open(source, "rb")  # noqa: SIM115 - closed below
-    except OSError as exc:
-        raise InputError(f"cannot read {label}: {exc.strerror}") from exc
-    with stream:
-        yield stream
+    else:
+        yield _ChunkStream(iter(source))
+
+
+class _ChunkStream:
+    """The pieces of an encoded object (``EncodedPdf.chunks()``) read as one stream."""
+
+    def __init__(self, pieces: Iterator[bytes]) -> None:
+        self._pieces = pieces
+        self._buffer = bytearray()
+
+    def read(self, size: int, /) -> bytes:
+        """Exactly ``size`` bytes unless the pieces end first, as a buffered file reads."""
+        while len(self._buffer) < size:
+            piece = next(self._pieces, None)
+            if piece is None:
+                break
+            self._buffer += piece
+        data = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return data
 
 
 def _accepted_context(assoc: Association, abstract: str, node: Node) -> Any:

@@ -16,7 +16,7 @@ import pydicom
 import pytest
 
 from pdf2dcm import dimse, errors
-from pdf2dcm.dicom import encode_pdf
+from pdf2dcm.dicom import encode_pdf, open_encoded
 from pdf2dcm.extract import extract_pdf
 from tests.conftest import PdfFactory, require_binary
 from tests.integration.dicom_nodes import storescp
@@ -78,6 +78,21 @@ def test_a_stream_is_sent_as_a_file_is(document: tuple[Path, Path], tmp_path: Pa
     assert result.sent > pdf.stat().st_size
     extract_pdf(_received(tmp_path / "scp" / "in"), tmp_path / "back.pdf")
     assert (tmp_path / "back.pdf").read_bytes() == pdf.read_bytes()
+
+
+def test_an_object_is_sent_as_it_is_encoded(pdf_file: PdfFactory, tmp_path: Path) -> None:
+    """No DICOM file on disk: the encoder's pieces go straight into P-DATA."""
+    pdf = pdf_file(2 * 1024 * 1024 + 3)
+    with (
+        storescp(tmp_path / "scp", "+xi") as server,
+        open_encoded(pdf, tags={"PatientName": NAME}) as document,
+    ):
+        result = dimse.store(dimse.Node.parse(server.node), document.chunks(), name=pdf.name)
+    assert result.sent > document.pdf_size
+    received = _received(tmp_path / "scp" / "in")
+    extract_pdf(received, tmp_path / "back.pdf")
+    assert (tmp_path / "back.pdf").read_bytes() == pdf.read_bytes()
+    assert str(pydicom.dcmread(received).PatientName) == NAME
 
 
 @pytest.fixture(scope="module")
