@@ -5,8 +5,9 @@
 
 One PDF is encoded once; a DCMTK storescp on a free loopback port receives every send (with
 ``--ignore``, so its disk does not count, unless ``--keep``). Each round sends the object once
-with storescu and once with pdf2dcm (Explicit VR), and once to ``storescp +xi`` with pdf2dcm
-(re-encoded to Implicit VR on the way), each in its own process: the wall time from start to
+with storescu and once with pdf2dcm (Explicit VR), once to ``storescp +xi`` with pdf2dcm
+(re-encoded to Implicit VR on the way), and once encoding the PDF while sending it (no DICOM
+file), each in its own process: the wall time from start to
 exit and the process's peak resident memory (from /usr/bin/time) are printed. Also
 printed: what importing pynetdicom costs a process that has already imported pydicom.
 """
@@ -30,6 +31,13 @@ SEND = """
 import sys
 from pdf2dcm import dimse
 dimse.store(dimse.Node.parse(sys.argv[1]), sys.argv[2])
+"""
+SEND_ENCODING = """
+import sys
+from pdf2dcm import dimse
+from pdf2dcm.dicom import open_encoded
+with open_encoded(sys.argv[2]) as document:
+    dimse.store(dimse.Node.parse(sys.argv[1]), document.chunks())
 """
 IMPORT_COST = """
 import time, pydicom, pydicom.dataset
@@ -103,6 +111,8 @@ def main() -> None:
                 }
                 for name, command in runs.items():
                     results.setdefault(name, []).append(measured([*command, str(dcm)]))
+                encoding = [sys.executable, "-c", SEND_ENCODING, explicit.node, str(pdf)]
+                results.setdefault("encode + send", []).append(measured(encoding))
         for name, figures in results.items():
             seconds = statistics.median(f[0] for f in figures)
             peak = max(f[1] for f in figures)

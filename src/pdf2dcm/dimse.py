@@ -594,34 +594,64 @@ def _implicit_items(out: bytearray, data: bytes, position: int, length: int) -> 
     return position
 
 
-def _pieces(part10: _Part10, implicit: bool, size: int) -> Iterator[bytes]:
-    """The data set as it is sent, ``size`` bytes a piece, the bulk value read as it goes."""
-    small = implicit_elements(part10.head) if implicit else part10.head
-    buffer = bytearray(small)
-    reader = part10.reader
-    if part10.bulk_header is not None:
-        tag, vr, length = part10.bulk_header
-        group, number = tag >> 16, tag & 0xFFFF
-        if implicit:
-            buffer += struct.pack("<HHI", group, number, length)
-        else:
-            buffer += struct.pack("<HH2sHI", group, number, vr, 0, length)
-        remaining = length
-        while remaining:
-            want = min(remaining, size - len(buffer) if len(buffer) < size else size)
-            buffer += reader.read(want)
-            remaining -= want
-            while len(buffer) > size:  # the last piece is never empty
-                yield bytes(buffer[:size])
-                del buffer[:size]
-        tail = reader.stream.read(_MAX_SMALL + 1)
-        if len(tail) > _MAX_SMALL:
-            raise InputError(f"{part10.name} holds more than 64 MiB after its document")
-        buffer += implicit_elements(tail) if implicit else tail
-    while len(buffer) > size:
-        yield bytes(buffer[:size])
-        del buffer[:size]
-    yield bytes(buffer)
+_BLOCK = 1 << 20
+"""How much of the bulk value is read at a time, and about how much is sent per system call."""
+
+
+def _blocks(part10: _Part10, implicit: bool) -> Iterator[bytes]:
+    """The data set as it is sent, in blocks: the bulk value is read as it goes."""
+    yield implicit_elements(part10.head) if implicit else part10.head
+    if part10.bulk_header is None:
+        return
+    tag, vr, length = part10.bulk_header
+    group, number = tag >> 16, tag & 0xFFFF
+    if implicit:
+        yield struct.pack("<HHI", group, number, length)
+    else:
+        yield struct.pack("<HH2sHI", group, number, vr, 0, length)
+    remaining = length
+    while remaining:
+        block = part10.reader.read(min(remaining, _BLOCK))
+        remaining -= len(block)
+        yield block
+    tail = part10.reader.stream.read(_MAX_SMALL + 1)
+    if len(tail) > _MAX_SMALL:
+        raise InputError(f"{part10.name} holds more than 64 MiB after its document")
+    yield implicit_elements(tail) if implicit else tail
+
+
+def _counted(blocks: Iterable[bytes], counter: list[int]) -> Iterator[bytes]:
+    """``blocks``, adding their sizes to ``counter[0]`` as they are taken."""
+    for block in blocks:
+        counter[0] += len(block)
+        yield block
+
+
+def _frames(
+    blocks: Iterable[bytes], context_id: int, size: int, *, command: bool = False
+) -> Iterator[bytearray]:
+    """P-DATA-TF PDUs (PS3.8 9.3.5) of one presentation data value each, ``size`` bytes of
+    the message apiece, batched about a block at a time; the last one is flagged as such
+    and is never empty."""
+    middle, last = (0x01, 0x03) if command else (0x00, 0x02)
+
+    def header(length: int, control: int) -> bytes:
+        return struct.pack(">BBIIBB", 0x04, 0, length + 6, length + 2, context_id, control)
+
+    full = header(size, middle)
+    pending = b""
+    for block in blocks:
+        data = memoryview(pending + block if pending else block)
+        batch = bytearray()
+        offset = 0
+        while len(data) - offset > size:
+            batch += full
+            batch += data[offset : offset + size]
+            offset += size
+        pending = bytes(data[offset:])
+        if batch:
+            yield batch
+    yield bytearray(header(len(pending), last) + pending)
 
 
 def store(
@@ -769,22 +799,18 @@ def _send_store(
     while not assoc._is_paused:  # the reactor must not take the answer before we do
         time.sleep(0.0001)
     sent = 0
+    counter = [0]
     previous_timeout = sock.gettimeout()
     try:
         sock.settimeout(assoc.network_timeout)
-        commands = [command[n : n + size] for n in range(0, len(command), size)]
-        for number, piece in enumerate(commands, 1):
-            _send_pdv(sock, context_id, 0x03 if number == len(commands) else 0x01, piece)
-        pieces = _pieces(part10, implicit, size)
-        piece = next(pieces)
-        for following in pieces:
-            _send_pdv(sock, context_id, 0x00, piece)
-            sent += len(piece)
+        for frames in _frames([command], context_id, size, command=True):
+            sock.sendall(frames)
+        for frames in _frames(_counted(_blocks(part10, implicit), counter), context_id, size):
+            sock.sendall(frames)
+            sent = counter[0]
             if progress is not None:
                 progress(ProgressEvent(part10.name, min(sent, total), total or None))
-            piece = following
-        _send_pdv(sock, context_id, 0x02, piece)
-        sent += len(piece)
+        sent = counter[0]
         assoc.dul._idle_timer.restart()
         _context, response = assoc.dimse.get_msg(block=True)
     except OSError as exc:
@@ -798,14 +824,6 @@ def _send_store(
     if response is None:
         return Dataset(), sent
     return assoc._check_received_status(response), sent
-
-
-def _send_pdv(sock: socket.socket, context_id: int, control: int, piece: bytes) -> None:
-    """One P-DATA-TF PDU holding one presentation data value (PS3.8 9.3.5)."""
-    header = struct.pack(">BBIIBB", 0x04, 0, len(piece) + 6, len(piece) + 2, context_id, control)
-    sock.sendall(header + piece if len(piece) < 65536 else header)
-    if len(piece) >= 65536:
-        sock.sendall(piece)
 
 
 # --- C-FIND --------------------------------------------------------------------------------

@@ -242,10 +242,30 @@ def test_the_streamed_data_set_is_the_file_s(
     data = dcm.read_bytes()
     with dcm.open("rb") as stream:
         part10 = dimse._open_part10(stream, "doc.dcm")
-        pieces = list(dimse._pieces(part10, implicit, piece_size))
-    assert all(0 < len(piece) <= piece_size for piece in pieces)
-    assert all(len(piece) == piece_size for piece in pieces[:-1])
+        frames = b"".join(dimse._frames(dimse._blocks(part10, implicit), 7, piece_size))
+    values = []
+    while frames:
+        kind, _reserved, length, item, context, control = struct.unpack_from(">BBIIBB", frames)
+        assert (kind, length, item, context) == (4, item + 4, len(frames[12 : 10 + item]) + 2, 7)
+        values.append((control, frames[12 : 10 + item]))
+        frames = frames[10 + item :]
+    assert [control for control, _ in values] == [0] * (len(values) - 1) + [2]
+    assert all(0 < len(value) <= piece_size for _, value in values)
+    assert all(len(value) == piece_size for _, value in values[:-1])
     start = 132 + 12 + struct.unpack_from("<I", data, 140)[0]
     expected = dimse.implicit_elements(data[start:]) if implicit else data[start:]
-    assert b"".join(pieces) == expected
+    assert b"".join(value for _, value in values) == expected
     assert part10.sop_instance_uid == pydicom.dcmread(dcm).SOPInstanceUID
+
+
+def test_a_message_that_fills_its_pieces_exactly_ends_on_a_full_piece() -> None:
+    frames = b"".join(dimse._frames([b"ab", b"cd"], 1, 2))
+    assert frames == (
+        bytes([4, 0, 0, 0, 0, 8, 0, 0, 0, 4, 1, 0])
+        + b"ab"
+        + bytes([4, 0, 0, 0, 0, 8, 0, 0, 0, 4, 1, 2])
+        + b"cd"
+    )
+    command = b"".join(dimse._frames([b"abc"], 1, 2, command=True))
+    assert command[10:12] == bytes([1, 1])
+    assert command[-3:] == bytes([1, 3]) + b"c"
