@@ -178,13 +178,18 @@ class Profile:
     named: bool = False
     """Named explicitly (on the command line, or by the caller), not by the environment or
     as the default: then its URL wins over ``ORTHANC_URL``."""
+    calling_aet: str | None = None
+    """The AE title pdf2dcm calls DICOM nodes from (``pdf2dcm.dimse``)."""
 
     @property
     def where(self) -> str:
         return f"profile {self.name} in {self.source}"
 
 
-_TEXT_KEYS = ("url", "username", "password", "token", "ca-bundle", "dicomweb-url", "method")
+_TEXT_KEYS = (
+    *("url", "username", "password", "token", "ca-bundle", "dicomweb-url", "method"),
+    "calling-aet",
+)
 _FILE_KEYS = ("password-file", "token-file")
 _PROFILE_KEYS = frozenset((*_TEXT_KEYS, *_FILE_KEYS, "tags"))
 _SECRET_KEYS = ("password", "token")
@@ -322,6 +327,7 @@ def _profile(name: str, table: Mapping[str, Any], file: Path) -> Profile:
         dicomweb_url=text["dicomweb-url"],
         tags=dict(tags),
         method=text["method"],
+        calling_aet=text["calling-aet"],
     )
 
 

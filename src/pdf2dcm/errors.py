@@ -154,3 +154,53 @@ class JobStateError(InputError):
 
 class JobNotFoundError(JobError):
     """The job never existed or was evicted from the server's job history."""
+
+
+class AssociationRejectedError(ServerUnreachableError):
+    """A DICOM node rejected the association (an unknown AE title, congestion, ...).
+
+    ``reason`` is the rejection's reason as the standard words it.
+    """
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class DicomStatusError(ServerError):
+    """A DICOM node answered a request with a failure status.
+
+    ``status`` is the DIMSE status code (``0xA700``, ...) and ``meaning`` its meaning.
+    """
+
+    def __init__(self, message: str, *, status: int, meaning: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.meaning = meaning
+
+
+class DicomRefusedError(DicomStatusError):
+    """A failure status that refuses the request itself (A9xx, Cxxx, 01xx, ...)."""
+
+
+class DicomOutOfResourcesError(DicomStatusError):
+    """A7xx (or 0213): the node is out of resources; the same request may pass later."""
+
+
+class CommitmentError(ServerError):
+    """A storage commitment did not confirm every instance."""
+
+
+class CommitmentFailedError(CommitmentError):
+    """The archive reported instances it did not commit to.
+
+    ``result`` is the ``pdf2dcm.dimse.CommitResult`` with the committed and failed ones.
+    """
+
+    def __init__(self, message: str, *, result: object = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+class CommitmentTimeoutError(CommitmentError):
+    """No storage commitment report came in time; the archive may still commit later."""

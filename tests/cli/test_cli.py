@@ -50,6 +50,7 @@ def test_every_command_has_help_with_examples() -> None:
     paths = _command_paths(cli)
     assert sorted(" ".join(p) for p in paths if p) == [
         "check",
+        "echo",
         "encode",
         "extract",
         "fetch",

@@ -67,6 +67,13 @@ EXIT_CODES: dict[type[err.Pdf2DcmError], ExitStatus] = {
     err.JobTimeoutError: ExitStatus.JOB_TIMEOUT,
     err.JobNotFoundError: ExitStatus.REFUSED,
     err.JobStateError: ExitStatus.INPUT,
+    err.AssociationRejectedError: ExitStatus.UNREACHABLE,
+    err.DicomStatusError: ExitStatus.SERVER_FAILED,
+    err.DicomRefusedError: ExitStatus.REFUSED,
+    err.DicomOutOfResourcesError: ExitStatus.SERVER_FAILED,
+    err.CommitmentError: ExitStatus.SERVER_FAILED,
+    err.CommitmentFailedError: ExitStatus.SERVER_FAILED,
+    err.CommitmentTimeoutError: ExitStatus.JOB_TIMEOUT,
 }
 
 EXIT_CODE_HELP = """\b
@@ -77,11 +84,14 @@ Exit codes:
        a tag that contradicts the parent or reference, a file the system refused
        (permissions, disk full, read-only, name too long, closed stdin/stdout),
        a warning refused by --strict
-  3    server unreachable: refused, DNS, TLS, timeout (after retries)
-  4    server refused the request (4xx): authentication, unknown ID; a redirect
-  5    server failed (5xx) after retries, or answered in an unexpected shape
+  3    server unreachable: refused, DNS, TLS, timeout (after retries); a DICOM
+       node that rejected the association
+  4    server refused the request (4xx): authentication, unknown ID; a redirect;
+       a DICOM failure status (A9xx, Cxxx, 01xx)
+  5    server failed (5xx) after retries, or answered in an unexpected shape; a
+       DICOM node out of resources (A7xx), or that did not commit to storing
   6    an Orthanc job ended in failure
-  7    waiting for a job timed out (the job goes on)
+  7    waiting for a job or a storage commitment timed out (it goes on)
   8    conflict: the server holds another patient's study or another document
        under the same UID; nothing was stored
   129  hung up (SIGHUP); temporary files were removed
@@ -498,6 +508,7 @@ _COMMAND_MODULES = {
     "encode": "local",
     "extract": "local",
     "fetch": "server",
+    "echo": "dimse",
     "jobs": "jobs",
     "ls": "server",
     "show": "show",
@@ -595,6 +606,7 @@ Examples:
   pdf2dcm jobs wait 32af28ce-d1f9-4655-b38e-3237a3cdcbaa --timeout 600
   pdf2dcm watch /srv/inbox --done /srv/done --failed /srv/failed
   pdf2dcm --profile pacs check --modality pacs
+  pdf2dcm echo ORTHANC@pacs.example.org:4242 --calling-aet WARD3
 
 \b
 Settings: options can also be set in the environment, each under the PDF2DCM_ name

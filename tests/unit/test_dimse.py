@@ -1,0 +1,271 @@
+"""dimse without a network: nodes, AE titles, statuses, re-encoding, step merging."""
+
+from __future__ import annotations
+
+import io
+import struct
+from pathlib import Path
+
+import pydicom
+import pytest
+from pydicom.dataset import Dataset
+from pydicom.filewriter import write_dataset
+from pydicom.sequence import Sequence
+
+from pdf2dcm import dimse, errors
+from pdf2dcm.worklist import worklist_reference
+from tests.conftest import PdfFactory
+
+
+@pytest.mark.parametrize(
+    ("text", "node"),
+    [
+        ("ORTHANC@localhost:4242", ("ORTHANC", "localhost", 4242)),
+        ("A B@10.0.0.1:1", ("A B", "10.0.0.1", 1)),
+        ("PACS@[::1]:65535", ("PACS", "::1", 65535)),
+        ("X@Y@host:104", ("X@Y", "host", 104)),
+        ("ABCDEFGHIJKLMNOP@h:104", ("ABCDEFGHIJKLMNOP", "h", 104)),
+    ],
+)
+def test_nodes_parse(text: str, node: tuple[str, str, int]) -> None:
+    parsed = dimse.Node.parse(text)
+    assert (parsed.ae_title, parsed.host, parsed.port) == node
+    assert str(parsed) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("localhost:4242", "not a DICOM node"),
+        ("@localhost:4242", "not a DICOM node"),
+        ("AE@localhost", "not a DICOM node"),
+        ("AE@:104", "not a DICOM node"),
+        ("AE@host:0", "from 1 to 65535"),
+        ("AE@host:65536", "from 1 to 65535"),
+        ("AE@host:\uff11\uff10\uff14", "from 1 to 65535"),  # full-width digits
+        ("AE@host:-1", "from 1 to 65535"),
+        ("AE@[::1:104", "not a DICOM node"),
+        ("AE@[nohost]:104", "not an IPv6 address"),
+        ("AE@::1:104", "not a DICOM node"),
+        ("ABCDEFGHIJKLMNOPQ@h:104", "17 characters; an AE title has at most 16"),
+        ("A\\B@h:104", "without a backslash"),
+        ("A\tB@h:104", "printable ASCII"),
+        ("MÜLLER@h:104", "printable ASCII"),
+        ("   @h:104", "is empty"),
+        ("AE@ho st:104", "not a DICOM node"),
+    ],
+)
+def test_bad_nodes_are_refused(text: str, message: str) -> None:
+    with pytest.raises(errors.InputError, match=message):
+        dimse.Node.parse(text)
+
+
+def test_the_calling_title_and_timeout_are_checked() -> None:
+    node = dimse.Node.parse("A@h:1")
+    with pytest.raises(errors.InputError, match="calling AE title"):
+        dimse.Connection(node, calling_aet="X" * 17)
+    with pytest.raises(errors.InputError, match="more than 0 seconds"):
+        dimse.Connection(node, timeout=0)
+
+
+@pytest.mark.parametrize(
+    ("code", "error", "meaning"),
+    [
+        (0xA700, errors.DicomOutOfResourcesError, "Refused: out of resources"),
+        (0xA7FF, errors.DicomOutOfResourcesError, "Refused: out of resources"),
+        (0x0213, errors.DicomOutOfResourcesError, "Resource limitation"),
+        (0xA900, errors.DicomRefusedError, "Data set does not match SOP Class"),
+        (0xC123, errors.DicomRefusedError, "Cannot understand"),
+        (0x0122, errors.DicomRefusedError, "SOP Class not supported"),
+        (0x0111, errors.DicomRefusedError, "Duplicate SOP Instance"),
+        (0xD001, errors.DicomRefusedError, "unknown status"),
+    ],
+)
+def test_failure_statuses_map_to_typed_errors(
+    code: int, error: type[errors.DicomStatusError], meaning: str
+) -> None:
+    raised = dimse.status_error(dimse.Status.of(code), "C-STORE of 1.2 to A@h:1")
+    assert type(raised) is error
+    assert raised.status == code
+    assert raised.meaning == meaning
+    assert str(raised) == f"C-STORE of 1.2 to A@h:1 failed with status {code:04X} ({meaning})"
+
+
+@pytest.mark.parametrize("code", [0xB000, 0xB006, 0xB007])
+def test_warning_statuses_are_warnings(code: int) -> None:
+    status = dimse.Status.of(code)
+    assert status.warning
+    assert not status.success
+
+
+def test_success_is_not_a_warning() -> None:
+    assert dimse.Status.of(0).success
+    assert not dimse.Status.of(0).warning
+
+
+def _encoded(ds: Dataset, implicit: bool) -> bytes:
+    buffer = pydicom.filebase.DicomBytesIO()
+    buffer.is_little_endian, buffer.is_implicit_VR = True, implicit
+    write_dataset(buffer, ds)
+    return buffer.getvalue()
+
+
+def test_implicit_re_encoding_keeps_every_value_byte() -> None:
+    ds = Dataset()
+    ds.SpecificCharacterSet = ["", "ISO 2022 IR 87"]
+    ds.PatientName = "Yamada^Tarou=山田^太郎"
+    ds.PatientID = "4711"
+    code = Dataset()
+    code.CodeValue = "X"
+    code.CodeMeaning = "Ein längerer Text"
+    inner = Dataset()
+    inner.CodeValue = "Y"
+    code.ConceptNameCodeSequence = [inner]
+    ds.ConceptNameCodeSequence = Sequence([code, Dataset()])
+    ds.InstanceNumber = "1"
+    ds.EncapsulatedDocumentLength = 5
+    explicit = _encoded(ds, implicit=False)
+    converted = dimse.implicit_elements(explicit)
+    read = pydicom.filereader.read_dataset(
+        io.BytesIO(converted), is_implicit_VR=True, is_little_endian=True
+    )
+    for tag in (0x00080005, 0x00100010, 0x00100020, 0x00200013, 0x00420015):
+        assert read.get_item(tag).value == _raw(explicit, tag)
+    assert read.ConceptNameCodeSequence[0].ConceptNameCodeSequence[0].CodeValue == "Y"
+    assert len(read.ConceptNameCodeSequence) == 2
+
+
+def _raw(explicit: bytes, tag: int) -> bytes:
+    read = pydicom.filereader.read_dataset(
+        io.BytesIO(explicit), is_implicit_VR=False, is_little_endian=True
+    )
+    value = read.get_item(tag).value
+    assert isinstance(value, bytes)
+    return value
+
+
+def test_an_undefined_length_value_cannot_become_implicit() -> None:
+    element = struct.pack("<HH2sHI", 0x0009, 0x0010, b"UN", 0, 0xFFFFFFFF)
+    with pytest.raises(errors.InputError, match="undefined length"):
+        dimse.implicit_elements(element)
+
+
+def _answer(accession: str, step_id: str, name: bytes = b"Doe^Jane") -> dimse.FindAnswer:
+    ds = Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.AccessionNumber = accession
+    ds.PatientName = name.decode("latin-1")
+    ds.PatientID = "4711"
+    ds.StudyInstanceUID = "2.25.42"
+    ds.RequestedProcedureID = "RP1"
+    ds.RequestedProcedureDescription = "Consent"
+    issuer = Dataset()
+    issuer.LocalNamespaceEntityID = "RIS"
+    ds.IssuerOfAccessionNumberSequence = [issuer]
+    code = Dataset()
+    code.CodeValue = "C1"
+    code.CodingSchemeDesignator = "99X"
+    code.CodeMeaning = "Consent"
+    code.CodingSchemeVersion = ""
+    ds.RequestedProcedureCodeSequence = [code]
+    step = Dataset()
+    step.ScheduledProcedureStepID = step_id
+    step.ScheduledProcedureStepDescription = f"step {step_id}"
+    ds.ScheduledProcedureStepSequence = [step]
+    raw = {"AccessionNumber": accession.encode(), "PatientName": name, "PatientID": b"4711"}
+    return dimse.FindAnswer(ds, raw, ("ISO_IR 100",))
+
+
+def test_steps_of_one_order_merge_and_other_orders_stay_apart() -> None:
+    items = dimse.merge_steps(
+        [_answer("A1", "S1"), _answer("A1", "S2"), _answer("A2", "S3"), _answer("A1", "S4", b"X")]
+    )
+    assert [[s.ScheduledProcedureStepID for s in item.steps] for item in items] == [
+        ["S1", "S2"],
+        ["S3"],
+        ["S4"],
+    ]
+
+
+def test_the_reference_carries_the_order() -> None:
+    (item,) = dimse.merge_steps([_answer("A1", "S1"), _answer("A1", "S2")])
+    reference = worklist_reference(item, "the worklist of WL@ris:104")
+    ds = reference.dataset
+    assert reference.character_set == ("ISO_IR 100",)
+    assert reference.level == "study"
+    assert ds.StudyID == "RP1"
+    assert ds.StudyDescription == "Consent"
+    assert ds.IssuerOfAccessionNumberSequence[0].LocalNamespaceEntityID == "RIS"
+    assert ds.ProcedureCodeSequence[0].CodeValue == "C1"
+    assert "CodingSchemeVersion" not in ds.ProcedureCodeSequence[0]
+    requests = ds.RequestAttributesSequence
+    assert [r.ScheduledProcedureStepID for r in requests] == ["S1", "S2"]
+    assert [r.ScheduledProcedureStepDescription for r in requests] == ["step S1", "step S2"]
+    for request in requests:
+        assert request.AccessionNumber == "A1"
+        assert request.RequestedProcedureID == "RP1"
+        assert request.StudyInstanceUID == "2.25.42"
+        assert request.IssuerOfAccessionNumberSequence[0].LocalNamespaceEntityID == "RIS"
+        assert request.RequestedProcedureCodeSequence[0].CodeMeaning == "Consent"
+
+
+def test_a_procedure_without_a_study_uid_is_refused() -> None:
+    answer = _answer("A1", "S1")
+    del answer.dataset.StudyInstanceUID
+    (item,) = dimse.merge_steps([answer])
+    with pytest.raises(errors.InputError, match="has no StudyInstanceUID"):
+        worklist_reference(item, "the worklist")
+
+
+def test_worklist_keys_are_checked_before_any_network() -> None:
+    with pytest.raises(errors.InputError, match="StudyDate cannot select a scheduled procedure"):
+        dimse.worklist(dimse.Node.parse("WL@127.0.0.1:9"), {"StudyDate": "20260101"})
+
+
+def test_a_file_that_is_not_dicom_is_refused_before_any_network() -> None:
+    with pytest.raises(errors.InputError, match="not a DICOM file"):
+        dimse.store(dimse.Node.parse("S@127.0.0.1:9"), io.BytesIO(b"%PDF-1.4" + bytes(200)))
+    with pytest.raises(errors.InputError, match="truncated at byte 5"):
+        dimse.store(dimse.Node.parse("S@127.0.0.1:9"), io.BytesIO(b"%PDF-"))
+
+
+@pytest.mark.parametrize("implicit", [False, True])
+@pytest.mark.parametrize("piece_size", [16378, 1 << 20])
+def test_the_streamed_data_set_is_the_file_s(
+    implicit: bool, piece_size: int, tmp_path: Path, pdf_file: PdfFactory
+) -> None:
+    from pdf2dcm.dicom import encode_pdf
+
+    pdf = pdf_file(2 * piece_size + 7)
+    dcm = tmp_path / "doc.dcm"
+    encode_pdf(pdf, dcm, tags={"PatientName": "Müller^Jürgen"})
+    data = dcm.read_bytes()
+    with dcm.open("rb") as stream:
+        part10 = dimse._open_part10(stream, "doc.dcm")
+        frames = b"".join(dimse._frames(dimse._blocks(part10, implicit), 7, piece_size))
+    values = []
+    while frames:
+        kind, _reserved, length, item, context, control = struct.unpack_from(">BBIIBB", frames)
+        assert (kind, length, item, context) == (4, item + 4, len(frames[12 : 10 + item]) + 2, 7)
+        values.append((control, frames[12 : 10 + item]))
+        frames = frames[10 + item :]
+    assert [control for control, _ in values] == [0] * (len(values) - 1) + [2]
+    assert all(0 < len(value) <= piece_size for _, value in values)
+    assert all(len(value) == piece_size for _, value in values[:-1])
+    start = 132 + 12 + struct.unpack_from("<I", data, 140)[0]
+    expected = dimse.implicit_elements(data[start:]) if implicit else data[start:]
+    assert b"".join(value for _, value in values) == expected
+    assert part10.sop_instance_uid == pydicom.dcmread(dcm).SOPInstanceUID
+
+
+def test_a_message_that_fills_its_pieces_exactly_ends_on_a_full_piece() -> None:
+    frames = b"".join(dimse._frames([b"ab", b"cd"], 1, 2))
+    assert frames == (
+        bytes([4, 0, 0, 0, 0, 8, 0, 0, 0, 4, 1, 0])
+        + b"ab"
+        + bytes([4, 0, 0, 0, 0, 8, 0, 0, 0, 4, 1, 2])
+        + b"cd"
+    )
+    command = b"".join(dimse._frames([b"abc"], 1, 2, command=True))
+    assert command[10:12] == bytes([1, 1])
+    assert command[-3:] == bytes([1, 3]) + b"c"
