@@ -187,6 +187,9 @@ def read_reference(
                 )
         highest = max((r.next_instance_number or 1) for r in references)
         first = dataclasses.replace(first, next_instance_number=highest)
+    elif level == "study":
+        highest = max((r.next_series_number or 1) for r in references)
+        first = dataclasses.replace(first, next_series_number=highest)
     return first
 
 
@@ -210,6 +213,14 @@ def _read_one_reference(name: str, level: Literal["study", "series"]) -> Referen
     with open_input(name, name=name) as (handle, _size):
         source = read_header(handle, name)
     return reference_from_header(source, level, name)
+
+
+def _number_after(source: Dataset, keyword: str) -> int:
+    """One past an IS value of the reference (1 when it has none or an unreadable one)."""
+    try:
+        return int(source.get(keyword) or 0) + 1
+    except (TypeError, ValueError):
+        return 1
 
 
 def reference_from_header(source: Dataset, level: Level, name: str) -> ReferenceAttributes:
@@ -243,19 +254,20 @@ def _reference_from_header(source: Dataset, level: Level, name: str) -> Referenc
     _validate_copied(copied, name)
     if level != "patient" and "StudyInstanceUID" not in copied:
         raise InputError(f"{name} has no StudyInstanceUID to copy the study from")
-    next_number = None
+    next_number = next_series = None
     if level == "series":
         if "SeriesInstanceUID" not in copied:
             raise InputError(f"{name} has no SeriesInstanceUID to copy the series from")
-        try:
-            next_number = int(source.get("InstanceNumber") or 0) + 1
-        except (TypeError, ValueError):
-            next_number = 1
+        next_number = _number_after(source, "InstanceNumber")
+    elif level == "study":
+        # A floor: an archive that knows the study's other series raises it.
+        next_series = _number_after(source, "SeriesNumber")
     charset = source.get("SpecificCharacterSet")
     terms = tuple(charset) if isinstance(charset, MultiValue | list) else (charset or "",)
     return ReferenceAttributes(
         dataset=copied,
         next_instance_number=next_number,
+        next_series_number=next_series,
         level=level,
         character_set=tuple(str(t or "") for t in terms) if any(terms) else (),
         source=name,

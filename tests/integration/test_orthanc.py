@@ -15,7 +15,7 @@ from click.testing import CliRunner, Result
 from pdf2dcm.cli import cli
 from pdf2dcm.client import OrthancClient
 from pdf2dcm.config import resolve_settings
-from pdf2dcm.upload import UploadOptions, upload_many
+from pdf2dcm.upload import UploadOptions, prepare_batch, upload_many
 from tests.integration.oracles import dciodvfy_errors
 from tests.integration.orthanc import OrthancServer
 from tests.pdfs import make_pdf
@@ -335,7 +335,8 @@ def test_server_killed_mid_batch_then_rerun_completes_without_duplicates(
         options = UploadOptions(tags={0x00100020: "KILL"})
         outcomes = []
         with OrthancClient(settings, sleep=lambda _s: None) as client:
-            for outcome in upload_many(client, sources, options, [options.tags] * 6):
+            batch = prepare_batch(client, sources, [{}] * 6, options)
+            for outcome in upload_many(client, batch, sources):
                 outcomes.append(outcome)
                 if len(outcomes) == 2:
                     server.kill()
