@@ -379,7 +379,8 @@ def test_missing_patient_id_is_warned_once(orthanc: OrthancServer, tmp_path: Pat
     assert result.exit_code == 0, result.stderr
     lines = result.stderr.splitlines()
     assert lines[0] == (
-        "pdf2dcm: warning: no PatientID given; Orthanc files every such document under one "
+        "pdf2dcm: warning: no PatientID given; an archive such as Orthanc files every such "
+        "document under one "
         "patient; add --tag PatientID=..."
     )
     assert re.fullmatch(r"pdf2dcm: 2 files: 2 stored, 0 failed in \d+\.\d s", lines[1])
@@ -468,5 +469,5 @@ def test_strict_refuses_a_document_without_patient_id(
     result = run("upload", str(pdf), "--url", orthanc.url, "--strict")
     assert result.exit_code == 2
     assert "no PatientID given" in result.stderr
-    assert "refused by --strict" in result.stderr
+    assert "refused in strict mode" in result.stderr
     assert orthanc.instance_count() == before
