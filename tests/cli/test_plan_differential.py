@@ -3,7 +3,8 @@
 
 Only what README's "One plan" section names may differ: ``encode`` gives each run new UIDs,
 ``upload`` and ``watch`` derive them from the PDF and its tags (so that a re-run is
-AlreadyStored), and the creation time is the moment each document is planned.
+AlreadyStored), the creation time is the moment each document is planned, and ``watch``
+gives the numbers of one series in the order its workers take the files.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from tests.pdfs import make_pdf, titled_pdf
 MAY_DIFFER = {
     "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID",
     "InstanceCreationDate", "InstanceCreationTime", "ContentDate", "ContentTime",
-    "AcquisitionDateTime", "StudyDate", "StudyTime",
+    "AcquisitionDateTime", "StudyDate", "StudyTime", "InstanceNumber",
 }  # fmt: skip
 
 
@@ -76,6 +77,11 @@ def test_encode_upload_and_watch_plan_the_same_attributes(
         assert kept == {k: v for k, v in uploaded[name].items() if k not in MAY_DIFFER}, name
         assert kept == {k: v for k, v in watched[name].items() if k not in MAY_DIFFER}, name
         assert set(encoded[name]) == set(uploaded[name]) == set(watched[name])
+    # watch numbers files in the order its workers take them; the numbers are the same.
+    for path in (uploaded, watched):
+        assert sorted(tags.get("InstanceNumber", "") for tags in path.values()) == sorted(
+            tags.get("InstanceNumber", "") for tags in encoded.values()
+        )
     assert encoded["consent-0042.pdf"]["DocumentTitle"] == (
         "Befund" if "DocumentTitle=Befund" in options else "consent-0042"
     )
