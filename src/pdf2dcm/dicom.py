@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 from pydicom.charset import convert_encodings
-from pydicom.datadict import dictionary_has_tag, dictionary_VR, keyword_for_tag
+from pydicom.datadict import dictionary_has_tag, dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
@@ -34,6 +34,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from . import __version__
+from .charsets import strict_decode
 from .constants import ENCAPSULATED_PDF_STORAGE as _ENCAPSULATED_PDF_STORAGE
 from .constants import PDF_MIME_TYPE
 from .errors import InputError, StrictModeError, TagError
@@ -244,6 +245,7 @@ def _reference_from_header(source: Dataset, level: Level, name: str) -> Referenc
         keywords += STUDY_KEYWORDS
     if level == "series":
         keywords += SERIES_KEYWORDS
+    _check_strictly_readable(source, keywords, name)
     copied = Dataset()
     try:
         for keyword in keywords:
@@ -306,6 +308,38 @@ def _settle_character_set(source: Dataset, name: str) -> tuple[str, ...]:
         f"{name} declares no SpecificCharacterSet but {suspects[0][0]} holds non-ASCII bytes; "
         f"decoded as {label} (a guess)",
     )
+
+
+def _check_strictly_readable(source: Dataset, keywords: Seq[str], name: str) -> None:
+    """Refuse a copied text whose bytes its own declared set cannot read exactly.
+
+    pydicom would read it anyway (U+FFFD for a bad UTF-8 byte, Latin-1 for a byte no G1
+    set covers) and the new document would carry a name that is not the patient's. A
+    header that declares no set was settled before (:func:`_settle_character_set`).
+    """
+    if "SpecificCharacterSet" not in source:
+        return
+    declared = source.SpecificCharacterSet
+    terms = (
+        [str(t or "") for t in declared]
+        if isinstance(declared, MultiValue | list)
+        else [str(declared or "")]
+    )
+    for keyword in keywords:
+        tag = tag_for_keyword(keyword)
+        if tag is None or tag not in source:
+            continue
+        # get_item leaves the value raw: reading it as an element would decode it leniently.
+        value = getattr(source.get_item(tag), "value", None)
+        if not isinstance(value, bytes) or value.isascii() or dictionary_VR(tag) not in TEXT_VRS:
+            continue
+        if strict_decode(value, terms) is None:
+            charset = "\\".join(terms)
+            raise InputError(
+                f"{name}: the bytes of {keyword} are not valid in its character set "
+                f"{charset!r}, so the value cannot be copied exactly; correct the "
+                "reference's value or its SpecificCharacterSet"
+            )
 
 
 def _validate_copied(copied: Dataset, name: str) -> None:
