@@ -8,6 +8,7 @@ comes and a bad file does not stop the others.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -19,6 +20,7 @@ from .errors import InputError, NotAttemptedError, Pdf2DcmError
 from .files import (
     PathLike,
     atomic_output,
+    check_output,
     make_directory,
     open_input,
     replayable_inputs,
@@ -129,7 +131,9 @@ def encode_many(
                 )
             return
         make_directory_for(outdir, dry_run)
-        yield from _carry_out(work, planner, options, replay, stdout, False, progress)
+        # Whatever the check could not foresee (a full disk) ends the batch at once.
+        strict_run = dataclasses.replace(options, fail_fast=True)
+        yield from _carry_out(work, planner, strict_run, replay, stdout, False, progress)
 
 
 def make_directory_for(outdir: PathLike | None, dry_run: bool) -> None:
@@ -162,6 +166,8 @@ def _carry_out(
             continue
         try:
             if dry_run:
+                if options.strict and target != STDIO:
+                    check_output(target, overwrite=options.overwrite)
                 attributes, warnings = _plan_one(plan, planner, inputs)
                 yield EncodeOutcome(source, target, attributes=attributes, warnings=warnings)
                 continue

@@ -309,6 +309,13 @@ def replayable_inputs(
     name, the name itself (a regular file, opened again) or its spool rewound to its start,
     so that the second pass reads every byte the first did.
     """
+    pipes: dict[tuple[int, int], str] = {}
+    for name in names:
+        if name != "-" and (pipe := _fifo_id(name)) is not None:
+            twin = pipes.setdefault(pipe, name)
+            if names.count(name) > 1 or twin != name:
+                also = "" if twin == name else f" (as {twin} too)"
+                raise InputError(f"{name} is a pipe named twice{also}; it can be read only once")
     with contextlib.ExitStack() as stack:
         spools: dict[str, BinaryIO] = {}
         for name in dict.fromkeys(names):
@@ -316,9 +323,7 @@ def replayable_inputs(
                 if stdin is None:
                     raise ValueError("'-' names stdin, and no stdin stream was given")
                 spools[name] = stack.enter_context(open_input(stdin, name="<stdin>"))[0]
-            elif _is_fifo(name):
-                if names.count(name) > 1:
-                    raise InputError(f"{name} is a pipe named twice; it can be read only once")
+            elif name in pipes.values():
                 spools[name] = stack.enter_context(open_input(name, name=name))[0]
 
         def replay(name: str) -> str | BinaryIO:
@@ -331,11 +336,13 @@ def replayable_inputs(
         yield replay
 
 
-def _is_fifo(name: str) -> bool:
+def _fifo_id(name: str) -> tuple[int, int] | None:
+    """The device and inode of the FIFO ``name`` leads to (through links), else None."""
     try:
-        return stat.S_ISFIFO(os.stat(name).st_mode)
+        info = os.stat(name)
     except (OSError, ValueError):
-        return False  # the real read reports it
+        return None  # the real read reports it
+    return (info.st_dev, info.st_ino) if stat.S_ISFIFO(info.st_mode) else None
 
 
 @contextlib.contextmanager
@@ -497,6 +504,36 @@ class _GuardedOutput:
     def __getattr__(self, attribute: str) -> Any:
         # Anything but writing (tell, isatty, ...) is the stream's own business.
         return getattr(self._stream, attribute)
+
+
+def check_output(target: PathLike, *, overwrite: bool) -> None:
+    """Refuse now what :func:`atomic_output` would refuse for ``target`` before its first
+    byte: a directory, an existing regular file without ``overwrite``, a name longer than
+    the file system takes. A check of a whole batch (``--strict``) calls it for every
+    output before anything is written."""
+    path = Path(target)
+    try:
+        existing = os.stat(path)
+    except FileNotFoundError:
+        parent = path.parent if path.parent.is_dir() else Path(".")
+        try:
+            name_max = os.pathconf(parent, "PC_NAME_MAX")
+        except (OSError, ValueError):
+            name_max = 255
+        if len(os.fsencode(path.name)) > name_max:
+            raise FileSystemError(
+                f"{path}: the file name is longer than {name_max} bytes; give a shorter one",
+                errno=errno.ENAMETOOLONG,
+            ) from None
+        return
+    except OSError as exc:
+        raise filesystem_error(exc, path, "write") from None
+    if stat.S_ISDIR(existing.st_mode):
+        raise FileSystemError(
+            f"{path} is a directory; give a file name for the output", errno=errno.EISDIR
+        )
+    if stat.S_ISREG(existing.st_mode) and not overwrite and not _names_a_descriptor(path):
+        raise OutputExistsError(f"{path} already exists; use --overwrite to replace it")
 
 
 @contextlib.contextmanager

@@ -425,6 +425,13 @@ def test_a_fifo_named_twice_in_a_checked_batch_is_refused(tmp_path: Path) -> Non
     os.mkfifo(fifo)
     with pytest.raises(InputError, match="named twice"), files.replayable_inputs([str(fifo)] * 2):
         pass
+    link = tmp_path / "link.pdf"
+    link.symlink_to(fifo)
+    with (
+        pytest.raises(InputError, match=r"link.pdf is a pipe named twice \(as .*in.pdf too\)"),
+        files.replayable_inputs([str(fifo), str(link)]),
+    ):
+        pass
 
 
 def test_a_replayed_spool_starts_again_at_its_first_byte() -> None:

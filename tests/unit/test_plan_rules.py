@@ -174,3 +174,27 @@ def test_a_character_the_study_s_set_lacks_switches_to_utf8(
     assert str(ds.PatientName) == name
     strict = encode(tmp_path, "--study-from", str(ref), "--title", "für", "--strict", "--overwrite")
     assert strict[0] == (2 if not name.isascii() else 0), strict[1]
+
+
+@pytest.mark.parametrize("obstacle", ["existing", "directory", "long name"])
+def test_encode_strict_writes_nothing_when_one_output_would_be_refused(
+    tmp_path: Path, obstacle: str
+) -> None:
+    pdfs = []
+    # A name of 253 bytes is a valid input; its output, with ".dcm", would be 257.
+    for name in ("a.pdf", "b" * 253 if obstacle == "long name" else "b.pdf", "c.pdf"):
+        pdf = tmp_path / name
+        pdf.write_bytes(make_pdf(2000))
+        pdfs.append(str(pdf))
+    out = tmp_path / "out"
+    out.mkdir()
+    if obstacle == "existing":
+        (out / "b.dcm").write_bytes(b"keep")
+    elif obstacle == "directory":
+        (out / "b.dcm").mkdir()
+    result = CliRunner().invoke(
+        cli, ["encode", *pdfs, "-d", str(out), "--strict", "--tag", "PatientID=1"]
+    )
+    assert result.exit_code == 2, result.stderr
+    assert "not attempted" in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ([] if obstacle == "long name" else ["b.dcm"])
