@@ -13,7 +13,7 @@ import contextlib
 import dataclasses
 import io
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -23,6 +23,7 @@ from pydicom.filereader import read_partial
 
 from .client import Instance, OrthancClient, Patient, Series, Study, path_segment, shown
 from .dicom import reference_from_header
+from .dimse_archive import DicomArchive
 from .errors import (
     InputError,
     NotFoundError,
@@ -615,7 +616,9 @@ class Target:
     """Where each file's document goes, as ``--parent``/``--study``/... name it.
 
     Terms may hold ``{Keyword}`` placeholders, filled from the file's own values (its name,
-    sidecar and tags), so each file can find its own study.
+    sidecar and tags), so each file can find its own study. ``worklist`` is an Orthanc
+    modality's name, or a worklist SCP written ``AET@HOST:PORT`` (asked directly, from
+    ``calling_aet``, decoding an answer without a declared set as ``worklist_charset``).
     """
 
     parent: str | None = None
@@ -626,15 +629,26 @@ class Target:
     placeholders: bool = True
     """Fill ``{Keyword}`` from each file's values (a hot folder); False takes terms as given
     (an upload, whose batch shares one target)."""
+    worklist_charset: str | None = None
+    calling_aet: str = "PDF2DCM"
+    timeout: float = 30.0
 
-    def reference(self, client: OrthancClient, tags: ValidatedTags) -> ReferenceAttributes | None:
-        """The attributes the document copies, looked up for this file's values."""
+    def reference(
+        self, client: OrthancClient | DicomArchive, tags: ValidatedTags
+    ) -> ReferenceAttributes | None:
+        """The attributes the document copies, looked up for this file's values: on Orthanc
+        through its REST API, on a DICOM node by C-FIND."""
         values = keyword_values(tags)
 
         def filled(term: str, flag: str) -> str:
             return fill_placeholders(term, values, flag) if self.placeholders else term
 
         if self.parent is not None:
+            if isinstance(client, DicomArchive):
+                raise InputError(
+                    f"--parent takes an Orthanc ID; on {client.name} select the study, "
+                    "patient or series with --study/--patient/--series KEY=VALUE"
+                )
             return parent_reference(client, filled(self.parent, "--parent"))
         levels: tuple[tuple[Level, tuple[str, ...]], ...] = (
             ("study", self.study),
@@ -644,8 +658,79 @@ class Target:
         for level, terms in levels:
             if not terms:
                 continue
-            selector = parse_selector(level, [filled(term, f"--{level}") for term in terms])
+            filled_terms = [filled(term, f"--{level}") for term in terms]
+            if self.worklist is not None and "@" in self.worklist:
+                return self._node_worklist(filled_terms)
+            selector = parse_selector(level, filled_terms)
+            if isinstance(client, DicomArchive):
+                return self._on_node(client, selector)
             if self.worklist is not None:
                 return worklist_reference(client, self.worklist, selector, tags)
             return attach_reference(client, selector)
         return None
+
+    def _on_node(self, archive: DicomArchive, selector: Selector) -> ReferenceAttributes:
+        if self.worklist is not None:
+            raise InputError(
+                f"--worklist {self.worklist} names an Orthanc modality; without Orthanc give "
+                "the worklist SCP itself, --worklist AET@HOST:PORT"
+            )
+        if selector.orthanc_id is not None:
+            raise InputError(
+                f"{selector.orthanc_id} is an Orthanc ID; on {archive.name} select the "
+                f"{selector.level} by KEY=VALUE terms"
+            )
+        return archive.reference(selector.level, selector.query)
+
+    def _node_worklist(self, terms: Sequence[str]) -> ReferenceAttributes:
+        """The one scheduled procedure a worklist SCP answers to ``terms``, by C-FIND."""
+        from . import dimse
+        from .worklist import worklist_reference as order_reference
+
+        if self.worklist is None:
+            raise AssertionError("no worklist to ask")
+        node = dimse.Node.parse(self.worklist)
+        query: dict[str, str] = {}
+        for term in terms:
+            key, sep, value = term.partition("=")
+            if not sep:
+                raise InputError(
+                    f"worklist selection {shown(term)} is not KEY=VALUE; keys for a worklist: "
+                    f"{', '.join(dimse.WORKLIST_QUERY_KEYS)}"
+                )
+            query[key.strip()] = value
+        items = dimse.worklist(
+            node,
+            query,
+            charset=self.worklist_charset,
+            calling_aet=self.calling_aet,
+            timeout=self.timeout,
+        )
+        described = " ".join(f"{key}={value}" for key, value in query.items())
+        if not items:
+            raise NotFoundError(
+                f"no scheduled procedure in the worklist of {node} matches {described}",
+                status=0,
+                url=str(node),
+            )
+        if len(items) > 1:
+            lines = [
+                "  ".join(f"{key}={shown(item.text(key) or '')}" for key in _NODE_CANDIDATE_KEYS)
+                for item in items[:MAX_CANDIDATES]
+            ]
+            raise InputError(
+                f"{len(items)} scheduled procedures in the worklist of {node} match "
+                f"{described}; add a term such as AccessionNumber=... or "
+                "RequestedProcedureID=...:\n  " + "\n  ".join(lines)
+            )
+        reference = order_reference(items[0], f"the worklist of {node}")
+        return dataclasses.replace(reference, stored_study=False)
+
+
+_NODE_CANDIDATE_KEYS = (
+    "PatientID",
+    "PatientName",
+    "AccessionNumber",
+    "RequestedProcedureID",
+    "StudyInstanceUID",
+)
