@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from pydicom.dataset import Dataset
 
 from . import dimse
 from .dicom import reference_from_header
-from .errors import InputError, NotFoundError
+from .errors import DicomRefusedError, InputError, NotFoundError
 from .identity import Level, ReferenceAttributes
 from .plan import SopLocation, shown
 
@@ -47,14 +47,25 @@ MAX_CANDIDATES = 10
 _T = TypeVar("_T")
 
 
-@dataclass(frozen=True)
+_SOP_CLASS_NOT_SUPPORTED = 0x0122
+
+
+@dataclass
 class DicomArchive:
     """A DICOM node reached from one calling AE title: a read-only
-    :class:`~pdf2dcm.plan.ArchiveView`, and where ``upload --via dimse`` stores."""
+    :class:`~pdf2dcm.plan.ArchiveView`, and where ``upload --via dimse`` stores.
+
+    A node that stores but answers no C-FIND (a plain storage SCP such as DCMTK's storescp)
+    cannot be asked what it holds: the view then knows nothing (every number free, no owner),
+    and :attr:`unverified` says so, for the command to warn once. Looking a study up
+    (:meth:`reference`) still needs C-FIND, and fails on such a node.
+    """
 
     node: dimse.Node
     calling_aet: str = dimse.DEFAULT_CALLING_AET
     timeout: float = dimse.DEFAULT_TIMEOUT
+    unverified: str | None = field(default=None, init=False)
+    """Why what the node holds could not be checked, once it is known that it cannot be."""
 
     @property
     def name(self) -> str:
@@ -73,44 +84,62 @@ class DicomArchive:
             return_keys=return_keys,
         )
 
+    def _held(
+        self, level: dimse.Level, query: Mapping[str, str], return_keys: Sequence[str]
+    ) -> list[dimse.FindAnswer]:
+        """What the node answers, or nothing when it answers no C-FIND at all."""
+        if self.unverified is not None:
+            return []
+        try:
+            return self.find(level, query, return_keys)
+        except DicomRefusedError as exc:
+            if exc.status != _SOP_CLASS_NOT_SUPPORTED:
+                raise
+            self.unverified = (
+                f"{self.name} answers no C-FIND (Study Root), so what it holds was not "
+                "checked: a study under another PatientID, a SOPInstanceUID already used, "
+                "the SeriesNumbers and InstanceNumbers in use"
+            )
+            return []
+
     def study_owner(self, study_uid: str) -> tuple[str, str | None] | None:
-        for answer in self.find("STUDY", {"StudyInstanceUID": study_uid}, ("PatientID",)):
+        for answer in self._held("STUDY", {"StudyInstanceUID": study_uid}, ("PatientID",)):
             if (answer.text("StudyInstanceUID") or "").strip() == study_uid:
                 return answer.text("PatientID") or "", None
         return None
 
     def sop_location(self, sop_uid: str) -> SopLocation | None:
-        found = dimse.find_instance(
-            self.node, sop_uid, calling_aet=self.calling_aet, timeout=self.timeout
-        )
-        if found is None:
+        keys = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+        answers = self._held("IMAGE", {"SOPInstanceUID": sop_uid}, keys)
+        found = [a for a in answers if (a.text("SOPInstanceUID") or "").strip() == sop_uid]
+        if not found:
             return None
-        study_uid = (found.text("StudyInstanceUID") or "").strip()
+        study_uid = (found[0].text("StudyInstanceUID") or "").strip()
         owner = self.study_owner(study_uid) if study_uid else None
         return SopLocation(
             instance_id=sop_uid,
             patient_id=owner[0] if owner is not None else "",
             study_uid=study_uid,
-            series_uid=(found.text("SeriesInstanceUID") or "").strip(),
+            series_uid=(found[0].text("SeriesInstanceUID") or "").strip(),
         )
 
     def next_series_number(self, study_uid: str) -> int:
-        return dimse.next_series_number(
-            self.node, study_uid, calling_aet=self.calling_aet, timeout=self.timeout
-        )
+        keys = ("SeriesInstanceUID", "SeriesNumber")
+        return _one_past(self._held("SERIES", {"StudyInstanceUID": study_uid}, keys), keys[1])
 
     def next_instance_number(self, series_uid: str) -> int:
         # A strictly hierarchical archive answers IMAGE level only under a study's UID.
-        answers = self.find("SERIES", {"SeriesInstanceUID": series_uid}, ("StudyInstanceUID",))
+        answers = self._held("SERIES", {"SeriesInstanceUID": series_uid}, ("StudyInstanceUID",))
         study_uids = {(a.text("StudyInstanceUID") or "").strip() for a in answers} - {""}
-        if not study_uids:
-            return 1
-        return max(
-            dimse.next_instance_number(
-                self.node, study_uid, series_uid, calling_aet=self.calling_aet, timeout=self.timeout
+        keys = ("SOPInstanceUID", "InstanceNumber")
+        held = [
+            answer
+            for study_uid in sorted(study_uids)
+            for answer in self._held(
+                "IMAGE", {"StudyInstanceUID": study_uid, "SeriesInstanceUID": series_uid}, keys
             )
-            for study_uid in study_uids
-        )
+        ]
+        return _one_past(held, keys[1])
 
     # --- what --study/--patient/--series name -------------------------------------------
 
@@ -182,6 +211,11 @@ class DicomArchive:
                 "SeriesInstanceUID=...):\n  " + "\n  ".join(lines)
             )
         return matches[0]
+
+
+def _one_past(answers: Sequence[dimse.FindAnswer], keyword: str) -> int:
+    numbers = [int(text) for a in answers if (text := (a.text(keyword) or "").strip()).isdigit()]
+    return max(numbers, default=0) + 1
 
 
 def _header(answer: dimse.FindAnswer) -> Dataset:

@@ -328,6 +328,8 @@ def upload(
             fail_fast=fail_fast,
             show_progress=not no_progress,
         )
+        if isinstance(client, DicomArchive) and client.unverified is not None:
+            report.warnings([client.unverified])
         report.raise_single()
         # The uploads' summary comes before the forwarding job's report.
         info(report.batch.summary())

@@ -1,0 +1,248 @@
+"""``upload --via dimse``: C-STORE to real nodes, the study found by C-FIND, the worklist
+asked directly, storage commitment; every stored PDF byte-exact, every object dciodvfy-clean.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pydicom
+import pytest
+from click.testing import CliRunner, Result
+
+from pdf2dcm.cli import cli
+from tests.conftest import PdfFactory
+from tests.integration.dicom_nodes import storescp, wlmscpfs, write_worklist_file
+from tests.integration.oracles import dciodvfy_errors
+from tests.integration.orthanc import OrthancServer, free_port
+from tests.integration.test_dimse_worklist import NAMES, _accession, _procedure, _raw_name
+
+ENCAPSULATED_PDF = "1.2.840.10008.5.1.4.1.1.104.1"
+LISTEN_PORT = free_port()
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(cli, ["upload", *args], catch_exceptions=False)
+
+
+def records(result: Result) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+
+
+def _stored_pdf(path: Path) -> bytes:
+    return bytes(pydicom.dcmread(path).EncapsulatedDocument)
+
+
+@pytest.mark.parametrize("options", [(), ("+xi",)], ids=["explicit", "implicit-only"])
+def test_storescp_receives_the_pdf_byte_exact(
+    options: tuple[str, ...], pdf_file: PdfFactory, tmp_path: Path
+) -> None:
+    pdf = pdf_file(3 * 1024 * 1024 + 2)
+    with storescp(tmp_path / "scp", *options) as server:
+        result = run(
+            str(pdf),
+            "--via",
+            "dimse",
+            "--scp",
+            server.node,
+            "--json",
+            "--tag",
+            "PatientID=DIMSE-UP",
+            "--tag",
+            "PatientName=Müller^Jürgen",
+        )
+    assert result.exit_code == 0, result.stderr
+    [record] = records(result)
+    assert (record["Kind"], record["Status"], record["DicomStatus"]) == (
+        "uploaded",
+        "Success",
+        "0000",
+    )
+    (received,) = list((tmp_path / "scp" / "in").iterdir())
+    assert _stored_pdf(received)[: pdf.stat().st_size] == pdf.read_bytes()
+    assert str(pydicom.dcmread(received).SOPInstanceUID) == record["SOPInstanceUID"]
+    assert dciodvfy_errors(received) == []
+
+
+@pytest.fixture(scope="module")
+def status_scp() -> Iterator[tuple[str, dict[str, int]]]:
+    from pynetdicom import AE, evt
+
+    answer = {"status": 0}
+    ae = AE(ae_title="STATUS")
+    ae.add_supported_context(ENCAPSULATED_PDF, ["1.2.840.10008.1.2.1"])
+    server = ae.start_server(
+        ("127.0.0.1", 0),
+        block=False,
+        evt_handlers=[(evt.EVT_C_STORE, lambda _event: answer["status"])],
+    )
+    assert server is not None
+    try:
+        yield f"STATUS@127.0.0.1:{server.server_address[1]}", answer
+    finally:
+        server.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("code", "exit_code", "status", "meaning"),
+    [
+        (0xB000, 0, "Warning", "Coercion of data elements"),
+        (0xA700, 5, None, "Refused: out of resources"),
+        (0xA900, 4, None, "Data set does not match SOP Class"),
+        (0xC000, 4, None, "Cannot understand"),
+    ],
+)
+def test_statuses_are_reported_and_mapped_to_exit_codes(
+    code: int,
+    exit_code: int,
+    status: str | None,
+    meaning: str,
+    status_scp: tuple[str, dict[str, int]],
+    pdf_file: PdfFactory,
+) -> None:
+    node, answer = status_scp
+    answer["status"] = code
+    result = run(str(pdf_file()), "--via", "dimse", "--scp", node, "--json", "--tag", "PatientID=S")
+    assert result.exit_code == exit_code, result.stderr
+    [record] = records(result)
+    if status is not None:
+        assert (record["Status"], record["DicomStatus"]) == (status, f"{code:04X}")
+        assert f"warning: {node} stored" in result.stderr
+        assert f"{code:04X} ({meaning})" in result.stderr
+    else:
+        assert record["Kind"] == "failed"
+        assert f"failed with status {code:04X} ({meaning})" in record["Error"]
+        assert record["ExitCode"] == exit_code
+
+
+def test_usage_errors() -> None:
+    assert "--via dimse needs --scp" in run("x.pdf", "--via", "dimse").stderr
+    assert "--scp goes with --via dimse" in run("x.pdf", "--scp", "A@h:1").stderr
+    bad = run("x.pdf", "--via", "dimse", "--scp", "nonsense")
+    assert bad.exit_code == 2
+    assert "AET@HOST:PORT" in bad.stderr
+
+
+# --- Orthanc's DICOM port: C-FIND for the study, storage commitment ---------------------------
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrthancServer]:
+    config = {
+        "DefaultEncoding": "Utf8",
+        "DicomModalities": {"pdf2dcm": ["PDF2DCM", "127.0.0.1", LISTEN_PORT]},
+    }
+    with OrthancServer(tmp_path_factory.mktemp("orthanc-upload-dimse"), extra=config) as server:
+        yield server
+
+
+def test_a_study_found_by_c_find_is_joined_and_committed(
+    archive: OrthancServer, pdf_file: PdfFactory, tmp_path: Path
+) -> None:
+    node = f"ORTHANC@127.0.0.1:{archive.dicom_port}"
+    name = "Иванов^Пётр=山田^太郎"
+    first = run(
+        str(pdf_file(name="first.pdf")),
+        *("--via", "dimse", "--scp", node, "--json"),
+        *("--tag", "PatientID=CF-1", "--tag", f"PatientName={name}"),
+        *("--tag", "AccessionNumber=CF-ACC"),
+    )
+    assert first.exit_code == 0, first.stderr
+    [stored] = records(first)
+    second = run(
+        str(pdf_file(name="second.pdf")),
+        *("--via", "dimse", "--scp", node, "--json", "--study", "AccessionNumber=CF-ACC"),
+        *("--commit", "--listen-port", str(LISTEN_PORT), "--dimse-timeout", "20"),
+    )
+    assert second.exit_code == 0, second.stderr
+    joined, committed = records(second)
+    assert joined["StudyInstanceUID"] == stored["StudyInstanceUID"]
+    assert joined["PatientID"] == "CF-1"
+    assert committed["Kind"] == "committed"
+    assert committed["Committed"] == [joined["SOPInstanceUID"]]
+    assert committed["Failed"] == []
+    [instance] = [
+        i
+        for i in archive.get("/instances").json()
+        if archive.get(f"/instances/{i}/simplified-tags").json()["SOPInstanceUID"]
+        == joined["SOPInstanceUID"]
+    ]
+    path = tmp_path / "joined.dcm"
+    path.write_bytes(archive.get(f"/instances/{instance}/file").content)
+    joined_ds = pydicom.dcmread(path)
+    assert str(joined_ds.PatientName) == name
+    assert joined_ds.SeriesNumber == 2
+    assert dciodvfy_errors(path) == []
+
+    missing = run(
+        str(pdf_file(name="third.pdf")),
+        *("--via", "dimse", "--scp", node, "--study", "AccessionNumber=NOPE"),
+    )
+    assert missing.exit_code == 4, missing.stderr
+    assert "no study matches AccessionNumber=NOPE" in missing.stderr
+    other = run(
+        str(pdf_file(name="fourth.pdf")),
+        *("--via", "dimse", "--scp", node, "--study", "AccessionNumber=CF-ACC"),
+        *("--tag", "PatientID=SOMEONE-ELSE"),
+    )
+    assert other.exit_code == 2, other.stderr
+    assert "PatientID" in other.stderr
+
+
+# --- the worklist, asked directly ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def worklist_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("upload-worklist")
+    folder = root / "PDF2DCMWL"
+    folder.mkdir()
+    for index, (charset, (_codec, name)) in enumerate(NAMES.items()):
+        write_worklist_file(folder / f"{index}.wl", _procedure(charset, name))
+    return root
+
+
+@pytest.mark.parametrize("charset", list(NAMES))
+def test_a_worklist_node_gives_the_names_byte_exact(
+    charset: str, worklist_files: Path, tmp_path: Path, pdf_file: PdfFactory
+) -> None:
+    with wlmscpfs(worklist_files, "-csk") as wl, storescp(tmp_path / "scp") as store:
+        result = run(
+            str(pdf_file()),
+            *("--via", "dimse", "--scp", store.node, "--worklist", wl.node),
+            *("--study", f"AccessionNumber={_accession(charset)}"),
+        )
+    assert result.exit_code == 0, result.stderr
+    # storescp stores but answers no C-FIND: what it holds could not be checked, and is said.
+    assert f"{store.node} answers no C-FIND" in result.stderr
+    (received,) = list((tmp_path / "scp" / "in").iterdir())
+    raw_name = pydicom.dcmread(received).get_item(0x00100010).value
+    assert raw_name.rstrip(b" ") == _raw_name(charset)
+    ds = pydicom.dcmread(received)
+    terms = ds.SpecificCharacterSet
+    assert ([terms] if isinstance(terms, str) else list(terms)) == charset.split("\\")
+    assert str(ds.PatientName) == NAMES[charset][1]
+    assert "RequestAttributesSequence" in ds
+    assert dciodvfy_errors(received) == []
+
+
+def test_an_undeclared_worklist_set_must_be_named(
+    worklist_files: Path, tmp_path: Path, pdf_file: PdfFactory
+) -> None:
+    accession = _accession("ISO_IR 144")
+    with wlmscpfs(worklist_files, "-cs0") as wl, storescp(tmp_path / "scp") as store:
+        common = ("--via", "dimse", "--scp", store.node, "--worklist", wl.node)
+        refused = run(str(pdf_file()), *common, "--study", f"AccessionNumber={accession}")
+        assert refused.exit_code == 2, refused.stderr
+        assert "no SpecificCharacterSet" in refused.stderr
+        named = run(
+            str(pdf_file()),
+            *common,
+            *("--study", f"AccessionNumber={accession}", "--worklist-charset", "ISO_IR 144"),
+        )
+    assert named.exit_code == 0, named.stderr
+    (received,) = list((tmp_path / "scp" / "in").iterdir())
+    assert str(pydicom.dcmread(received).PatientName) == NAMES["ISO_IR 144"][1]
