@@ -479,6 +479,7 @@ def worklist_reference(
     """
     _check_worklist_selector(selector)
     answer = _scheduled_procedure(client, modality, selector)
+    _check_carried(answer, client.default_encoding(), modality, given)
     dataset = Dataset()
     dataset.SpecificCharacterSet = "ISO_IR 192"
     notes: list[str] = []
@@ -514,7 +515,9 @@ def _scheduled_procedure(
     client: OrthancClient, modality: str, selector: Selector
 ) -> dict[str, str]:
     """The one answer that matches: none or several cannot say which study a document joins."""
-    query = dict.fromkeys(_WORKLIST_COPIED, "") | dict(selector.query)
+    # The answer's SpecificCharacterSet says whether the worklist SCP declared one: Orthanc
+    # then converted the values to its DefaultEncoding; if not, it read the bytes as that.
+    query = dict.fromkeys((*_WORKLIST_COPIED, "SpecificCharacterSet"), "") | dict(selector.query)
     answers = _find_worklist(client, modality, query)
     if not answers:
         raise NotFoundError(
@@ -549,6 +552,63 @@ def _find_worklist(
             f"{client.settings.url} cannot reach the worklist SCP of modality {modality} "
             f"({exc.orthanc_details or exc.orthanc_message}); is it running?"
         ) from exc
+
+
+UTF8_ENCODING = "Utf8"
+_PN_KEYS = frozenset({"PatientName", "ReferringPhysicianName"})
+_NAME_FILLER = frozenset("^ -.,")
+
+
+def _check_carried(
+    answer: Mapping[str, str],
+    encoding: str,
+    modality: str,
+    given: Mapping[int, object] | None,
+) -> None:
+    """Refuse worklist values Orthanc cannot have carried exactly.
+
+    Orthanc answers a worklist query in its DefaultEncoding (``encoding``). When the worklist
+    SCP declared a character set, characters outside that encoding are dropped, leaving name
+    groups of delimiters only (``Иванов^Пётр`` becomes ``^`` under Latin1); when it declared
+    none, non-ASCII bytes are read as that encoding, which names another set's text wrongly.
+    UTF-8 read as Latin-1 is recognised and repaired later; a value given as a tag is used
+    instead. Everything else is refused, since a mangled name must not be filed.
+
+    Raises
+    ------
+    InputError
+        Naming the attribute, what Orthanc answered and the two ways to get it exactly.
+    """
+    declared = bool(answer.get("SpecificCharacterSet", "").strip())
+    for source_key, keyword in _WORKLIST_COPIED.items():
+        value = answer.get(source_key)
+        if not value or (given is not None and keyword_dict[keyword] in given):
+            continue
+        if any(mark in value for mark in _SUSPECT_TEXT):
+            continue  # ISO 2022 passed through undecoded: _copied_value refuses or replaces it
+        dropped = source_key in _PN_KEYS and _emptied_group(value)
+        if declared and encoding != UTF8_ENCODING and dropped:
+            raise InputError(
+                f"{source_key} from the worklist of {modality} came through Orthanc as "
+                f"{shown(value)}: Orthanc's DefaultEncoding is {encoding}, and it drops the "
+                "characters it cannot hold. Ask the worklist directly with --worklist "
+                "AET@HOST:PORT, or set Orthanc's DefaultEncoding to Utf8"
+            )
+        misread = not value.isascii() and _utf8_read_as_latin1(value) is None
+        if not declared and (misread or dropped):
+            raise InputError(
+                f"{source_key} from the worklist of {modality} came through Orthanc as "
+                f"{shown(value)}, but the worklist declares no character set, so Orthanc "
+                f"read its bytes as its DefaultEncoding {encoding}, which may be wrong. Ask "
+                "the worklist directly with --worklist AET@HOST:PORT --worklist-charset "
+                "SET (e.g. ISO_IR 100), or give the value as a tag"
+            )
+
+
+def _emptied_group(name: str) -> bool:
+    """Whether a person name has a group of delimiters only (``Yamada^Tarou=^=^``): what
+    is left of a group whose characters were dropped."""
+    return any(group and set(group) <= _NAME_FILLER for group in name.split("="))
 
 
 def _copied_value(

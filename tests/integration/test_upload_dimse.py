@@ -11,6 +11,7 @@ from typing import Any
 
 import pydicom
 import pytest
+import requests
 from click.testing import CliRunner, Result
 
 from pdf2dcm.cli import cli
@@ -246,3 +247,63 @@ def test_an_undeclared_worklist_set_must_be_named(
     assert named.exit_code == 0, named.stderr
     (received,) = list((tmp_path / "scp" / "in").iterdir())
     assert str(pydicom.dcmread(received).PatientName) == NAMES["ISO_IR 144"][1]
+
+
+# --- the Orthanc route: what Orthanc's DefaultEncoding (Latin1 here) cannot carry -----------
+
+
+@pytest.fixture(scope="module", params=["-csk", "-cs0"])
+def relayed(
+    request: pytest.FixtureRequest, orthanc: OrthancServer, worklist_files: Path
+) -> Iterator[str]:
+    """A worklist SCP declared in Orthanc as a modality; its name."""
+    option: str = request.param
+    with wlmscpfs(worklist_files, option) as wl:
+        name = f"wl{option}"
+        requests.put(
+            f"{orthanc.url}/modalities/{name}",
+            json={"AET": wl.ae_title, "Host": "127.0.0.1", "Port": wl.port},
+            auth=orthanc.auth,
+            timeout=30,
+        ).raise_for_status()
+        yield name
+
+
+@pytest.mark.parametrize("charset", list(NAMES))
+def test_the_orthanc_route_never_stores_a_mangled_name(
+    charset: str, relayed: str, orthanc: OrthancServer, pdf_file: PdfFactory, tmp_path: Path
+) -> None:
+    assert orthanc.get("/tools/default-encoding").text.strip() == "Latin1"
+    before = orthanc.instance_count()
+    result = run(
+        str(pdf_file()),
+        *("--url", orthanc.url, "--json", "--worklist", relayed),
+        *("--study", f"AccessionNumber={_accession(charset)}"),
+    )
+    declared = relayed.endswith("csk")
+    if declared and charset == "ISO_IR 100":
+        assert result.exit_code == 0, result.stderr
+        [record] = records(result)
+        path = tmp_path / "stored.dcm"
+        path.write_bytes(orthanc.get(f"/instances/{record['ID']}/file").content)
+        assert str(pydicom.dcmread(path).PatientName) == NAMES[charset][1]
+        return
+    if not declared and charset == "ISO_IR 192":
+        # UTF-8 read as Latin-1 is recognised, repaired and said so.
+        assert result.exit_code == 0, result.stderr
+        assert "arrived as UTF-8 read as Latin-1" in result.stderr
+        [record] = records(result)
+        path = tmp_path / "stored.dcm"
+        path.write_bytes(orthanc.get(f"/instances/{record['ID']}/file").content)
+        assert str(pydicom.dcmread(path).PatientName) == NAMES[charset][1]
+        return
+    assert result.exit_code == 2, result.stderr
+    assert orthanc.instance_count() == before
+    if not declared and charset.startswith("\\"):
+        assert "did not come through Orthanc exactly" in result.stderr
+    elif declared:
+        assert "DefaultEncoding is Latin1" in result.stderr
+        assert "--worklist AET@HOST:PORT" in result.stderr
+        assert "Utf8" in result.stderr
+    else:
+        assert "declares no character set" in result.stderr
