@@ -119,14 +119,6 @@ def test_statuses_are_reported_and_mapped_to_exit_codes(
         assert record["ExitCode"] == exit_code
 
 
-def test_usage_errors() -> None:
-    assert "--via dimse needs --scp" in run("x.pdf", "--via", "dimse").stderr
-    assert "--scp goes with --via dimse" in run("x.pdf", "--scp", "A@h:1").stderr
-    bad = run("x.pdf", "--via", "dimse", "--scp", "nonsense")
-    assert bad.exit_code == 2
-    assert "AET@HOST:PORT" in bad.stderr
-
-
 # --- Orthanc's DICOM port: C-FIND for the study, storage commitment ---------------------------
 
 
