@@ -185,6 +185,69 @@ def test_a_study_found_by_c_find_is_joined_and_committed(
     assert "PatientID" in other.stderr
 
 
+def test_patient_series_candidates_and_dry_run_by_c_find(
+    archive: OrthancServer, pdf_file: PdfFactory
+) -> None:
+    node = f"ORTHANC@127.0.0.1:{archive.dicom_port}"
+    dimse_args = ("--via", "dimse", "--scp", node, "--json")
+    stored = []
+    for accession in ("PS-A1", "PS-A2"):
+        result = run(
+            str(pdf_file()),
+            *dimse_args,
+            *("--tag", "PatientID=PS-1", "--tag", "PatientName=Weiß^Anna"),
+            *("--tag", f"AccessionNumber={accession}"),
+        )
+        assert result.exit_code == 0, result.stderr
+        stored.extend(records(result))
+
+    several = run(str(pdf_file()), *dimse_args, "--study", "PatientID=PS-1")
+    assert several.exit_code == 2, several.stderr
+    assert f"2 studies match PatientID=PS-1 on {node}" in several.stderr
+    assert all(r["StudyInstanceUID"] in several.stderr for r in stored)
+
+    patient = run(str(pdf_file()), *dimse_args, "--patient", "PatientID=PS-1")
+    assert patient.exit_code == 0, patient.stderr
+    [new_study] = records(patient)
+    assert new_study["PatientID"] == "PS-1"
+    assert new_study["StudyInstanceUID"] not in {r["StudyInstanceUID"] for r in stored}
+
+    series_uid = stored[0]["SeriesInstanceUID"]
+    before = archive.instance_count()
+    planned = run(
+        str(pdf_file()), *dimse_args, "--dry-run", "--series", f"SeriesInstanceUID={series_uid}"
+    )
+    assert planned.exit_code == 0, planned.stderr
+    [plan] = records(planned)
+    assert plan["Kind"] == "planned"
+    assert plan["Tags"]["SeriesInstanceUID"] == series_uid
+    assert plan["Tags"]["InstanceNumber"] == "2"
+    assert plan["Tags"]["PatientName"] == "Weiß^Anna"
+    assert archive.instance_count() == before
+
+    joined = run(str(pdf_file()), *dimse_args, "--series", f"SeriesInstanceUID={series_uid}")
+    assert joined.exit_code == 0, joined.stderr
+    assert records(joined)[0]["SeriesInstanceUID"] == series_uid
+    refused = run(
+        str(pdf_file()), *dimse_args, "--study", "5d3bb2a1-ff6b8d23-3fbb0e2d-b1b3b6ab-5a2d2a1c"
+    )
+    assert refused.exit_code == 2
+    assert "is an Orthanc ID" in refused.stderr
+
+
+def test_no_commitment_report_in_time_exits_7(archive: OrthancServer, pdf_file: PdfFactory) -> None:
+    """Orthanc reports on a new association, to an AE nobody listens as here."""
+    node = f"ORTHANC@127.0.0.1:{archive.dicom_port}"
+    result = run(
+        str(pdf_file()),
+        *("--via", "dimse", "--scp", node, "--commit", "--dimse-timeout", "2"),
+        *("--tag", "PatientID=CT-1"),
+    )
+    assert result.exit_code == 7, result.stderr
+    assert "sent no storage commitment report" in result.stderr
+    assert "(Success)" in result.stdout
+
+
 # --- the worklist, asked directly ------------------------------------------------------------
 
 
