@@ -21,6 +21,7 @@ from pydicom.datadict import keyword_dict
 from pydicom.dataset import Dataset
 from pydicom.filereader import read_partial
 
+from . import dimse
 from .client import Instance, OrthancClient, Patient, Series, Study, path_segment, shown
 from .dicom import reference_from_header
 from .dimse_archive import DicomArchive
@@ -690,8 +691,8 @@ class Target:
     """Fill ``{Keyword}`` from each file's values (a hot folder); False takes terms as given
     (an upload, whose batch shares one target)."""
     worklist_charset: str | None = None
-    calling_aet: str = "PDF2DCM"
-    timeout: float = 30.0
+    calling_aet: str = dimse.DEFAULT_CALLING_AET
+    timeout: float = dimse.DEFAULT_TIMEOUT
 
     def reference(
         self, client: OrthancClient | DicomArchive, tags: ValidatedTags
@@ -744,7 +745,6 @@ class Target:
 
     def _node_worklist(self, terms: Sequence[str]) -> ReferenceAttributes:
         """The one scheduled procedure a worklist SCP answers to ``terms``, by C-FIND."""
-        from . import dimse
         from .worklist import worklist_reference as order_reference
 
         if self.worklist is None:

@@ -410,14 +410,14 @@ def _commit(
 ) -> err.Pdf2DcmError | None:
     """Storage commitment of the stored documents, reported; its error, if any."""
     from pdf2dcm import records
+    from pdf2dcm.dimse import CommitResult
     from pdf2dcm.upload import commit_stored
 
     try:
         committed = commit_stored(archive, stored, listen_port=listen_port)
     except err.CommitmentFailedError as error:
-        result = error.result
-        if as_json and result is not None:
-            print_json(records.committed(archive.name, result))  # type: ignore[arg-type]
+        if as_json and isinstance(error.result, CommitResult):
+            print_json(records.committed(archive.name, error.result))
         say(f"error: {error}")
         return error
     except err.Pdf2DcmError as error:
