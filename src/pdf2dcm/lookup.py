@@ -450,6 +450,7 @@ _WORKLIST_COPIED = {
     "AccessionNumber": "AccessionNumber",
     "ReferringPhysicianName": "ReferringPhysicianName",
     "RequestedProcedureDescription": "StudyDescription",
+    "RequestedProcedureID": "StudyID",
 }
 """What a scheduled procedure gives the document: worklist keyword -> document keyword."""
 _SUSPECT_TEXT = ("\ufffd", "\x1b")
@@ -492,12 +493,38 @@ def worklist_reference(
         notes.extend(value_notes)
         setattr(dataset, keyword, value)
     reference = reference_from_header(dataset, "study", f"the worklist of {modality}")
+    _carry_order(reference.dataset)
     return dataclasses.replace(
         reference,
         character_set=(),
         warnings=reference.warnings + tuple(notes),
         stored_study=False,
     )
+
+
+_ORDER_FROM_DOCUMENT = {
+    "AccessionNumber": "AccessionNumber",
+    "StudyInstanceUID": "StudyInstanceUID",
+    "StudyDescription": "RequestedProcedureDescription",
+    "StudyID": "RequestedProcedureID",
+}
+"""The order's attributes in Orthanc's worklist JSON, as the document holds them ->
+Request Attributes Macro keyword. Orthanc's JSON leaves the scheduled step's sequence out,
+so the item names the requested procedure only."""
+
+
+def _carry_order(dataset: Dataset) -> None:
+    """One RequestAttributesSequence item (PS3.3 Table 10-9) from the copied values, as IHE
+    Scheduled Workflow expects of an object made for scheduled work."""
+    item = Dataset()
+    for keyword, request_keyword in _ORDER_FROM_DOCUMENT.items():
+        value = dataset.get(keyword)
+        if value not in (None, ""):
+            setattr(item, request_keyword, value)
+    if "RequestedProcedureID" in item:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            dataset.RequestAttributesSequence = [item]
 
 
 def _check_worklist_selector(selector: Selector) -> None:

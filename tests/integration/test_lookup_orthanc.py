@@ -458,3 +458,21 @@ def test_ls_filters_and_json(
     assert dated.stdout == ""
     bad = run("ls", "--url", orthanc.url, "--since", "2026-13-01")
     assert bad.exit_code == INPUT
+
+
+def test_the_order_is_carried_through_orthanc(
+    orthanc: OrthancServer, worklist: WorklistServer, tmp_path: Path
+) -> None:
+    pdf = str(write_pdf(tmp_path, "order.pdf", 2003))
+    code, [record], stderr = upload(
+        orthanc, pdf, "--worklist", "worklist", "--study", "AccessionNumber=WL-T1"
+    )
+    assert code == 0, stderr
+    path = stored_file(orthanc, record["ID"], tmp_path)
+    stored = pydicom.dcmread(path)
+    assert stored.StudyID == "RP-WL-T1"
+    [request] = stored.RequestAttributesSequence
+    assert (request.RequestedProcedureID, request.AccessionNumber) == ("RP-WL-T1", "WL-T1")
+    assert request.StudyInstanceUID == stored.StudyInstanceUID
+    assert request.RequestedProcedureDescription == "Consent form"
+    assert dciodvfy_errors(path) == []
