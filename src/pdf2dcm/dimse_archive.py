@@ -159,13 +159,15 @@ class DicomArchive:
             studies = self.find("STUDY", upper)
             patients = _one_per_patient(studies)
             answer = self._one(patients, level, described, _describe_patient)
-            return reference_from_header(_header(answer), "patient", f"patient on {self.name}")
+            return reference_from_header(
+                _header(answer, self.name), "patient", f"patient on {self.name}"
+            )
         studies = self.find("STUDY", upper)
         if level == "study":
             answer = self._one(studies, level, described, _describe_study)
             study_uid = answer.text("StudyInstanceUID") or ""
             reference = reference_from_header(
-                _header(answer), "study", f"study {study_uid} on {self.name}"
+                _header(answer, self.name), "study", f"study {study_uid} on {self.name}"
             )
             return dataclasses.replace(
                 reference, next_series_number=self.next_series_number(study_uid)
@@ -181,7 +183,7 @@ class DicomArchive:
             if len(matches) > MAX_CANDIDATES:
                 break
         study, series = self._one(matches, level, described, _describe_series)
-        header = _header(study)
+        header = _header(study, self.name)
         for keyword in _SERIES_ONLY_KEYS:
             if keyword in series.dataset:
                 header[keyword] = series.dataset[keyword]
@@ -218,8 +220,35 @@ def _one_past(answers: Sequence[dimse.FindAnswer], keyword: str) -> int:
     return max(numbers, default=0) + 1
 
 
-def _header(answer: dimse.FindAnswer) -> Dataset:
-    """A C-FIND answer as a header to copy from: its values, their character set."""
+_NAME_FILLER = frozenset("^ -.,")
+_PERSON_NAMES = ("PatientName", "ReferringPhysicianName")
+
+
+def emptied_name_group(name: str) -> bool:
+    """Whether a person name has a group of delimiters only (``Yamada^Tarou=^=^``): what is
+    left of a group whose characters an archive that transcodes dropped."""
+    return any(group and set(group) <= _NAME_FILLER for group in name.split("="))
+
+
+def _header(answer: dimse.FindAnswer, archive: str) -> Dataset:
+    """A C-FIND answer as a header to copy from: its values, their character set.
+
+    Raises
+    ------
+    InputError
+        A name the archive answered with characters dropped (it transcodes its answers into
+        a set that cannot hold them, as Orthanc does into its DefaultEncoding): copied, it
+        would file the document under a mangled name.
+    """
+    for keyword in _PERSON_NAMES:
+        name = answer.text(keyword)
+        if name is not None and emptied_name_group(name):
+            declared = "\\".join(answer.character_set) or "ASCII"
+            raise InputError(
+                f"{archive} answered {keyword} {shown(name)} in {declared}: a name group of "
+                "delimiters only, what is left when an archive drops characters its character "
+                "set cannot hold (Orthanc: set DefaultEncoding to Utf8); nothing was copied"
+            )
     header = Dataset()
     if answer.character_set:
         terms = list(answer.character_set)

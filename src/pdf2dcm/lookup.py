@@ -24,7 +24,7 @@ from pydicom.filereader import read_partial
 from . import dimse
 from .client import Instance, OrthancClient, Patient, Series, Study, path_segment, shown
 from .dicom import reference_from_header
-from .dimse_archive import DicomArchive
+from .dimse_archive import DicomArchive, emptied_name_group
 from .errors import (
     InputError,
     NotFoundError,
@@ -584,7 +584,6 @@ def _find_worklist(
 
 UTF8_ENCODING = "Utf8"
 _PN_KEYS = frozenset({"PatientName", "ReferringPhysicianName"})
-_NAME_FILLER = frozenset("^ -.,")
 
 
 def _check_carried(
@@ -614,7 +613,7 @@ def _check_carried(
             continue
         if any(mark in value for mark in _SUSPECT_TEXT):
             continue  # ISO 2022 passed through undecoded: _copied_value refuses or replaces it
-        dropped = source_key in _PN_KEYS and _emptied_group(value)
+        dropped = source_key in _PN_KEYS and emptied_name_group(value)
         if declared and encoding != UTF8_ENCODING and dropped:
             raise InputError(
                 f"{source_key} from the worklist of {modality} came through Orthanc as "
@@ -631,12 +630,6 @@ def _check_carried(
                 "the worklist directly with --worklist AET@HOST:PORT --worklist-charset "
                 "SET (e.g. ISO_IR 100), or give the value as a tag"
             )
-
-
-def _emptied_group(name: str) -> bool:
-    """Whether a person name has a group of delimiters only (``Yamada^Tarou=^=^``): what
-    is left of a group whose characters were dropped."""
-    return any(group and set(group) <= _NAME_FILLER for group in name.split("="))
 
 
 def _copied_value(

@@ -324,6 +324,30 @@ def test_a_refused_commitment_exits_5_with_its_record(
     assert "did not commit to 2 of 2 instances" in result.stderr
 
 
+def test_a_name_the_archive_answered_without_its_characters_is_not_copied(
+    tmp_path: Path, pdf_file: PdfFactory
+) -> None:
+    """Orthanc answers C-FIND in its DefaultEncoding (Latin1 here) and drops what it cannot
+    hold: the study's Japanese name groups come back as delimiters."""
+    config = {"DicomModalities": {"pdf2dcm": ["PDF2DCM", "127.0.0.1", free_port()]}}
+    with OrthancServer(tmp_path / "latin1", extra=config) as latin1:
+        node = f"ORTHANC@127.0.0.1:{latin1.dicom_port}"
+        stored = run(
+            str(pdf_file()),
+            *("--via", "dimse", "--scp", node, "--tag", "PatientID=L1-1"),
+            *("--tag", "PatientName=Yamada^Tarou=山田^太郎", "--tag", "AccessionNumber=L1-A"),
+        )
+        assert stored.exit_code == 0, stored.stderr
+        before = latin1.instance_count()
+        joined = run(
+            str(pdf_file()), "--via", "dimse", "--scp", node, "--study", "AccessionNumber=L1-A"
+        )
+        assert latin1.instance_count() == before
+    assert joined.exit_code == 2, joined.stderr
+    assert "answered PatientName 'Yamada^Tarou=^' in ISO_IR 100" in joined.stderr
+    assert "DefaultEncoding to Utf8" in joined.stderr
+
+
 # --- the worklist, asked directly ------------------------------------------------------------
 
 

@@ -12,8 +12,9 @@ from click.testing import CliRunner, Result
 from pdf2dcm.cli import cli
 from pdf2dcm.client import OrthancClient
 from pdf2dcm.config import resolve_settings
+from pdf2dcm.dimse_archive import emptied_name_group
 from pdf2dcm.errors import InputError, UnexpectedReplyError
-from pdf2dcm.lookup import _check_carried, _emptied_group
+from pdf2dcm.lookup import _check_carried
 from tests import fake_orthanc as hostile
 from tests.fake_orthanc import FakeOrthanc, reply
 
@@ -55,7 +56,7 @@ def test_the_default_encoding_is_read_and_checked(server: FakeOrthanc) -> None:
     ],
 )
 def test_an_emptied_name_group_is_recognised(name: str, emptied: bool) -> None:
-    assert _emptied_group(name) is emptied
+    assert emptied_name_group(name) is emptied
 
 
 def test_what_orthanc_cannot_have_carried_is_refused() -> None:
