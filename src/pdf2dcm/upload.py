@@ -34,7 +34,7 @@ from pydicom.multival import MultiValue
 
 from . import dimse
 from .client import OrthancClient, RepeatableBody, StoredInstance
-from .dicom import EncodedPdf, attribute_values, tag_json_value
+from .dicom import EncodedPdf, attribute_values, strict_refusal, tag_json_value
 from .dimse_archive import DicomArchive
 from .errors import (
     ConflictError,
@@ -691,6 +691,12 @@ def upload_many(
     with replayable_inputs(names, streams[0] if streams else None) as replay:
         trial = dataclasses.replace(batch, options=dataclasses.replace(batch.options, dry_run=True))
         checked = list(_run_batch(client, trial, names, concurrency, False, None, replay))
+        if isinstance(client, DicomArchive) and client.unverified is not None:
+            # What the node holds could not be checked: a warning, so nothing is sent.
+            refusal = strict_refusal(client.unverified)
+            checked = [
+                Outcome(outcome.input, error=outcome.error or refusal) for outcome in checked
+            ]
         if any(outcome.error is not None for outcome in checked):
             for outcome in checked:
                 yield (

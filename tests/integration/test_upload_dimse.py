@@ -404,6 +404,22 @@ def test_an_undeclared_worklist_set_must_be_named(
     assert str(pydicom.dcmread(received).PatientName) == NAMES["ISO_IR 144"][1]
 
 
+def test_strict_sends_nothing_to_a_node_it_cannot_check(
+    worklist_files: Path, tmp_path: Path, pdf_file: PdfFactory
+) -> None:
+    with wlmscpfs(worklist_files, "-csk") as wl, storescp(tmp_path / "scp") as store:
+        result = run(
+            str(pdf_file()),
+            str(pdf_file()),
+            *("--via", "dimse", "--scp", store.node, "--worklist", wl.node, "--strict"),
+            *("--study", f"AccessionNumber={_accession('ISO_IR 100')}"),
+        )
+    assert result.exit_code == 2, result.stderr
+    assert "answers no C-FIND" in result.stderr
+    assert "refused in strict mode" in result.stderr
+    assert list((tmp_path / "scp" / "in").iterdir()) == []
+
+
 # --- the Orthanc route: what Orthanc's DefaultEncoding (Latin1 here) cannot carry -----------
 
 
