@@ -6,8 +6,9 @@
 One PDF is encoded once; a DCMTK storescp on a free loopback port receives every send (with
 ``--ignore``, so its disk does not count, unless ``--keep``). Each round sends the object once
 with storescu and once with pdf2dcm (Explicit VR), once to ``storescp +xi`` with pdf2dcm
-(re-encoded to Implicit VR on the way), and once encoding the PDF while sending it (no DICOM
-file), each in its own process: the wall time from start to
+(re-encoded to Implicit VR on the way), once encoding the PDF while sending it (no DICOM
+file), and once as ``pdf2dcm upload --via dimse`` (planned, checksummed, encoded and sent),
+each in its own process: the wall time from start to
 exit and the process's peak resident memory (from /usr/bin/time) are printed. Also
 printed: what importing pynetdicom costs a process that has already imported pydicom.
 """
@@ -113,11 +114,14 @@ def main() -> None:
                     results.setdefault(name, []).append(measured([*command, str(dcm)]))
                 encoding = [sys.executable, "-c", SEND_ENCODING, explicit.node, str(pdf)]
                 results.setdefault("encode + send", []).append(measured(encoding))
+                upload = [sys.executable, "-m", "pdf2dcm", "upload", str(pdf), "--no-progress"]
+                upload += ["--via", "dimse", "--scp", explicit.node, "--tag", "PatientID=BENCH"]
+                results.setdefault("upload --via dimse", []).append(measured(upload))
         for name, figures in results.items():
             seconds = statistics.median(f[0] for f in figures)
             peak = max(f[1] for f in figures)
             rate = dcm.stat().st_size / 2**20 / seconds
-            print(f"{name:15} {seconds:6.2f} s  {rate:6.0f} MiB/s  peak RSS {peak:6.1f} MiB")
+            print(f"{name:18} {seconds:6.2f} s  {rate:6.0f} MiB/s  peak RSS {peak:6.1f} MiB")
 
 
 if __name__ == "__main__":

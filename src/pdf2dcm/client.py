@@ -1173,6 +1173,19 @@ class OrthancClient:
             for item in reply.items()
         ]
 
+    def default_encoding(self) -> str:
+        """``GET /tools/default-encoding``: the character set Orthanc converts DICOM text to
+        when it has none other (``Latin1`` unless configured, ``Utf8``, ``Cyrillic``...),
+        worklist answers included."""
+        raw = self._text("/tools/default-encoding", what="the default encoding", max_bytes=256)
+        text = raw.decode("ascii", errors="replace").strip()
+        if not text or not text.isalnum():
+            raise UnexpectedReplyError(
+                f"unexpected reply from {self.settings.url}/tools/default-encoding: "
+                f"{shown(text)} is not an encoding's name"
+            )
+        return text
+
     def instance_content(
         self, instance_id: str, tag: str, *, max_bytes: int = MAX_ATTRIBUTE_BYTES
     ) -> bytes:

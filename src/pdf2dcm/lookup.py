@@ -13,7 +13,7 @@ import contextlib
 import dataclasses
 import io
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -21,8 +21,10 @@ from pydicom.datadict import keyword_dict
 from pydicom.dataset import Dataset
 from pydicom.filereader import read_partial
 
+from . import dimse
 from .client import Instance, OrthancClient, Patient, Series, Study, path_segment, shown
 from .dicom import reference_from_header
+from .dimse_archive import DicomArchive, emptied_name_group
 from .errors import (
     InputError,
     NotFoundError,
@@ -448,6 +450,7 @@ _WORKLIST_COPIED = {
     "AccessionNumber": "AccessionNumber",
     "ReferringPhysicianName": "ReferringPhysicianName",
     "RequestedProcedureDescription": "StudyDescription",
+    "RequestedProcedureID": "StudyID",
 }
 """What a scheduled procedure gives the document: worklist keyword -> document keyword."""
 _SUSPECT_TEXT = ("\ufffd", "\x1b")
@@ -478,6 +481,7 @@ def worklist_reference(
     """
     _check_worklist_selector(selector)
     answer = _scheduled_procedure(client, modality, selector)
+    _check_carried(answer, client.default_encoding(), modality, given)
     dataset = Dataset()
     dataset.SpecificCharacterSet = "ISO_IR 192"
     notes: list[str] = []
@@ -489,12 +493,38 @@ def worklist_reference(
         notes.extend(value_notes)
         setattr(dataset, keyword, value)
     reference = reference_from_header(dataset, "study", f"the worklist of {modality}")
+    _carry_order(reference.dataset)
     return dataclasses.replace(
         reference,
         character_set=(),
         warnings=reference.warnings + tuple(notes),
         stored_study=False,
     )
+
+
+_ORDER_FROM_DOCUMENT = {
+    "AccessionNumber": "AccessionNumber",
+    "StudyInstanceUID": "StudyInstanceUID",
+    "StudyDescription": "RequestedProcedureDescription",
+    "StudyID": "RequestedProcedureID",
+}
+"""The order's attributes in Orthanc's worklist JSON, as the document holds them ->
+Request Attributes Macro keyword. Orthanc's JSON leaves the scheduled step's sequence out,
+so the item names the requested procedure only."""
+
+
+def _carry_order(dataset: Dataset) -> None:
+    """One RequestAttributesSequence item (PS3.3 Table 10-9) from the copied values, as IHE
+    Scheduled Workflow expects of an object made for scheduled work."""
+    item = Dataset()
+    for keyword, request_keyword in _ORDER_FROM_DOCUMENT.items():
+        value = dataset.get(keyword)
+        if value not in (None, ""):
+            setattr(item, request_keyword, value)
+    if "RequestedProcedureID" in item:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            dataset.RequestAttributesSequence = [item]
 
 
 def _check_worklist_selector(selector: Selector) -> None:
@@ -513,7 +543,9 @@ def _scheduled_procedure(
     client: OrthancClient, modality: str, selector: Selector
 ) -> dict[str, str]:
     """The one answer that matches: none or several cannot say which study a document joins."""
-    query = dict.fromkeys(_WORKLIST_COPIED, "") | dict(selector.query)
+    # The answer's SpecificCharacterSet says whether the worklist SCP declared one: Orthanc
+    # then converted the values to its DefaultEncoding; if not, it read the bytes as that.
+    query = dict.fromkeys((*_WORKLIST_COPIED, "SpecificCharacterSet"), "") | dict(selector.query)
     answers = _find_worklist(client, modality, query)
     if not answers:
         raise NotFoundError(
@@ -548,6 +580,56 @@ def _find_worklist(
             f"{client.settings.url} cannot reach the worklist SCP of modality {modality} "
             f"({exc.orthanc_details or exc.orthanc_message}); is it running?"
         ) from exc
+
+
+UTF8_ENCODING = "Utf8"
+_PN_KEYS = frozenset({"PatientName", "ReferringPhysicianName"})
+
+
+def _check_carried(
+    answer: Mapping[str, str],
+    encoding: str,
+    modality: str,
+    given: Mapping[int, object] | None,
+) -> None:
+    """Refuse worklist values Orthanc cannot have carried exactly.
+
+    Orthanc answers a worklist query in its DefaultEncoding (``encoding``). When the worklist
+    SCP declared a character set, characters outside that encoding are dropped, leaving name
+    groups of delimiters only (``Иванов^Пётр`` becomes ``^`` under Latin1); when it declared
+    none, non-ASCII bytes are read as that encoding, which names another set's text wrongly.
+    UTF-8 read as Latin-1 is recognised and repaired later; a value given as a tag is used
+    instead. Everything else is refused, since a mangled name must not be filed.
+
+    Raises
+    ------
+    InputError
+        Naming the attribute, what Orthanc answered and the two ways to get it exactly.
+    """
+    declared = bool(answer.get("SpecificCharacterSet", "").strip())
+    for source_key, keyword in _WORKLIST_COPIED.items():
+        value = answer.get(source_key)
+        if not value or (given is not None and keyword_dict[keyword] in given):
+            continue
+        if any(mark in value for mark in _SUSPECT_TEXT):
+            continue  # ISO 2022 passed through undecoded: _copied_value refuses or replaces it
+        dropped = source_key in _PN_KEYS and emptied_name_group(value)
+        if declared and encoding != UTF8_ENCODING and dropped:
+            raise InputError(
+                f"{source_key} from the worklist of {modality} came through Orthanc as "
+                f"{shown(value)}: Orthanc's DefaultEncoding is {encoding}, and it drops the "
+                "characters it cannot hold. Ask the worklist directly with --worklist "
+                "AET@HOST:PORT, or set Orthanc's DefaultEncoding to Utf8"
+            )
+        misread = not value.isascii() and _utf8_read_as_latin1(value) is None
+        if not declared and (misread or dropped):
+            raise InputError(
+                f"{source_key} from the worklist of {modality} came through Orthanc as "
+                f"{shown(value)}, but the worklist declares no character set, so Orthanc "
+                f"read its bytes as its DefaultEncoding {encoding}, which may be wrong. Ask "
+                "the worklist directly with --worklist AET@HOST:PORT --worklist-charset "
+                "SET (e.g. ISO_IR 100), or give the value as a tag"
+            )
 
 
 def _copied_value(
@@ -615,7 +697,9 @@ class Target:
     """Where each file's document goes, as ``--parent``/``--study``/... name it.
 
     Terms may hold ``{Keyword}`` placeholders, filled from the file's own values (its name,
-    sidecar and tags), so each file can find its own study.
+    sidecar and tags), so each file can find its own study. ``worklist`` is an Orthanc
+    modality's name, or a worklist SCP written ``AET@HOST:PORT`` (asked directly, from
+    ``calling_aet``, decoding an answer without a declared set as ``worklist_charset``).
     """
 
     parent: str | None = None
@@ -626,15 +710,26 @@ class Target:
     placeholders: bool = True
     """Fill ``{Keyword}`` from each file's values (a hot folder); False takes terms as given
     (an upload, whose batch shares one target)."""
+    worklist_charset: str | None = None
+    calling_aet: str = dimse.DEFAULT_CALLING_AET
+    timeout: float = dimse.DEFAULT_TIMEOUT
 
-    def reference(self, client: OrthancClient, tags: ValidatedTags) -> ReferenceAttributes | None:
-        """The attributes the document copies, looked up for this file's values."""
+    def reference(
+        self, client: OrthancClient | DicomArchive, tags: ValidatedTags
+    ) -> ReferenceAttributes | None:
+        """The attributes the document copies, looked up for this file's values: on Orthanc
+        through its REST API, on a DICOM node by C-FIND."""
         values = keyword_values(tags)
 
         def filled(term: str, flag: str) -> str:
             return fill_placeholders(term, values, flag) if self.placeholders else term
 
         if self.parent is not None:
+            if isinstance(client, DicomArchive):
+                raise InputError(
+                    f"--parent takes an Orthanc ID; on {client.name} select the study, "
+                    "patient or series with --study/--patient/--series KEY=VALUE"
+                )
             return parent_reference(client, filled(self.parent, "--parent"))
         levels: tuple[tuple[Level, tuple[str, ...]], ...] = (
             ("study", self.study),
@@ -644,8 +739,78 @@ class Target:
         for level, terms in levels:
             if not terms:
                 continue
-            selector = parse_selector(level, [filled(term, f"--{level}") for term in terms])
+            filled_terms = [filled(term, f"--{level}") for term in terms]
+            if self.worklist is not None and "@" in self.worklist:
+                return self._node_worklist(filled_terms)
+            selector = parse_selector(level, filled_terms)
+            if isinstance(client, DicomArchive):
+                return self._on_node(client, selector)
             if self.worklist is not None:
                 return worklist_reference(client, self.worklist, selector, tags)
             return attach_reference(client, selector)
         return None
+
+    def _on_node(self, archive: DicomArchive, selector: Selector) -> ReferenceAttributes:
+        if self.worklist is not None:
+            raise InputError(
+                f"--worklist {self.worklist} names an Orthanc modality; without Orthanc give "
+                "the worklist SCP itself, --worklist AET@HOST:PORT"
+            )
+        if selector.orthanc_id is not None:
+            raise InputError(
+                f"{selector.orthanc_id} is an Orthanc ID; on {archive.name} select the "
+                f"{selector.level} by KEY=VALUE terms"
+            )
+        return archive.reference(selector.level, selector.query)
+
+    def _node_worklist(self, terms: Sequence[str]) -> ReferenceAttributes:
+        """The one scheduled procedure a worklist SCP answers to ``terms``, by C-FIND."""
+        from .worklist import worklist_reference as order_reference
+
+        if self.worklist is None:
+            raise AssertionError("no worklist to ask")
+        node = dimse.Node.parse(self.worklist)
+        query: dict[str, str] = {}
+        for term in terms:
+            key, sep, value = term.partition("=")
+            if not sep:
+                raise InputError(
+                    f"worklist selection {shown(term)} is not KEY=VALUE; keys for a worklist: "
+                    f"{', '.join(dimse.WORKLIST_QUERY_KEYS)}"
+                )
+            query[key.strip()] = value
+        items = dimse.worklist(
+            node,
+            query,
+            charset=self.worklist_charset,
+            calling_aet=self.calling_aet,
+            timeout=self.timeout,
+        )
+        described = " ".join(f"{key}={value}" for key, value in query.items())
+        if not items:
+            raise NotFoundError(
+                f"no scheduled procedure in the worklist of {node} matches {described}",
+                status=0,
+                url=str(node),
+            )
+        if len(items) > 1:
+            lines = [
+                "  ".join(f"{key}={shown(item.text(key) or '')}" for key in _NODE_CANDIDATE_KEYS)
+                for item in items[:MAX_CANDIDATES]
+            ]
+            raise InputError(
+                f"{len(items)} scheduled procedures in the worklist of {node} match "
+                f"{described}; add a term such as AccessionNumber=... or "
+                "RequestedProcedureID=...:\n  " + "\n  ".join(lines)
+            )
+        reference = order_reference(items[0], f"the worklist of {node}")
+        return dataclasses.replace(reference, stored_study=False)
+
+
+_NODE_CANDIDATE_KEYS = (
+    "PatientID",
+    "PatientName",
+    "AccessionNumber",
+    "RequestedProcedureID",
+    "StudyInstanceUID",
+)

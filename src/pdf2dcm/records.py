@@ -5,8 +5,8 @@ their shape is a contract, documented in the README's table and kept here only:
 
 - every record is one JSON object on one line, with a ``Kind`` that says which shape it is
   (``encoded``, ``planned``, ``extracted``, ``uploaded``, ``fetched``, ``document``,
-  ``object``, ``job``, ``waiting``, ``failed``), so ``jq 'select(.Kind == "uploaded")'``
-  never meets a surprise;
+  ``object``, ``job``, ``waiting``, ``committed``, ``failed``), so
+  ``jq 'select(.Kind == "uploaded")'`` never meets a surprise;
 - keys are PascalCase, the casing of DICOM keywords and of Orthanc's own JSON, so a
   record's DICOM attributes and the tool's own fields read alike;
 - an input read from stdin is named ``-`` in ``Input``, as on the command line (messages,
@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from .dicom import EncodeResult
+    from .dimse import CommitResult
     from .errors import Pdf2DcmError
     from .extract import ExtractResult
     from .fetch import FetchResult
@@ -94,6 +95,7 @@ def uploaded(source: str, result: UploadResult) -> Record:
         "Size": result.size,
         "SHA256": result.sha256,
         "URL": result.url,
+        "DicomStatus": result.dicom_status,
     }
 
 
@@ -148,6 +150,20 @@ def failed(key: str, name: str, error: Pdf2DcmError, exit_code: int) -> Record:
         key: name,
         "Error": str(error),
         "ExitCode": exit_code,
+    }
+
+
+def committed(node: str, result: CommitResult) -> Record:
+    """A storage commitment report: what the node committed to, and what it did not."""
+    return {
+        "Kind": "committed",
+        "Node": node,
+        "TransactionUID": result.transaction_uid,
+        "Committed": [sop_instance for _sop_class, sop_instance in result.committed],
+        "Failed": [
+            {"SOPInstanceUID": sop_instance, "FailureReason": f"{reason:04X}"}
+            for _sop_class, sop_instance, reason in result.failed
+        ],
     }
 
 

@@ -6,7 +6,9 @@ Three ways in, one result shape:
 - ``create-dicom``: Orthanc's server-side dicomization, given the complete attribute set our
   encoder would write (so the object is as valid) and client-generated UIDs (so a retried
   request finds ``AlreadyStored`` instead of creating a twin);
-- ``stow``: DICOMweb STOW-RS, for archives other than Orthanc.
+- ``stow``: DICOMweb STOW-RS, for archives other than Orthanc;
+- ``dimse``: C-STORE to a DICOM node (``AET@HOST:PORT``), the same encoding streamed in
+  P-DATA pieces; the node is then also the archive the documents are planned against (C-FIND).
 
 Every body is streamed from disk with a known length and rebuilt from its first byte when a
 request is retried, so client memory stays flat for any PDF size.
@@ -30,8 +32,10 @@ from typing import Any, BinaryIO, Literal
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
+from . import dimse
 from .client import OrthancClient, RepeatableBody, StoredInstance
-from .dicom import EncodedPdf, attribute_values, tag_json_value
+from .dicom import EncodedPdf, attribute_values, strict_refusal, tag_json_value
+from .dimse_archive import DicomArchive
 from .errors import (
     ConflictError,
     InputError,
@@ -47,11 +51,20 @@ from .fetch import fetch_pdf
 from .files import CHUNK_SIZE, expand_directories, open_input, replayable_inputs
 from .identity import ReferenceAttributes
 from .lookup import OrthancArchive, Target
-from .plan import STRICT_NOT_SENT, DocumentPlan, Planner, PlanOptions, check_sop_uid
+from .plan import (
+    STRICT_NOT_SENT,
+    ArchiveView,
+    DocumentPlan,
+    Planner,
+    PlanOptions,
+    check_sop_uid,
+)
 from .progress import ProgressCallback, ProgressEvent
 from .tags import TagsInput, ValidatedTags, validate_tags
 
-Method = Literal["instances", "create-dicom", "stow"]
+Method = Literal["instances", "create-dicom", "stow", "dimse"]
+Server = OrthancClient | DicomArchive
+"""Where documents go: Orthanc's REST API, or a DICOM node spoken to directly."""
 Forward = tuple[Literal["modality", "peer"], str]
 """Where stored documents are sent on: a DICOM modality or an Orthanc peer, by name."""
 NOT_ATTEMPTED = "not attempted: the batch stopped at an earlier error"
@@ -84,6 +97,9 @@ class UploadResult:
     warnings: tuple[str, ...] = ()
     attributes: dict[str, Any] | None = None
     """With ``dry_run``: every attribute that would be written, in the tags-file shape."""
+    sop_class_uid: str | None = None
+    dicom_status: str | None = None
+    """By DIMSE: the C-STORE status, ``0000`` or a warning such as ``B000``."""
 
 
 @dataclass(frozen=True)
@@ -167,8 +183,13 @@ def plan_options(options: UploadOptions, *, same_series: bool = False) -> PlanOp
     )
 
 
+def archive_view(client: Server) -> ArchiveView:
+    """The archive documents sent to ``client`` are planned against."""
+    return client if isinstance(client, DicomArchive) else OrthancArchive(client)
+
+
 def prepare_batch(
-    client: OrthancClient,
+    client: Server,
     sources: Sequence[str],
     own_tags: Sequence[ValidatedTags],
     options: UploadOptions,
@@ -196,7 +217,7 @@ def prepare_batch(
         warnings.append(text)
         if warn is not None:
             warn(text)
-    planner = Planner(plan_options(options, same_series=same_series), OrthancArchive(client))
+    planner = Planner(plan_options(options, same_series=same_series), archive_view(client))
     plans = planner.plan(sources, own_tags, reference)
     return PreparedBatch(
         dataclasses.replace(options, reference=reference), planner, plans, tuple(warnings)
@@ -214,7 +235,7 @@ def check_forward_target(
 
 
 def upload_file(
-    client: OrthancClient,
+    client: Server,
     source: str | BinaryIO,
     options: UploadOptions,
     *,
@@ -234,7 +255,7 @@ def upload_file(
     """
     name = source_name or (source if isinstance(source, str) else "<stdin>")
     if planner is None:
-        planner = Planner(plan_options(options), OrthancArchive(client))
+        planner = Planner(plan_options(options), archive_view(client))
     if plan is None:
         own = validate_tags(options.tags if tags is None else tags)
         key = source if isinstance(source, str) else "-"
@@ -252,6 +273,8 @@ def upload_file(
                     document.pdf_size,
                     document.warnings,
                 )
+            if isinstance(client, DicomArchive):
+                return _store_encoded(client, document, progress)
             return _upload_encoded(client, document, options.method, progress)
 
 
@@ -358,8 +381,72 @@ def _restarter(name: str, total: int, progress: ProgressCallback | None) -> Call
     return restart
 
 
+def _store_encoded(
+    archive: DicomArchive, document: EncodedPdf, progress: ProgressCallback | None
+) -> UploadResult:
+    """C-STORE the document as it is encoded (no file on disk)."""
+    stored = dimse.store(
+        archive.node,
+        document.chunks(progress),
+        calling_aet=archive.calling_aet,
+        timeout=archive.timeout,
+        name=document.name,
+    )
+    if document.sha256 is None:
+        raise AssertionError("the data set was not sent to its end")
+    return _stored_result(
+        document.name,
+        stored,
+        document.dataset,
+        document.sha256,
+        document.pdf_size,
+        document.warnings,
+    )
+
+
+def _store_file(
+    archive: DicomArchive, handle: BinaryIO, name: str, progress: ProgressCallback | None
+) -> dimse.StoreResult:
+    """C-STORE a ready-made DICOM file as it is."""
+    return dimse.store(
+        archive.node,
+        handle,
+        calling_aet=archive.calling_aet,
+        timeout=archive.timeout,
+        name=name,
+        progress=progress,
+    )
+
+
+def _stored_result(
+    name: str,
+    stored: dimse.StoreResult,
+    ds: Dataset,
+    digest: str,
+    pdf_size: int,
+    warnings: tuple[str, ...],
+) -> UploadResult:
+    warning = stored.warning
+    return UploadResult(
+        input=name,
+        id=None,
+        parent_patient=None,
+        parent_study=None,
+        parent_series=None,
+        status="Warning" if warning is not None else "Success",
+        sop_instance_uid=stored.sop_instance_uid,
+        sha256=digest,
+        url=None,
+        size=pdf_size,
+        **_identifiers(ds),
+        warnings=warnings + ((warning,) if warning is not None else ()),
+        sop_class_uid=stored.sop_class_uid,
+        dicom_status=f"{stored.status.code:04X}",
+    )
+
+
 def _upload_dicom(
-    client: OrthancClient,
+    client: Server,
     handle: BinaryIO,
     size: int,
     name: str,
@@ -368,15 +455,7 @@ def _upload_dicom(
     progress: ProgressCallback | None,
     planner: Planner,
 ) -> UploadResult:
-    if tags or options.title is not None or options.reference is not None:
-        raise InputError(
-            f"{name} is already a DICOM file and is sent unchanged; tag, title and parent "
-            "options apply to PDFs only, so upload it without them"
-        )
-    if options.method == "create-dicom":
-        raise InputError(
-            f"{name} is already a DICOM file; create-dicom takes PDFs, send it by instances or stow"
-        )
+    _check_sent_unchanged(name, options, tags)
     with open(os.devnull, "wb") as sink:
         # Reading the PDF out proves the file holds one and gives its checksum.
         extracted = extract_pdf(handle, sink, source_name=name)
@@ -398,6 +477,16 @@ def _upload_dicom(
 
     if options.dry_run:
         return _planned(name, header, extracted.sha256, extracted.size, ())
+    if isinstance(client, DicomArchive):
+        handle.seek(0)
+        return _stored_result(
+            name,
+            _store_file(client, handle, name, progress),
+            header,
+            extracted.sha256,
+            extracted.size,
+            (),
+        )
 
     def chunks() -> Iterator[bytes]:
         handle.seek(0)
@@ -418,6 +507,20 @@ def _upload_dicom(
     if stored is not None and stored.status == "AlreadyStored":
         verify_same_document(client, stored.id, sop_uid, extracted.sha256, extracted.size)
     return _result(client, name, stored, header, extracted.sha256, extracted.size, ())
+
+
+def _check_sent_unchanged(name: str, options: UploadOptions, tags: ValidatedTags) -> None:
+    """Refuse options that a DICOM file, sent as it is, cannot follow."""
+    if tags or options.title is not None or options.reference is not None:
+        raise InputError(
+            f"{name} is already a DICOM file and is sent unchanged; tag, title and parent "
+            "options apply to PDFs only, so upload it without them"
+        )
+    if options.method == "create-dicom":
+        raise InputError(
+            f"{name} is already a DICOM file; create-dicom takes PDFs, send it by "
+            "instances, stow or dimse"
+        )
 
 
 def _uid_of(header: Dataset, keyword: str, name: str) -> str:
@@ -560,7 +663,7 @@ class Outcome:
 
 
 def upload_many(
-    client: OrthancClient,
+    client: Server,
     batch: PreparedBatch,
     sources: Sequence[str | BinaryIO],
     *,
@@ -588,6 +691,12 @@ def upload_many(
     with replayable_inputs(names, streams[0] if streams else None) as replay:
         trial = dataclasses.replace(batch, options=dataclasses.replace(batch.options, dry_run=True))
         checked = list(_run_batch(client, trial, names, concurrency, False, None, replay))
+        if isinstance(client, DicomArchive) and client.unverified is not None:
+            # What the node holds could not be checked: a warning, so nothing is sent.
+            refusal = strict_refusal(client.unverified)
+            checked = [
+                Outcome(outcome.input, error=outcome.error or refusal) for outcome in checked
+            ]
         if any(outcome.error is not None for outcome in checked):
             for outcome in checked:
                 yield (
@@ -604,7 +713,7 @@ def upload_many(
 
 
 def _run_batch(
-    client: OrthancClient,
+    client: Server,
     batch: PreparedBatch,
     sources: Sequence[str | BinaryIO],
     concurrency: int,
@@ -656,3 +765,33 @@ def _run_batch(
         # the ones in flight finish (a half-sent upload is simply not stored).
         stop.set()
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def commit_stored(
+    archive: DicomArchive,
+    results: Sequence[UploadResult],
+    *,
+    listen_port: int | None = None,
+) -> dimse.CommitResult:
+    """Ask the node to commit to every document it stored (one storage commitment
+    transaction), and wait for its report; see :func:`pdf2dcm.dimse.commit`.
+
+    Raises
+    ------
+    CommitmentFailedError
+        The node reported documents it did not commit to.
+    CommitmentTimeoutError
+        No report came within the archive's timeout (it may still commit later).
+    """
+    instances = [
+        (result.sop_class_uid, result.sop_instance_uid)
+        for result in results
+        if result.sop_class_uid is not None and result.dicom_status is not None
+    ]
+    return dimse.commit(
+        archive.node,
+        instances,
+        calling_aet=archive.calling_aet,
+        timeout=archive.timeout,
+        listen_port=listen_port,
+    )

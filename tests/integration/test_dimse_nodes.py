@@ -23,8 +23,6 @@ from tests.integration.dicom_nodes import storescp
 from tests.integration.oracles import dciodvfy_errors
 from tests.integration.orthanc import OrthancServer, free_port
 
-pytestmark = pytest.mark.oracle
-
 NAME = "Yamada^Tarou=山田^太郎=やまだ^たろう"
 ENCAPSULATED_PDF = "1.2.840.10008.5.1.4.1.1.104.1"
 

@@ -21,8 +21,6 @@ from pdf2dcm.worklist import worklist_reference
 from tests.integration.dicom_nodes import DcmtkNode, wlmscpfs, write_worklist_file
 from tests.integration.oracles import dciodvfy_errors
 
-pytestmark = pytest.mark.oracle
-
 NAMES = {
     # Three groups, 56 to 64 bytes each as encoded: dciodvfy counts a PN's whole value.
     "ISO_IR 100": ("latin-1", "Müller-Lüdenscheidt^Jürgen=Müller^Jürgen=Mueller^Juergen"),

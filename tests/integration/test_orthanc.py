@@ -86,8 +86,10 @@ def test_round_trip_is_exact_and_valid(
         "Size",
         "SHA256",
         "URL",
+        "DicomStatus",
     ]
     assert record["Kind"] == "uploaded"
+    assert record["DicomStatus"] is None
     assert record["Size"] == size
     check_stored(orthanc, record, pdf, tmp_path)
     tags = orthanc.get(f"/instances/{record['ID']}/simplified-tags").json()

@@ -465,6 +465,12 @@ HELP_SECTIONS: tuple[tuple[str, frozenset[str]], ...] = (
         ),
     ),
     (
+        "DICOM node",
+        frozenset(
+            {"scp", "calling_aet", "dimse_timeout", "commit", "listen_port", "worklist_charset"}
+        ),
+    ),
+    (
         "Output and checks",
         frozenset(
             {"as_json", "no_progress", "dry_run", "strict", "log_file", "quiet", "verbose"}

@@ -457,7 +457,7 @@ class Destination:
     def chosen_method(self, profile: Profile | None) -> Method:
         """``--via``, unless left at its default: then the profile's method, if it has one."""
         method = profile_choice("method", self.method, profile.method if profile else None)
-        if method not in ("instances", "create-dicom", "stow"):
+        if method not in ("instances", "create-dicom", "stow", "dimse"):
             raise AssertionError(method)
         return method  # type: ignore[return-value]
 
@@ -479,11 +479,15 @@ def _destination_option_list(per_file: bool) -> list[Callable[[Any], Any]]:
         click.option(
             "--via",
             "method",
-            type=click.Choice(["instances", "create-dicom", "stow"]),
+            type=click.Choice(
+                ["instances", "create-dicom", "stow"] + ([] if per_file else ["dimse"])
+            ),
             default="instances",
             show_default=True,
             help="instances: encode here, POST /instances; create-dicom: Orthanc encodes; "
-            "stow: DICOMweb STOW-RS [then the profile's method].",
+            "stow: DICOMweb STOW-RS"
+            + ("" if per_file else "; dimse: C-STORE to --scp AET@HOST:PORT, no Orthanc")
+            + " [then the profile's method].",
         ),
         click.option(
             "--dicomweb-url",
@@ -523,8 +527,8 @@ def _destination_option_list(per_file: bool) -> list[Callable[[Any], Any]]:
             "--worklist",
             metavar="MODALITY",
             help="With --study: look the study up in the worklist of this Orthanc modality "
-            "instead of the archive, and take the patient and study from the scheduled "
-            "procedure.",
+            "(or of the worklist SCP AET@HOST:PORT, asked directly) instead of the archive, "
+            "and take the patient and study from the scheduled procedure.",
         ),
         click.option(
             "--send-to-modality",

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -23,6 +26,7 @@ from .common import (
     destination_options,
     file_size,
     load_reference,
+    option_group,
     print_json,
     progress_display,
     refuse_terminal,
@@ -32,6 +36,7 @@ from .common import (
     stdout,
     tag_options,
 )
+from .dimse import DEFAULT_CALLING_AET, DEFAULT_TIMEOUT, resolve_calling_aet
 from .jobs import wait_with_display
 from .report import Reporter, failure_record
 
@@ -39,10 +44,142 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from pdf2dcm.client import OrthancClient
+    from pdf2dcm.dimse import Node
+    from pdf2dcm.dimse_archive import DicomArchive
     from pdf2dcm.listing import DocumentInfo
-    from pdf2dcm.lookup import Selector
+    from pdf2dcm.lookup import Selector, Target
     from pdf2dcm.progress import ProgressCallback
-    from pdf2dcm.upload import Forward, PreparedBatch
+    from pdf2dcm.upload import Forward, PreparedBatch, Server, UploadResult
+
+
+@dataclass(frozen=True)
+class DicomChoice:
+    """The upload options of a DICOM node destination (``--via dimse``) and of a worklist
+    asked directly, gathered as :class:`Destination` gathers the others."""
+
+    scp: str | None
+    calling_aet: str
+    dimse_timeout: float
+    commit: bool
+    listen_port: int | None
+    worklist_charset: str | None
+
+    def archive(self, method: str, forwarding: bool) -> DicomArchive | None:
+        """The node to store to with ``--via dimse``; usage errors for options that do not
+        go together."""
+        from pdf2dcm.dimse_archive import DicomArchive
+
+        if method != "dimse":
+            given = [
+                flag
+                for flag, value in (
+                    ("--scp", self.scp),
+                    ("--commit", self.commit),
+                    ("--listen-port", self.listen_port),
+                )
+                if value
+            ]
+            if given:
+                raise click.UsageError(f"{given[0]} goes with --via dimse")
+            return None
+        if self.scp is None:
+            raise click.UsageError("--via dimse needs --scp AET@HOST:PORT, the node to store to")
+        if forwarding:
+            raise click.UsageError(
+                "--send-to-modality and --send-to-peer forward from Orthanc; with --via dimse "
+                "give the node itself as --scp"
+            )
+        if self.listen_port is not None and not self.commit:
+            raise click.UsageError("--listen-port goes with --commit")
+        node = _parse_node(self.scp, "--scp")
+        return DicomArchive(node, resolve_calling_aet(self.calling_aet), self.dimse_timeout)
+
+    def with_worklist(self, target: Target | None) -> Target | None:
+        """The target, told how to ask a worklist SCP directly."""
+        direct = target is not None and target.worklist is not None and "@" in target.worklist
+        if self.worklist_charset is not None and not direct:
+            raise click.UsageError("--worklist-charset goes with --worklist AET@HOST:PORT")
+        if target is None or not direct:
+            return target
+        if target.worklist is not None:
+            _parse_node(target.worklist, "--worklist")
+        return dataclasses.replace(
+            target,
+            worklist_charset=self.worklist_charset,
+            calling_aet=resolve_calling_aet(self.calling_aet),
+            timeout=self.dimse_timeout,
+        )
+
+
+def _parse_node(text: str, flag: str) -> Node:
+    from pdf2dcm.dimse import Node
+
+    try:
+        return Node.parse(text)
+    except err.InputError as error:
+        raise click.BadParameter(str(error), param_hint=flag) from None
+
+
+def _charset_name(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    from pydicom.charset import python_encoding
+
+    if value is None or value in python_encoding:
+        return value
+    known = ", ".join(name for name in python_encoding if name.startswith(("ISO_IR", "GB")))
+    raise click.BadParameter(f"{value!r} is not a DICOM character set; known: {known}")
+
+
+def dimse_upload_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of :class:`DicomChoice`, passed to the command as ``dicom``."""
+    return option_group(
+        "dicom",
+        DicomChoice,
+        [
+            click.option(
+                "--scp",
+                metavar="AET@HOST:PORT",
+                help="With --via dimse: the DICOM node to C-STORE to; --study/--patient/"
+                "--series are then found on it by C-FIND.",
+            ),
+            click.option(
+                "--calling-aet",
+                default=DEFAULT_CALLING_AET,
+                show_default=True,
+                metavar="AET",
+                help="The AE title pdf2dcm calls DICOM nodes from [then the profile's "
+                "calling-aet].",
+            ),
+            click.option(
+                "--dimse-timeout",
+                type=click.FloatRange(min=0, min_open=True),
+                default=DEFAULT_TIMEOUT,
+                show_default=True,
+                metavar="SECONDS",
+                help="Seconds to wait for a DICOM node's connection and each of its answers "
+                "(and for the storage commitment report).",
+            ),
+            click.option(
+                "--commit",
+                is_flag=True,
+                help="With --via dimse: ask the node to commit to storing the documents "
+                "(storage commitment) and wait for its report; exit 5 if it refuses, 7 if no "
+                "report comes in time.",
+            ),
+            click.option(
+                "--listen-port",
+                type=click.IntRange(1, 65535),
+                help="With --commit: take the report on an association the node opens to "
+                "this port (the node must know --calling-aet at this address).",
+            ),
+            click.option(
+                "--worklist-charset",
+                metavar="CHARSET",
+                callback=_charset_name,
+                help="With --worklist AET@HOST:PORT: the character set of answers that "
+                "declare none but hold non-ASCII text (ISO_IR 100, ISO_IR 192, GB18030...).",
+            ),
+        ],
+    )(function)
 
 
 @cli.command(
@@ -104,6 +241,7 @@ AlreadyStored; transient failures are retried without ever creating a duplicate.
     help="Turn warnings (no PatientID, a PDF that may be truncated, ...) into errors: every "
     "input is checked first, and if any is refused nothing is sent (exit 2); for CI.",
 )
+@dimse_upload_options
 def upload(
     inputs: tuple[str, ...],
     connection: Connection,
@@ -126,10 +264,14 @@ def upload(
     no_progress: bool,
     dry_run: bool,
     strict: bool,
+    dicom: DicomChoice,
 ) -> None:
-    """Send PDFs (encoded on the way) or DICOM files to Orthanc; '-' reads stdin."""
+    """Send PDFs (encoded on the way) or DICOM files to Orthanc or a DICOM node; '-' reads
+    stdin."""
+    import contextlib
     import datetime as dt
 
+    from pdf2dcm.dimse_archive import DicomArchive
     from pdf2dcm.upload import UploadOptions, check_forward_target, collect_inputs, prepare_batch
 
     sources, own_tags = batch_inputs(
@@ -145,8 +287,11 @@ def upload(
     if wait and forward is None:
         raise click.UsageError("--wait goes with --send-to-modality or --send-to-peer")
     profile = current_profile()
+    method = destination.chosen_method(profile)
+    archive = dicom.archive(method, forward is not None)
+    target = dicom.with_worklist(target)
     options = UploadOptions(
-        method=destination.chosen_method(profile),
+        method=method,
         tags=collect_tags(tag_assignments, tags_file, profile.tags if profile else None),
         title=title,
         conversion_type="SD" if conversion_type == "SD" else "WSD",
@@ -157,13 +302,13 @@ def upload(
     )
     report = Reporter(as_json, Batch(len(sources)), several=len(sources) > 1)
     report.warnings(options.reference.warnings if options.reference is not None else ())
-    client = connection.open(
+    client = archive or connection.open(
         pool_size=concurrency,
         dicomweb_url=destination.dicomweb_url,
         stdin_in_use="-" in sources or listing.files_from == "-",
     )
-    with client:
-        if forward is not None:
+    with client if not isinstance(client, DicomArchive) else contextlib.nullcontext():
+        if forward is not None and not isinstance(client, DicomArchive):
             check_forward_target(client, *forward)
         prepared = prepare_batch(
             client,
@@ -183,14 +328,19 @@ def upload(
             fail_fast=fail_fast,
             show_progress=not no_progress,
         )
+        if isinstance(client, DicomArchive) and client.unverified is not None:
+            report.warnings([client.unverified])
         report.raise_single()
         # The uploads' summary comes before the forwarding job's report.
         info(report.batch.summary())
         job_error = None
-        if stored and forward is not None and not dry_run:
+        if stored and dicom.commit and isinstance(client, DicomArchive) and not dry_run:
+            job_error = _commit(client, stored, dicom.listen_port, as_json=as_json)
+        ids = [result.id for result in stored if result.id is not None]
+        if ids and forward is not None and not dry_run and not isinstance(client, DicomArchive):
             job_error = _forward(
                 client,
-                stored,
+                ids,
                 forward,
                 wait_timeout=wait_timeout if wait else None,
                 as_json=as_json,
@@ -202,7 +352,7 @@ def upload(
 
 
 def _send(
-    client: OrthancClient,
+    client: Server,
     sources: Sequence[str],
     prepared: PreparedBatch,
     report: Reporter,
@@ -210,12 +360,12 @@ def _send(
     concurrency: int,
     fail_fast: bool,
     show_progress: bool,
-) -> list[str]:
-    """Upload the batch, reporting each file in input order; the IDs of the stored ones."""
+) -> list[UploadResult]:
+    """Upload the batch, reporting each file in input order; the stored ones."""
     from pdf2dcm import records
     from pdf2dcm.upload import upload_many
 
-    stored: list[str] = []
+    stored: list[UploadResult] = []
     total = sum(file_size(name) for name in sources)
     with progress_display(show_progress, total or None, len(sources)) as progress:
         outcomes = upload_many(
@@ -236,8 +386,7 @@ def _send(
             if result.attributes is not None:
                 report.plan(source, result.attributes)
                 continue
-            if result.id is not None:
-                stored.append(result.id)
+            stored.append(result)
             where = result.id or result.sop_instance_uid
             line = f"{result.input} -> {where} ({result.status})  {result.url or ''}"
             report.result(
@@ -248,7 +397,42 @@ def _send(
     return stored
 
 
-_OUTCOME_NAMES = {"Success": "stored", "AlreadyStored": "already stored", "DryRun": "planned"}
+_OUTCOME_NAMES = {
+    "Success": "stored",
+    "Warning": "stored with a warning",
+    "AlreadyStored": "already stored",
+    "DryRun": "planned",
+}
+
+
+def _commit(
+    archive: DicomArchive, stored: list[UploadResult], listen_port: int | None, *, as_json: bool
+) -> err.Pdf2DcmError | None:
+    """Storage commitment of the stored documents, reported; its error, if any."""
+    from pdf2dcm import records
+    from pdf2dcm.dimse import CommitResult
+    from pdf2dcm.upload import commit_stored
+
+    try:
+        committed = commit_stored(archive, stored, listen_port=listen_port)
+    except err.CommitmentFailedError as error:
+        if as_json and isinstance(error.result, CommitResult):
+            print_json(records.committed(archive.name, error.result))
+        say(f"error: {error}")
+        return error
+    except err.Pdf2DcmError as error:
+        say(f"error: {error}")
+        return error
+    if as_json:
+        print_json(records.committed(archive.name, committed))
+    else:
+        count = len(committed.committed)
+        plural = "" if count == 1 else "s"
+        result_line(
+            f"{archive.name} committed to {count} document{plural} "
+            f"(transaction {committed.transaction_uid})"
+        )
+    return None
 
 
 def _forward(
