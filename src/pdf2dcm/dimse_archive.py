@@ -127,6 +127,14 @@ class DicomArchive:
         keys = ("SeriesInstanceUID", "SeriesNumber")
         return _one_past(self._held("SERIES", {"StudyInstanceUID": study_uid}, keys), keys[1])
 
+    def series_number(self, series_uid: str) -> int | None:
+        keys = ("SeriesInstanceUID", "SeriesNumber")
+        for answer in self._held("SERIES", {"SeriesInstanceUID": series_uid}, keys):
+            if (answer.text("SeriesInstanceUID") or "").strip() == series_uid:
+                text = (answer.text("SeriesNumber") or "").strip()
+                return int(text) if text.isdigit() else None
+        return None
+
     def next_instance_number(self, series_uid: str) -> int:
         # A strictly hierarchical archive answers IMAGE level only under a study's UID.
         answers = self._held("SERIES", {"SeriesInstanceUID": series_uid}, ("StudyInstanceUID",))

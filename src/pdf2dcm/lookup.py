@@ -195,6 +195,13 @@ class OrthancArchive:
                 highest = max(highest, next_number(numbers, "SeriesNumber"))
         return highest
 
+    def series_number(self, series_uid: str) -> int | None:
+        for match in self.client.lookup(series_uid):
+            if match.type == "Series":
+                text = self.client.series(match.id).main_tags.get("SeriesNumber", "").strip()
+                return int(text) if text.isdigit() else None
+        return None
+
     def next_instance_number(self, series_uid: str) -> int:
         highest = 1
         for match in self.client.lookup(series_uid):

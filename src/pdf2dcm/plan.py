@@ -70,6 +70,10 @@ class ArchiveView(Protocol):
         """One past the highest SeriesNumber of the study (1 when it is not stored)."""
         ...
 
+    def series_number(self, series_uid: str) -> int | None:
+        """The SeriesNumber of a series the archive holds (None: not held, or none)."""
+        ...
+
     def next_instance_number(self, series_uid: str) -> int:
         """One past the highest InstanceNumber of the series (1 when it is not stored)."""
         ...
@@ -88,6 +92,9 @@ class NoArchive:
 
     def next_series_number(self, study_uid: str) -> int:
         return 1
+
+    def series_number(self, series_uid: str) -> int | None:
+        return None
 
     def next_instance_number(self, series_uid: str) -> int:
         return 1
@@ -120,8 +127,13 @@ class Numbers:
         """The SeriesNumber of a new series in the study; the same one again for a series
         already numbered in this run (the files of one shared series)."""
         with self._lock:
-            if series_uid is not None and series_uid in self._series:
-                return self._series[series_uid]
+            if series_uid is not None:
+                # A shared series sent to again (a re-run, a hot folder's next round) keeps
+                # the number the archive already gave it.
+                held = self._series.get(series_uid) or self._archive.series_number(series_uid)
+                if held is not None:
+                    self._series[series_uid] = held
+                    return held
             number = self._take(("study", study_uid), first, self._archive.next_series_number)
             if series_uid is not None:
                 self._series[series_uid] = number

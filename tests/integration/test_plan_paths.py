@@ -435,3 +435,19 @@ def test_the_reference_s_time_zone_dates_the_document(
         ds.ContentDate + ds.ContentTime.split(".")[0], "%Y%m%d%H%M%S"
     ).replace(tzinfo=tokyo)
     assert start.replace(microsecond=0) - dt.timedelta(seconds=1) <= written <= end
+
+
+@pytest.mark.parametrize("path", SERVER_PATHS)
+def test_a_shared_series_sent_again_keeps_its_series_number(
+    orthanc: OrthancServer, tmp_path: Path, path: str
+) -> None:
+    accession, _image = new_study(orthanc, tmp_path)
+    a, b, c = (untitled(tmp_path, f"{name}.pdf") for name in "abc")
+    first = carry_out(path, orthanc, tmp_path, [a, b], "--same-series", accession=accession)
+    again = carry_out(path, orthanc, tmp_path, [a, b, c], "--same-series", accession=accession)
+    assert (first.code, again.code) == (0, 0), first.stderr + again.stderr
+    documents = first.datasets + again.datasets
+    assert len({ds.SeriesInstanceUID for ds in documents}) == 1
+    assert {ds.SeriesNumber for ds in documents} == {2}
+    [new] = [ds for ds in again.datasets if ds.DocumentTitle == "c"]
+    assert int(new.InstanceNumber) >= 3

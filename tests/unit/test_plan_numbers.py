@@ -91,3 +91,19 @@ def test_series_numbers_in_a_study_are_reserved_once_per_series() -> None:
     shared = [book.series_number("1.2", 1, "1.2.9") for _ in range(3)]
     assert shared == [11, 11, 11]
     assert archive.asked == 1
+
+
+def test_a_shared_series_the_archive_holds_keeps_its_number() -> None:
+    """A same-series batch sent again (a re-run, a hot folder's next round) joins its series
+    under the SeriesNumber the archive gave it, not a new one."""
+
+    class Holding(Archive):
+        def series_number(self, series_uid: str) -> int | None:
+            return 4 if series_uid == "1.2.9" else None
+
+    archive = Holding()
+    archive.series["1.2"] = [1, 4]
+    book = Numbers(archive)
+    assert [book.series_number("1.2", 1, "1.2.9") for _ in range(2)] == [4, 4]
+    assert book.series_number("1.2", 1, "1.2.10") == 5
+    assert book.series_number("1.2", 1) == 6
