@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import os
 import struct
+import unicodedata
 import warnings
 from collections.abc import Callable, Iterable, Iterator, MutableSequence
 from collections.abc import Sequence as Seq
@@ -582,7 +583,9 @@ def title_from_name(source: PathLike | BinaryIO, name: str) -> str:
     stem = Path(name).stem
     # A name that is not valid UTF-8 arrives with surrogate escapes, which no charset encodes.
     readable = stem.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    return free_text(readable).strip() or DEFAULT_TITLE
+    # A name is never text with escapes or line breaks of its own: every control is a space.
+    plain = "".join(" " if unicodedata.category(char) == "Cc" else char for char in readable)
+    return free_text(plain).strip() or DEFAULT_TITLE
 
 
 def encode_pdf(

@@ -364,8 +364,6 @@ class Planner:
         With ``options.strict`` any warning refuses the document (StrictModeError).
         """
         options = self.options
-        if options.strict and plan.warnings:
-            raise strict_refusal(plan.warnings[0])
         pdf_sha256 = None
         tags = plan.tags
         if options.derive_uids:
@@ -389,6 +387,9 @@ class Planner:
             strict=options.strict,
             notes=plan.warnings,
         ) as document:
+            # After the PDF was read: what is wrong with the file itself is said first.
+            if options.strict and plan.warnings:
+                raise strict_refusal("; ".join(plan.warnings))
             if check_archive:
                 self._check_archive(document, plan)
             yield document

@@ -709,7 +709,8 @@ def upload_many(
                 )
             return
         batch.planner.refresh()
-        yield from _run_batch(client, batch, names, concurrency, fail_fast, progress, replay)
+        # What the check could not foresee (a stored twin whose bytes differ) stops the rest.
+        yield from _run_batch(client, batch, names, concurrency, True, progress, replay)
 
 
 def _run_batch(

@@ -198,3 +198,24 @@ def test_encode_strict_writes_nothing_when_one_output_would_be_refused(
     assert result.exit_code == 2, result.stderr
     assert "not attempted" in result.stderr
     assert sorted(p.name for p in out.iterdir()) == ([] if obstacle == "long name" else ["b.dcm"])
+
+
+def test_a_title_from_a_file_name_has_no_control_characters(tmp_path: Path) -> None:
+    pdf = tmp_path / "x\x1b[31mred\tTab.pdf"
+    pdf.write_bytes(make_pdf(2000))
+    out = tmp_path / "t.dcm"
+    result = CliRunner().invoke(cli, ["encode", str(pdf), "-o", str(out)])
+    assert result.exit_code == 0, result.stderr
+    assert pydicom.dcmread(out).DocumentTitle == "x [31mred Tab"
+
+
+def test_strict_names_what_is_wrong_with_the_file_first(tmp_path: Path) -> None:
+    from tests.fake_orthanc import serving
+
+    bad = tmp_path / "x.pdf"
+    bad.write_bytes(b"not a PDF at all\n")
+    with serving() as fake:
+        result = CliRunner().invoke(cli, ["upload", str(bad), "--url", fake.url, "--strict"])
+    assert result.exit_code == 2
+    assert "is not a PDF" in result.stderr
+    assert "no PatientID" not in result.stderr
