@@ -33,7 +33,9 @@ def parse_listen(text: str) -> tuple[str, int]:
     """``HOST:PORT``, ``HOST`` or ``:PORT`` (``[::1]:8080`` for IPv6); port 0 takes a free one."""
     host, port = "127.0.0.1", "0"
     if text.startswith("["):
-        inside, _, rest = text[1:].partition("]")
+        inside, closed, rest = text[1:].partition("]")
+        if not closed or (rest and not rest.startswith(":")):
+            raise click.BadParameter(f"{text!r} is not [HOST]:PORT", param_hint="--listen")
         host, port = inside, rest.removeprefix(":") or "0"
     elif text.count(":") == 1:
         host, _, port = text.partition(":")

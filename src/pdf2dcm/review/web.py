@@ -128,12 +128,13 @@ class ReviewApp:
             document = self.desk.document(key)
         except Pdf2DcmError as error:
             return _error(str(error))
-        search = {
-            name: request.args.get(name, document.values.get(name, "")) for name in SEARCH_KEYS
-        }
+        searched = any(name in request.args for name in SEARCH_KEYS)
+        # Before the first search, the form holds the values read from the file.
+        given = request.args if searched else document.values
+        search = {name: given.get(name, "") for name in SEARCH_KEYS}
         where = request.args.get("in", "studies")
         results = Markup("")
-        if any(request.args.get(name) for name in SEARCH_KEYS):
+        if searched:
             try:
                 results = self._results(where, search, key)
             except Pdf2DcmError as error:
@@ -209,10 +210,11 @@ class ReviewServer:
         self._thread.start()
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        """Finish the requests in hand and close the socket (also when never started)."""
         if self._thread is not None:
+            self._server.shutdown()
             self._thread.join()
+        self._server.server_close()
 
 
 class _QuietHandler(WSGIRequestHandler):
