@@ -347,3 +347,27 @@ def test_a_choice_names_what_it_files() -> None:
     assert str(Choice("as-is")) == "as-is"
     with pytest.raises(Exception, match="the study to file into is missing"):
         Choice("study", " ")
+
+
+def test_the_studies_a_refusal_listed_are_read_from_its_reason(tmp_path: Path) -> None:
+    from pdf2dcm.review.queue import waiting_documents
+
+    first, second = "1b3a6f13-fe07c53c-5e985968-59e2d3fe-46ae0c4b", "0" * 8 + "-aaaaaaaa" * 4
+    (tmp_path / "two.pdf").write_bytes(make_pdf(1000, seed=5))
+    reason = {
+        "Kind": "failed",
+        "Input": "two.pdf",
+        "Error": f"2 studies match AccessionNumber=A1 at http://pacs; add a term:\n  {first}  "
+        f"PatientID=1\n  {second}  PatientID=2",
+        "ExitCode": 2,
+        "Time": "2026-01-02T03:04:05+00:00",
+        "ErrorType": "InputError",
+    }
+    (tmp_path / "two.pdf.error.json").write_text(json.dumps(reason), "utf-8")
+    (tmp_path / "later.pdf").write_bytes(make_pdf(1000, seed=6))
+    [later, two] = waiting_documents([tmp_path])
+    assert two.candidates == (first, second)
+    assert two.reason == "2 studies match AccessionNumber=A1 at http://pacs; add a term:"
+    assert two.kind == "refused input"
+    assert two.arrived.isoformat() == "2026-01-02T03:04:05+00:00"
+    assert (later.kind, later.reason, later.candidates) == ("not tried", None, ())

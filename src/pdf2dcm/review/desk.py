@@ -39,7 +39,7 @@ from pdf2dcm.tags import ValidatedTags, validate_tags
 from pdf2dcm.upload import UploadOptions, UploadResult, file_sha256, prepare_batch, upload_file
 from pdf2dcm.watch import ERROR_SUFFIX, Journal, _free_name, _move, _write_atomic
 
-from .queue import Waiting, read_entry, waiting_documents
+from .queue import Waiting, journal_records, read_entry, waiting_documents
 
 ChoiceKind = Literal["study", "patient", "worklist", "as-is"]
 CHOICE_KINDS: tuple[ChoiceKind, ...] = ("study", "patient", "worklist", "as-is")
@@ -146,8 +146,6 @@ class Desk:
             The key leaves the reviewed folders, names a done or rejected file, or no PDF.
         """
         number, relative, path = self._resolve(key)
-        from .queue import journal_records
-
         journal = self.options.journal
         found = journal_records(journal) if journal is not None else {}
         return read_entry(f"{number}/{relative}", path, relative, found, self.options.name_rule)
