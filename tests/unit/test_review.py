@@ -11,7 +11,7 @@ import io
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -371,3 +371,70 @@ def test_the_studies_a_refusal_listed_are_read_from_its_reason(tmp_path: Path) -
     assert two.kind == "refused input"
     assert two.arrived.isoformat() == "2026-01-02T03:04:05+00:00"
     assert (later.kind, later.reason, later.candidates) == ("not tried", None, ())
+
+
+def test_the_worklist_is_searched_and_a_procedure_is_filed_for(setup: Setup) -> None:
+    item = {
+        "PatientName": "Roe^Ann",
+        "PatientID": "P-9",
+        "AccessionNumber": "WL-1",
+        "StudyInstanceUID": "1.2.826.0.1.3680043.10.1",
+        "RequestedProcedureDescription": "Consent",
+    }
+    setup.fake.route("POST", "/modalities/RIS/find-worklist", (200, [item]))
+    desk = Desk(setup.client, replace(setup.desk.options, worklist="RIS"))
+    web = Client(ReviewApp(desk, TOKEN, {HOST}))
+    found = web.get(
+        "/",
+        query_string={"token": TOKEN, "doc": "0/NOPE_consent.pdf", "AccessionNumber": "WL-1"}
+        | {"in": "worklist"},
+    )
+    assert "File for this procedure" in text(found)
+    assert json.loads(setup.fake.received[-1].body)["AccessionNumber"] == "WL-1"
+    preview = web.post(
+        "/preview",
+        data={"token": TOKEN, "doc": "0/NOPE_consent.pdf", "kind": "worklist"}
+        | {"value": f"StudyInstanceUID={item['StudyInstanceUID']}"},
+        headers={"Origin": f"http://{HOST}"},
+    )
+    shown = text(preview)
+    assert preview.status_code == 200, shown
+    assert f"<th>StudyInstanceUID</th><td>{item['StudyInstanceUID']}</td>" in shown
+    assert "<th>PatientName</th><td>Roe^Ann</td>" in shown
+    assert "<th>StudyDescription</th><td>Consent</td>" in shown
+
+
+def test_a_patient_chosen_gets_the_document_in_a_new_study(setup: Setup) -> None:
+    [patient] = [path for path in setup.fake.resources if path.startswith("/patients/")]
+    preview = post(
+        setup,
+        "/preview",
+        {"doc": "0/NOPE_consent.pdf", "kind": "patient", "value": patient.split("/")[-1]},
+    )
+    shown = text(preview)
+    assert preview.status_code == 200, shown
+    assert "<th>PatientID</th><td>P-1</td>" in shown
+    assert f"<td>{setup.study_uid}</td>" not in shown
+
+
+def test_a_page_served_on_every_interface_takes_any_host_but_still_the_token(
+    setup: Setup,
+) -> None:
+    from pdf2dcm.review.web import ReviewServer
+
+    server = ReviewServer(setup.desk, "0.0.0.0", 0)
+    try:
+        assert server.app.hosts is None
+        web = Client(server.app)
+        named = {"Host": "scanner-pc.example:8080"}
+        assert web.get("/", headers=named).status_code == 403
+        assert web.get("/", query_string={"token": server.token}, headers=named).status_code == 200
+    finally:
+        server.stop()
+    loopback = ReviewServer(setup.desk)
+    try:
+        assert loopback.app.hosts == {
+            f"{name}:{loopback.port}" for name in ("127.0.0.1", "localhost", "[::1]")
+        }
+    finally:
+        loopback.stop()

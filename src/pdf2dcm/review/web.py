@@ -61,12 +61,13 @@ label{margin-right:.8em}.current{background:#fff6d5}
 
 
 class ReviewApp:
-    """The WSGI application; ``hosts`` are the ``Host`` values it answers to."""
+    """The WSGI application; ``hosts`` are the ``Host`` values it answers to (None: any, for
+    a page served on every interface, which the token alone guards)."""
 
-    def __init__(self, desk: Desk, token: str, hosts: Collection[str]) -> None:
+    def __init__(self, desk: Desk, token: str, hosts: Collection[str] | None) -> None:
         self.desk = desk
         self.token = token
-        self.hosts = frozenset(hosts)
+        self.hosts = None if hosts is None else frozenset(hosts)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
@@ -99,7 +100,7 @@ class ReviewApp:
 
     def _refusal(self, request: Request) -> str | None:
         """Why a request is refused (a wrong host, token or origin), or None."""
-        if request.host not in self.hosts:
+        if self.hosts is not None and request.host not in self.hosts:
             return f"this page answers at {' or '.join(sorted(self.hosts))}, not {request.host}"
         given = request.args.get("token") or request.cookies.get(COOKIE) or ""
         if request.method == "POST":
@@ -193,6 +194,7 @@ class ReviewServer:
     """The page served on ``host``:``port`` (0: a free port) in a thread of its own."""
 
     def __init__(self, desk: Desk, host: str = "127.0.0.1", port: int = 0) -> None:
+        """Bind now (an address in use fails here, as an OSError); serve from :meth:`start`."""
         self.token = secrets.token_urlsafe(24)
         self.app = ReviewApp(desk, self.token, ())
         self._server = make_server(
@@ -201,7 +203,10 @@ class ReviewServer:
         self.port = self._server.server_port
         shown = f"[{host}]" if ":" in host else host
         names = {shown, "localhost", "127.0.0.1", "[::1]"}
-        self.app.hosts = frozenset(f"{name}:{self.port}" for name in names)
+        every_interface = host in ("0.0.0.0", "::", "")
+        self.app.hosts = (
+            None if every_interface else frozenset(f"{name}:{self.port}" for name in names)
+        )
         self.address = f"http://{shown}:{self.port}/?token={self.token}"
         self._thread: threading.Thread | None = None
 
