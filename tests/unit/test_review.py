@@ -433,8 +433,8 @@ def test_a_page_served_on_every_interface_takes_any_host_but_still_the_token(
         server.stop()
     loopback = ReviewServer(setup.desk)
     try:
-        assert loopback.app.hosts == {
+        assert loopback.app.hosts == frozenset(
             f"{name}:{loopback.port}" for name in ("127.0.0.1", "localhost", "[::1]")
-        }
+        )
     finally:
         loopback.stop()
