@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
-import signal
 import threading
 from pathlib import Path
-from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -21,7 +19,7 @@ from .common import (
     current_profile,
     result_line,
 )
-from .watch import _name_rule
+from .watch import _name_rule, _stop_on_signals
 
 if TYPE_CHECKING:
     from pdf2dcm.review.web import ReviewServer
@@ -174,20 +172,11 @@ def review(
 
 
 def _serve_until_stopped(server: ReviewServer) -> None:
-    """Serve in a thread until SIGINT or SIGTERM; the requests in hand are finished."""
+    """Serve until SIGINT or SIGTERM (as watch stops); the requests in hand are finished."""
     stop = threading.Event()
-    previous: dict[int, Any] = {}
-
-    def request_stop(signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    for stopping in (signal.SIGINT, signal.SIGTERM):
-        previous[stopping] = signal.getsignal(stopping)
-        signal.signal(stopping, request_stop)
     server.start()
     try:
-        stop.wait()
+        with _stop_on_signals(stop):
+            stop.wait()
     finally:
         server.stop()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
