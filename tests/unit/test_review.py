@@ -200,6 +200,10 @@ def test_search_by_accession_then_preview_then_confirm_files_and_moves_to_done(
     assert matched["Input"] == "NOPE_consent.pdf"
     assert matched["Choice"] == f"study {setup.study}"
     assert matched["ID"] == new
+    # Filed as previewed: the same derived UIDs.
+    planned = re.search(r"<th>SOPInstanceUID</th><td>([0-9.]+)</td>", shown)
+    assert planned is not None
+    assert matched["SOPInstanceUID"] == planned[1]
     assert matched["SHA256"] == hashlib.sha256(pdf).hexdigest()
     assert matched["Destination"] == str(setup.failed / "done" / "NOPE_consent.pdf")
     assert "0/NOPE_consent.pdf" not in {d.key for d in setup.desk.documents()}

@@ -459,24 +459,23 @@ def _preview_page(preview: Preview, token: str) -> Markup:
     key = preview.document.key
     return Markup(
         "<p>{} will be filed ({}) with these attributes. Nothing is sent until you confirm."
-        '</p>{}<table id="attributes">{}</table>'
-        '<form method="post" action="/file"><input type="hidden" name="token" value="{}">'
+        '</p>{}<form method="post" action="/file"><input type="hidden" name="token" value="{}">'
         '<input type="hidden" name="doc" value="{}"><input type="hidden" name="kind" value="{}">'
         '<input type="hidden" name="value" value="{}">'
         '<input type="hidden" name="confirmation" value="{}">'
-        '<button id="confirm">Confirm and file</button></form>'
-        '<p><a href="/?doc={}">Back</a></p>'
+        '<button id="confirm">Confirm and file</button> <a href="/?doc={}">Back</a></form>'
+        '<table id="attributes">{}</table>'
     ).format(
         key.partition("/")[2],
         str(preview.choice),
         warnings,
-        rows,
         token,
         key,
         preview.choice.kind,
         preview.choice.value,
         preview.confirmation,
         quote(key),
+        rows,
     )
 
 
