@@ -198,6 +198,8 @@ class FakeOrthanc(socketserver.ThreadingTCPServer):
         self.lock = threading.Lock()
         self.instances: dict[str, bytes] = {}
         """The EncapsulatedDocument value of each stored instance, pad byte included."""
+        self.default_encoding = "Utf8"
+        """``GET /tools/default-encoding``: configured as the README advises for worklists."""
         self.datasets: dict[str, pydicom.Dataset] = {}
         self.resources: dict[str, dict[str, Any]] = {}
         """GET /patients|studies|series|instances/{id}: what Orthanc answers, in short."""
@@ -245,6 +247,8 @@ class FakeOrthanc(socketserver.ThreadingTCPServer):
             return reply(200, [])
         if request.method != "GET":
             return None
+        if path == "/tools/default-encoding":
+            return reply(200, self.default_encoding.encode(), {"Content-Type": "text/plain"})
         match = re.fullmatch(r"/instances/([0-9a-f-]+)/content/([0-9a-f]{4})-([0-9a-f]{4})", path)
         if match and match[1] in self.datasets:
             element = self.datasets[match[1]].get(int(match[2] + match[3], 16))

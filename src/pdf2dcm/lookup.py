@@ -546,6 +546,21 @@ def _check_worklist_selector(selector: Selector) -> None:
         )
 
 
+def scheduled_procedures(
+    client: OrthancClient, modality: str, query: Mapping[str, str]
+) -> list[dict[str, str]]:
+    """Every scheduled procedure in the worklist of ``modality`` matching ``query`` (keys of
+    :data:`WORKLIST_KEYS`), with the attributes a document copies from one.
+
+    Raises
+    ------
+    InputError
+        A key the worklist cannot match.
+    """
+    _check_worklist_selector(Selector("study", query))
+    return _find_worklist(client, modality, dict.fromkeys(_WORKLIST_COPIED, "") | dict(query))
+
+
 def _scheduled_procedure(
     client: OrthancClient, modality: str, selector: Selector
 ) -> dict[str, str]:

@@ -216,3 +216,14 @@ def watched(event: Watched, exit_code: int | None) -> Record:
     record["Destination"] = event.destination
     record["Job"] = event.job
     return record
+
+
+def matched(source: str, result: UploadResult, choice: str) -> Record:
+    """A waiting file a person filed on the review page: its ``uploaded`` record, with the
+    ``Choice`` made (``study ID``, ``patient ID``, ``worklist KEY=VALUE`` or ``as-is``)."""
+    return uploaded(source, result) | {"Kind": "matched", "Choice": choice}
+
+
+def rejected(source: str, reason: str) -> Record:
+    """A waiting file a person rejected on the review page, with the ``Reason`` given."""
+    return {"Kind": "rejected", "Input": source, "Reason": reason}

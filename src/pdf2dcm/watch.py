@@ -659,6 +659,10 @@ class Journal:
         """The event's record, as ``--json`` prints it, with the time to the millisecond."""
         record = records.watched(event, exit_code)
         record["Time"] = event.time.isoformat(timespec="milliseconds")
+        self.append(record)
+
+    def append(self, record: records.Record) -> None:
+        """One record, as one line."""
         line = records.dumps(record) + "\n"
         try:
             os.write(self._descriptor, line.encode("utf-8"))

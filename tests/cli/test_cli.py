@@ -63,6 +63,7 @@ def test_every_command_has_help_with_examples() -> None:
         "jobs show",
         "jobs wait",
         "ls",
+        "review",
         "show",
         "upload",
         "watch",

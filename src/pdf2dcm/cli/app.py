@@ -517,6 +517,7 @@ _COMMAND_MODULES = {
     "echo": "dimse",
     "jobs": "jobs",
     "ls": "server",
+    "review": "review",
     "show": "show",
     "upload": "server",
     "watch": "watch",
@@ -611,6 +612,7 @@ Examples:
   pdf2dcm fetch --study AccessionNumber=A123 -d reports/
   pdf2dcm jobs wait 32af28ce-d1f9-4655-b38e-3237a3cdcbaa --timeout 600
   pdf2dcm watch /srv/inbox --done /srv/done --failed /srv/failed
+  pdf2dcm review /srv/failed --log /srv/watch.jsonl
   pdf2dcm --profile pacs check --modality pacs
   pdf2dcm echo ORTHANC@pacs.example.org:4242 --calling-aet WARD3
 

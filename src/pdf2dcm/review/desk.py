@@ -1,0 +1,374 @@
+"""The review desk: search the archive, preview, file, retry and reject waiting documents.
+
+Filing is ``pdf2dcm upload`` of one file: the target is looked up by :mod:`pdf2dcm.lookup`,
+the document planned by :func:`pdf2dcm.upload.prepare_batch` (every identity check) and
+sent by :func:`pdf2dcm.upload.upload_file`; the preview is the same call with ``dry_run``,
+as ``upload --dry-run``. Nothing is filed without a preview: filing takes the confirmation
+the preview gave, which is bound to the document's bytes and the choice made, so a file
+changed or a choice altered after the preview is refused.
+
+What a choice files, and with which of the file's own values:
+
+- a study, a patient (a new study) or a worklist item: the chosen target's patient and
+  study, the sidecar's values over them; the values read from the file's name are left
+  out, since they are what failed to match;
+- ``as-is`` (retry): what the hot folder did, its name values, sidecar and target.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import hmac
+import os
+import secrets
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+from pdf2dcm import records
+from pdf2dcm.client import OrthancClient, Patient, Study
+from pdf2dcm.errors import InputError, NotFoundError
+from pdf2dcm.files import filesystem_error, make_directory
+from pdf2dcm.lookup import Target, find_resources, resolve_resource, scheduled_procedures
+from pdf2dcm.pertags import NameRule, merge_tags, sidecar_path, sidecar_tags
+from pdf2dcm.tags import ValidatedTags, validate_tags
+from pdf2dcm.upload import UploadOptions, UploadResult, file_sha256, prepare_batch, upload_file
+from pdf2dcm.watch import ERROR_SUFFIX, Journal, _free_name, _move, _write_atomic
+
+from .queue import Waiting, journal_records, read_entry, waiting_documents
+
+ChoiceKind = Literal["study", "patient", "worklist", "as-is"]
+CHOICE_KINDS: tuple[ChoiceKind, ...] = ("study", "patient", "worklist", "as-is")
+REJECTED_SUFFIX = ".rejected.json"
+MAX_RESULTS = 50
+SEARCH_KEYS = ("PatientName", "PatientID", "AccessionNumber", "StudyDate")
+"""What the page searches by; the worklist has no StudyDate."""
+
+
+@dataclass(frozen=True)
+class ReviewOptions:
+    """The folders to review and how their documents are filed."""
+
+    folders: tuple[Path, ...]
+    upload: UploadOptions = field(default_factory=UploadOptions)
+    """How documents are made and sent (``tags`` apply to every one), as for upload."""
+    target: Target = field(default_factory=Target)
+    """What a retry looks up, with ``{Keyword}`` filled from the file's values (as the hot
+    folder's ``--study``)."""
+    name_rule: NameRule | None = None
+    worklist: str | None = None
+    """The Orthanc modality whose worklist the page searches; None: no worklist search."""
+    journal: Path | None = None
+    """The hot folder's journal: read for reasons, appended ``matched`` and ``rejected``."""
+    done: Path | None = None
+    """Where filed documents go; default ``done/`` in the folder they were in."""
+    rejected: Path | None = None
+    """Where rejected documents go; default ``rejected/`` in the folder they were in."""
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What a person chose for a document: an Orthanc study or patient ID, a worklist item
+    (``KEY=VALUE``), or ``as-is`` (retry)."""
+
+    kind: ChoiceKind
+    value: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in CHOICE_KINDS:
+            raise InputError(f"choose a study, a patient, a worklist item or a retry, not {self}")
+        if self.kind != "as-is" and not self.value.strip():
+            raise InputError(f"the {self.kind} to file into is missing; choose one")
+
+    def __str__(self) -> str:
+        return self.kind if self.kind == "as-is" else f"{self.kind} {self.value}"
+
+
+@dataclass(frozen=True)
+class Preview:
+    """The attributes a document would get, and the confirmation that files exactly this."""
+
+    document: Waiting
+    choice: Choice
+    attributes: dict[str, Any]
+    warnings: tuple[str, ...]
+    sha256: str
+    confirmation: str
+
+
+@dataclass(frozen=True)
+class Filed:
+    """A document filed (or rejected) and where its file went."""
+
+    document: Waiting
+    destination: Path
+    result: UploadResult | None = None
+
+
+class Desk:
+    """The use cases of the review page, over one client; safe to call from several threads
+    (filing and rejecting take turns, so a document is never filed twice at once)."""
+
+    def __init__(self, client: OrthancClient, options: ReviewOptions) -> None:
+        if not options.folders:
+            raise InputError("give at least one folder to review")
+        self.client = client
+        self.options = options
+        self._secret = secrets.token_bytes(32)
+        self._lock = threading.Lock()
+        self._excluded = tuple(
+            path
+            for number in range(len(options.folders))
+            for path in (self._done(number), self._rejected(number))
+        )
+
+    # --- what waits --------------------------------------------------------------------------
+
+    def documents(self) -> list[Waiting]:
+        """Every waiting document, newest first."""
+        return waiting_documents(
+            self.options.folders,
+            journal=self.options.journal,
+            name_rule=self.options.name_rule,
+            excluded=self._excluded,
+        )
+
+    def document(self, key: str) -> Waiting:
+        """The waiting document ``key`` names (``N/path`` as listed).
+
+        Raises
+        ------
+        InputError
+            The key leaves the reviewed folders, names a done or rejected file, or no PDF.
+        """
+        number, relative, path = self._resolve(key)
+        journal = self.options.journal
+        found = journal_records(journal) if journal is not None else {}
+        return read_entry(f"{number}/{relative}", path, relative, found, self.options.name_rule)
+
+    def _resolve(self, key: str) -> tuple[int, str, Path]:
+        refused = InputError(f"{key[:200]!r} is not a document waiting in the reviewed folders")
+        number_text, _, relative = key.partition("/")
+        parts = relative.split("/")
+        if (
+            not number_text.isdigit()
+            or int(number_text) >= len(self.options.folders)
+            or any(part in ("", ".", "..") for part in parts)
+            or "\\" in relative
+            or "\0" in relative
+            or not relative.lower().endswith(".pdf")
+        ):
+            raise refused
+        number = int(number_text)
+        folder = os.path.realpath(self.options.folders[number])
+        path = self.options.folders[number] / PurePosixPath(relative)
+        real = os.path.realpath(path)
+        inside = real.startswith(folder + os.sep)
+        excluded = any(
+            real.startswith(os.path.realpath(other) + os.sep) for other in self._excluded
+        )
+        if not inside or excluded or path.is_symlink() or not path.is_file():
+            raise refused
+        return number, relative, path
+
+    # --- search ------------------------------------------------------------------------------
+
+    def search_studies(self, terms: Mapping[str, str]) -> list[Study]:
+        """Studies matching every term given (a name matches in part, without regard to case)."""
+        query = _query(terms, SEARCH_KEYS)
+        found = find_resources(self.client, "study", query, limit=MAX_RESULTS)
+        return [resource for resource in found if isinstance(resource, Study)]
+
+    def search_patients(self, terms: Mapping[str, str]) -> list[Patient]:
+        """Patients matching the name and PatientID terms given."""
+        query = _query(terms, ("PatientName", "PatientID"))
+        found = find_resources(self.client, "patient", query, limit=MAX_RESULTS)
+        return [resource for resource in found if isinstance(resource, Patient)]
+
+    def search_worklist(self, terms: Mapping[str, str]) -> list[dict[str, str]]:
+        """Scheduled procedures of the configured worklist matching the terms."""
+        if self.options.worklist is None:
+            raise InputError("no worklist to search; start the review with --worklist MODALITY")
+        query = _query(terms, ("PatientName", "PatientID", "AccessionNumber"))
+        return scheduled_procedures(self.client, self.options.worklist, query)[:MAX_RESULTS]
+
+    def candidates(self, document: Waiting) -> list[Study]:
+        """The studies the refusal listed, which the page offers first."""
+        found: list[Study] = []
+        for orthanc_id in document.candidates:
+            try:
+                resource = resolve_resource(self.client, orthanc_id)
+            except (NotFoundError, InputError):
+                continue
+            if isinstance(resource, Study):
+                found.append(resource)
+        return found
+
+    # --- preview, file, reject ---------------------------------------------------------------
+
+    def preview(self, key: str, choice: Choice) -> Preview:
+        """Plan the document for ``choice`` as ``upload --dry-run`` does; nothing is sent."""
+        document = self.document(key)
+        planned = self._carry_out(document, choice, dry_run=True)
+        return Preview(
+            document,
+            choice,
+            planned.attributes or {},
+            planned.warnings,
+            planned.sha256,
+            self._confirmation(document.key, choice, planned.sha256),
+        )
+
+    def file(self, key: str, choice: Choice, confirmation: str) -> Filed:
+        """File the document as previewed, move it to the done folder, journal ``matched``.
+
+        Raises
+        ------
+        InputError
+            The confirmation is not the preview's of this document and choice, or the file
+            changed since; every error of ``upload`` (nothing is moved then).
+        """
+        with self._lock:
+            document = self.document(key)
+            with document.path.open("rb") as handle:
+                digest = file_sha256(handle)
+            expected = self._confirmation(document.key, choice, digest)
+            if not hmac.compare_digest(expected, confirmation):
+                raise InputError(
+                    f"{document.key} or the choice changed since its preview, or it was not "
+                    "previewed; preview it again, then confirm"
+                )
+            result = self._carry_out(document, choice, dry_run=False)
+            destination = self._put_away(document, self._done(_number(document)), result.sha256)
+            self._journal(records.matched(_relative(document), result, str(choice)), destination)
+            return Filed(document, destination, result)
+
+    def reject(self, key: str, reason: str) -> Filed:
+        """Move the document to the rejected folder with ``NAME.pdf.rejected.json``."""
+        reason = " ".join(reason.split())
+        if not reason:
+            raise InputError("say why the document is rejected")
+        with self._lock:
+            document = self.document(key)
+            with document.path.open("rb") as handle:
+                digest = file_sha256(handle)
+            record = records.rejected(_relative(document), reason)
+            folder = self._rejected(_number(document))
+            target = _free_name(folder / _relative(document), digest)
+            make_directory(target.parent)
+            stamped = self._stamped(record, target)
+            _write_atomic(target.with_name(target.name + REJECTED_SUFFIX), stamped)
+            destination = self._put_away(document, folder, digest, final=target)
+            self._journal(record, destination)
+            return Filed(document, destination)
+
+    def _carry_out(self, document: Waiting, choice: Choice, *, dry_run: bool) -> UploadResult:
+        relative = _relative(document)
+        upload = dataclasses.replace(self.options.upload, dry_run=dry_run)
+        file_tags = merge_tags(
+            validate_tags(upload.tags),
+            self._name_tags(relative, choice),
+            sidecar_tags(document.path),
+        )
+        target = self._target(choice)
+        reference = target.reference(self.client, file_tags)
+        batch = prepare_batch(
+            self.client,
+            [str(document.path)],
+            [file_tags],
+            dataclasses.replace(upload, tags={}, reference=reference),
+        )
+        [plan] = batch.plans
+        result = upload_file(
+            self.client,
+            str(document.path),
+            batch.options,
+            source_name=relative,
+            plan=plan,
+            planner=batch.planner,
+        )
+        return dataclasses.replace(result, warnings=batch.warnings + result.warnings)
+
+    def _name_tags(self, relative: str, choice: Choice) -> ValidatedTags:
+        rule = self.options.name_rule
+        return rule.tags(relative) if rule is not None and choice.kind == "as-is" else {}
+
+    def _target(self, choice: Choice) -> Target:
+        if choice.kind == "as-is":
+            return self.options.target
+        if choice.kind == "worklist":
+            if self.options.worklist is None:
+                raise InputError("no worklist to file from; start the review with --worklist")
+            return Target(study=(choice.value,), worklist=self.options.worklist, placeholders=False)
+        return Target(parent=choice.value, placeholders=False)
+
+    def _confirmation(self, key: str, choice: Choice, sha256: str) -> str:
+        message = "\0".join((key, choice.kind, choice.value, sha256)).encode("utf-8", "replace")
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
+
+    def _done(self, number: int) -> Path:
+        return self.options.done or self.options.folders[number] / "done"
+
+    def _rejected(self, number: int) -> Path:
+        return self.options.rejected or self.options.folders[number] / "rejected"
+
+    def _put_away(
+        self, document: Waiting, folder: Path, digest: str, *, final: Path | None = None
+    ) -> Path:
+        """Move the PDF, then its sidecar and reason file, keeping its path below the folder."""
+        target = final or _free_name(folder / _relative(document), digest)
+        make_directory(target.parent)
+        try:
+            _move(document.path, target)
+        except OSError as exc:
+            raise filesystem_error(exc, target, "move to") from exc
+        companions = (
+            (sidecar_path(document.path), sidecar_path(target)),
+            (
+                document.path.with_name(document.path.name + ERROR_SUFFIX),
+                target.with_name(target.name + ERROR_SUFFIX),
+            ),
+        )
+        for source, destination in companions:
+            if source.is_file():
+                try:
+                    _move(source, destination)
+                except OSError as exc:
+                    raise filesystem_error(exc, destination, "move to") from exc
+        return target
+
+    def _stamped(self, record: records.Record, destination: Path) -> records.Record:
+        moment = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+        return record | {"Time": moment, "Destination": str(destination)}
+
+    def _journal(self, record: records.Record, destination: Path) -> None:
+        if self.options.journal is None:
+            return
+        journal = Journal(self.options.journal)
+        try:
+            journal.append(self._stamped(record, destination))
+        finally:
+            journal.close()
+
+
+def _number(document: Waiting) -> int:
+    return int(document.key.partition("/")[0])
+
+
+def _relative(document: Waiting) -> str:
+    return document.key.partition("/")[2]
+
+
+def _query(terms: Mapping[str, str], keys: tuple[str, ...]) -> dict[str, str]:
+    """The terms given (trimmed), a name without wildcards matched in part."""
+    query = {key: terms[key].strip() for key in keys if terms.get(key, "").strip()}
+    if not query:
+        raise InputError(f"give something to search by: {', '.join(keys)}")
+    name = query.get("PatientName")
+    if name is not None and not any(mark in name for mark in "*?"):
+        query["PatientName"] = f"*{name}*"
+    return query
