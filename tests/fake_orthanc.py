@@ -198,6 +198,8 @@ class FakeOrthanc(socketserver.ThreadingTCPServer):
         self.lock = threading.Lock()
         self.instances: dict[str, bytes] = {}
         """The EncapsulatedDocument value of each stored instance, pad byte included."""
+        self.files: dict[str, bytes] = {}
+        """``GET /instances/{id}/file``: each stored instance's file as it was sent."""
         self.default_encoding = "Utf8"
         """``GET /tools/default-encoding``: configured as the README advises for worklists."""
         self.datasets: dict[str, pydicom.Dataset] = {}
@@ -249,6 +251,12 @@ class FakeOrthanc(socketserver.ThreadingTCPServer):
             return None
         if path == "/tools/default-encoding":
             return reply(200, self.default_encoding.encode(), {"Content-Type": "text/plain"})
+        stored = re.fullmatch(r"/instances/([0-9a-f-]+)/file", path)
+        if stored and stored[1] in self.files:
+            return reply(200, self.files[stored[1]], {"Content-Type": "application/dicom"})
+        return self._content(path) or self._resource(path)
+
+    def _content(self, path: str) -> Action | None:
         match = re.fullmatch(r"/instances/([0-9a-f-]+)/content/([0-9a-f]{4})-([0-9a-f]{4})", path)
         if match and match[1] in self.datasets:
             element = self.datasets[match[1]].get(int(match[2] + match[3], 16))
@@ -260,6 +268,9 @@ class FakeOrthanc(socketserver.ThreadingTCPServer):
             else:
                 raw = value if isinstance(value, bytes) else str(value).encode()
             return reply(200, raw, {"Content-Type": "application/octet-stream"})
+        return None
+
+    def _resource(self, path: str) -> Action | None:
         if path in self.resources:
             return reply(200, self.resources[path])
         children = re.fullmatch(r"/(studies|series)/([0-9a-f-]+)/(series|instances)", path)
@@ -292,6 +303,7 @@ class FakeOrthanc(socketserver.ThreadingTCPServer):
         if status == "Success":
             self.instances[instance] = bytes(ds.get("EncapsulatedDocument", b""))
             self.datasets[instance] = ds
+            self.files[instance] = body
             self._file(ds, patient, study, series, instance)
         answer = {
             "ID": instance,
@@ -323,7 +335,11 @@ class FakeOrthanc(socketserver.ThreadingTCPServer):
         self.resources[f"/series/{series}"] = {
             "ID": series,
             "ParentStudy": study,
-            "MainDicomTags": {"SeriesInstanceUID": str(ds.SeriesInstanceUID)},
+            "MainDicomTags": {
+                "SeriesInstanceUID": str(ds.SeriesInstanceUID),
+                "SeriesNumber": str(ds.get("SeriesNumber", "")),
+                "Modality": str(ds.get("Modality", "")),
+            },
             "Instances": sorted({*known["Instances"], sop}),
         }
         self.resources[f"/instances/{sop}"] = {

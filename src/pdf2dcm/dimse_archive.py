@@ -23,7 +23,7 @@ from . import dimse
 from .dicom import reference_from_header
 from .errors import DicomRefusedError, InputError, NotFoundError
 from .identity import Level, ReferenceAttributes
-from .plan import SopLocation, shown
+from .plan import JoinLevel, SopLocation, shown
 
 _PATIENT_KEYS = ("PatientID", "IssuerOfPatientID", "PatientName", "PatientBirthDate", "PatientSex")
 _STUDY_ONLY_KEYS = (
@@ -126,6 +126,13 @@ class DicomArchive:
     def next_series_number(self, study_uid: str) -> int:
         keys = ("SeriesInstanceUID", "SeriesNumber")
         return _one_past(self._held("SERIES", {"StudyInstanceUID": study_uid}, keys), keys[1])
+
+    def stored_reference(self, level: JoinLevel, uid: str) -> ReferenceAttributes | None:
+        key = "StudyInstanceUID" if level == "study" else "SeriesInstanceUID"
+        try:
+            return self.reference(level, {key: uid})
+        except NotFoundError:
+            return None
 
     def series_number(self, series_uid: str) -> int | None:
         keys = ("SeriesInstanceUID", "SeriesNumber")

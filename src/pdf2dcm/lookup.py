@@ -34,7 +34,7 @@ from .errors import (
 )
 from .identity import Level, ReferenceAttributes
 from .pertags import fill_placeholders, keyword_values
-from .plan import SopLocation
+from .plan import JoinLevel, SopLocation
 from .tags import ValidatedTags
 
 HEADER_READS = (256 * 1024, 4 * 1024 * 1024, 16 * 1024 * 1024)
@@ -194,6 +194,13 @@ class OrthancArchive:
                 numbers = (s.main_tags for s in self.client.study_series(match.id))
                 highest = max(highest, next_number(numbers, "SeriesNumber"))
         return highest
+
+    def stored_reference(self, level: JoinLevel, uid: str) -> ReferenceAttributes | None:
+        wanted = "Study" if level == "study" else "Series"
+        for match in self.client.lookup(uid):
+            if match.type == wanted:
+                return parent_reference(self.client, match.id)
+        return None
 
     def series_number(self, series_uid: str) -> int | None:
         for match in self.client.lookup(series_uid):

@@ -40,6 +40,10 @@ NO_PATIENT_ID = (
 )
 
 
+JoinLevel = Literal["study", "series"]
+"""What a document joins when it is given the UID of a stored study or series."""
+
+
 @dataclass(frozen=True)
 class SopLocation:
     """Where an archive files an instance: its own ID and the UIDs above it."""
@@ -70,6 +74,13 @@ class ArchiveView(Protocol):
         """One past the highest SeriesNumber of the study (1 when it is not stored)."""
         ...
 
+    def stored_reference(
+        self, level: Literal["study", "series"], uid: str
+    ) -> ReferenceAttributes | None:
+        """What a document joining the study or series of ``uid`` copies, when the archive
+        holds it (None: it does not)."""
+        ...
+
     def series_number(self, series_uid: str) -> int | None:
         """The SeriesNumber of a series the archive holds (None: not held, or none)."""
         ...
@@ -92,6 +103,11 @@ class NoArchive:
 
     def next_series_number(self, study_uid: str) -> int:
         return 1
+
+    def stored_reference(
+        self, level: Literal["study", "series"], uid: str
+    ) -> ReferenceAttributes | None:
+        return None
 
     def series_number(self, series_uid: str) -> int | None:
         return None
@@ -272,6 +288,7 @@ class Planner:
         self.numbers = Numbers(self.archive)
         self.owners = StudyOwners(self.archive)
         self._tags = _shared_tags(options)
+        self._stored_references: dict[tuple[str, str], ReferenceAttributes | None] = {}
 
     def refresh(self) -> None:
         """Forget what was asked of the archive: the next documents see its current state."""
@@ -311,16 +328,43 @@ class Planner:
         )
         per_file = [merge_tags(p, own) for p, own in zip(per_batch, own_tags, strict=True)]
         check_batch_identity(per_file)
-        notes = reference.warnings if reference is not None else ()
-        return [
-            DocumentPlan(
-                source,
-                self._numbered(tags, reference),
-                reference,
-                notes + self._patient_note(tags, reference),
+        plans = []
+        for source, tags, own in zip(sources, per_file, own_tags, strict=True):
+            joined = reference if reference is not None else self._stored(own)
+            notes = joined.warnings if joined is not None else ()
+            plans.append(
+                DocumentPlan(
+                    source,
+                    self._numbered(tags, joined),
+                    joined,
+                    notes + self._patient_note(tags, joined),
+                )
             )
-            for source, tags in zip(sources, per_file, strict=True)
-        ]
+        return plans
+
+    def _stored(self, own: ValidatedTags) -> ReferenceAttributes | None:
+        """The stored study or series a given StudyInstanceUID or SeriesInstanceUID names.
+
+        A document given the UID of a study or series the archive holds joins it as if by
+        ``--study``/``--series``: its attributes come from there and a given value that
+        contradicts them is refused, so that the study never disagrees with itself.
+        """
+        levels: tuple[tuple[JoinLevel, int], ...] = (("series", _SERIES_UID), ("study", _STUDY_UID))
+        for level, tag in levels:
+            uid = _text(own.get(tag)) or _text(self._tags.get(tag))
+            if uid is None:
+                continue
+            patient_id = _text(own.get(_PATIENT_ID)) or _text(self._tags.get(_PATIENT_ID))
+            if level == "study" and patient_id is not None:
+                # A study of another patient is refused as such (exit 8), not as a mismatch.
+                self.owners.check(uid, patient_id)
+            key = (level, uid)
+            if key not in self._stored_references:
+                self._stored_references[key] = self.archive.stored_reference(level, uid)
+            found = self._stored_references[key]
+            if found is not None:
+                return found
+        return None
 
     def _patient_note(
         self, tags: ValidatedTags, reference: ReferenceAttributes | None

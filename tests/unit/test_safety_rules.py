@@ -195,7 +195,7 @@ def test_a_sop_instance_uid_filed_elsewhere_is_refused_before_sending(
 @pytest.mark.parametrize(
     "elsewhere",
     [
-        ("StudyInstanceUID=1.2.826.0.1.3680043.10.5", "SeriesInstanceUID=1.2.826.0.1.3680043.10.8"),
+        ("StudyInstanceUID=1.2.826.0.1.3680043.10.5", "SeriesInstanceUID=1.2.826.0.1.3680043.10.9"),
         ("StudyInstanceUID=1.2.826.0.1.3680043.10.7", "SeriesInstanceUID=1.2.826.0.1.3680043.10.6"),
     ],
     ids=["another study", "another series of the same study"],
@@ -217,6 +217,58 @@ def test_a_sop_instance_uid_of_the_same_patient_elsewhere_is_refused(
     assert result.exit_code == 8, result.stderr
     assert "already names instance" in result.stderr
     assert len(fake.instances) == 1
+
+
+def test_a_stored_series_given_under_another_study_is_refused(
+    fake: FakeOrthanc, tmp_path: Path
+) -> None:
+    """A given SeriesInstanceUID joins its stored series: it cannot be split over studies."""
+    source = tmp_path / "a.pdf"
+    source.write_bytes(make_pdf(3000, seed=8))
+    series = "SeriesInstanceUID=1.2.826.0.1.3680043.10.8"
+    assert (
+        upload(
+            fake, source, "PatientID=P1", "StudyInstanceUID=1.2.826.0.1.3680043.10.7", series
+        ).exit_code
+        == 0
+    )
+    other = tmp_path / "b.pdf"
+    other.write_bytes(make_pdf(3000, seed=9))
+    result = upload(
+        fake, other, "PatientID=P1", "StudyInstanceUID=1.2.826.0.1.3680043.10.5", series
+    )
+    assert result.exit_code == 2, result.stderr
+    assert "would be filed under another study" in result.stderr
+    assert len(fake.instances) == 1
+
+
+def test_a_given_study_uid_joins_the_stored_study_and_its_values_are_checked(
+    fake: FakeOrthanc, tmp_path: Path
+) -> None:
+    source = tmp_path / "a.pdf"
+    source.write_bytes(make_pdf(3000, seed=10))
+    study = "StudyInstanceUID=1.2.826.0.1.3680043.10.11"
+    first = ("PatientID=P1", "PatientName=Doe^Jane", "StudyDescription=Images", study)
+    assert upload(fake, source, *first).exit_code == 0
+    other = tmp_path / "b.pdf"
+    other.write_bytes(make_pdf(3000, seed=11))
+    result = upload(fake, other, "PatientID=P1", "StudyDescription=Other", study)
+    assert result.exit_code == 2, result.stderr
+    assert "StudyDescription" in result.stderr
+    assert "'Images'" in result.stderr
+    joined = upload(fake, other, study)  # nothing but the UID: the study's values are copied
+    assert joined.exit_code == 0, joined.stderr
+    [new] = [
+        ds
+        for ds in fake.datasets.values()
+        if ds.SOPInstanceUID != next(iter(fake.datasets.values())).SOPInstanceUID
+    ]
+    assert (new.PatientID, str(new.PatientName), new.StudyDescription) == (
+        "P1",
+        "Doe^Jane",
+        "Images",
+    )
+    assert new.SeriesNumber == 2
 
 
 def test_a_study_of_another_patient_is_refused(fake: FakeOrthanc, tmp_path: Path) -> None:
