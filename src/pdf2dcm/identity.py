@@ -143,6 +143,16 @@ def check_identity(
                 f"{_owner(keyword)}. Remove the value, or attach to the right {_owner(keyword)}"
             )
         del kept[tag]
+    zone = 0x00080201  # TimezoneOffsetFromUTC: the zone the study's dates and times are in
+    if level != "patient" and stored_study and zone in tags and zone in reference:
+        known = element_text(reference[zone])
+        if str(tags[zone]).strip() != known.strip():
+            raise IdentityConflictError(
+                f"{tag_name(zone)}: the value given, {short_value(str(tags[zone]))!r}, "
+                f"contradicts {short_value(known)!r} of {source}, the zone of the study's dates "
+                "and times; remove the value (the document is written in the study's zone)"
+            )
+        del kept[zone]
     return kept
 
 

@@ -219,3 +219,23 @@ def test_strict_names_what_is_wrong_with_the_file_first(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "is not a PDF" in result.stderr
     assert "no PatientID" not in result.stderr
+
+
+def test_a_time_zone_other_than_the_study_s_is_refused(tmp_path: Path) -> None:
+    ref = _reference(tmp_path / "ref.dcm", "ISO_IR 100", TimezoneOffsetFromUTC="+0900")
+    args = ["--study-from", str(ref), "--tag", "TimezoneOffsetFromUTC=-0500"]
+    code, stderr, out = encode(tmp_path, *args)
+    assert code == 2
+    assert "TimezoneOffsetFromUTC" in stderr
+    assert "'+0900'" in stderr
+    assert not out.exists()
+    code, stderr, out = encode(
+        tmp_path, "--study-from", str(ref), "--tag", "TimezoneOffsetFromUTC=+0900"
+    )
+    assert code == 0, stderr
+    assert pydicom.dcmread(out).TimezoneOffsetFromUTC == "+0900"
+    plain = _reference(tmp_path / "plain.dcm", "ISO_IR 100")
+    code, stderr, out = encode(
+        tmp_path, "--study-from", str(plain), "--tag", "TimezoneOffsetFromUTC=-0500", "--overwrite"
+    )
+    assert code == 0, stderr  # a study without a zone: the given one is the document's
