@@ -18,15 +18,15 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal
-
-from pydicom.charset import convert_encodings, decode_bytes, encode_string
-from pydicom.dataelem import DataElement
-from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
+from typing import TYPE_CHECKING, Literal
 
 from .errors import IdentityConflictError, TagError
 from .tags import ValidatedTags, ValidatedValue, short_value, tag_name
+
+if TYPE_CHECKING:
+    # Only a reference object or pydicom's dataset build need pydicom; the usual path does not.
+    from pydicom.dataelem import DataElement
+    from pydicom.dataset import Dataset
 
 Level = Literal["patient", "study", "series"]
 
@@ -178,6 +178,8 @@ def _trim_name_group(group: str) -> str:
 
 def element_text(element: DataElement) -> str:
     """A value as text; several values joined with ``\\``, as DICOM writes them."""
+    from pydicom.multival import MultiValue
+
     value = element.value
     if value is None:
         return ""
@@ -188,6 +190,8 @@ def element_text(element: DataElement) -> str:
 
 def text_values(ds: Dataset) -> Iterator[tuple[DataElement, str]]:
     """Every single text value of ``ds`` (nested items included) that a character set affects."""
+    from pydicom.multival import MultiValue
+
     for element in ds.iterall():
         if element.VR not in TEXT_VRS or element.value is None:
             continue
@@ -259,6 +263,8 @@ def uses_code_extensions(terms: Sequence[str]) -> bool:
 
 
 def _encodable(value: str, terms: list[str]) -> bool:
+    from pydicom.charset import convert_encodings, decode_bytes, encode_string
+
     encodings = convert_encodings(list(terms))
     if len(encodings) == 1 and not uses_code_extensions(terms):
         try:
@@ -314,6 +320,8 @@ def encoded_length(value: str, terms: Sequence[str]) -> int:
         return len(value)
     if not terms:
         return len(value.encode("utf-8"))
+    from pydicom.charset import convert_encodings, encode_string
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return len(encode_string(value, convert_encodings(list(terms))))
