@@ -444,7 +444,7 @@ def headline_upload(url: str, work: Path, clear: Callable[[], None], pid: int) -
 
 def ls_cases(url: str, clear: Callable[[], None], pid: int, count: int) -> Iterator[Case]:
     """ls over ``count`` documents of 200 kB, one per study: the newest 20, and every one."""
-    from bench.ls_bench import fill
+    from bench.ls_archive import fill
 
     clear()
     fill(url, 0, count)

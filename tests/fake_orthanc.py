@@ -8,7 +8,9 @@ It does three things, tried in this order for every request:
    a ``(status, body)`` pair, or a list of them used in turn, the last one repeating); the path
    is matched with its query first, then without it. Actions may misbehave: redirect, trickle,
    stall, cut the body short, stream without end (what a real Orthanc cannot be made to do);
-3. the archive: ``POST /instances`` keeps what it is sent as Orthanc does, keyed by patient,
+3. ``models``: functions of the request that answer for an archive a test describes in its
+   own terms (``None`` to pass the request on);
+4. the archive: ``POST /instances`` keeps what it is sent as Orthanc does, keyed by patient,
    study, series and SOPInstanceUID; the same four again is answered ``AlreadyStored`` and the
    first document is kept, while the same SOPInstanceUID under another series is stored a
    second time (Orthanc's behaviour, which the client's conflict rules guard against).
@@ -188,6 +190,9 @@ class FakeOrthanc(socketserver.ThreadingTCPServer):
         self.scheme = "https" if context is not None else "http"
         self.answers: list[tuple[int, bytes]] = []
         self.routes: dict[tuple[str, str], Any] = {}
+        self.models: list[Callable[[Request], Action | None]] = []
+        """Archives of another shape a test describes (``ls``'s documents by date): asked after
+        the routes, before the stored instances; ``None`` passes the request on."""
         self.received: list[Request] = []
         self.default: Action = reply(404, {"Message": "Unknown resource"})
         self.lock = threading.Lock()
@@ -224,6 +229,9 @@ class FakeOrthanc(socketserver.ThreadingTCPServer):
                     if isinstance(spec, list):
                         spec = spec.pop(0) if len(spec) > 1 else spec[0]
                     return _action(spec)
+            for model in self.models:
+                if (action := model(request)) is not None:
+                    return action
             return self._archive(request, path) or self.default
 
     # --- the archive -------------------------------------------------------------------------

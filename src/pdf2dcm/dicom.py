@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 from . import __version__, fastwrite
+from .charsets import strict_decode
 from .constants import ENCAPSULATED_PDF_STORAGE as _ENCAPSULATED_PDF_STORAGE
 from .constants import PDF_MIME_TYPE
 from .errors import InputError, StrictModeError, TagError
@@ -62,6 +63,7 @@ from .tags import (
     dictionary_VR,
     free_text,
     keyword_for_tag,
+    tag_for_keyword,
     tag_name,
     validate_tags,
 )
@@ -192,6 +194,9 @@ def read_reference(
                 )
         highest = max((r.next_instance_number or 1) for r in references)
         first = dataclasses.replace(first, next_instance_number=highest)
+    elif level == "study":
+        highest = max((r.next_series_number or 1) for r in references)
+        first = dataclasses.replace(first, next_series_number=highest)
     return first
 
 
@@ -215,6 +220,14 @@ def _read_one_reference(name: str, level: Literal["study", "series"]) -> Referen
     with open_input(name, name=name) as (handle, _size):
         source = read_header(handle, name)
     return reference_from_header(source, level, name)
+
+
+def _number_after(source: Dataset, keyword: str) -> int:
+    """One past an IS value of the reference (1 when it has none or an unreadable one)."""
+    try:
+        return int(source.get(keyword) or 0) + 1
+    except (TypeError, ValueError):
+        return 1
 
 
 def reference_from_header(source: Dataset, level: Level, name: str) -> ReferenceAttributes:
@@ -241,6 +254,7 @@ def _reference_from_header(source: Dataset, level: Level, name: str) -> Referenc
         keywords += STUDY_KEYWORDS
     if level == "series":
         keywords += SERIES_KEYWORDS
+    _check_strictly_readable(source, keywords, name)
     copied = Dataset()
     try:
         for keyword in keywords:
@@ -251,19 +265,20 @@ def _reference_from_header(source: Dataset, level: Level, name: str) -> Referenc
     _validate_copied(copied, name)
     if level != "patient" and "StudyInstanceUID" not in copied:
         raise InputError(f"{name} has no StudyInstanceUID to copy the study from")
-    next_number = None
+    next_number = next_series = None
     if level == "series":
         if "SeriesInstanceUID" not in copied:
             raise InputError(f"{name} has no SeriesInstanceUID to copy the series from")
-        try:
-            next_number = int(source.get("InstanceNumber") or 0) + 1
-        except (TypeError, ValueError):
-            next_number = 1
+        next_number = _number_after(source, "InstanceNumber")
+    elif level == "study":
+        # A floor: an archive that knows the study's other series raises it.
+        next_series = _number_after(source, "SeriesNumber")
     charset = source.get("SpecificCharacterSet")
     terms = tuple(charset) if isinstance(charset, MultiValue | list) else (charset or "",)
     return ReferenceAttributes(
         dataset=copied,
         next_instance_number=next_number,
+        next_series_number=next_series,
         level=level,
         character_set=tuple(str(t or "") for t in terms) if any(terms) else (),
         source=name,
@@ -304,6 +319,40 @@ def _settle_character_set(source: Dataset, name: str) -> tuple[str, ...]:
         f"{name} declares no SpecificCharacterSet but {suspects[0][0]} holds non-ASCII bytes; "
         f"decoded as {label} (a guess)",
     )
+
+
+def _check_strictly_readable(source: Dataset, keywords: Seq[str], name: str) -> None:
+    """Refuse a copied text whose bytes its own declared set cannot read exactly.
+
+    pydicom would read it anyway (U+FFFD for a bad UTF-8 byte, Latin-1 for a byte no G1
+    set covers) and the new document would carry a name that is not the patient's. A
+    header that declares no set was settled before (:func:`_settle_character_set`).
+    """
+    from pydicom.multival import MultiValue
+
+    if "SpecificCharacterSet" not in source:
+        return
+    declared = source.SpecificCharacterSet
+    terms = (
+        [str(t or "") for t in declared]
+        if isinstance(declared, MultiValue | list)
+        else [str(declared or "")]
+    )
+    for keyword in keywords:
+        tag = tag_for_keyword(keyword)
+        if tag is None or tag not in source:
+            continue
+        # get_item leaves the value raw: reading it as an element would decode it leniently.
+        value = getattr(source.get_item(tag), "value", None)
+        if not isinstance(value, bytes) or value.isascii() or dictionary_VR(tag) not in TEXT_VRS:
+            continue
+        if strict_decode(value, terms) is None:
+            charset = "\\".join(terms)
+            raise InputError(
+                f"{name}: the bytes of {keyword} are not valid in its character set "
+                f"{charset!r}, so the value cannot be copied exactly; correct the "
+                "reference's value or its SpecificCharacterSet"
+            )
 
 
 def _validate_copied(copied: Dataset, name: str) -> None:

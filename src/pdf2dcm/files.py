@@ -317,6 +317,8 @@ def replayable_inputs(
                     raise ValueError("'-' names stdin, and no stdin stream was given")
                 spools[name] = stack.enter_context(open_input(stdin, name="<stdin>"))[0]
             elif _is_fifo(name):
+                if names.count(name) > 1:
+                    raise InputError(f"{name} is a pipe named twice; it can be read only once")
                 spools[name] = stack.enter_context(open_input(name, name=name))[0]
 
         def replay(name: str) -> str | BinaryIO:

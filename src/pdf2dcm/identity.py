@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from .charsets import strict_decode
 from .errors import IdentityConflictError, TagError
 from .tags import ValidatedTags, ValidatedValue, short_value, tag_name
 
@@ -263,55 +264,35 @@ def uses_code_extensions(terms: Sequence[str]) -> bool:
 
 
 def _encodable(value: str, terms: list[str]) -> bool:
-    from pydicom.charset import convert_encodings, decode_bytes, encode_string
+    """Whether pydicom writes ``value`` under ``terms`` in bytes a strict reader reads back
+    as ``value`` (pydicom's own reading is lenient: ISO_IR 6 as Latin-1, raw 8-bit bytes
+    under ISO 2022)."""
+    from pydicom.charset import convert_encodings, encode_string
 
     encodings = convert_encodings(list(terms))
-    if len(encodings) == 1 and not uses_code_extensions(terms):
-        try:
-            value.encode(encodings[0])
-        except (UnicodeError, LookupError):
-            return False
-        return True
     with warnings.catch_warnings():
         # pydicom warns and substitutes '?' for what its ISO 2022 encoder cannot write.
         warnings.simplefilter("error")
         try:
-            data = encode_string(value, encodings)
-            decoded = decode_bytes(data, encodings, set())
+            if len(encodings) == 1 and not uses_code_extensions(terms):
+                data = value.encode(encodings[0])
+            else:
+                data = encode_string(value, encodings)
         except (UnicodeError, LookupError, UserWarning, ValueError):
             return False
-    return decoded == value and is_strict_iso2022(data, terms)
-
-
-_G1_DESIGNATIONS = (b"-", b")", b"$)")
-"""ISO 2022 escape sequences (after ESC) that designate a G1 set, whose bytes are 0x80-0xFF."""
-_SINGLE_BYTE_G1_DEFAULTS = frozenset({"", "ISO 2022 IR 6"})
-"""First terms under which no G1 set is in force until an escape designates one."""
+    return strict_decode(data, terms) == value
 
 
 def is_strict_iso2022(data: bytes, terms: Sequence[str]) -> bool:
     """Whether ``data`` is valid under the code extension technique of ``terms``.
 
     The default G0 set of ``''``/``ISO 2022 IR 6`` is ASCII and no G1 set is in force, so a
-    byte from 0x80 up before an escape sequence has designated a G1 set is invalid: strict
-    readers (DCMTK, Orthanc) drop or reject it. pydicom reads such a byte as Latin-1, and so
-    would write one (``für`` as ``66 fc 72``) if nothing checked.
+    byte from 0x80 up before an escape sequence has designated a G1 set is invalid, as is a
+    byte that does not decode in the G1 set in force: strict readers (DCMTK, Orthanc) drop
+    or reject it. pydicom reads such a byte as Latin-1, and so would write one (``für`` as
+    ``66 fc 72``) if nothing checked.
     """
-    first = terms[0].strip() if terms else ""
-    g1_in_force = first not in _SINGLE_BYTE_G1_DEFAULTS
-    index = 0
-    while index < len(data):
-        byte = data[index]
-        if byte == 0x1B:
-            sequence = data[index + 1 : index + 4]
-            if any(sequence.startswith(mark) for mark in _G1_DESIGNATIONS):
-                g1_in_force = True
-            index += 1
-            continue
-        if byte >= 0x80 and not g1_in_force:
-            return False
-        index += 1
-    return True
+    return strict_decode(data, terms) is not None
 
 
 def encoded_length(value: str, terms: Sequence[str]) -> int:

@@ -7,7 +7,6 @@ import datetime as dt
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,7 +16,7 @@ from rich.cells import cell_len
 
 from pdf2dcm.cli import cli
 from pdf2dcm.listing import READ_AHEAD
-from tests.serve import serving
+from tests.fake_orthanc import Action, Request, reply, serving
 from tests.terminal import run_on_terminal
 
 PDF_CLASS = "1.2.840.10008.5.1.4.1.1.104.1"
@@ -62,42 +61,45 @@ class Doc:
         return _id(3, self.series if self.series is not None else self.number)
 
 
-class _Archive(ThreadingHTTPServer):
-    docs: list[Doc]
-    asked: list[tuple[str, str, Any]]
+class _Archive:
+    """The documents of a test, answered as Orthanc answers ``ls``'s questions (a model of
+    the fake archive): instance-level ``/tools/find`` with a StudyDate range, the studies'
+    JSON, ``/instances/{id}/tags`` and the raw values of two attributes."""
 
+    def __init__(self, docs: list[Doc]) -> None:
+        self.docs = docs
+        self.asked: list[tuple[str, str, Any]] = []
+        self.url = ""
 
-def _matches(value: str, constraint: str) -> bool:
-    if "-" in constraint and constraint.replace("-", "").isdigit():
-        low, _, high = constraint.partition("-")
-        return bool(value) and (not low or value >= low) and (not high or value <= high)
-    return value == constraint
+    def __call__(self, request: Request) -> Action | None:
+        if request.method == "POST" and request.path == "/tools/find":
+            query = json.loads(request.body)
+            self.asked.append(("POST", request.path, query))
+            return reply(200, self._find(query))
+        if request.method != "GET":
+            return None
+        self.asked.append(("GET", request.path, None))
+        parts = urlsplit(request.path).path.strip("/").split("/")
+        doc = next((d for d in self.docs if d.id == parts[1]), None) if parts[1:] else None
+        if parts[0] == "studies":
+            return reply(200, self._study(parts[1]))
+        if doc is None:
+            return None
+        if parts[2:] == ["tags"]:
+            return reply(200, self._tags(doc))
+        if parts[2:] == ["content", "0010-0010"]:
+            return reply(
+                200, doc.name.encode(_CODECS[doc.charset]) if doc.charset else JAPANESE_RAW
+            )
+        if parts[2:] == ["content", "0042-0010"]:
+            return reply(200, doc.title.encode(_CODECS.get(doc.charset, "iso2022_jp")))
+        return None
 
-
-def _study_values(doc: Doc) -> dict[str, str]:
-    return {
-        "StudyDate": doc.study_date,
-        "PatientID": doc.patient_id,
-        "StudyInstanceUID": f"1.2.3.{doc.study_id[:8]}",
-    }
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Archive
-
-    def _send(self, payload: bytes, status: int = 200) -> None:
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def do_POST(self) -> None:
-        request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.asked.append(("POST", self.path, request))
+    def _find(self, request: dict[str, Any]) -> list[Any]:
         query = request["Query"]
         docs = [
             d
-            for d in self.server.docs
+            for d in self.docs
             if all(_matches(_study_values(d)[k], v) for k, v in query.items() if k != "SOPClassUID")
         ]
         if request["Level"] == "Instance":
@@ -115,10 +117,10 @@ class _Handler(BaseHTTPRequestHandler):
             answer = [self._study(d.study_id) for d in {d.study_id: d for d in docs}.values()]
         if not request.get("Expand"):
             answer = [item["ID"] for item in answer]
-        self._send(json.dumps(answer).encode())
+        return answer
 
     def _study(self, study_id: str) -> dict[str, Any]:
-        members = [d for d in self.server.docs if d.study_id == study_id]
+        members = [d for d in self.docs if d.study_id == study_id]
         first = members[0]
         return {
             "ID": study_id,
@@ -133,24 +135,6 @@ class _Handler(BaseHTTPRequestHandler):
             "Type": "Study",
         }
 
-    def do_GET(self) -> None:
-        path = urlsplit(self.path).path
-        self.server.asked.append(("GET", self.path, None))
-        parts = path.strip("/").split("/")
-        doc = next((d for d in self.server.docs if d.id == parts[1]), None) if parts[1:] else None
-        if parts[0] == "studies":
-            self._send(json.dumps(self._study(parts[1])).encode())
-        elif doc is None:
-            self._send(b'{"Message": "Unknown resource"}', 404)
-        elif parts[2:] == ["tags"]:
-            self._send(json.dumps(self._tags(doc)).encode())
-        elif parts[2:] == ["content", "0010-0010"]:
-            self._send(doc.name.encode(_CODECS[doc.charset]) if doc.charset else JAPANESE_RAW)
-        elif parts[2:] == ["content", "0042-0010"]:
-            self._send(doc.title.encode(_CODECS.get(doc.charset, "iso2022_jp")))
-        else:
-            self._send(b'{"Message": "Unknown resource"}', 404)
-
     def _tags(self, doc: Doc) -> dict[str, Any]:
         # What Orthanc shows: text it decoded; ISO 2022 comes through with its escapes.
         garbled = doc.charset == ""
@@ -164,8 +148,20 @@ class _Handler(BaseHTTPRequestHandler):
             "EncapsulatedDocumentLength": str(1000 * doc.number),
         }
 
-    def log_message(self, *_args: Any) -> None:
-        pass
+
+def _matches(value: str, constraint: str) -> bool:
+    if "-" in constraint and constraint.replace("-", "").isdigit():
+        low, _, high = constraint.partition("-")
+        return bool(value) and (not low or value >= low) and (not high or value <= high)
+    return value == constraint
+
+
+def _study_values(doc: Doc) -> dict[str, str]:
+    return {
+        "StudyDate": doc.study_date,
+        "PatientID": doc.patient_id,
+        "StudyInstanceUID": f"1.2.3.{doc.study_id[:8]}",
+    }
 
 
 def _day(days_ago: int) -> str:
@@ -173,10 +169,11 @@ def _day(days_ago: int) -> str:
 
 
 def _archive(docs: list[Doc]) -> Iterator[_Archive]:
-    server = _Archive(("127.0.0.1", 0), _Handler)
-    server.docs, server.asked = docs, []
-    with serving(server):
-        yield server
+    archive = _Archive(docs)
+    with serving() as fake:
+        fake.models.append(archive)
+        archive.url = fake.url
+        yield archive
 
 
 @pytest.fixture
@@ -202,8 +199,7 @@ def many() -> Iterator[_Archive]:
 
 
 def _url(server: _Archive) -> str:
-    host, port = server.server_address[:2]
-    return f"http://{host!s}:{port}"
+    return server.url
 
 
 def _ls(server: _Archive, *args: str) -> list[dict[str, Any]]:

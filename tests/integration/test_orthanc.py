@@ -15,7 +15,7 @@ from click.testing import CliRunner, Result
 from pdf2dcm.cli import cli
 from pdf2dcm.client import OrthancClient
 from pdf2dcm.config import resolve_settings
-from pdf2dcm.upload import UploadOptions, upload_many
+from pdf2dcm.upload import UploadOptions, prepare_batch, upload_many
 from tests.integration.oracles import dciodvfy_errors
 from tests.integration.orthanc import OrthancServer
 from tests.pdfs import make_pdf
@@ -335,7 +335,8 @@ def test_server_killed_mid_batch_then_rerun_completes_without_duplicates(
         options = UploadOptions(tags={0x00100020: "KILL"})
         outcomes = []
         with OrthancClient(settings, sleep=lambda _s: None) as client:
-            for outcome in upload_many(client, sources, options, [options.tags] * 6):
+            batch = prepare_batch(client, sources, [{}] * 6, options)
+            for outcome in upload_many(client, batch, sources):
                 outcomes.append(outcome)
                 if len(outcomes) == 2:
                     server.kill()
@@ -378,7 +379,8 @@ def test_missing_patient_id_is_warned_once(orthanc: OrthancServer, tmp_path: Pat
     assert result.exit_code == 0, result.stderr
     lines = result.stderr.splitlines()
     assert lines[0] == (
-        "pdf2dcm: warning: no PatientID given; Orthanc files every such document under one "
+        "pdf2dcm: warning: no PatientID given; an archive such as Orthanc files every such "
+        "document under one "
         "patient; add --tag PatientID=..."
     )
     assert re.fullmatch(r"pdf2dcm: 2 files: 2 stored, 0 failed in \d+\.\d s", lines[1])
@@ -467,5 +469,5 @@ def test_strict_refuses_a_document_without_patient_id(
     result = run("upload", str(pdf), "--url", orthanc.url, "--strict")
     assert result.exit_code == 2
     assert "no PatientID given" in result.stderr
-    assert "refused by --strict" in result.stderr
+    assert "refused in strict mode" in result.stderr
     assert orthanc.instance_count() == before

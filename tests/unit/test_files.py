@@ -417,3 +417,23 @@ def test_missing_input_is_a_filesystem_error(tmp_path: Path) -> None:
         pass
     assert str(caught.value) == "no: no such file; check the path"
     assert caught.value.errno == errno.ENOENT
+
+
+def test_a_fifo_named_twice_in_a_checked_batch_is_refused(tmp_path: Path) -> None:
+    """Both names would read one spool at once; a pipe is one input."""
+    fifo = tmp_path / "in.pdf"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError, match="named twice"), files.replayable_inputs([str(fifo)] * 2):
+        pass
+
+
+def test_a_replayed_spool_starts_again_at_its_first_byte() -> None:
+    stdin = io.BytesIO(b"%PDF-1.4 whole")
+    with files.replayable_inputs(["-"], stdin) as replay:
+        first = replay("-")
+        assert not isinstance(first, str)
+        assert first.read() == b"%PDF-1.4 whole"
+        again = replay("-")
+        assert not isinstance(again, str)
+        assert again.read() == b"%PDF-1.4 whole"
+        assert replay("a.pdf") == "a.pdf"

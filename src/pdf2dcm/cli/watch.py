@@ -261,7 +261,8 @@ def _run(
     journal = Journal(log_file) if log_file is not None else None
     stop = threading.Event()
 
-    said: set[str] = set()
+    # The reference's warnings were said at the start; each file's plan carries them again.
+    said: set[str] = set(options.reference.warnings if options.reference is not None else ())
 
     def report(event: WatchEvent) -> None:
         code = int(exit_status_for(event.error)) if event.error else None
