@@ -15,11 +15,7 @@ import io
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
-
-from pydicom.datadict import keyword_dict
-from pydicom.dataset import Dataset
-from pydicom.filereader import read_partial
+from typing import TYPE_CHECKING, Literal
 
 from .client import Instance, OrthancClient, Patient, Series, Study, path_segment, shown
 from .dicom import reference_from_header
@@ -34,6 +30,10 @@ from .identity import Level, ReferenceAttributes
 from .pertags import fill_placeholders, keyword_values
 from .plan import SopLocation
 from .tags import ValidatedTags
+
+if TYPE_CHECKING:
+    # Imported where a header is read or a worklist copied, not by a plain upload.
+    from pydicom.dataset import Dataset
 
 HEADER_READS = (256 * 1024, 4 * 1024 * 1024, 16 * 1024 * 1024)
 """How much of a stored file is fetched to find its header: growing, so that a big PDF is
@@ -207,6 +207,8 @@ def read_instance_header(client: OrthancClient, instance_id: str) -> Dataset:
 
     Only the beginning of the file is fetched; more is asked for if the header is longer.
     """
+    from pydicom.filereader import read_partial
+
     last_error: Exception | None = None
     for size in HEADER_READS:
         data = client.instance_header_bytes(instance_id, size)
@@ -476,6 +478,8 @@ def worklist_reference(
     InputError
         Several match, an Orthanc ID or a key the worklist cannot match was given.
     """
+    from pydicom.dataset import Dataset
+
     _check_worklist_selector(selector)
     answer = _scheduled_procedure(client, modality, selector)
     dataset = Dataset()
@@ -562,6 +566,8 @@ def _copied_value(
     A value Orthanc passed through undecoded is replaced by the one given, or refused, since
     a garbled name must not be filed; UTF-8 read as Latin-1 is repaired.
     """
+    from pydicom.datadict import keyword_dict
+
     notes: list[str] = []
     if any(mark in value for mark in _SUSPECT_TEXT):
         if given is None or keyword_dict[keyword] not in given:

@@ -23,12 +23,9 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableSequence, Sequence
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Literal
-
-from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 from .client import OrthancClient, RepeatableBody, StoredInstance
 from .dicom import EncodedPdf, attribute_values, tag_json_value
@@ -50,6 +47,11 @@ from .lookup import OrthancArchive, Target
 from .plan import STRICT_NOT_SENT, DocumentPlan, Planner, PlanOptions, check_sop_uid
 from .progress import ProgressCallback, ProgressEvent
 from .tags import TagsInput, ValidatedTags, validate_tags
+
+if TYPE_CHECKING:
+    # A plain PDF is sent from its attributes; pydicom is imported only for DICOM inputs,
+    # create-dicom and dry runs (its import is most of a one-file upload's time).
+    from pydicom.dataset import Dataset
 
 Method = Literal["instances", "create-dicom", "stow"]
 Forward = tuple[Literal["modality", "peer"], str]
@@ -275,7 +277,7 @@ def _planned(
     )
 
 
-def _identifiers(ds: Dataset) -> dict[str, Any]:
+def _identifiers(ds: Dataset | Mapping[str, Any]) -> dict[str, Any]:
     """The PatientID and the study and series UIDs, as the record of an upload shows them."""
     return {
         "patient_id": _optional_text(ds, "PatientID"),
@@ -284,7 +286,7 @@ def _identifiers(ds: Dataset) -> dict[str, Any]:
     }
 
 
-def _optional_text(ds: Dataset, keyword: str) -> str | None:
+def _optional_text(ds: Dataset | Mapping[str, Any], keyword: str) -> str | None:
     """A record's value: the text, padding stripped; None when absent or unreadable."""
     try:
         text = _text_of(ds, keyword)
@@ -299,7 +301,7 @@ def _upload_encoded(
     method: Method,
     progress: ProgressCallback | None,
 ) -> UploadResult:
-    sop_uid = str(document.dataset.SOPInstanceUID)
+    sop_uid = str(document.attributes["SOPInstanceUID"])
     restart = _restarter(document.name, document.pdf_size, progress)
     stored: StoredInstance | None
     if method == "instances":
@@ -318,7 +320,7 @@ def _upload_encoded(
         client,
         document.name,
         stored,
-        document.dataset,
+        document.attributes,
         document.sha256,
         document.pdf_size,
         document.warnings,
@@ -329,7 +331,7 @@ def _result(
     client: OrthancClient,
     name: str,
     stored: StoredInstance | None,
-    ds: Dataset,
+    ds: Dataset | Mapping[str, Any],
     digest: str,
     pdf_size: int,
     warnings: tuple[str, ...],
@@ -427,12 +429,12 @@ def _uid_of(header: Dataset, keyword: str, name: str) -> str:
     return value
 
 
-def _text_of(header: Dataset, keyword: str) -> str:
+def _text_of(header: Dataset | Mapping[str, Any], keyword: str) -> str:
     try:
         value = header.get(keyword)
     except (ValueError, TypeError, LookupError) as exc:
         raise InputError(f"cannot read {keyword}: {exc}") from exc
-    if isinstance(value, MultiValue | list):
+    if isinstance(value, MutableSequence):  # pydicom's MultiValue or a list
         raise InputError(f"{keyword} holds {len(value)} values where one is allowed")
     return "" if value is None else str(value)
 

@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from pdf2dcm import dicom
 from pdf2dcm.dicom import attribute_values, open_encoded
 from pdf2dcm.errors import Pdf2DcmError
+from tests.fake_orthanc import serving
 from tests.pdfs import make_pdf, titled_pdf
 from tests.unit.test_fastwrite import CORPUS, TAG_SETS, full_build
 
@@ -154,7 +155,7 @@ def test_what_the_fast_path_leaves_to_pydicom(
 _PROBE = """
 import sys
 from pdf2dcm.cli import main
-sys.argv = ["pdf2dcm", "encode", *sys.argv[1:]]
+sys.argv = ["pdf2dcm", *sys.argv[1:]]
 try:
     main()
 except SystemExit as done:
@@ -163,7 +164,8 @@ print(code, sorted({"pydicom", "requests"} & set(sys.modules)))
 """
 
 
-def _modules_of_encode(*args: str) -> str:
+def _modules_of(*args: str) -> str:
+    """The exit code of a command and which of pydicom and requests it imported."""
     done = subprocess.run(
         [sys.executable, "-c", _PROBE, *args], capture_output=True, text=True, check=True
     )
@@ -182,12 +184,21 @@ def test_the_usual_encode_imports_neither_pydicom_nor_requests(
 ) -> None:
     out = str(tmp_path / "o.dcm")
     tags = ["--tag", "PatientName=Müller^Jürgen", "--tag", "PatientID=4711"]
-    assert _modules_of_encode(str(pdf_file), "-o", out, *tags) == "0 []"
-    assert _modules_of_encode(str(pdf_file), "-o", out, "--overwrite", "--dry-run") == "0 []"
+    assert _modules_of("encode", str(pdf_file), "-o", out, *tags) == "0 []"
+    assert _modules_of("encode", str(pdf_file), "-o", out, "--overwrite", "--dry-run") == "0 []"
 
 
 def test_an_unusual_encode_imports_pydicom(pdf_file: Path, tmp_path: Path) -> None:
     out = str(tmp_path / "o.dcm")
-    found = _modules_of_encode(str(pdf_file), "-o", out, "--tag", "PatientWeight=70")
+    found = _modules_of("encode", str(pdf_file), "-o", out, "--tag", "PatientWeight=70")
     assert found.startswith("0 [")
     assert "'pydicom'" in found  # which imports requests too
+
+
+def test_the_headline_upload_imports_no_pydicom(pdf_file: Path) -> None:
+    with serving() as archive:
+        found = _modules_of(
+            "upload", str(pdf_file), "--url", archive.url, "--tag", "PatientName=Benjamino"
+        )
+        assert [method for method, _path in archive.asked] == ["POST"]
+    assert found == "0 ['requests']"  # the client's; pydicom is not needed to send a PDF
