@@ -1,10 +1,13 @@
 """PDF + tags -> Encapsulated PDF Storage object, streamed; and the PDF back out, byte-exact.
 
-pydicom builds and encodes every attribute, but the PDF itself never passes through it: the
-file is written in three parts (the attributes before (0042,0011), that element's header and
-the PDF copied in chunks, then the attributes after it). This keeps memory flat for any size
-and lets the copy hash the bytes on the way through. Extraction mirrors this: pydicom parses
-the header with the document deferred, and the PDF is copied from the recorded file offset.
+An ordinary document (no reference, the keywords :mod:`pdf2dcm.fastwrite` knows, ASCII or
+UTF-8 text) is built here as plain values and written by fastwrite, without importing
+pydicom; pydicom builds and encodes every other one, with the same result. The PDF itself
+never passes through either: the file is written in three parts (the attributes before
+(0042,0011), that element's header and the PDF copied in chunks, then the attributes after
+it). This keeps memory flat for any size and lets the copy hash the bytes on the way
+through. Extraction mirrors this: pydicom parses the header with the document deferred, and
+the PDF is copied from the recorded file offset.
 """
 
 from __future__ import annotations
