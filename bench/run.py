@@ -6,6 +6,7 @@
     .venv/bin/python bench/run.py --scaling  # how cost grows: 1..10,000 files, 1 MiB..2 GiB
     .venv/bin/python bench/run.py --scaling --skip-2gib   # without the 2 GiB case
     .venv/bin/python bench/ls_bench.py       # ls over 100, 1,000 and 10,000 documents
+    .venv/bin/python bench/startup_bench.py  # one file in one call: --version, encode, upload
 
 Inputs are generated (incompressible PDFs), a private Orthanc is started for the server cases,
 every case runs several times with the contenders interleaved, each run in a fresh process

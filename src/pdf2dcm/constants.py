@@ -3,3 +3,7 @@ a dataset (fetch, jobs) do not pay for importing pydicom."""
 
 ENCAPSULATED_PDF_STORAGE = "1.2.840.10008.5.1.4.1.1.104.1"
 PDF_MIME_TYPE = "application/pdf"
+DEFAULT_CALLING_AET = "PDF2DCM"
+"""The AE title pdf2dcm calls DICOM nodes from unless told otherwise."""
+DEFAULT_DIMSE_TIMEOUT = 30.0
+"""Seconds a DICOM node may take to answer (association, each message)."""

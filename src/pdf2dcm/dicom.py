@@ -1,10 +1,13 @@
 """PDF + tags -> Encapsulated PDF Storage object, streamed; and the PDF back out, byte-exact.
 
-pydicom builds and encodes every attribute, but the PDF itself never passes through it: the
-file is written in three parts (the attributes before (0042,0011), that element's header and
-the PDF copied in chunks, then the attributes after it). This keeps memory flat for any size
-and lets the copy hash the bytes on the way through. Extraction mirrors this: pydicom parses
-the header with the document deferred, and the PDF is copied from the recorded file offset.
+An ordinary document (no reference, the keywords :mod:`pdf2dcm.fastwrite` knows, ASCII or
+UTF-8 text) is built here as plain values and written by fastwrite, without importing
+pydicom; pydicom builds and encodes every other one, with the same result. The PDF itself
+never passes through either: the file is written in three parts (the attributes before
+(0042,0011), that element's header and the PDF copied in chunks, then the attributes after
+it). This keeps memory flat for any size and lets the copy hash the bytes on the way
+through. Extraction mirrors this: pydicom parses the header with the document deferred, and
+the PDF is copied from the recorded file offset.
 """
 
 from __future__ import annotations
@@ -22,19 +25,9 @@ from collections.abc import Callable, Iterable, Iterator, MutableSequence
 from collections.abc import Sequence as Seq
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
-from pydicom.charset import convert_encodings
-from pydicom.datadict import dictionary_has_tag, dictionary_VR, keyword_for_tag, tag_for_keyword
-from pydicom.dataelem import DataElement
-from pydicom.dataset import Dataset
-from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import write_data_element, write_dataset
-from pydicom.multival import MultiValue
-from pydicom.sequence import Sequence
-from pydicom.uid import UID, ExplicitVRLittleEndian
-
-from . import __version__
+from . import __version__, fastwrite
 from .charsets import strict_decode
 from .constants import ENCAPSULATED_PDF_STORAGE as _ENCAPSULATED_PDF_STORAGE
 from .constants import PDF_MIME_TYPE
@@ -66,19 +59,33 @@ from .identity import (
 from .pdf import inspect_pdf
 from .progress import ProgressCallback
 from .tags import (
+    COMMON_ELEMENTS,
     TagsInput,
     ValidatedTags,
     ValidatedValue,
+    dictionary_has_tag,
+    dictionary_VR,
     free_text,
+    keyword_for_tag,
+    tag_for_keyword,
     tag_name,
     validate_tags,
 )
 from .uids import new_uid
 
-ENCAPSULATED_PDF_STORAGE = UID(_ENCAPSULATED_PDF_STORAGE)
-IMPLEMENTATION_CLASS_UID = UID("2.25.96049378734582463290374981003592740123")
+if TYPE_CHECKING:
+    # pydicom is imported where a document needs it (a reference, a sequence, another
+    # character set, a keyword fastwrite does not know): its import is most of a plain
+    # encode's time.
+    from pydicom.dataelem import DataElement
+    from pydicom.dataset import Dataset
+    from pydicom.filebase import DicomBytesIO
+
+ENCAPSULATED_PDF_STORAGE = _ENCAPSULATED_PDF_STORAGE
+IMPLEMENTATION_CLASS_UID = "2.25.96049378734582463290374981003592740123"
 """This implementation's own UID, under the UUID-derived root 2.25 (fixed, never regenerated)."""
 IMPLEMENTATION_VERSION_NAME = f"PDF2DCM_{__version__}"[:16]
+EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
 MAX_PDF_SIZE = 0xFFFFFFFE
 """The largest even value length; 0xFFFFFFFF means 'undefined length'."""
 
@@ -89,6 +96,8 @@ _DOCUMENT_TITLE = 0x00420010
 _TIMEZONE_OFFSET = 0x00080201
 MAX_TITLE_BYTES = 1024
 """DocumentTitle is ST: at most 1024 bytes in the character set written."""
+_BYTE_LIMITS = {"LO": 64, "SH": 16, "ST": MAX_TITLE_BYTES, "LT": 10240}
+"""The limits of :func:`pdf2dcm.identity.check_encoded_lengths`, in bytes."""
 DEFAULT_TITLE = "PDF document"
 """The title of a document read from a stream whose PDF has no Title of its own."""
 UTF8_CHARSET = UTF8
@@ -240,6 +249,9 @@ def _reference_from_header(source: Dataset, level: Level, name: str) -> Referenc
     the object does not declare one), validated like given tags, then written again in one
     character set by the encoder.
     """
+    from pydicom.dataset import Dataset
+    from pydicom.multival import MultiValue
+
     notes = _settle_character_set(source, name)
     keywords: tuple[str, ...] = PATIENT_KEYWORDS
     if level in ("study", "series"):
@@ -296,6 +308,8 @@ def _settle_character_set(source: Dataset, name: str) -> tuple[str, ...]:
             suspects.append((keyword_for_tag(tag) or tag_name(tag), value))
     if not suspects:
         return ()
+    from pydicom.charset import convert_encodings
+
     try:
         for _keyword, value in suspects:
             value.decode("utf-8")
@@ -318,6 +332,8 @@ def _check_strictly_readable(source: Dataset, keywords: Seq[str], name: str) -> 
     set covers) and the new document would carry a name that is not the patient's. A
     header that declares no set was settled before (:func:`_settle_character_set`).
     """
+    from pydicom.multival import MultiValue
+
     if "SpecificCharacterSet" not in source:
         return
     declared = source.SpecificCharacterSet
@@ -360,6 +376,11 @@ def _as_tag_value(element: DataElement) -> object:
 
 def _detached(element: DataElement) -> DataElement:
     """A copy holding plain decoded values, free of the source file's raw bytes and charset."""
+    from pydicom.dataelem import DataElement
+    from pydicom.dataset import Dataset
+    from pydicom.multival import MultiValue
+    from pydicom.sequence import Sequence
+
     if element.VR == "SQ":
         items = Sequence()
         for item in element.value:
@@ -381,18 +402,28 @@ class EncodedPdf:
     header) and the tail (pad byte and the attributes after it) are small and built in
     memory; :meth:`chunks` yields head, PDF and tail, so the same object can go to a file or
     straight into an HTTP request body of known :attr:`length`, as often as needed.
+
+    An ordinary document (see :mod:`pdf2dcm.fastwrite`) is made from its :attr:`attributes`
+    alone, without pydicom; :attr:`dataset` is then built only if a caller asks for it.
     """
 
     def __init__(
         self,
-        dataset: Dataset,
+        contents: Dataset | dict[str, Any],
         pdf: BinaryIO,
         size: int,
         name: str,
         warnings: tuple[str, ...],
         sha256: str | None = None,
     ) -> None:
-        self.dataset = dataset
+        if isinstance(contents, dict):
+            self.attributes = contents
+            self._dataset: Dataset | None = None
+            self._head, self._tail = fastwrite.encode_around_document(contents, size)
+        else:
+            self.attributes = attribute_values(contents)
+            self._dataset = contents
+            self._head, self._tail = _encode_around_document(contents, size)
         self.pdf_size = size
         self.name = name
         self.warnings = warnings
@@ -400,8 +431,14 @@ class EncodedPdf:
         """Known in advance, or set once :meth:`chunks` or a checksummed :meth:`write_to` has
         run to the end."""
         self._pdf = pdf
-        self._head, self._tail = _encode_around_document(dataset, size)
         self._written = sha256 is not None
+
+    @property
+    def dataset(self) -> Dataset:
+        """The attributes as a pydicom dataset (the document itself left out)."""
+        if self._dataset is None:
+            self._dataset = _dataset_from_attributes(self.attributes)
+        return self._dataset
 
     @property
     def length(self) -> int:
@@ -454,18 +491,30 @@ class EncodedPdf:
     def result(self, output: str | None) -> EncodeResult:
         if not self._written:
             raise RuntimeError("the document has not been written yet")
-        ds = self.dataset
+        values = self.attributes
         return EncodeResult(
             output=output,
-            sop_instance_uid=str(ds.SOPInstanceUID),
-            series_instance_uid=str(ds.SeriesInstanceUID),
-            study_instance_uid=str(ds.StudyInstanceUID),
+            sop_instance_uid=values["SOPInstanceUID"],
+            series_instance_uid=values["SeriesInstanceUID"],
+            study_instance_uid=values["StudyInstanceUID"],
             pdf_size=self.pdf_size,
             sha256=self.sha256,
-            document_title=str(ds.get("DocumentTitle", "")),
+            document_title=values.get("DocumentTitle", ""),
             warnings=self.warnings,
-            patient_id=str(ds.PatientID) if "PatientID" in ds else None,
+            patient_id=values.get("PatientID"),
         )
+
+
+def _dataset_from_attributes(attributes: dict[str, Any]) -> Dataset:
+    """The dataset :func:`_build_dataset` would have built for these final attributes."""
+    from pydicom.dataset import Dataset
+
+    ds = Dataset()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for keyword, value in attributes.items():
+            ds.add(_element(COMMON_ELEMENTS[keyword][0], value))
+    return ds
 
 
 @contextlib.contextmanager
@@ -520,24 +569,32 @@ def open_encoded(
                 "this receiver cannot write: the document is in UTF-8, its names decode "
                 "the same but their bytes differ from the study's"
             )
-        with warnings.catch_warnings():
-            # pydicom's value checks warn on stderr; ours raise one clear line instead.
-            warnings.simplefilter("ignore")
-            dataset, charset_note = _build_dataset(
-                user_tags,
-                reference=reference,
-                document_title=facts.title or title_from_name(source, name),
-                conversion_type=conversion_type,
-                size=size,
-                moment=moment,
-                created=facts.creation_date,
-                code_extensions=code_extensions,
-            )
-        if charset_note is not None:
-            notes.append(charset_note)
+        defaults = _default_values(
+            document_title=facts.title or title_from_name(source, name),
+            conversion_type=conversion_type,
+            moment=moment,
+            created=facts.creation_date,
+            zone=_time_zone(user_tags, moment, reference.dataset if reference else None),
+        )
+        contents: Dataset | dict[str, Any] | None = None
+        if reference is None:
+            contents = plain_attributes(user_tags, defaults, size)
+        if contents is None:
+            with warnings.catch_warnings():
+                # pydicom's value checks warn on stderr; ours raise one clear line instead.
+                warnings.simplefilter("ignore")
+                contents, charset_note = _build_dataset(
+                    user_tags,
+                    defaults,
+                    reference=reference,
+                    size=size,
+                    code_extensions=code_extensions,
+                )
+            if charset_note is not None:
+                notes.append(charset_note)
         if strict and notes:
             raise strict_refusal(notes[0])
-        yield EncodedPdf(dataset, pdf, size, name, tuple(notes), pdf_sha256)
+        yield EncodedPdf(contents, pdf, size, name, tuple(notes), pdf_sha256)
 
 
 def truncation_note(name: str) -> str:
@@ -662,6 +719,8 @@ def attribute_values(ds: Dataset) -> dict[str, Any]:
 
 def tag_json_value(value: Any, vr: str) -> Any:
     """One attribute's value as a tags file (and Orthanc's create-dicom) writes it."""
+    from pydicom.multival import MultiValue
+
     if vr == "SQ":
         return [
             {element.keyword: tag_json_value(element.value, element.VR) for element in item}
@@ -699,27 +758,86 @@ def plan_pdf(
         return attribute_values(document.dataset), document.warnings
 
 
+_COMMON_KEYWORDS = {tag: keyword for keyword, (tag, _vr, _vm) in COMMON_ELEMENTS.items()}
+
+
+def plain_attributes(
+    user_tags: ValidatedTags, defaults: dict[str, Any], size: int
+) -> dict[str, Any] | None:
+    """The final attributes of a document without a reference, as :func:`attribute_values`
+    gives those of :func:`_build_dataset`'s dataset; or None unless fastwrite writes them
+    exactly and nothing is left for pydicom to decide or refuse.
+
+    Without a reference the character set is none (ASCII) or UTF-8, and nothing is copied,
+    so no note is owed. Whatever else (a sequence, a keyword fastwrite does not know, a
+    value too long in bytes, a title to cut) goes to the full build, which decides or raises.
+    """
+    given: dict[str, str] = {}
+    for tag, value in user_tags.items():
+        keyword = _COMMON_KEYWORDS.get(tag)
+        if keyword is None or not isinstance(value, str):
+            return None
+        given[keyword] = _as_pydicom_keeps(COMMON_ELEMENTS[keyword][1], value)
+    values = dict(defaults) | given
+    values["MIMETypeOfEncapsulatedDocument"] = PDF_MIME_TYPE
+    values["EncapsulatedDocumentLength"] = str(size)
+    texts = [
+        (COMMON_ELEMENTS[keyword][1], value)
+        for keyword, value in values.items()
+        if COMMON_ELEMENTS[keyword][1] in TEXT_VRS
+    ]
+    if not all(_fits(vr, value) for vr, value in texts):
+        return None
+    if not all(value.isascii() for _vr, value in texts):
+        values["SpecificCharacterSet"] = UTF8
+    return values if fastwrite.supports(values) else None
+
+
+def _as_pydicom_keeps(vr: str, value: str) -> str:
+    """A given value as pydicom's dataset holds and writes it: an IS without its padding, a
+    name without empty trailing groups (``Doe^Jane==`` is ``Doe^Jane``); others unchanged."""
+    if vr == "IS":
+        return "\\".join(single.strip() for single in value.split("\\"))
+    if vr == "PN":
+        return "\\".join(
+            "=".join(_without_empty_tail(name.split("="))) for name in value.split("\\")
+        )
+    return value
+
+
+def _without_empty_tail(groups: list[str]) -> list[str]:
+    while groups and not groups[-1]:
+        groups.pop()
+    return groups
+
+
+def _fits(vr: str, value: str) -> bool:
+    """Whether a value, all of it, fits its VR's limit in UTF-8 bytes (then so does each of
+    its values under the rules of :func:`pdf2dcm.identity.check_encoded_lengths`)."""
+    if vr == "PN":
+        return all(len(group.encode("utf-8")) <= 64 for group in value.split("="))
+    limit = _BYTE_LIMITS.get(vr)
+    return limit is None or len(value.encode("utf-8")) <= limit
+
+
 def _build_dataset(
     user_tags: ValidatedTags,
+    defaults: dict[str, Any],
     *,
     reference: ReferenceAttributes | None,
-    document_title: str,
-    conversion_type: str,
     size: int,
-    moment: dt.datetime,
-    created: dt.datetime | None = None,
     code_extensions: bool = True,
 ) -> tuple[Dataset, str | None]:
     """The object's attributes, and the warning owed when the study's character set could not
-    be kept (see :func:`pdf2dcm.identity.charset_change_note`)."""
-    zone = _time_zone(user_tags, moment, reference.dataset if reference is not None else None)
-    ds = _default_dataset(
-        document_title=document_title,
-        conversion_type=conversion_type,
-        moment=moment,
-        created=created,
-        zone=zone,
-    )
+    be kept (see :func:`pdf2dcm.identity.charset_change_note`).
+
+    ``defaults`` (:func:`_default_values`) are what the reference and the tags are laid over.
+    """
+    from pydicom.dataset import Dataset
+
+    ds = Dataset()
+    for keyword, value in defaults.items():
+        setattr(ds, keyword, value)
     copied: frozenset[int] = frozenset()
     preferred: tuple[str, ...] = ()
     if reference is not None:
@@ -755,15 +873,16 @@ def _build_dataset(
     return ds, note
 
 
-def _default_dataset(
+def _default_values(
     *,
     document_title: str,
     conversion_type: str,
     moment: dt.datetime,
     created: dt.datetime | None,
     zone: dt.tzinfo,
-) -> Dataset:
-    """The object before the reference and the user's tags are laid over it.
+) -> dict[str, str | list[Any]]:
+    """The object before the reference and the user's tags are laid over it, keyword ->
+    value (an empty sequence as []).
 
     Every attribute starts with a default (empty where the standard allows it), so whatever
     the reference and the tags leave out is still written; the dates are in ``zone``, since
@@ -773,34 +892,37 @@ def _default_dataset(
     date, time = local.strftime("%Y%m%d"), local.strftime("%H%M%S")
     made = (created.astimezone(zone) if created.tzinfo else created) if created else local
     made_date, made_time = made.strftime("%Y%m%d"), made.strftime("%H%M%S")
-    ds = Dataset()
-    ds.SOPClassUID = ENCAPSULATED_PDF_STORAGE
-    ds.SOPInstanceUID = new_uid()
-    ds.InstanceCreationDate, ds.InstanceCreationTime = date, time
-    ds.StudyDate, ds.StudyTime = date, time
-    ds.AccessionNumber = ""
-    ds.Modality = "DOC"
-    ds.ConversionType = conversion_type
-    ds.Manufacturer = ""
-    ds.ReferringPhysicianName = ""
-    ds.PatientName = ""
-    ds.PatientID = ""
-    ds.PatientBirthDate = ""
-    ds.PatientSex = ""
-    ds.StudyInstanceUID = new_uid()
-    ds.SeriesInstanceUID = new_uid()
-    ds.StudyID = ""
-    ds.SeriesNumber = "1"
-    ds.InstanceNumber = "1"
-    ds.ContentDate, ds.ContentTime = made_date, made_time
-    ds.AcquisitionDateTime = made_date + made_time
-    ds.TimezoneOffsetFromUTC = _offset_text(zone)
-    ds.BurnedInAnnotation = "YES"
-    ds.SecondaryCaptureDeviceManufacturer = "pdf2dcm"
-    ds.SecondaryCaptureDeviceSoftwareVersions = __version__
-    ds.DocumentTitle = document_title
-    ds.ConceptNameCodeSequence = Sequence()
-    return ds
+    return {
+        "SOPClassUID": ENCAPSULATED_PDF_STORAGE,
+        "SOPInstanceUID": new_uid(),
+        "InstanceCreationDate": date,
+        "InstanceCreationTime": time,
+        "StudyDate": date,
+        "StudyTime": time,
+        "AccessionNumber": "",
+        "Modality": "DOC",
+        "ConversionType": conversion_type,
+        "Manufacturer": "",
+        "ReferringPhysicianName": "",
+        "PatientName": "",
+        "PatientID": "",
+        "PatientBirthDate": "",
+        "PatientSex": "",
+        "StudyInstanceUID": new_uid(),
+        "SeriesInstanceUID": new_uid(),
+        "StudyID": "",
+        "SeriesNumber": "1",
+        "InstanceNumber": "1",
+        "ContentDate": made_date,
+        "ContentTime": made_time,
+        "AcquisitionDateTime": made_date + made_time,
+        "TimezoneOffsetFromUTC": _offset_text(zone),
+        "BurnedInAnnotation": "YES",
+        "SecondaryCaptureDeviceManufacturer": "pdf2dcm",
+        "SecondaryCaptureDeviceSoftwareVersions": __version__,
+        "DocumentTitle": document_title,
+        "ConceptNameCodeSequence": [],
+    }
 
 
 def _time_zone(
@@ -832,6 +954,10 @@ def _offset_text(zone: dt.tzinfo) -> str:
 
 
 def _element(tag: int, value: ValidatedValue) -> DataElement:
+    from pydicom.dataelem import DataElement
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
     vr = dictionary_VR(tag)
     if isinstance(value, list):
         items = Sequence()
@@ -853,11 +979,13 @@ def _element(tag: int, value: ValidatedValue) -> DataElement:
 def _file_meta(ds: Dataset) -> list[DataElement]:
     """The file meta elements after the group length, in tag order, as pydicom completes them
     (``enforce_standard``: the version 00\\01 first)."""
+    from pydicom.dataelem import DataElement
+
     return [
         DataElement(0x00020001, "OB", b"\x00\x01"),
         DataElement(0x00020002, "UI", ds.SOPClassUID),
         DataElement(0x00020003, "UI", ds.SOPInstanceUID),
-        DataElement(0x00020010, "UI", ExplicitVRLittleEndian),
+        DataElement(0x00020010, "UI", EXPLICIT_VR_LITTLE_ENDIAN),
         DataElement(0x00020012, "UI", IMPLEMENTATION_CLASS_UID),
         DataElement(0x00020013, "SH", IMPLEMENTATION_VERSION_NAME),
     ]
@@ -913,6 +1041,10 @@ def _write_elements(
     character sets), and the whole list when a VR is still ambiguous, as pydicom then first
     resolves it.
     """
+    from pydicom.charset import convert_encodings
+    from pydicom.dataset import Dataset
+    from pydicom.filewriter import write_data_element, write_dataset
+
     if any(len(element.VR) != 2 for element in elements):
         dataset = Dataset()
         for element in elements:
@@ -960,6 +1092,8 @@ def _simple_value(element: DataElement, ascii_text: bool) -> bytes | None:
 def _ascii_value(vr: str, value: object) -> bytes | None:
     """A string value padded to even length as pydicom pads it, or None unless it is ASCII
     text: anything else depends on the character set or on pydicom's own conversions."""
+    from pydicom.multival import MultiValue
+
     if value is None:
         text = ""
     elif isinstance(value, str):
@@ -986,6 +1120,8 @@ def _integer_value(vr: str, value: int) -> bytes | None:
 
 
 def _encoder() -> DicomBytesIO:
+    from pydicom.filebase import DicomBytesIO
+
     buffer = DicomBytesIO()
     buffer.is_little_endian, buffer.is_implicit_VR = True, False
     return buffer

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Literal, Protocol, runtime_chec
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
 
+from .constants import DEFAULT_CALLING_AET, DEFAULT_DIMSE_TIMEOUT
 from .errors import (
     AssociationRejectedError,
     CommitmentFailedError,
@@ -46,8 +47,7 @@ from .progress import ProgressCallback, ProgressEvent
 if TYPE_CHECKING:
     from pynetdicom.association import Association
 
-DEFAULT_CALLING_AET = "PDF2DCM"
-DEFAULT_TIMEOUT = 30.0
+DEFAULT_TIMEOUT = DEFAULT_DIMSE_TIMEOUT
 MAX_AE_TITLE = 16
 STORAGE_COMMITMENT_PUSH_MODEL = "1.2.840.10008.1.20.1"
 STORAGE_COMMITMENT_INSTANCE = "1.2.840.10008.1.20.1.1"

@@ -20,6 +20,7 @@ from typing import TypeVar
 from pydicom.dataset import Dataset
 
 from . import dimse
+from .constants import DEFAULT_CALLING_AET
 from .dicom import reference_from_header
 from .errors import DicomRefusedError, InputError, NotFoundError
 from .identity import Level, ReferenceAttributes
@@ -62,7 +63,7 @@ class DicomArchive:
     """
 
     node: dimse.Node
-    calling_aet: str = dimse.DEFAULT_CALLING_AET
+    calling_aet: str = DEFAULT_CALLING_AET
     timeout: float = dimse.DEFAULT_TIMEOUT
     unverified: str | None = field(default=None, init=False)
     """Why what the node holds could not be checked, once it is known that it cannot be."""

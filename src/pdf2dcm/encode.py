@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Literal
 
-from .dicom import EncodeResult, attribute_values
+from .dicom import EncodeResult
 from .errors import InputError, NotAttemptedError, Pdf2DcmError
 from .files import (
     PathLike,
@@ -186,7 +186,7 @@ def _plan_one(
         open_input(inputs(plan.source), name=plan.name) as (handle, _size),
         planner.open(plan, handle) as document,
     ):
-        return attribute_values(document.dataset), document.warnings
+        return document.attributes, document.warnings
 
 
 def _encode_one(

@@ -19,62 +19,13 @@ from . import __version__
 from .errors import InputError
 from .files import copy_document
 from .progress import ProgressCallback
+from .tags import COMMON_ELEMENTS
 
 Attributes = Mapping[str, object]
 """Keyword -> value in the shape of a tags file: text, or a list of items for a sequence."""
 
-ELEMENTS: dict[str, tuple[int, str, str]] = {
-    "SpecificCharacterSet": (0x00080005, "CS", "1-n"),
-    "InstanceCreationDate": (0x00080012, "DA", "1"),
-    "InstanceCreationTime": (0x00080013, "TM", "1"),
-    "SOPClassUID": (0x00080016, "UI", "1"),
-    "SOPInstanceUID": (0x00080018, "UI", "1"),
-    "StudyDate": (0x00080020, "DA", "1"),
-    "SeriesDate": (0x00080021, "DA", "1"),
-    "ContentDate": (0x00080023, "DA", "1"),
-    "AcquisitionDateTime": (0x0008002A, "DT", "1"),
-    "StudyTime": (0x00080030, "TM", "1"),
-    "SeriesTime": (0x00080031, "TM", "1"),
-    "ContentTime": (0x00080033, "TM", "1"),
-    "AccessionNumber": (0x00080050, "SH", "1"),
-    "Modality": (0x00080060, "CS", "1"),
-    "ConversionType": (0x00080064, "CS", "1"),
-    "Manufacturer": (0x00080070, "LO", "1"),
-    "InstitutionName": (0x00080080, "LO", "1"),
-    "ReferringPhysicianName": (0x00080090, "PN", "1"),
-    "TimezoneOffsetFromUTC": (0x00080201, "SH", "1"),
-    "StationName": (0x00081010, "SH", "1"),
-    "StudyDescription": (0x00081030, "LO", "1"),
-    "SeriesDescription": (0x0008103E, "LO", "1"),
-    "InstitutionalDepartmentName": (0x00081040, "LO", "1"),
-    "PerformingPhysicianName": (0x00081050, "PN", "1-n"),
-    "OperatorsName": (0x00081070, "PN", "1-n"),
-    "ManufacturerModelName": (0x00081090, "LO", "1"),
-    "PatientName": (0x00100010, "PN", "1"),
-    "PatientID": (0x00100020, "LO", "1"),
-    "IssuerOfPatientID": (0x00100021, "LO", "1"),
-    "PatientBirthDate": (0x00100030, "DA", "1"),
-    "PatientSex": (0x00100040, "CS", "1"),
-    "PatientAge": (0x00101010, "AS", "1"),
-    "PatientComments": (0x00104000, "LT", "1"),
-    "DeviceSerialNumber": (0x00181000, "LO", "1"),
-    "SecondaryCaptureDeviceManufacturer": (0x00181016, "LO", "1"),
-    "SecondaryCaptureDeviceSoftwareVersions": (0x00181019, "LO", "1-n"),
-    "SoftwareVersions": (0x00181020, "LO", "1-n"),
-    "StudyInstanceUID": (0x0020000D, "UI", "1"),
-    "SeriesInstanceUID": (0x0020000E, "UI", "1"),
-    "StudyID": (0x00200010, "SH", "1"),
-    "SeriesNumber": (0x00200011, "IS", "1"),
-    "InstanceNumber": (0x00200013, "IS", "1"),
-    "BurnedInAnnotation": (0x00280301, "CS", "1"),
-    "ConceptNameCodeSequence": (0x0040A043, "SQ", "1"),
-    "DocumentTitle": (0x00420010, "ST", "1"),
-    "MIMETypeOfEncapsulatedDocument": (0x00420012, "LO", "1"),
-    "EncapsulatedDocumentLength": (0x00420015, "UL", "1"),
-}
-"""The keywords an ordinary document uses (its defaults and the tags people give most), with
-tag, VR and VM as in pydicom's dictionary (a test holds them equal), so that tags given with
-these keywords can be checked without importing it."""
+ELEMENTS = COMMON_ELEMENTS
+"""The keywords this writer knows (:data:`pdf2dcm.tags.COMMON_ELEMENTS`)."""
 
 DOCUMENT_TAG = 0x00420011
 IMPLEMENTATION_CLASS_UID = "2.25.96049378734582463290374981003592740123"

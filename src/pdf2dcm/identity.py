@@ -18,16 +18,16 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal
-
-from pydicom.charset import convert_encodings, encode_string
-from pydicom.dataelem import DataElement
-from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
+from typing import TYPE_CHECKING, Literal
 
 from .charsets import strict_decode
 from .errors import IdentityConflictError, TagError
 from .tags import ValidatedTags, ValidatedValue, short_value, tag_name
+
+if TYPE_CHECKING:
+    # Only a reference object or pydicom's dataset build need pydicom; the usual path does not.
+    from pydicom.dataelem import DataElement
+    from pydicom.dataset import Dataset
 
 Level = Literal["patient", "study", "series"]
 
@@ -189,6 +189,8 @@ def _trim_name_group(group: str) -> str:
 
 def element_text(element: DataElement) -> str:
     """A value as text; several values joined with ``\\``, as DICOM writes them."""
+    from pydicom.multival import MultiValue
+
     value = element.value
     if value is None:
         return ""
@@ -199,6 +201,8 @@ def element_text(element: DataElement) -> str:
 
 def text_values(ds: Dataset) -> Iterator[tuple[DataElement, str]]:
     """Every single text value of ``ds`` (nested items included) that a character set affects."""
+    from pydicom.multival import MultiValue
+
     for element in ds.iterall():
         if element.VR not in TEXT_VRS or element.value is None:
             continue
@@ -273,6 +277,8 @@ def _encodable(value: str, terms: list[str]) -> bool:
     """Whether pydicom writes ``value`` under ``terms`` in bytes a strict reader reads back
     as ``value`` (pydicom's own reading is lenient: ISO_IR 6 as Latin-1, raw 8-bit bytes
     under ISO 2022)."""
+    from pydicom.charset import convert_encodings, encode_string
+
     encodings = convert_encodings(list(terms))
     with warnings.catch_warnings():
         # pydicom warns and substitutes '?' for what its ISO 2022 encoder cannot write.
@@ -305,6 +311,8 @@ def encoded_length(value: str, terms: Sequence[str]) -> int:
         return len(value)
     if not terms:
         return len(value.encode("utf-8"))
+    from pydicom.charset import convert_encodings, encode_string
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return len(encode_string(value, convert_encodings(list(terms))))

@@ -15,16 +15,11 @@ import io
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from pydicom.datadict import keyword_dict
-from pydicom.dataset import Dataset
-from pydicom.filereader import read_partial
-
-from . import dimse
 from .client import Instance, OrthancClient, Patient, Series, Study, path_segment, shown
+from .constants import DEFAULT_CALLING_AET, DEFAULT_DIMSE_TIMEOUT
 from .dicom import reference_from_header
-from .dimse_archive import DicomArchive, emptied_name_group
 from .errors import (
     InputError,
     NotFoundError,
@@ -36,6 +31,12 @@ from .identity import Level, ReferenceAttributes
 from .pertags import fill_placeholders, keyword_values
 from .plan import JoinLevel, SopLocation
 from .tags import ValidatedTags
+
+if TYPE_CHECKING:
+    # Imported where a header is read or a worklist copied, not by a plain upload.
+    from pydicom.dataset import Dataset
+
+    from .dimse_archive import DicomArchive
 
 HEADER_READS = (256 * 1024, 4 * 1024 * 1024, 16 * 1024 * 1024)
 """How much of a stored file is fetched to find its header: growing, so that a big PDF is
@@ -223,6 +224,8 @@ def read_instance_header(client: OrthancClient, instance_id: str) -> Dataset:
 
     Only the beginning of the file is fetched; more is asked for if the header is longer.
     """
+    from pydicom.filereader import read_partial
+
     last_error: Exception | None = None
     for size in HEADER_READS:
         data = client.instance_header_bytes(instance_id, size)
@@ -493,6 +496,8 @@ def worklist_reference(
     InputError
         Several match, an Orthanc ID or a key the worklist cannot match was given.
     """
+    from pydicom.dataset import Dataset
+
     _check_worklist_selector(selector)
     answer = _scheduled_procedure(client, modality, selector)
     _check_carried(answer, client.default_encoding(), modality, given)
@@ -527,9 +532,17 @@ Request Attributes Macro keyword. Orthanc's JSON leaves the scheduled step's seq
 so the item names the requested procedure only."""
 
 
+def _emptied_name_group(name: str) -> bool:
+    from .dimse_archive import emptied_name_group
+
+    return emptied_name_group(name)
+
+
 def _carry_order(dataset: Dataset) -> None:
     """One RequestAttributesSequence item (PS3.3 Table 10-9) from the copied values, as IHE
     Scheduled Workflow expects of an object made for scheduled work."""
+    from pydicom.dataset import Dataset
+
     item = Dataset()
     for keyword, request_keyword in _ORDER_FROM_DOCUMENT.items():
         value = dataset.get(keyword)
@@ -635,6 +648,8 @@ def _check_carried(
     InputError
         Naming the attribute, what Orthanc answered and the two ways to get it exactly.
     """
+    from pydicom.datadict import keyword_dict
+
     declared = bool(answer.get("SpecificCharacterSet", "").strip())
     for source_key, keyword in _WORKLIST_COPIED.items():
         value = answer.get(source_key)
@@ -642,7 +657,7 @@ def _check_carried(
             continue
         if any(mark in value for mark in _SUSPECT_TEXT):
             continue  # ISO 2022 passed through undecoded: _copied_value refuses or replaces it
-        dropped = source_key in _PN_KEYS and emptied_name_group(value)
+        dropped = source_key in _PN_KEYS and _emptied_name_group(value)
         if declared and encoding != UTF8_ENCODING and dropped:
             raise InputError(
                 f"{source_key} from the worklist of {modality} came through Orthanc as "
@@ -673,6 +688,8 @@ def _copied_value(
     A value Orthanc passed through undecoded is replaced by the one given, or refused, since
     a garbled name must not be filed; UTF-8 read as Latin-1 is repaired.
     """
+    from pydicom.datadict import keyword_dict
+
     notes: list[str] = []
     if any(mark in value for mark in _SUSPECT_TEXT):
         if given is None or keyword_dict[keyword] not in given:
@@ -740,8 +757,8 @@ class Target:
     """Fill ``{Keyword}`` from each file's values (a hot folder); False takes terms as given
     (an upload, whose batch shares one target)."""
     worklist_charset: str | None = None
-    calling_aet: str = dimse.DEFAULT_CALLING_AET
-    timeout: float = dimse.DEFAULT_TIMEOUT
+    calling_aet: str = DEFAULT_CALLING_AET
+    timeout: float = DEFAULT_DIMSE_TIMEOUT
 
     def reference(
         self, client: OrthancClient | DicomArchive, tags: ValidatedTags
@@ -754,7 +771,7 @@ class Target:
             return fill_placeholders(term, values, flag) if self.placeholders else term
 
         if self.parent is not None:
-            if isinstance(client, DicomArchive):
+            if not isinstance(client, OrthancClient):
                 raise InputError(
                     f"--parent takes an Orthanc ID; on {client.name} select the study, "
                     "patient or series with --study/--patient/--series KEY=VALUE"
@@ -772,7 +789,7 @@ class Target:
             if self.worklist is not None and "@" in self.worklist:
                 return self._node_worklist(filled_terms)
             selector = parse_selector(level, filled_terms)
-            if isinstance(client, DicomArchive):
+            if not isinstance(client, OrthancClient):
                 return self._on_node(client, selector)
             if self.worklist is not None:
                 return worklist_reference(client, self.worklist, selector, tags)
@@ -798,6 +815,8 @@ class Target:
 
         if self.worklist is None:
             raise AssertionError("no worklist to ask")
+        from . import dimse
+
         node = dimse.Node.parse(self.worklist)
         query: dict[str, str] = {}
         for term in terms:

@@ -439,20 +439,20 @@ class Planner:
             yield document
 
     def _check_archive(self, document: EncodedPdf, plan: DocumentPlan) -> None:
-        ds = document.dataset
-        patient_id = str(ds.get("PatientID", "") or "")
+        values = document.attributes
+        patient_id = str(values.get("PatientID", ""))
         if _STUDY_UID in plan.tags or plan.reference is not None:
             # A derived StudyInstanceUID hashes the PatientID with the content, so it cannot
             # name another patient's study; a given or copied one can.
-            self.owners.check(str(ds.StudyInstanceUID), patient_id)
+            self.owners.check(values["StudyInstanceUID"], patient_id)
         if _SOP_INSTANCE_UID in plan.tags:
             # A UID of the user's choosing may name an instance elsewhere; a derived one
             # names this content under these study and series UIDs only.
             check_sop_uid(
                 self.archive,
-                str(ds.SOPInstanceUID),
-                study_uid=str(ds.StudyInstanceUID),
-                series_uid=str(ds.SeriesInstanceUID),
+                values["SOPInstanceUID"],
+                study_uid=values["StudyInstanceUID"],
+                series_uid=values["SeriesInstanceUID"],
                 patient_id=patient_id,
             )
 

@@ -17,16 +17,108 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from pydicom.datadict import (
-    dictionary_has_tag,
-    dictionary_VM,
-    dictionary_VR,
-    keyword_dict,
-    keyword_for_tag,
-)
-
 from .errors import Pdf2DcmError, TagError
 from .files import read_bounded
+
+COMMON_ELEMENTS: dict[str, tuple[int, str, str]] = {
+    "SpecificCharacterSet": (0x00080005, "CS", "1-n"),
+    "InstanceCreationDate": (0x00080012, "DA", "1"),
+    "InstanceCreationTime": (0x00080013, "TM", "1"),
+    "SOPClassUID": (0x00080016, "UI", "1"),
+    "SOPInstanceUID": (0x00080018, "UI", "1"),
+    "StudyDate": (0x00080020, "DA", "1"),
+    "SeriesDate": (0x00080021, "DA", "1"),
+    "ContentDate": (0x00080023, "DA", "1"),
+    "AcquisitionDateTime": (0x0008002A, "DT", "1"),
+    "StudyTime": (0x00080030, "TM", "1"),
+    "SeriesTime": (0x00080031, "TM", "1"),
+    "ContentTime": (0x00080033, "TM", "1"),
+    "AccessionNumber": (0x00080050, "SH", "1"),
+    "Modality": (0x00080060, "CS", "1"),
+    "ConversionType": (0x00080064, "CS", "1"),
+    "Manufacturer": (0x00080070, "LO", "1"),
+    "InstitutionName": (0x00080080, "LO", "1"),
+    "ReferringPhysicianName": (0x00080090, "PN", "1"),
+    "TimezoneOffsetFromUTC": (0x00080201, "SH", "1"),
+    "StationName": (0x00081010, "SH", "1"),
+    "StudyDescription": (0x00081030, "LO", "1"),
+    "SeriesDescription": (0x0008103E, "LO", "1"),
+    "InstitutionalDepartmentName": (0x00081040, "LO", "1"),
+    "PerformingPhysicianName": (0x00081050, "PN", "1-n"),
+    "OperatorsName": (0x00081070, "PN", "1-n"),
+    "ManufacturerModelName": (0x00081090, "LO", "1"),
+    "PatientName": (0x00100010, "PN", "1"),
+    "PatientID": (0x00100020, "LO", "1"),
+    "IssuerOfPatientID": (0x00100021, "LO", "1"),
+    "PatientBirthDate": (0x00100030, "DA", "1"),
+    "PatientSex": (0x00100040, "CS", "1"),
+    "PatientAge": (0x00101010, "AS", "1"),
+    "PatientComments": (0x00104000, "LT", "1"),
+    "DeviceSerialNumber": (0x00181000, "LO", "1"),
+    "SecondaryCaptureDeviceManufacturer": (0x00181016, "LO", "1"),
+    "SecondaryCaptureDeviceSoftwareVersions": (0x00181019, "LO", "1-n"),
+    "SoftwareVersions": (0x00181020, "LO", "1-n"),
+    "StudyInstanceUID": (0x0020000D, "UI", "1"),
+    "SeriesInstanceUID": (0x0020000E, "UI", "1"),
+    "StudyID": (0x00200010, "SH", "1"),
+    "SeriesNumber": (0x00200011, "IS", "1"),
+    "InstanceNumber": (0x00200013, "IS", "1"),
+    "BurnedInAnnotation": (0x00280301, "CS", "1"),
+    "ConceptNameCodeSequence": (0x0040A043, "SQ", "1"),
+    "DocumentTitle": (0x00420010, "ST", "1"),
+    "MIMETypeOfEncapsulatedDocument": (0x00420012, "LO", "1"),
+    "EncapsulatedDocumentLength": (0x00420015, "UL", "1"),
+}
+"""The keywords an ordinary document uses (its defaults and the tags people give most), with
+tag, VR and VM as in pydicom's dictionary (a test holds them equal), so that tags given with
+these keywords can be checked without importing it."""
+_COMMON_BY_TAG = {tag: (keyword, vr, vm) for keyword, (tag, vr, vm) in COMMON_ELEMENTS.items()}
+
+
+def dictionary_VR(tag: int) -> str:
+    """The VR of a tag in the DICOM dictionary; pydicom's is imported only past the common ones."""
+    if tag in _COMMON_BY_TAG:
+        return _COMMON_BY_TAG[tag][1]
+    from pydicom.datadict import dictionary_VR as full
+
+    return str(full(tag))
+
+
+def dictionary_VM(tag: int) -> str:
+    """The VM of a tag in the DICOM dictionary, as :func:`dictionary_VR` finds it."""
+    if tag in _COMMON_BY_TAG:
+        return _COMMON_BY_TAG[tag][2]
+    from pydicom.datadict import dictionary_VM as full
+
+    return str(full(tag))
+
+
+def keyword_for_tag(tag: int) -> str:
+    """The keyword of a tag ('' when the dictionary has none), as :func:`dictionary_VR`."""
+    if tag in _COMMON_BY_TAG:
+        return _COMMON_BY_TAG[tag][0]
+    from pydicom.datadict import keyword_for_tag as full
+
+    return str(full(tag))
+
+
+def dictionary_has_tag(tag: int) -> bool:
+    """Whether the DICOM dictionary has the tag, as :func:`dictionary_VR` finds it."""
+    if tag in _COMMON_BY_TAG:
+        return True
+    from pydicom.datadict import dictionary_has_tag as full
+
+    return bool(full(tag))
+
+
+def tag_for_keyword(keyword: str) -> int | None:
+    """The tag of a dictionary keyword, None for anything else, as :func:`dictionary_VR`."""
+    if keyword in COMMON_ELEMENTS:
+        return COMMON_ELEMENTS[keyword][0]
+    from pydicom.datadict import keyword_dict
+
+    return keyword_dict.get(keyword)
+
 
 TagValue = str | list[dict[str, "TagValue"]]
 """A tag value as the user gives it: text (``\\`` separates multiple values) or sequence items."""
@@ -134,10 +226,11 @@ def resolve_key(key: str | int) -> int:
         match = _TAG_NUMBER.match(text)
         if match:
             tag = int(match.group(1) + match.group(2), 16)
-        elif text in keyword_dict:
-            tag = keyword_dict[text]
         else:
-            raise TagError(f"unknown DICOM keyword {text!r}{_suggest(text)}")
+            known = tag_for_keyword(text)
+            if known is None:
+                raise TagError(f"unknown DICOM keyword {text!r}{_suggest(text)}")
+            tag = known
     if tag >> 16 == 0x0002 or tag & 0xFFFF == 0:
         raise TagError(
             f"{tag_name(tag)} is file meta information or a group length; pdf2dcm writes it"
@@ -158,6 +251,8 @@ def resolve_key(key: str | int) -> int:
 
 
 def _suggest(keyword: str) -> str:
+    from pydicom.datadict import keyword_dict
+
     lowered = {name.lower(): name for name in keyword_dict}
     if keyword.lower() in lowered:
         return f"; did you mean {lowered[keyword.lower()]}?"

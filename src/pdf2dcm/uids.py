@@ -13,13 +13,12 @@ import json
 import uuid
 from typing import TYPE_CHECKING
 
-from pydicom.dataset import Dataset
-from pydicom.uid import generate_uid
-
 from .errors import TagError
 from .tags import ValidatedTags, tag_name
 
 if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
+
     from .identity import ReferenceAttributes
 
 _UID_NAMESPACE = uuid.UUID("5b1c2a64-3f0e-4a57-9d3c-7e2f4c1b8a90")
@@ -38,7 +37,8 @@ def new_uid(seed: str | None = None, role: str = "") -> str:
     the archive then recognises instead of storing twice.
     """
     if seed is None:
-        return str(generate_uid(prefix=None))
+        # What pydicom's generate_uid(prefix=None) makes, without importing pydicom.
+        return f"2.25.{uuid.uuid4().int}"
     return f"2.25.{uuid.uuid5(_UID_NAMESPACE, f'{role}|{seed}').int}"
 
 
@@ -55,12 +55,11 @@ def document_uids(
     The same PDF sent with the same tags to the same parent is the same document: a re-run
     after a failure is answered ``AlreadyStored`` instead of creating a duplicate.
     """
-    known = reference if reference is not None else Dataset()
     key = json.dumps(
         {
             "pdf": pdf_sha256,
             "tags": {f"{t:08X}": v for t, v in tags.items() if t not in _BATCH_NUMBERS},
-            "reference": {k: str(known.get(k, "")) for k in _REFERENCE_KEYS},
+            "reference": _reference_keys(reference),
             "title": title,
             "conversion": conversion_type,
         },
@@ -69,9 +68,11 @@ def document_uids(
     )
     identified = dict(tags)
     identified.setdefault(_SOP_INSTANCE_UID, new_uid(key, "sop"))
-    if _STUDY_UID not in identified and "StudyInstanceUID" not in known:
+    if _STUDY_UID not in identified and (reference is None or "StudyInstanceUID" not in reference):
         identified[_STUDY_UID] = new_uid(key, "study")
-    if _SERIES_UID not in identified and "SeriesInstanceUID" not in known:
+    if _SERIES_UID not in identified and (
+        reference is None or "SeriesInstanceUID" not in reference
+    ):
         identified[_SERIES_UID] = new_uid(key, "series")
     return identified
 
@@ -84,15 +85,21 @@ def series_seed(tags: ValidatedTags, reference: Dataset | None) -> str:
     A different tag (a SeriesDescription, say) or an explicit SeriesInstanceUID starts
     another series on purpose.
     """
-    known = reference if reference is not None else Dataset()
     return json.dumps(
         {
             "tags": {f"{t:08X}": v for t, v in tags.items() if t not in _BATCH_NUMBERS},
-            "reference": {k: str(known.get(k, "")) for k in _REFERENCE_KEYS},
+            "reference": _reference_keys(reference),
         },
         sort_keys=True,
         ensure_ascii=False,
     )
+
+
+def _reference_keys(reference: Dataset | None) -> dict[str, str]:
+    """What of the reference names a document's UIDs ("" for each without a reference)."""
+    if reference is None:
+        return dict.fromkeys(_REFERENCE_KEYS, "")
+    return {k: str(reference.get(k, "")) for k in _REFERENCE_KEYS}
 
 
 def batch_tags(

@@ -25,17 +25,12 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableSequence, Sequence
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, TypeAlias
 
-from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
-
-from . import dimse
 from .client import OrthancClient, RepeatableBody, StoredInstance
 from .dicom import EncodedPdf, attribute_values, strict_refusal, tag_json_value
-from .dimse_archive import DicomArchive
 from .errors import (
     ConflictError,
     InputError,
@@ -62,8 +57,17 @@ from .plan import (
 from .progress import ProgressCallback, ProgressEvent
 from .tags import TagsInput, ValidatedTags, validate_tags
 
+if TYPE_CHECKING:
+    # A plain PDF is sent from its attributes; pydicom is imported only for DICOM inputs,
+    # create-dicom and dry runs (its import is most of a one-file upload's time), and the
+    # DICOM networking only when a node is the destination.
+    from pydicom.dataset import Dataset
+
+    from . import dimse
+    from .dimse_archive import DicomArchive
+
 Method = Literal["instances", "create-dicom", "stow", "dimse"]
-Server = OrthancClient | DicomArchive
+Server: TypeAlias = "OrthancClient | DicomArchive"
 """Where documents go: Orthanc's REST API, or a DICOM node spoken to directly."""
 Forward = tuple[Literal["modality", "peer"], str]
 """Where stored documents are sent on: a DICOM modality or an Orthanc peer, by name."""
@@ -185,7 +189,7 @@ def plan_options(options: UploadOptions, *, same_series: bool = False) -> PlanOp
 
 def archive_view(client: Server) -> ArchiveView:
     """The archive documents sent to ``client`` are planned against."""
-    return client if isinstance(client, DicomArchive) else OrthancArchive(client)
+    return client if not isinstance(client, OrthancClient) else OrthancArchive(client)
 
 
 def prepare_batch(
@@ -273,7 +277,7 @@ def upload_file(
                     document.pdf_size,
                     document.warnings,
                 )
-            if isinstance(client, DicomArchive):
+            if not isinstance(client, OrthancClient):
                 return _store_encoded(client, document, progress)
             return _upload_encoded(client, document, options.method, progress)
 
@@ -298,7 +302,7 @@ def _planned(
     )
 
 
-def _identifiers(ds: Dataset) -> dict[str, Any]:
+def _identifiers(ds: Dataset | Mapping[str, Any]) -> dict[str, Any]:
     """The PatientID and the study and series UIDs, as the record of an upload shows them."""
     return {
         "patient_id": _optional_text(ds, "PatientID"),
@@ -307,7 +311,7 @@ def _identifiers(ds: Dataset) -> dict[str, Any]:
     }
 
 
-def _optional_text(ds: Dataset, keyword: str) -> str | None:
+def _optional_text(ds: Dataset | Mapping[str, Any], keyword: str) -> str | None:
     """A record's value: the text, padding stripped; None when absent or unreadable."""
     try:
         text = _text_of(ds, keyword)
@@ -322,7 +326,7 @@ def _upload_encoded(
     method: Method,
     progress: ProgressCallback | None,
 ) -> UploadResult:
-    sop_uid = str(document.dataset.SOPInstanceUID)
+    sop_uid = str(document.attributes["SOPInstanceUID"])
     restart = _restarter(document.name, document.pdf_size, progress)
     stored: StoredInstance | None
     if method == "instances":
@@ -341,7 +345,7 @@ def _upload_encoded(
         client,
         document.name,
         stored,
-        document.dataset,
+        document.attributes,
         document.sha256,
         document.pdf_size,
         document.warnings,
@@ -352,7 +356,7 @@ def _result(
     client: OrthancClient,
     name: str,
     stored: StoredInstance | None,
-    ds: Dataset,
+    ds: Dataset | Mapping[str, Any],
     digest: str,
     pdf_size: int,
     warnings: tuple[str, ...],
@@ -385,6 +389,8 @@ def _store_encoded(
     archive: DicomArchive, document: EncodedPdf, progress: ProgressCallback | None
 ) -> UploadResult:
     """C-STORE the document as it is encoded (no file on disk)."""
+    from . import dimse
+
     stored = dimse.store(
         archive.node,
         document.chunks(progress),
@@ -408,6 +414,8 @@ def _store_file(
     archive: DicomArchive, handle: BinaryIO, name: str, progress: ProgressCallback | None
 ) -> dimse.StoreResult:
     """C-STORE a ready-made DICOM file as it is."""
+    from . import dimse
+
     return dimse.store(
         archive.node,
         handle,
@@ -477,7 +485,7 @@ def _upload_dicom(
 
     if options.dry_run:
         return _planned(name, header, extracted.sha256, extracted.size, ())
-    if isinstance(client, DicomArchive):
+    if not isinstance(client, OrthancClient):
         handle.seek(0)
         return _stored_result(
             name,
@@ -530,12 +538,12 @@ def _uid_of(header: Dataset, keyword: str, name: str) -> str:
     return value
 
 
-def _text_of(header: Dataset, keyword: str) -> str:
+def _text_of(header: Dataset | Mapping[str, Any], keyword: str) -> str:
     try:
         value = header.get(keyword)
     except (ValueError, TypeError, LookupError) as exc:
         raise InputError(f"cannot read {keyword}: {exc}") from exc
-    if isinstance(value, MultiValue | list):
+    if isinstance(value, MutableSequence):  # pydicom's MultiValue or a list
         raise InputError(f"{keyword} holds {len(value)} values where one is allowed")
     return "" if value is None else str(value)
 
@@ -691,7 +699,7 @@ def upload_many(
     with replayable_inputs(names, streams[0] if streams else None) as replay:
         trial = dataclasses.replace(batch, options=dataclasses.replace(batch.options, dry_run=True))
         checked = list(_run_batch(client, trial, names, concurrency, False, None, replay))
-        if isinstance(client, DicomArchive) and client.unverified is not None:
+        if not isinstance(client, OrthancClient) and client.unverified is not None:
             # What the node holds could not be checked: a warning, so nothing is sent.
             refusal = strict_refusal(client.unverified)
             checked = [
@@ -789,6 +797,8 @@ def commit_stored(
         for result in results
         if result.sop_class_uid is not None and result.dicom_status is not None
     ]
+    from . import dimse
+
     return dimse.commit(
         archive.node,
         instances,

@@ -21,7 +21,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element, write_dataset, write_file_meta_info
 from pydicom.sequence import Sequence
-from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from pdf2dcm import dicom
 from pdf2dcm.dicom import (
@@ -46,7 +46,7 @@ def pydicom_encoding(ds: Dataset, size: int) -> tuple[bytes, bytes]:
     meta.MediaStorageSOPClassUID = ds.SOPClassUID
     meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    meta.ImplementationClassUID = UID(IMPLEMENTATION_CLASS_UID)
     meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
     head, tail = DicomBytesIO(), DicomBytesIO()
     for buffer in (head, tail):
@@ -96,12 +96,15 @@ def test_an_encoded_pdf_gets_pydicoms_bytes_and_mostly_without_pydicom(
         calls.append(element.VR)
         real(out, element, encodings)
 
-    monkeypatch.setattr("pdf2dcm.dicom.write_data_element", counted)
     tags = {"PatientName": "Doe^Jane", "PatientID": "123", "AccessionNumber": "A7"}
     moment = dt.datetime(2024, 3, 5, 14, 7, 9)
     with open_encoded(source, tags=tags, now=moment) as document:
         ds = document.dataset
-        assert (document._head, document._tail) == pydicom_encoding(copy.deepcopy(ds), 2001)
+        written = (document._head, document._tail)
+    expected = pydicom_encoding(copy.deepcopy(ds), 2001)
+    assert written == expected  # fastwrite's, an ordinary document
+    monkeypatch.setattr("pydicom.filewriter.write_data_element", counted)
+    assert dicom._encode_around_document(ds, 2001) == expected
     # Names, numbers as text and the empty code sequence are pydicom's; the rest is not.
     assert sorted(calls) == ["IS", "IS", "PN", "PN", "SQ"]
 

@@ -1,6 +1,6 @@
 """The pydicom-free writer against dicom.py: the same bytes for every ordinary document.
 
-Each case builds a document through dicom.py (pydicom), takes its final attributes as
+Each case builds a document through dicom.py's full path (pydicom), takes its final attributes as
 ``attribute_values`` gives them (what a plan carries), writes them with fastwrite and
 compares the two files byte for byte; documents fastwrite cannot write exactly are refused
 by ``supports``, never written differently.
@@ -8,12 +8,15 @@ by ``supports``, never written differently.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -62,6 +65,13 @@ TAG_SETS: dict[str, dict[str, str]] = {
 }
 
 
+@contextlib.contextmanager
+def full_build() -> Iterator[None]:
+    """Every document built by pydicom (dicom.py's full path), ordinary ones included."""
+    with mock.patch.object(dicom, "plain_attributes", return_value=None):
+        yield
+
+
 def _both(
     pdf: bytes, tmp_path: Path, tags: dict[str, str], **options: Any
 ) -> tuple[bytes, bytes | None, dict[str, Any]]:
@@ -69,7 +79,10 @@ def _both(
     source = tmp_path / "in.pdf"
     source.write_bytes(pdf)
     full = io.BytesIO()
-    with open_encoded(source, tags=tags, now=MOMENT, **options) as document:
+    with (
+        full_build(),
+        open_encoded(source, tags=tags, now=MOMENT, **options) as document,
+    ):
         document.write_to(full, checksum=False)
         attributes = attribute_values(document.dataset)
     if not fastwrite.supports(attributes):

@@ -15,8 +15,8 @@ from .common import current_profile, profile_choice, result_line
 if TYPE_CHECKING:
     from pdf2dcm.dimse import Node
 
-DEFAULT_CALLING_AET = "PDF2DCM"
-DEFAULT_TIMEOUT = 30.0
+from pdf2dcm.constants import DEFAULT_CALLING_AET
+from pdf2dcm.constants import DEFAULT_DIMSE_TIMEOUT as DEFAULT_TIMEOUT
 
 
 def node_argument(_ctx: click.Context, _param: click.Parameter, value: str) -> Node:

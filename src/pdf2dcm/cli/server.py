@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from pdf2dcm import errors as err
+from pdf2dcm.constants import DEFAULT_CALLING_AET
+from pdf2dcm.constants import DEFAULT_DIMSE_TIMEOUT as DEFAULT_TIMEOUT
 
 from . import app
 from .app import SectionedCommand, cli, exit_status_for, info, say
@@ -36,7 +38,7 @@ from .common import (
     stdout,
     tag_options,
 )
-from .dimse import DEFAULT_CALLING_AET, DEFAULT_TIMEOUT, resolve_calling_aet
+from .dimse import resolve_calling_aet
 from .jobs import wait_with_display
 from .report import Reporter, failure_record
 
@@ -67,8 +69,6 @@ class DicomChoice:
     def archive(self, method: str, forwarding: bool) -> DicomArchive | None:
         """The node to store to with ``--via dimse``; usage errors for options that do not
         go together."""
-        from pdf2dcm.dimse_archive import DicomArchive
-
         if method != "dimse":
             given = [
                 flag
@@ -92,6 +92,8 @@ class DicomChoice:
         if self.listen_port is not None and not self.commit:
             raise click.UsageError("--listen-port goes with --commit")
         node = _parse_node(self.scp, "--scp")
+        from pdf2dcm.dimse_archive import DicomArchive
+
         return DicomArchive(node, resolve_calling_aet(self.calling_aet), self.dimse_timeout)
 
     def with_worklist(self, target: Target | None) -> Target | None:
@@ -121,9 +123,11 @@ def _parse_node(text: str, flag: str) -> Node:
 
 
 def _charset_name(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return value  # pydicom is imported only when there is a name to check
     from pydicom.charset import python_encoding
 
-    if value is None or value in python_encoding:
+    if value in python_encoding:
         return value
     known = ", ".join(name for name in python_encoding if name.startswith(("ISO_IR", "GB")))
     raise click.BadParameter(f"{value!r} is not a DICOM character set; known: {known}")
@@ -271,7 +275,7 @@ def upload(
     import contextlib
     import datetime as dt
 
-    from pdf2dcm.dimse_archive import DicomArchive
+    from pdf2dcm.client import OrthancClient
     from pdf2dcm.upload import UploadOptions, check_forward_target, collect_inputs, prepare_batch
 
     sources, own_tags = batch_inputs(
@@ -307,8 +311,8 @@ def upload(
         dicomweb_url=destination.dicomweb_url,
         stdin_in_use="-" in sources or listing.files_from == "-",
     )
-    with client if not isinstance(client, DicomArchive) else contextlib.nullcontext():
-        if forward is not None and not isinstance(client, DicomArchive):
+    with client if isinstance(client, OrthancClient) else contextlib.nullcontext():
+        if forward is not None and isinstance(client, OrthancClient):
             check_forward_target(client, *forward)
         prepared = prepare_batch(
             client,
@@ -328,16 +332,16 @@ def upload(
             fail_fast=fail_fast,
             show_progress=not no_progress,
         )
-        if isinstance(client, DicomArchive) and client.unverified is not None:
+        if not isinstance(client, OrthancClient) and client.unverified is not None:
             report.warnings([client.unverified])
         report.raise_single()
         # The uploads' summary comes before the forwarding job's report.
         info(report.batch.summary())
         job_error = None
-        if stored and dicom.commit and isinstance(client, DicomArchive) and not dry_run:
+        if stored and dicom.commit and not isinstance(client, OrthancClient) and not dry_run:
             job_error = _commit(client, stored, dicom.listen_port, as_json=as_json)
         ids = [result.id for result in stored if result.id is not None]
-        if ids and forward is not None and not dry_run and not isinstance(client, DicomArchive):
+        if ids and forward is not None and not dry_run and isinstance(client, OrthancClient):
             job_error = _forward(
                 client,
                 ids,
