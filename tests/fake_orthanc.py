@@ -237,6 +237,8 @@ class FakeOrthanc(socketserver.ThreadingTCPServer):
             return reply(200, [])
         if request.method != "GET":
             return None
+        if path == "/system":
+            return reply(200, {"Version": "1.12.0", "Name": "FAKE", "ApiVersion": 24})
         match = re.fullmatch(r"/instances/([0-9a-f-]+)/content/([0-9a-f]{4})-([0-9a-f]{4})", path)
         if match and match[1] in self.datasets:
             element = self.datasets[match[1]].get(int(match[2] + match[3], 16))
