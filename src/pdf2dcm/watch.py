@@ -246,7 +246,7 @@ class WatchSummary:
         """``N files: S stored, F failed, H held, W waiting`` (the line said on stop)."""
         total = self.stored + self.failed + self.held + self.waiting
         return (
-            f"{total} files: {self.stored} stored, {self.failed} failed, {self.held} held, "
+            f"{total} file{'' if total == 1 else 's'}: {self.stored} stored, {self.failed} failed, {self.held} held, "
             f"{self.waiting} waiting"
         )
 
@@ -478,7 +478,6 @@ class _Hold:
 
     next_try: float
     pause: float
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -540,6 +539,8 @@ class Watcher:
         self._pause = 0.0
         self._held: dict[str, _Hold] = {}
         self._incomplete_said: dict[str, Signature | None] = {}
+        self._incomplete_expired: set[str] = set()
+        """Files that never ended like a PDF within the limit: failed, never sent."""
         self._noted: set[str] = set()
         self.planner = Planner(
             plan_options(options.upload, same_series=options.same_series), OrthancArchive(client)
@@ -579,7 +580,7 @@ class Watcher:
                 if future.done() and not future.cancelled():
                     self._finish(future.result())
         held = len(self._held)
-        waiting = max(0, loop.waiting - held)
+        waiting = self._still_waiting()
         if self.options.once and self._pending is not None:
             # The files present at the start that were neither stored nor failed: left in the
             # inbox for a retry (held ones counted apart).
@@ -587,6 +588,16 @@ class Watcher:
         return WatchSummary(
             self.stored, self.failed, waiting, self.first_error, self.planned, held=held
         )
+
+    def _still_waiting(self) -> int:
+        """Files in the inbox now that are neither held nor failed and left: one more look,
+        as files may have arrived or gone since the last poll."""
+        try:
+            self.inbox.scan()
+        except FileSystemError:
+            return 0
+        present = set(self.inbox.present())
+        return len(present - set(self._held) - set(self._failed_left))
 
     def _scan(self, loop: _Loop) -> None:
         """Read the folder once per poll, however many files finish in between: a backlog is
@@ -679,6 +690,7 @@ class Watcher:
         except OSError:
             return []
         if unchanged_for >= self.options.incomplete_limit:
+            self._incomplete_expired.add(name)
             return [name]
         signature = self.inbox.signature(name)
         if self._incomplete_said.get(name, -1) != signature:
@@ -690,6 +702,12 @@ class Watcher:
             )
             self._finish(WatchEvent(_now(), name, "incomplete", error=error))
         return []
+
+    def _cut_short(self, name: str) -> InputError:
+        return InputError(
+            f"{name} does not end like a PDF (no %%EOF at its end) and has not changed for "
+            f"{_duration(self.options.incomplete_limit)}: cut short; send it again whole"
+        )
 
     def _left_failed(self, name: str) -> bool:
         """A failed file left in the inbox is tried again only once it has changed."""
@@ -742,7 +760,12 @@ class Watcher:
             if self.options.once:
                 self._given_up.add(event.file)
                 self.first_error = self.first_error or event.error
-        if self._pending is not None and event.status not in ("retry", "incomplete", "held"):
+        if self._pending is not None and event.status not in (
+            "retry",
+            "incomplete",
+            "held",
+            "changed",
+        ):
             self._pending.discard(event.file)
         if event.status != "vanished":
             self._on_event(event)
@@ -756,16 +779,17 @@ class Watcher:
             if previous is not None
             else options.hold_retry_first
         )
-        self._held[event.file] = _Hold(self._clock() + pause, pause, str(event.error))
+        self._held[event.file] = _Hold(self._clock() + pause, pause)
         return dataclasses.replace(event, retry_in=pause)
 
     def _process(self, name: str) -> WatchEvent:
         options = self.options
         path = options.inbox / name
         job = None
+        if name in self._incomplete_expired:
+            self._incomplete_expired.discard(name)
+            return self._fail(name, path, _sha256(path), self._cut_short(name))
         try:
-            if self._held_too_long(name, path):
-                return self._expired(name, path)
             with open_regular(path, what="inbox file", follow_links=False) as handle:
                 sent = os.fstat(handle.fileno())
                 result = self._upload(handle, path, name)
@@ -783,6 +807,8 @@ class Watcher:
                     # An unknown modality or peer is the settings' fault, not the file's.
                     return self._retry(name, result.sha256, error, result=result)
         except _NotFoundYet as held:
+            if self._arrived_ago(path) >= options.hold_for:
+                return self._expired(name, path, held.error)
             return WatchEvent(
                 _now(), name, "held", sha256=_sha256(path), error=held.error, state=held.state
             )
@@ -826,10 +852,6 @@ class Watcher:
         )
         return WatchEvent(_now(), name, "changed", sha256=result.sha256, result=result, error=error)
 
-    def _held_too_long(self, name: str, path: Path) -> bool:
-        """A file held before whose time is up (checked before it is looked up again)."""
-        return name in self._held and self._arrived_ago(path) >= self.options.hold_for
-
     def _arrived_ago(self, path: Path) -> float:
         """Seconds since the file arrived in the inbox: its inode change time, which a copy
         or a rename into the inbox sets and no user can set back, and which a restart keeps."""
@@ -838,13 +860,11 @@ class Watcher:
         except OSError:
             return 0.0
 
-    def _expired(self, name: str, path: Path) -> WatchEvent:
-        hold = self._held.get(name)
-        reason = f" ({hold.reason})" if hold is not None else ""
+    def _expired(self, name: str, path: Path, cause: NotFoundError) -> WatchEvent:
+        """The hold is over: fail the file with the reason it was held for."""
         error = InputError(
-            f"{name}: its target was still not found after holding it for "
-            f"{_duration(self.options.hold_for)}{reason}; file the study first, then put the "
-            "file back in the inbox"
+            f"{cause}; held for {_duration(self.options.hold_for)} since {name} arrived, "
+            "without a match; file the study first, then put the file back in the inbox"
         )
         return self._fail(name, path, _sha256(path), error)
 

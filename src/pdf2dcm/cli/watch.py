@@ -319,7 +319,8 @@ def _run(
     journal = Journal(log_file) if log_file is not None else None
     stop = threading.Event()
 
-    said: set[str] = set()
+    # The reference's warnings were said at the start; each file's plan repeats them.
+    said: set[str] = set(options.reference.warnings if options.reference is not None else ())
     state: list[str | None] = [None]
 
     def report(event: WatchEvent) -> None:
@@ -339,10 +340,12 @@ def _run(
 
     try:
         with client, _status_line(status) as on_status:
+            if options.forward is not None:
+                # Before the checks: an unknown name is a mistake to say plainly, with the
+                # known ones; the checks then see that the target answers.
+                check_forward_target(client, *options.forward)
             with _stop_on_signals(stop):
                 _start_checks(client, options, wait=wait_for_server, stop=stop)
-            if options.forward is not None:
-                check_forward_target(client, *options.forward)
             for folder in (options.done, options.failed):
                 if folder is not None and writable_by_others(folder):
                     say(
