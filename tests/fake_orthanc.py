@@ -187,7 +187,10 @@ class FakeOrthanc(socketserver.ThreadingTCPServer):
             self.socket = context.wrap_socket(self.socket, server_side=True)
         self.scheme = "https" if context is not None else "http"
         self.answers: list[tuple[int, bytes]] = []
-        self.routes: dict[tuple[str, str], Any] = {}
+        self.routes: dict[tuple[str, str], Any] = {
+            # What a watcher's start checks ask; a test may route it otherwise.
+            ("GET", "/system"): [{"Version": "1.12.0", "Name": "FAKE", "ApiVersion": 24}],
+        }
         self.received: list[Request] = []
         self.default: Action = reply(404, {"Message": "Unknown resource"})
         self.lock = threading.Lock()
@@ -237,8 +240,6 @@ class FakeOrthanc(socketserver.ThreadingTCPServer):
             return reply(200, [])
         if request.method != "GET":
             return None
-        if path == "/system":
-            return reply(200, {"Version": "1.12.0", "Name": "FAKE", "ApiVersion": 24})
         match = re.fullmatch(r"/instances/([0-9a-f-]+)/content/([0-9a-f]{4})-([0-9a-f]{4})", path)
         if match and match[1] in self.datasets:
             element = self.datasets[match[1]].get(int(match[2] + match[3], 16))

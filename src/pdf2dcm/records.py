@@ -5,8 +5,8 @@ their shape is a contract, documented in the README's table and kept here only:
 
 - every record is one JSON object on one line, with a ``Kind`` that says which shape it is
   (``encoded``, ``planned``, ``extracted``, ``uploaded``, ``fetched``, ``document``,
-  ``object``, ``job``, ``waiting``, ``failed``), so ``jq 'select(.Kind == "uploaded")'``
-  never meets a surprise;
+  ``object``, ``job``, ``waiting``, ``held``, ``changed``, ``failed``), so
+  ``jq 'select(.Kind == "uploaded")'`` never meets a surprise;
 - keys are PascalCase, the casing of DICOM keywords and of Orthanc's own JSON, so a
   record's DICOM attributes and the tool's own fields read alike;
 - an input read from stdin is named ``-`` in ``Input``, as on the command line (messages,

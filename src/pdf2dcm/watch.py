@@ -87,6 +87,8 @@ from .tags import validate_tags
 from .upload import UploadOptions, UploadResult, plan_options, upload_file
 
 IGNORED_SUFFIXES = (".part", ".tmp")
+_STILL_PENDING = frozenset({"retry", "incomplete", "held", "changed"})
+"""Outcomes after which a ``once`` run still counts the file as present and not done."""
 DEFAULT_SETTLE = 2.0
 DEFAULT_POLL = 0.5
 RETRY_FIRST = 1.0
@@ -245,8 +247,9 @@ class WatchSummary:
     def line(self) -> str:
         """``N files: S stored, F failed, H held, W waiting`` (the line said on stop)."""
         total = self.stored + self.failed + self.held + self.waiting
+        files = "file" if total == 1 else "files"
         return (
-            f"{total} file{'' if total == 1 else 's'}: {self.stored} stored, {self.failed} failed, {self.held} held, "
+            f"{total} {files}: {self.stored} stored, {self.failed} failed, {self.held} held, "
             f"{self.waiting} waiting"
         )
 
@@ -306,19 +309,7 @@ class Inbox:
             The inbox itself cannot be read.
         """
         now = self._clock()
-        present: dict[str, Signature] = {}
-        others: list[str] = []
-        subfolders: list[str] = []
-        for relative, path, kind in self._walk():
-            if kind == "folder":
-                subfolders.append(relative)
-                continue
-            if kind == "other":
-                others.append(relative)
-                continue
-            signature = _signature(path)
-            if signature is not None:
-                present[relative] = signature
+        present, others, subfolders = self._look()
         ready: list[str] = []
         incomplete: list[str] = []
         for relative, signature in present.items():
@@ -351,6 +342,17 @@ class Inbox:
         """The signature last seen for a file (None if it was not seen)."""
         seen = self._seen.get(relative)
         return seen.signature if seen else None
+
+    def _look(self) -> tuple[dict[str, Signature], list[str], list[str]]:
+        """The PDFs present with their signatures, the other entries, the folders not entered."""
+        present: dict[str, Signature] = {}
+        found: dict[str, list[str]] = {"other": [], "folder": []}
+        for relative, path, kind in self._walk():
+            if kind != "file":
+                found[kind].append(relative)
+            elif (signature := _signature(path)) is not None:
+                present[relative] = signature
+        return present, found["other"], found["folder"]
 
     def _walk(self) -> Iterator[tuple[str, Path, Literal["folder", "file", "other"]]]:
         """Every PDF by name (``.pdf`` in any case, as Windows scanners write ``.PDF``), and
@@ -722,53 +724,66 @@ class Watcher:
         """Count an outcome and report it; runs in the calling thread, never in a worker."""
         if event.status != "held":
             self._held.pop(event.file, None)
-        if event.status == "stored":
-            self.stored += 1
-            self._pause = 0.0
-        elif event.status == "planned":
-            # A dry run plans each file once, and again only once it has changed.
-            self.planned += 1
-            self._failed_left[event.file] = self.inbox.signature(event.file)
-            self._given_up.add(event.file)
-        elif event.status == "failed":
-            self.failed += 1
-            self.last_error = str(event.error)
-            self.first_error = self.first_error or event.error
-            if event.destination is None:
-                self._failed_left[event.file] = self.inbox.signature(event.file)
-                self._given_up.add(event.file)
-        elif event.status == "incomplete":
-            if self.options.once:
-                self._given_up.add(event.file)
-                self.first_error = self.first_error or event.error
-        elif event.status == "held":
-            event = self._hold(event)
-            if self.options.once:
-                self._given_up.add(event.file)
-        elif event.status == "changed":
-            self.last_error = str(event.error)
-        elif event.status == "retry":
-            self.last_error = str(event.error)
-            now = self._clock()
-            if now >= self._pause_until:
-                # Files of one round fail together; the pause grows once per round.
-                self._pause = min(
-                    self.options.retry_max, max(self.options.retry_first, 2 * self._pause)
-                )
-                self._pause_until = now + self._pause
-            event = dataclasses.replace(event, retry_in=round(self._pause_until - now, 3))
-            if self.options.once:
-                self._given_up.add(event.file)
-                self.first_error = self.first_error or event.error
-        if self._pending is not None and event.status not in (
-            "retry",
-            "incomplete",
-            "held",
-            "changed",
-        ):
+        counted = {
+            "stored": self._count_stored,
+            "planned": self._count_planned,
+            "failed": self._count_failed,
+            "incomplete": self._count_incomplete,
+            "held": self._hold,
+            "changed": self._count_changed,
+            "retry": self._count_retry,
+        }.get(event.status)
+        if counted is not None:
+            event = counted(event)
+        if self._pending is not None and event.status not in _STILL_PENDING:
             self._pending.discard(event.file)
         if event.status != "vanished":
             self._on_event(event)
+
+    def _count_stored(self, event: WatchEvent) -> WatchEvent:
+        self.stored += 1
+        self._pause = 0.0
+        return event
+
+    def _count_planned(self, event: WatchEvent) -> WatchEvent:
+        # A dry run plans each file once, and again only once it has changed.
+        self.planned += 1
+        self._failed_left[event.file] = self.inbox.signature(event.file)
+        self._given_up.add(event.file)
+        return event
+
+    def _count_failed(self, event: WatchEvent) -> WatchEvent:
+        self.failed += 1
+        self.last_error = str(event.error)
+        self.first_error = self.first_error or event.error
+        if event.destination is None:
+            self._failed_left[event.file] = self.inbox.signature(event.file)
+            self._given_up.add(event.file)
+        return event
+
+    def _count_incomplete(self, event: WatchEvent) -> WatchEvent:
+        if self.options.once:
+            self._given_up.add(event.file)
+            self.first_error = self.first_error or event.error
+        return event
+
+    def _count_changed(self, event: WatchEvent) -> WatchEvent:
+        self.last_error = str(event.error)
+        return event
+
+    def _count_retry(self, event: WatchEvent) -> WatchEvent:
+        self.last_error = str(event.error)
+        now = self._clock()
+        if now >= self._pause_until:
+            # Files of one round fail together; the pause grows once per round.
+            self._pause = min(
+                self.options.retry_max, max(self.options.retry_first, 2 * self._pause)
+            )
+            self._pause_until = now + self._pause
+        if self.options.once:
+            self._given_up.add(event.file)
+            self.first_error = self.first_error or event.error
+        return dataclasses.replace(event, retry_in=round(self._pause_until - now, 3))
 
     def _hold(self, event: WatchEvent) -> WatchEvent:
         """Schedule the next look-up of a held file, with a pause that doubles each time."""
@@ -780,6 +795,8 @@ class Watcher:
             else options.hold_retry_first
         )
         self._held[event.file] = _Hold(self._clock() + pause, pause)
+        if options.once:
+            self._given_up.add(event.file)
         return dataclasses.replace(event, retry_in=pause)
 
     def _process(self, name: str) -> WatchEvent:
@@ -798,14 +815,7 @@ class Watcher:
             changed = self._changed(path, name, sent, result)
             if changed is not None:
                 return changed
-            if options.forward is not None and result.id is not None:
-                from .jobs import submit_store
-
-                try:
-                    job = submit_store(self.client, *options.forward, [result.id])
-                except ServerRefusedError as error:
-                    # An unknown modality or peer is the settings' fault, not the file's.
-                    return self._retry(name, result.sha256, error, result=result)
+            job = self._forward(result)
         except _NotFoundYet as held:
             if self._arrived_ago(path) >= options.hold_for:
                 return self._expired(name, path, held.error)
@@ -834,6 +844,24 @@ class Watcher:
             destination=destination,
             job=job,
         )
+
+    def _forward(self, result: UploadResult) -> str | None:
+        """Submit the forwarding job of a stored document, if forwarding.
+
+        Raises
+        ------
+        ConfigurationError
+            The server refused the job (an unknown modality or peer): the settings' fault,
+            not the file's, so the file waits.
+        """
+        if self.options.forward is None or result.id is None:
+            return None
+        from .jobs import submit_store
+
+        try:
+            return submit_store(self.client, *self.options.forward, [result.id])
+        except ServerRefusedError as error:
+            raise ConfigurationError(f"forwarding {result.input}: {error}") from error
 
     def _changed(
         self, path: Path, name: str, sent: os.stat_result, result: UploadResult

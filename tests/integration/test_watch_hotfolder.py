@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-import pdf2dcm.watch as watch_module
 from pdf2dcm.cli import cli
+from pdf2dcm.upload import upload_file as real_upload
 from tests.integration.orthanc import OrthancServer
 from tests.pdfs import make_pdf
 
@@ -141,7 +141,6 @@ def test_a_file_that_changes_after_it_was_sent_is_sent_again_and_the_first_repor
     first = make_pdf(3000, seed=1811)
     update = b"% an incremental update\n%%EOF\n"
     (inbox / "grows.pdf").write_bytes(first)
-    real_upload = watch_module.upload_file
     calls: list[str] = []
 
     def upload_then_grow(*args: Any, **kwargs: Any) -> Any:
@@ -152,7 +151,7 @@ def test_a_file_that_changes_after_it_was_sent_is_sent_again_and_the_first_repor
         calls.append(result.sop_instance_uid)
         return result
 
-    monkeypatch.setattr(watch_module, "upload_file", upload_then_grow)
+    monkeypatch.setattr("pdf2dcm.watch.upload_file", upload_then_grow)
     result = watch_once(
         orthanc, inbox, "--tag", "PatientID=GROWS", "--done", str(tmp_path / "done")
     )
@@ -220,8 +219,10 @@ def test_a_wrong_password_ends_the_start_with_exit_4_and_leaves_the_files(
     (inbox / "a.pdf").write_bytes(make_pdf(2000, seed=1831))
     result = CliRunner().invoke(
         cli,
-        ["watch", str(inbox), "--url", secured.url, "--username", "scanner", "--password"]
-        + ["wrong", "--delete", "--failed", str(tmp_path / "failed")],
+        [
+            *("watch", str(inbox), "--url", secured.url, "--username", "scanner"),
+            *("--password", "wrong", "--delete", "--failed", str(tmp_path / "failed")),
+        ],
     )
     assert result.exit_code == 4
     assert result.stderr.startswith("pdf2dcm: error: ")
@@ -309,8 +310,10 @@ def test_a_consent_form_before_its_study_is_held_then_filed(
         images.write_bytes(make_pdf(2500, seed=1852))
         uploaded = CliRunner().invoke(
             cli,
-            ["upload", str(images), "--url", orthanc.url, "--json"]
-            + ["--tag", "AccessionNumber=HOLD-1", "--tag", "PatientID=P-HOLD"],
+            [
+                *("upload", str(images), "--url", orthanc.url, "--json"),
+                *("--tag", "AccessionNumber=HOLD-1", "--tag", "PatientID=P-HOLD"),
+            ],
         )
         assert uploaded.exit_code == 0, uploaded.stderr
         study = json.loads(uploaded.stdout)["ParentStudy"]

@@ -311,7 +311,7 @@ def _run(
 
     from pdf2dcm import records
     from pdf2dcm.upload import check_forward_target
-    from pdf2dcm.watch import Journal, Watcher, lock_inbox, writable_by_others
+    from pdf2dcm.watch import Journal, Watcher, lock_inbox
 
     from .report import show_plan
 
@@ -346,12 +346,7 @@ def _run(
                 check_forward_target(client, *options.forward)
             with _stop_on_signals(stop):
                 _start_checks(client, options, wait=wait_for_server, stop=stop)
-            for folder in (options.done, options.failed):
-                if folder is not None and writable_by_others(folder):
-                    say(
-                        f"warning: {folder} can be written by other users, who could plant "
-                        "links or files where results go; make it writable by its owner only"
-                    )
+            _warn_open_folders(options)
             info(_start_line(client, options))
             watcher = Watcher(
                 client,
@@ -368,6 +363,18 @@ def _run(
             journal.close()
         if lock is not None:
             os.close(lock)
+
+
+def _warn_open_folders(options: WatchOptions) -> None:
+    """Say when others could plant a link or a file where results are written."""
+    from pdf2dcm.watch import writable_by_others
+
+    for folder in (options.done, options.failed):
+        if folder is not None and writable_by_others(folder):
+            say(
+                f"warning: {folder} can be written by other users, who could plant links or "
+                "files where results go; make it writable by its owner only"
+            )
 
 
 def _start_checks(
