@@ -88,7 +88,8 @@ def test_an_unreachable_server_ends_the_start_with_exit_3_and_one_line(tmp_path:
     (tmp_path / "a.pdf").write_bytes(b"%PDF-1.4\n%%EOF\n")
     result = run("watch", str(tmp_path), "--url", closed, "--delete", "--timeout", "2")
     assert result.exit_code == 3
-    assert result.stderr.startswith(f"pdf2dcm: error: cannot reach {closed}")
+    assert result.stderr.startswith("pdf2dcm: error: ")
+    assert closed in result.stderr
     assert result.stderr.count("\n") == 1
     assert (tmp_path / "a.pdf").exists()
 
@@ -169,3 +170,83 @@ def test_a_missing_reference_file_is_refused_at_the_start(tmp_path: Path) -> Non
     assert result.exit_code == 2
     assert result.stderr == f"pdf2dcm: error: {missing}: no such file; check the path\n"
     assert (tmp_path / "a.pdf").exists()
+
+
+def test_wait_for_server_waits_through_refused_credentials_saying_it_once(
+    tmp_path: Path, archive: FakeOrthanc
+) -> None:
+    refused = (401, {"Message": "Unauthorized"})
+    archive.route("GET", "/system", refused, refused, {"Version": "1.12.0", "Name": "FAKE"})
+    result = run(
+        *("watch", str(tmp_path), "--url", archive.url, "--delete", "--once"),
+        "--wait-for-server",
+    )
+    assert result.exit_code == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert len([line for line in lines if "waiting for the server" in line]) == 1
+    assert lines[1] == "pdf2dcm: the server answers and accepts the credentials; watching"
+    assert lines[2].startswith(f"pdf2dcm: watching {tmp_path}; filing to {archive.url}")
+
+
+def test_refused_credentials_end_the_start_with_exit_4(
+    tmp_path: Path, archive: FakeOrthanc
+) -> None:
+    archive.route("GET", "/system", (401, {"Message": "Unauthorized"}))
+    (tmp_path / "a.pdf").write_bytes(b"%PDF-1.4\n%%EOF\n")
+    result = run("watch", str(tmp_path), "--url", archive.url, "--delete")
+    assert result.exit_code == 4
+    assert result.stderr.count("\n") == 1
+    assert (tmp_path / "a.pdf").exists()
+
+
+def test_done_and_failed_folders_others_can_write_are_warned_about(
+    tmp_path: Path, archive: FakeOrthanc
+) -> None:
+    inbox, done, failed = tmp_path / "in", tmp_path / "done", tmp_path / "failed"
+    for folder in (inbox, done, failed):
+        folder.mkdir()
+    done.chmod(0o777)
+    failed.chmod(0o770)
+    journal = tmp_path / "journal.jsonl"
+    result = run(
+        *("watch", str(inbox), "--url", archive.url, "--once", "--log", str(journal)),
+        *("--done", str(done), "--failed", str(failed)),
+    )
+    assert result.exit_code == 0, result.stderr
+    for folder in (done, failed):
+        assert f"warning: {folder} can be written by other users" in result.stderr
+    assert journal.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_journal_that_is_a_fifo_is_refused_without_blocking(
+    tmp_path: Path, archive: FakeOrthanc
+) -> None:
+    import os
+
+    fifo = tmp_path / "journal.jsonl"
+    os.mkfifo(fifo)
+    (tmp_path / "in").mkdir()
+    result = run(
+        *("watch", str(tmp_path / "in"), "--url", archive.url, "--once", "--delete"),
+        *("--log", str(fifo)),
+    )
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90", 90.0), ("90s", 90.0), ("30m", 1800.0), ("24h", 86400.0), ("2d", 172800.0), ("0", 0)],
+)
+def test_durations(text: str, seconds: float) -> None:
+    from pdf2dcm.watch import parse_duration
+
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "h", "-5", "nan", "inf", "3 weeks"])
+def test_a_duration_that_is_not_one_is_a_usage_error(tmp_path: Path, text: str) -> None:
+    result = run("watch", str(tmp_path), "--delete", "--hold-for", text)
+    assert result.exit_code == 2
+    assert "--hold-for" in result.stderr
+    assert "is not a duration" in result.stderr
