@@ -86,7 +86,7 @@ def test_an_unreachable_server_ends_the_start_with_exit_3_and_one_line(tmp_path:
         probe.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
     (tmp_path / "a.pdf").write_bytes(b"%PDF-1.4\n%%EOF\n")
-    result = run("watch", str(tmp_path), "--url", closed, "--delete", "--timeout", "2")
+    result = run("watch", str(tmp_path), "--url", closed, "--delete", "--timeout", "2", "--once")
     assert result.exit_code == 3
     assert result.stderr.startswith("pdf2dcm: error: ")
     assert closed in result.stderr
@@ -193,7 +193,7 @@ def test_refused_credentials_end_the_start_with_exit_4(
 ) -> None:
     archive.route("GET", "/system", (401, {"Message": "Unauthorized"}))
     (tmp_path / "a.pdf").write_bytes(b"%PDF-1.4\n%%EOF\n")
-    result = run("watch", str(tmp_path), "--url", archive.url, "--delete")
+    result = run("watch", str(tmp_path), "--url", archive.url, "--delete", "--once")
     assert result.exit_code == 4
     assert result.stderr.count("\n") == 1
     assert (tmp_path / "a.pdf").exists()

@@ -221,7 +221,7 @@ def test_a_wrong_password_ends_the_start_with_exit_4_and_leaves_the_files(
         cli,
         [
             *("watch", str(inbox), "--url", secured.url, "--username", "scanner"),
-            *("--password", "wrong", "--delete", "--failed", str(tmp_path / "failed")),
+            *("--password", "wrong", "--delete", "--failed", str(tmp_path / "failed"), "--once"),
         ],
     )
     assert result.exit_code == 4

@@ -93,18 +93,33 @@ def test_a_slow_writer_is_never_taken_early(counted: OrthancServer, tmp_path: Pa
     assert server.instance_count() == before + 1
 
 
+def all_waiting(journal: Path, count: int) -> bool:
+    """Whether ``count`` different files are journaled as waiting for the server."""
+    try:
+        lines = journal.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return False
+    waiting = {r["Input"] for r in map(json.loads, lines) if r["Kind"] == "waiting"}
+    return len(waiting) >= count
+
+
 def test_files_wait_while_the_server_is_down_then_go(server: OrthancServer, tmp_path: Path) -> None:
     inbox = tmp_path / "in"
     inbox.mkdir()
     for number in range(5):
         (inbox / f"before{number}.pdf").write_bytes(make_pdf(3000, seed=1000 + number))
-    watcher = start_watch(server, tmp_path, "--settle", "0.2", "--json", "--tag", "PatientID=O")
+    journal = tmp_path / "journal.jsonl"
+    watcher = start_watch(
+        server, tmp_path, "--settle", "0.2", "--json", "--tag", "PatientID=O", "--log", str(journal)
+    )
     try:
         wait_for(lambda: len(files(tmp_path / "done")) == 5, 20, "the first files")
         server.stop()
         for number in range(5):
             (inbox / f"during{number}.pdf").write_bytes(make_pdf(3000, seed=2000 + number))
-        time.sleep(10)
+        # The event: every new file journaled as waiting (not a time that a loaded machine
+        # may not reach).
+        wait_for(functools.partial(all_waiting, journal, 5), 60, "the files to wait")
         assert len(files(inbox)) == 5, "files moved while the server was down"
         server.start()
         wait_for(lambda: files(inbox) == [], 60, "the inbox to empty after the restart")
