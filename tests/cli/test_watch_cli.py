@@ -250,3 +250,23 @@ def test_a_duration_that_is_not_one_is_a_usage_error(tmp_path: Path, text: str) 
     assert result.exit_code == 2
     assert "--hold-for" in result.stderr
     assert "is not a duration" in result.stderr
+
+
+def test_a_link_planted_in_the_inbox_is_renamed_into_failed_never_sent(
+    tmp_path: Path, archive: FakeOrthanc
+) -> None:
+    secret = tmp_path / "secret.pdf"
+    secret.write_bytes(b"%PDF-1.4\n%%EOF\n")
+    inbox, failed = tmp_path / "in", tmp_path / "failed"
+    inbox.mkdir()
+    (inbox / "x.pdf").symlink_to(secret)
+    result = run(
+        *("watch", str(inbox), "--url", archive.url, "--once", "--settle", "0", "--delete"),
+        *("--failed", str(failed), "--tag", "PatientID=L"),
+    )
+    assert result.exit_code == 2
+    assert "is a symbolic link, which is not followed here" in result.stderr
+    assert (failed / "x.pdf").is_symlink()
+    assert (failed / "x.pdf.error.json").stat().st_mode & 0o777 == 0o600
+    assert secret.read_bytes() == b"%PDF-1.4\n%%EOF\n"
+    assert archive.instances == {}
