@@ -189,7 +189,10 @@ class FakeOrthanc(socketserver.ThreadingTCPServer):
             self.socket = context.wrap_socket(self.socket, server_side=True)
         self.scheme = "https" if context is not None else "http"
         self.answers: list[tuple[int, bytes]] = []
-        self.routes: dict[tuple[str, str], Any] = {}
+        self.routes: dict[tuple[str, str], Any] = {
+            # What a watcher's start checks ask; a test may route it otherwise.
+            ("GET", "/system"): [{"Version": "1.12.0", "Name": "FAKE", "ApiVersion": 24}],
+        }
         self.models: list[Callable[[Request], Action | None]] = []
         """Archives of another shape a test describes (``ls``'s documents by date): asked after
         the routes, before the stored instances; ``None`` passes the request on."""

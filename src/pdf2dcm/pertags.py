@@ -88,7 +88,12 @@ class NameRule:
                     raise InputError(f"name pattern {pattern!r} names {keyword} twice")
                 keywords.append(keyword)
                 parts.append(f"(?P<{keyword}>[^/]+?)")
-        parts.append(re.escape(pattern[position:]))
+        tail = pattern[position:]
+        if tail.lower().endswith(".pdf"):
+            # Windows scanners write .PDF: the extension matches in any case, as the inbox's.
+            parts.append(re.escape(tail[:-4]) + r"\.(?i:pdf)")
+        else:
+            parts.append(re.escape(tail))
         return cls(pattern, re.compile("".join(parts), re.DOTALL), tuple(keywords))
 
     @classmethod

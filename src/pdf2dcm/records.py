@@ -5,7 +5,7 @@ their shape is a contract, documented in the README's table and kept here only:
 
 - every record is one JSON object on one line, with a ``Kind`` that says which shape it is
   (``encoded``, ``planned``, ``extracted``, ``uploaded``, ``fetched``, ``document``,
-  ``object``, ``job``, ``waiting``, ``committed``, ``failed``), so
+  ``object``, ``job``, ``waiting``, ``committed``, ``held``, ``changed``, ``failed``), so
   ``jq 'select(.Kind == "uploaded")'`` never meets a surprise;
 - keys are PascalCase, the casing of DICOM keywords and of Orthanc's own JSON, so a
   record's DICOM attributes and the tool's own fields read alike;
@@ -191,7 +191,10 @@ class Watched(Protocol):
 
 
 def watched(event: Watched, exit_code: int | None) -> Record:
-    """A hot folder's file: ``uploaded``, ``failed``, ``waiting`` (a retry) or ``vanished``.
+    """A hot folder's file: ``uploaded``, ``failed``, ``waiting`` (a retry, or a PDF still
+    being written), ``held`` (its target not found yet; ``NextTry`` says when it is looked
+    up again), ``changed`` (stored, then found changed: the record is the earlier document's,
+    to be removed; the file is sent again) or ``vanished``.
 
     Beside each kind's fields: ``Time`` (ISO 8601), ``Destination`` (where the file went, a
     path below the done or failed folder, ``deleted``, or null: still in the inbox) and
@@ -206,10 +209,17 @@ def watched(event: Watched, exit_code: int | None) -> Record:
     elif event.status == "failed" and event.error is not None:
         record = failed("Input", event.file, event.error, exit_code or 1)
         record["SHA256"] = event.sha256
-    elif event.status == "retry":
+    elif event.status in ("retry", "incomplete", "held"):
         error = str(event.error) if event.error is not None else None
-        record = {"Kind": "waiting", "Input": event.file, "Error": error}
+        kind = "held" if event.status == "held" else "waiting"
+        record = {"Kind": kind, "Input": event.file, "Error": error}
         record |= {"RetryIn": event.retry_in, "SHA256": event.sha256}
+        if event.retry_in is not None:
+            next_try = event.time + dt.timedelta(seconds=event.retry_in)
+            record["NextTry"] = next_try.isoformat(timespec="seconds")
+    elif event.status == "changed" and event.result is not None:
+        record = uploaded(event.file, event.result)
+        record |= {"Kind": "changed", "Error": str(event.error)}
     else:
         record = {"Kind": event.status, "Input": event.file}
     record["Time"] = event.time.isoformat(timespec="seconds")

@@ -22,7 +22,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from pdf2dcm.cli import cli
-from tests.fake_orthanc import FakeOrthanc, serving
+from tests.fake_orthanc import FakeOrthanc, reply, serving
 from tests.pdfs import make_pdf
 
 JOB = "6f0a3c2e-1b4d-4e5f-8a9b-0c1d2e3f4a5b"
@@ -478,25 +478,21 @@ def test_strict_refuses_a_batch_with_a_truncated_pdf_before_the_first_file(
 
 
 def test_watch_once_counts_the_files_left_for_a_retry(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, archive: FakeOrthanc
 ) -> None:
-    import socket
-
     from pdf2dcm import client as client_module
 
     monkeypatch.setattr(client_module, "BACKOFF_SECONDS", 0.01)
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    # The server passes the start checks, then fails every store.
+    archive.route("POST", "/instances", reply(503, {"Message": "busy"}))
     inbox = tmp_path / "in"
     inbox.mkdir()
     (inbox / "a.pdf").write_bytes(make_pdf(900, seed=95))
     result = run(
-        "watch", str(inbox), "--url", closed, "--once", "--settle", "0", "--delete",
+        "watch", str(inbox), "--url", archive.url, "--once", "--settle", "0", "--delete",
         "--tag", "PatientID=R", "--json",
     )  # fmt: skip
-    assert result.exit_code == 3
+    assert result.exit_code == 5
     [waiting] = records(result)
     assert (waiting["Kind"], waiting["Input"]) == ("waiting", "a.pdf")
     assert waiting["SHA256"] == hashlib.sha256((inbox / "a.pdf").read_bytes()).hexdigest()

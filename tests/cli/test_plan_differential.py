@@ -59,7 +59,6 @@ def test_encode_upload_and_watch_plan_the_same_attributes(
     inbox.mkdir()
     (inbox / "consent-0042.pdf").write_bytes(make_pdf(2400, seed=17))
     (inbox / "titled.pdf").write_bytes(titled_pdf(b"/Title (Aufkl\\344rung)"))
-    (inbox / "cut.pdf").write_bytes(make_pdf(3000, seed=18)[:2600])
     files = sorted(str(p) for p in inbox.iterdir())
     copy = tmp_path / "copy"
     shutil.copytree(inbox, copy)
@@ -86,4 +85,17 @@ def test_encode_upload_and_watch_plan_the_same_attributes(
         "Befund" if "DocumentTitle=Befund" in options else "consent-0042"
     )
     assert sorted(p.name for p in copy.iterdir()) == sorted(Path(f).name for f in files)
+    assert fake.instances == {}
+
+
+def test_watch_dry_run_moves_no_failed_file(fake: FakeOrthanc, tmp_path: Path) -> None:
+    inbox, failed = tmp_path / "inbox", tmp_path / "failed"
+    inbox.mkdir()
+    (inbox / "x.pdf").write_bytes(b"junk, not a PDF\n")
+    (inbox / "a.pdf").write_bytes(make_pdf(2400, seed=19))
+    args = ["watch", str(inbox), "--url", fake.url, "--once", "--settle", "0", "--dry-run"]
+    result = CliRunner().invoke(cli, [*args, "--failed", str(failed), "--strict"])
+    assert result.exit_code == 2, result.stderr
+    assert sorted(p.name for p in inbox.iterdir()) == ["a.pdf", "x.pdf"]
+    assert not failed.exists() or list(failed.iterdir()) == []
     assert fake.instances == {}

@@ -157,7 +157,17 @@ def review(orthanc: OrthancServer, tmp_path: Path) -> Iterator[dict[str, Any]]:
     watched = CliRunner().invoke(
         cli,
         [
-            *("watch", str(inbox), "--url", orthanc.url, "--once", "--settle", "0"),
+            *(
+                "watch",
+                str(inbox),
+                "--url",
+                orthanc.url,
+                "--once",
+                "--settle",
+                "0",
+                "--hold-for",
+                "0",
+            ),
             *("--name-pattern", PATTERN, "--study", "AccessionNumber={AccessionNumber}"),
             *("--delete", "--failed", str(failed), "--log", str(journal)),
         ],

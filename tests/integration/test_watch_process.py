@@ -5,6 +5,7 @@ its server has its own."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -92,18 +93,33 @@ def test_a_slow_writer_is_never_taken_early(counted: OrthancServer, tmp_path: Pa
     assert server.instance_count() == before + 1
 
 
+def all_waiting(journal: Path, count: int) -> bool:
+    """Whether ``count`` different files are journaled as waiting for the server."""
+    try:
+        lines = journal.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return False
+    waiting = {r["Input"] for r in map(json.loads, lines) if r["Kind"] == "waiting"}
+    return len(waiting) >= count
+
+
 def test_files_wait_while_the_server_is_down_then_go(server: OrthancServer, tmp_path: Path) -> None:
     inbox = tmp_path / "in"
     inbox.mkdir()
     for number in range(5):
         (inbox / f"before{number}.pdf").write_bytes(make_pdf(3000, seed=1000 + number))
-    watcher = start_watch(server, tmp_path, "--settle", "0.2", "--json", "--tag", "PatientID=O")
+    journal = tmp_path / "journal.jsonl"
+    watcher = start_watch(
+        server, tmp_path, "--settle", "0.2", "--json", "--tag", "PatientID=O", "--log", str(journal)
+    )
     try:
         wait_for(lambda: len(files(tmp_path / "done")) == 5, 20, "the first files")
         server.stop()
         for number in range(5):
             (inbox / f"during{number}.pdf").write_bytes(make_pdf(3000, seed=2000 + number))
-        time.sleep(10)
+        # The event: every new file journaled as waiting (not a time that a loaded machine
+        # may not reach).
+        wait_for(functools.partial(all_waiting, journal, 5), 60, "the files to wait")
         assert len(files(inbox)) == 5, "files moved while the server was down"
         server.start()
         wait_for(lambda: files(inbox) == [], 60, "the inbox to empty after the restart")
@@ -122,10 +138,27 @@ def test_files_wait_while_the_server_is_down_then_go(server: OrthancServer, tmp_
     assert "; left in the inbox, next try in " in stderr
 
 
+def uploaded_count(journal: Path) -> int:
+    """Files journaled as stored so far (0 before the watcher has created the journal)."""
+    try:
+        text = journal.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return 0
+    return text.count('"Kind":"uploaded"') + text.count('"Kind": "uploaded"')
+
+
+def journaled_or_ended(
+    journal: Path, wanted: int, watcher: subprocess.Popen[bytes], inbox: Path
+) -> bool:
+    """The event a kill waits for: enough files journaled (or nothing left to do)."""
+    return uploaded_count(journal) >= wanted or watcher.poll() is not None or not files(inbox)
+
+
 def test_kill_9_at_any_moment_loses_and_duplicates_nothing(
     counted: OrthancServer, tmp_path: Path
 ) -> None:
-    """200 files; the watcher is killed 0.2 to 0.45 s after each start, then left to finish."""
+    """200 files; each watcher is killed after it has journaled 1 to 12 more files (an event,
+    not a time: under load a watcher may take seconds to start), then left to finish."""
     server, before = counted, counted.instance_count()
     inbox = tmp_path / "in"
     inbox.mkdir()
@@ -135,18 +168,21 @@ def test_kill_9_at_any_moment_loses_and_duplicates_nothing(
     journal = tmp_path / "journal.jsonl"
     chooser = random.Random(9)
     kills = 0
-    deadline = time.monotonic() + 120
-    while files(inbox) and time.monotonic() < deadline:
+    while files(inbox) and kills < 12:
+        seen = uploaded_count(journal)
+        wanted = seen + chooser.randint(1, 12)
         watcher = start_watch(
             server, tmp_path, "--settle", "0", "--concurrency", "4", "--log", str(journal)
         )
-        time.sleep(chooser.uniform(0.2, 0.45))
+        wait_for(
+            functools.partial(journaled_or_ended, journal, wanted, watcher, inbox),
+            120,
+            f"{wanted - seen} more files journaled",
+        )
         if watcher.poll() is None:
             watcher.kill()
             kills += 1
         watcher.wait(timeout=30)
-        if kills >= 12:
-            break
     watcher = start_watch(server, tmp_path, "--settle", "0", "--once")
     assert watcher.wait(timeout=120) == 0
     assert kills >= 5
@@ -228,3 +264,8 @@ def test_a_status_line_on_a_terminal(orthanc: OrthancServer, tmp_path: Path) -> 
     assert "watching: 0 waiting, 1 stored, 1 failed; last error: b.pdf is not a PDF" in text
     # The status line is cut to the terminal's width, never wrapped onto a second line.
     assert "\u2026\r" in text
+    # On SIGTERM the status line is erased, and one summary line stands alone at the end.
+    summary = "pdf2dcm: 2 files: 1 stored, 1 failed, 0 held, 0 waiting"
+    assert text.rstrip().endswith(summary)
+    after_status = text[text.rindex("watching: ") : text.rindex(summary)]
+    assert "\x1b[2K" in after_status

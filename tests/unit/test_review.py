@@ -57,7 +57,7 @@ def _failed_by_a_real_watch(fake: FakeOrthanc, root: Path) -> tuple[Path, Path]:
     result = CliRunner().invoke(
         cli,
         [
-            *("watch", str(inbox), "--url", fake.url, "--once", "--settle", "0"),
+            *("watch", str(inbox), "--url", fake.url, "--once", "--settle", "0", "--hold-for", "0"),
             *("--name-pattern", PATTERN, "--study", "AccessionNumber={AccessionNumber}"),
             *("--delete", "--failed", str(failed), "--log", str(journal)),
         ],

@@ -30,8 +30,34 @@ def test_a_move_across_file_systems_copies_then_removes(
     _move(source, target)
     assert not source.exists()
     assert target.read_bytes() == b"%PDF-1 data"
-    # The copy is written under a hidden temporary name, then renamed into place.
-    assert renamed == [(".a.pdf.part", "a.pdf")]
+    # The copy is written under a fresh name nobody could plant, then linked into place (a
+    # link never writes through what stands at the target); nothing else is left.
+    assert renamed == []
+    assert sorted(p.name for p in target.parent.iterdir()) == ["a.pdf"]
+
+
+def test_a_move_across_file_systems_never_writes_through_a_planted_link(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source, target = tmp_path / "a.pdf", tmp_path / "out" / "a.pdf"
+    target.parent.mkdir()
+    source.write_bytes(b"%PDF-1 data")
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"keep")
+    target.symlink_to(victim)
+    real_replace = os.replace
+
+    def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        if Path(src) == source:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(FileExistsError):
+        _move(source, target)
+    assert victim.read_bytes() == b"keep"
+    assert source.read_bytes() == b"%PDF-1 data"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["a.pdf"]
 
 
 def test_another_error_of_the_rename_is_raised(

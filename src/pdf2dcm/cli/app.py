@@ -454,6 +454,8 @@ HELP_SECTIONS: tuple[tuple[str, frozenset[str]], ...] = (
                 "fail_fast",
                 "settle",
                 "once",
+                "hold_for",
+                "incomplete_after",
             }
         ),
     ),
@@ -461,7 +463,7 @@ HELP_SECTIONS: tuple[tuple[str, frozenset[str]], ...] = (
         "Connection",
         frozenset(
             {"url", "username", "password", "token", "ca_bundle", "insecure", "timeout"}
-            | {"dicomweb_url", "profile"}
+            | {"dicomweb_url", "profile", "wait_for_server"}
         ),
     ),
     (

@@ -30,7 +30,7 @@ from .common import (
 if TYPE_CHECKING:
     from pdf2dcm.client import OrthancClient
     from pdf2dcm.pertags import NameRule
-    from pdf2dcm.watch import WatchEvent, WatchOptions, WatchSummary
+    from pdf2dcm.watch import Status, WatchEvent, WatchOptions, WatchSummary
 
 
 @cli.command(
@@ -43,18 +43,24 @@ Examples:
   pdf2dcm watch scans/ --recursive --name-pattern '{PatientID}/{*}.pdf' --delete --once
 
 \b
-A file is taken once its size and time stayed the same for --settle seconds; names ending
-in .part or .tmp and names starting with '.' are never taken. A file leaves the inbox only
-after the server confirmed it. Permanent failures go to --failed with NAME.pdf.error.json;
-an unreachable or failing server leaves files in place and is tried again after a pause.
+A file is taken once its size and time stayed the same for --settle seconds and it ends
+like a PDF (%%EOF); one that does not waits as still being written (--incomplete-after).
+Names ending in .part or .tmp and names starting with '.' are never taken; .pdf matches in
+any case. A file leaves the inbox only after the server confirmed it and the file is still
+what was sent (else it is sent again, and the earlier document reported with its ID).
+Permanent failures go to --failed with NAME.pdf.error.json; server or credential trouble
+(unreachable, 5xx, 401/403, unknown modality) leaves files in place, said once, tried again
+after a pause. A file whose study is not found yet is held (--hold-for). At start the
+server, the credentials and the targets are checked (exit 3 or 4, or --wait-for-server).
+One watcher per inbox: a second one is refused.
 Tags, later wins: --tags-file, --tag, --title, the values of --name-pattern/--name-regex,
 the sidecar NAME.json beside NAME.pdf. --study/--patient/--series terms may hold {Keyword}.
 --study-from/--series-from files are read once, at the start. Files joining one series
 (--series, --series-from, --same-series) take InstanceNumbers after the highest the server
 holds, unique across the run and restarts; a failed file leaves a gap. Run one watcher
 per series.
-Runs until Ctrl-C or SIGTERM (the files in hand are finished, exit 0); --once exits with
-the exit code of the first failure.""",
+Runs until Ctrl-C or SIGTERM (the files in hand are finished, a summary line, exit 0);
+--once exits with the exit code of the first failure.""",
 )
 @click.argument(
     "inbox", type=click.Path(file_okay=False, exists=True, path_type=Path), metavar="INBOX"
@@ -138,6 +144,28 @@ the exit code of the first failure.""",
 )
 @click.option("--once", is_flag=True, help="Process the files there now, then exit.")
 @click.option(
+    "--hold-for",
+    "hold_for",
+    default="24h",
+    show_default=True,
+    metavar="DURATION",
+    help="Hold a file whose study, patient, series or worklist item is not found yet, "
+    "looking again with back-off, this long after it arrived (90, 30m, 24h; 0: fail at once).",
+)
+@click.option(
+    "--incomplete-after",
+    "incomplete_after",
+    default="1h",
+    show_default=True,
+    metavar="DURATION",
+    help="Move a PDF that does not end like one (no %%EOF) to --failed once unchanged this long.",
+)
+@click.option(
+    "--wait-for-server",
+    is_flag=True,
+    help="At start, wait for the server and credentials to work instead of exiting 3 or 4.",
+)
+@click.option(
     "--concurrency",
     type=click.IntRange(1, 32),
     default=4,
@@ -189,6 +217,9 @@ def watch(
     no_progress: bool,
     dry_run: bool,
     strict: bool,
+    hold_for: str,
+    incomplete_after: str,
+    wait_for_server: bool,
 ) -> None:
     """Upload every PDF that appears in INBOX, then move it to --done (or --delete it)."""
     from pdf2dcm.lookup import Target
@@ -230,17 +261,40 @@ def watch(
         concurrency=concurrency,
         once=once,
         forward=destination.forward(),
+        hold_for=_duration("--hold-for", hold_for),
+        incomplete_limit=_duration("--incomplete-after", incomplete_after),
     )
     client = connection.open(pool_size=concurrency, dicomweb_url=destination.dicomweb_url)
-    summary = _run(client, options, as_json=as_json, log_file=log_file, status=not no_progress)
+    summary = _run(
+        client,
+        options,
+        as_json=as_json,
+        log_file=log_file,
+        status=not no_progress,
+        wait_for_server=wait_for_server,
+    )
     if once:
-        total = summary.stored + summary.planned + summary.failed + summary.waiting
+        total = summary.stored + summary.planned + summary.failed + summary.waiting + summary.held
         tally = {"stored": summary.stored, "left in the inbox": summary.waiting}
+        if summary.held:
+            tally["held"] = summary.held
         if dry_run:
             tally = {"planned": summary.planned, "left in the inbox": summary.waiting}
         info(batch_summary(total, tally, failed=summary.failed))
         if summary.first_error is not None:
             click.get_current_context().exit(exit_status_for(summary.first_error))
+    else:
+        info(summary.line)
+
+
+def _duration(option: str, text: str) -> float:
+    from pdf2dcm.errors import InputError
+    from pdf2dcm.watch import parse_duration
+
+    try:
+        return parse_duration(text)
+    except InputError as error:
+        raise click.BadParameter(str(error), param_hint=option) from None
 
 
 def _run(
@@ -250,19 +304,24 @@ def _run(
     as_json: bool,
     log_file: Path | None,
     status: bool,
+    wait_for_server: bool = False,
 ) -> WatchSummary:
     """Watch until stopped, reporting each file (stderr, --json, --log) as it is done."""
+    import os
+
     from pdf2dcm import records
     from pdf2dcm.upload import check_forward_target
-    from pdf2dcm.watch import Journal, Watcher
+    from pdf2dcm.watch import Journal, Watcher, lock_inbox
 
     from .report import show_plan
 
+    lock = None if options.upload.dry_run else lock_inbox(options.inbox)
     journal = Journal(log_file) if log_file is not None else None
     stop = threading.Event()
 
-    # The reference's warnings were said at the start; each file's plan carries them again.
+    # The reference's warnings were said at the start; each file's plan repeats them.
     said: set[str] = set(options.reference.warnings if options.reference is not None else ())
+    state: list[str | None] = [None]
 
     def report(event: WatchEvent) -> None:
         code = int(exit_status_for(event.error)) if event.error else None
@@ -275,26 +334,113 @@ def _run(
             return
         if journal is not None:
             journal.write(event, code)
-        _show(event)
+        _show(event, state, said)
         if as_json:
             print_json(records.watched(event, code))
 
     try:
         with client, _status_line(status) as on_status:
             if options.forward is not None:
+                # Before the checks: an unknown name is a mistake to say plainly, with the
+                # known ones; the checks then see that the target answers.
                 check_forward_target(client, *options.forward)
+            with _stop_on_signals(stop):
+                _start_checks(client, options, wait=wait_for_server, stop=stop)
+            _warn_open_folders(options)
+            info(_start_line(client, options))
             watcher = Watcher(
                 client,
                 options,
                 exit_code=lambda error: int(exit_status_for(error)),
                 on_event=report,
                 on_status=on_status,
+                on_note=lambda note: say(f"note: {note}"),
             )
             with _stop_on_signals(stop):
                 return watcher.run(stop)
     finally:
         if journal is not None:
             journal.close()
+        if lock is not None:
+            os.close(lock)
+
+
+def _warn_open_folders(options: WatchOptions) -> None:
+    """Say when others could plant a link or a file where results are written."""
+    from pdf2dcm.watch import writable_by_others
+
+    for folder in (options.done, options.failed):
+        if folder is not None and writable_by_others(folder):
+            say(
+                f"warning: {folder} can be written by other users, who could plant links or "
+                "files where results go; make it writable by its owner only"
+            )
+
+
+def _start_checks(
+    client: OrthancClient, options: WatchOptions, *, wait: bool, stop: threading.Event
+) -> None:
+    """The server, the credentials and the forwarding target, before any file is taken: a
+    wrong password is said at start (exit 3 or 4, so that systemd shows the unit failed),
+    not found out one scan at a time. With ``wait``, tried again with back-off instead."""
+    from pdf2dcm.check import first_failure, run_checks
+
+    forward = options.forward
+    pause, said = 1.0, None
+    while True:
+        checks = run_checks(
+            client,
+            modalities=[forward[1]] if forward and forward[0] == "modality" else [],
+            peers=[forward[1]] if forward and forward[0] == "peer" else [],
+        )
+        failure = first_failure([c for c in checks if c.name != "DICOMweb"])
+        if failure is None:
+            if said is not None:
+                info("the server answers and accepts the credentials; watching")
+            return
+        if not wait:
+            raise failure
+        if str(failure) != said:
+            said = str(failure)
+            say(f"warning: {failure}; waiting for the server (--wait-for-server)")
+        if stop.wait(pause):
+            raise click.exceptions.Exit(130)
+        pause = min(60.0, 2 * pause)
+
+
+def _start_line(client: OrthancClient, options: WatchOptions) -> str:
+    """One line saying what is watched and where files go: the first thing in the log."""
+    from pdf2dcm.config import redact_url
+    from pdf2dcm.watch import _duration
+
+    target = options.target
+    terms = [
+        ("parent", (target.parent,) if target.parent else ()),
+        ("study", target.study),
+        ("patient", target.patient),
+        ("series", target.series),
+        ("worklist of", (target.worklist,) if target.worklist else ()),
+    ]
+    where = ", ".join(f"{level} {' '.join(values)}" for level, values in terms if values)
+    if not where and options.reference is not None:
+        where = "the study of the reference file"
+    method = options.upload.method
+    parts = [
+        f"watching {options.inbox}{' (and subfolders)' if options.recursive else ''}",
+        f"filing to {redact_url(client.settings.url)} by {method}",
+    ]
+    if where:
+        parts.append(f"into {where}")
+    if options.forward is not None:
+        parts.append(f"forwarding to {options.forward[0]} {options.forward[1]}")
+    parts.append(f"settle {options.settle:g} s")
+    parts.append(f"hold {_duration(options.hold_for)}")
+    done = "deleted" if options.delete else f"done -> {options.done}"
+    parts.append(done)
+    parts.append(f"failed -> {options.failed}" if options.failed else "failed left in place")
+    if options.upload.dry_run:
+        parts.append("dry run: nothing sent, moved or deleted")
+    return "; ".join(parts)
 
 
 def _check_title(title: str) -> None:
@@ -320,13 +466,30 @@ def _name_rule(pattern: str | None, regex: str | None) -> NameRule | None:
     return None
 
 
-def _show(event: WatchEvent) -> None:
-    """The event's line on stderr: errors always, the rest not under ``-q``."""
+def _show(event: WatchEvent, state: list[str | None], said: set[str]) -> None:
+    """The event's line on stderr: errors always, the rest not under ``-q``.
+
+    Server and credential trouble is said once per change of state (not once per file and
+    try: the journal has those), and its end is said too. A held or incomplete file is said
+    once per reason.
+    """
     line = _event_line(event)
-    if event.status == "failed":
+    if event.status == "retry":
+        if event.state != state[0]:
+            state[0] = event.state
+            say(f"warning: {line}")
+        return
+    if state[0] is not None and event.status == "stored":
+        state[0] = None
+        info("the server accepts documents again; the files left waiting follow")
+    if event.status in ("held", "incomplete"):
+        key = f"{event.status}:{event.file}:{event.error}"
+        if key not in said:
+            said.add(key)
+            say(f"warning: {line}")
+        return
+    if event.status in ("failed", "changed"):
         say(f"error: {line}")
-    elif event.status == "retry":
-        say(f"warning: {line}")
     else:
         info(line)
 
@@ -343,6 +506,10 @@ def _event_line(event: WatchEvent) -> str:
     if event.status == "failed":
         where = f"moved to {event.destination}" if event.destination else "left in the inbox"
         return f"{message}; {where}"
+    if event.status == "held":
+        return f"{message}; held in the inbox, next look in {event.retry_in or 0:g} s"
+    if event.status in ("incomplete", "changed"):
+        return message
     return f"{message}; left in the inbox, next try in {event.retry_in:g} s"
 
 
@@ -368,10 +535,12 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
 @contextlib.contextmanager
 def _status_line(
     enabled: bool,
-) -> Iterator[Callable[[int, int, int, str | None], None] | None]:
-    """On a terminal, a status line under the event lines: waiting, stored, failed, last error.
+) -> Iterator[Callable[[Status], None] | None]:
+    """On a terminal, a status line under the event lines: waiting, stored, failed, held,
+    last error.
 
-    Registered as the live display, so that event lines and records print above it.
+    Registered as the live display, so that event lines and records print above it; on the
+    way out (Ctrl-C, SIGTERM) it is cleared, so that the summary line stands alone.
     """
     if not enabled or app.output.quiet or not sys.stderr.isatty():
         yield None
@@ -382,10 +551,12 @@ def _status_line(
     console = Console(stderr=True)
     with console.status("watching") as display, displaying(console):
 
-        def status(waiting: int, stored: int, failed: int, last_error: str | None) -> None:
-            text = f"watching: {waiting} waiting, {stored} stored, {failed} failed"
-            if last_error:
-                text += f"; last error: {last_error}"
+        def status(now: Status) -> None:
+            text = f"watching: {now.waiting} waiting, {now.stored} stored, {now.failed} failed"
+            if now.held:
+                text += f", {now.held} held"
+            if now.last_error:
+                text += f"; last error: {now.last_error}"
             # One line whatever the width (the spinner takes two cells): cut, never wrapped.
             line = Text(app.terminal_safe(text))
             line.truncate(max(10, console.width - 3), overflow="ellipsis")
