@@ -698,7 +698,7 @@ class Watcher:
         if self._incomplete_said.get(name, -1) != signature:
             self._incomplete_said[name] = signature
             error = InputError(
-                f"{name} does not end like a PDF (no %%EOF at its end): still being written; "
+                f"{name} has no %%EOF marker near its end: still being written; "
                 f"it waits, and goes to the failed folder if unchanged for "
                 f"{_duration(self.options.incomplete_limit)}"
             )
@@ -707,7 +707,7 @@ class Watcher:
 
     def _cut_short(self, name: str) -> InputError:
         return InputError(
-            f"{name} does not end like a PDF (no %%EOF at its end) and has not changed for "
+            f"{name} has no %%EOF marker near its end and has not changed for "
             f"{_duration(self.options.incomplete_limit)}: cut short; send it again whole"
         )
 

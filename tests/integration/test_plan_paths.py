@@ -125,6 +125,8 @@ def carry_out(
         inbox.mkdir()
         for pdf in pdfs:
             shutil.copy(pdf, inbox / pdf.name)
+            if pdf.with_suffix(".json").exists():
+                shutil.copy(pdf.with_suffix(".json"), inbox / f"{pdf.stem}.json")
         result = run(
             "watch", str(inbox), "--url", server.url, "--once", "--settle", "0",
             "--done", str(work / "done"), "--failed", str(work / "failed"), "--json",
@@ -267,27 +269,37 @@ def test_strict_writes_and_sends_nothing_when_one_input_is_not_a_pdf(
 def test_watch_strict_fails_a_file_with_a_warning_and_keeps_it(
     orthanc: OrthancServer, tmp_path: Path
 ) -> None:
-    cut = tmp_path / "cut.pdf"
-    cut.write_bytes(make_pdf(3000, seed=None)[:2500])
+    nameless = untitled(tmp_path, "nameless.pdf")
     good = untitled(tmp_path, "good.pdf")
-    done = carry_out("watch", orthanc, tmp_path, [cut, good], "--strict", "--tag", "PatientID=WS")
+    good.with_suffix(".json").write_text('{"PatientID": "WS"}')
+    done = carry_out("watch", orthanc, tmp_path, [nameless, good], "--strict")
     [failed] = [r for r in done.records if r["Kind"] == "failed"]
-    assert failed["Input"] == "cut.pdf"
-    assert "no %%EOF marker near its end" in failed["Error"]
+    assert failed["Input"] == "nameless.pdf"
+    assert "no PatientID given" in failed["Error"]
     assert "strict" in failed["Error"]
-    kept = next(tmp_path.glob("watch-*/failed/cut.pdf"))
-    assert kept.read_bytes() == cut.read_bytes()
-    assert [ds.DocumentTitle for ds in done.datasets] == ["good"]
+    kept = next(tmp_path.glob("watch-*/failed/nameless.pdf"))
+    assert kept.read_bytes() == nameless.read_bytes()
+    assert [(ds.DocumentTitle, ds.PatientID) for ds in done.datasets] == [("good", "WS")]
 
 
 @pytest.mark.parametrize("path", SERVER_PATHS)
 def test_a_truncated_pdf_is_warned_about_on_every_path(
     orthanc: OrthancServer, tmp_path: Path, path: str
 ) -> None:
+    """Said once on every path; upload stores it as it is (the user named the file), the hot
+    folder never takes a file that does not end like a PDF: it waits as still being written."""
     cut = tmp_path / "cut.pdf"
     cut.write_bytes(make_pdf(3000 + next(_counter), seed=None)[:2500])
+    before = orthanc.instance_count()
     done = carry_out(path, orthanc, tmp_path, [cut], "--tag", "PatientID=TW")
     assert done.stderr.count("no %%EOF marker near its end") == 1, done.stderr
+    if path == "watch":
+        assert "still being written" in done.stderr
+        assert orthanc.instance_count() == before
+        left = next(tmp_path.glob("watch-*/inbox/cut.pdf"))
+        assert left.read_bytes() == cut.read_bytes()
+    else:
+        assert orthanc.instance_count() == before + 1
 
 
 def test_watch_dry_run_plans_and_touches_nothing(orthanc: OrthancServer, tmp_path: Path) -> None:

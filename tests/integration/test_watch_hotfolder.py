@@ -121,7 +121,7 @@ def test_a_writer_pausing_longer_than_settle_is_filed_whole_once(
     finally:
         assert stop(watcher) == 0
     [waiting] = [r for r in journal(tmp_path) if r["Kind"] == "waiting"]
-    assert "does not end like a PDF (no %%EOF at its end): still being written" in waiting["Error"]
+    assert "has no %%EOF marker near its end: still being written" in waiting["Error"]
     [stored] = [r for r in journal(tmp_path) if r["Kind"] == "uploaded"]
     assert stored["Size"] == len(data)
     assert stored["SHA256"] == hashlib.sha256(data).hexdigest()
@@ -179,7 +179,7 @@ def test_a_pdf_without_its_end_is_never_stored_nor_deleted(
     (inbox / "x.pdf").write_bytes(b"%PDF-1.4\nbroken")
     result = watch_once(orthanc, inbox, "--delete", "--tag", "PatientID=CUT")
     assert result.exit_code == 2
-    assert "x.pdf does not end like a PDF (no %%EOF at its end): still being written" in (
+    assert "x.pdf has no %%EOF marker near its end: still being written" in (
         result.stderr
     )
     assert (inbox / "x.pdf").read_bytes() == b"%PDF-1.4\nbroken"
@@ -204,7 +204,7 @@ def test_a_pdf_without_its_end_goes_to_failed_after_the_limit(
     assert result.exit_code == 2
     assert files(tmp_path / "failed") == ["x.pdf", "x.pdf.error.json"]
     reason = json.loads((tmp_path / "failed" / "x.pdf.error.json").read_text(encoding="utf-8"))
-    assert "does not end like a PDF" in reason["Error"]
+    assert "has no %%EOF marker near its end" in reason["Error"]
     assert orthanc.instance_count() == before
 
 
