@@ -59,7 +59,7 @@ ENV_TOKEN = "ORTHANC_TOKEN"
 ENV_CONFIG = "PDF2DCM_CONFIG"
 ENV_PROFILE = "PDF2DCM_PROFILE"
 DEFAULT_PROFILE = "default"
-METHODS = ("instances", "create-dicom", "stow")
+METHODS = ("instances", "create-dicom", "stow", "dimse")
 DEFAULT_URL = "http://localhost:8042"
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_RETRIES = 3
@@ -180,6 +180,8 @@ class Profile:
     as the default: then its URL wins over ``ORTHANC_URL``."""
     calling_aet: str | None = None
     """The AE title pdf2dcm calls DICOM nodes from (``pdf2dcm.dimse``)."""
+    scp: str | None = None
+    """The DICOM node (``AET@HOST:PORT``) documents go to with ``method = "dimse"``."""
 
     @property
     def where(self) -> str:
@@ -188,7 +190,7 @@ class Profile:
 
 _TEXT_KEYS = (
     *("url", "username", "password", "token", "ca-bundle", "dicomweb-url", "method"),
-    "calling-aet",
+    *("calling-aet", "scp"),
 )
 _FILE_KEYS = ("password-file", "token-file")
 _PROFILE_KEYS = frozenset((*_TEXT_KEYS, *_FILE_KEYS, "tags"))
@@ -328,6 +330,7 @@ def _profile(name: str, table: Mapping[str, Any], file: Path) -> Profile:
         tags=dict(tags),
         method=text["method"],
         calling_aet=text["calling-aet"],
+        scp=text["scp"],
     )
 
 

@@ -35,6 +35,7 @@ from .errors import (
     AssociationRejectedError,
     CommitmentFailedError,
     CommitmentTimeoutError,
+    ConfigurationError,
     DicomOutOfResourcesError,
     DicomRefusedError,
     DicomStatusError,
@@ -54,6 +55,7 @@ STORAGE_COMMITMENT_INSTANCE = "1.2.840.10008.1.20.1.1"
 STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
 MODALITY_WORKLIST_FIND = "1.2.840.10008.5.1.4.31"
 VERIFICATION = "1.2.840.10008.1.1"
+_SOP_CLASS_NOT_SUPPORTED = 0x0122
 
 PathLike = str | os.PathLike[str]
 StoreSource = PathLike | BinaryIO | Iterable[bytes]
@@ -365,6 +367,27 @@ def echo(
     if not status.success:
         raise status_error(status, f"C-ECHO to {node}")
     return EchoResult(node, status, time.monotonic() - started)
+
+
+def check_reachable(
+    node: Node, *, calling_aet: str = DEFAULT_CALLING_AET, timeout: float = DEFAULT_TIMEOUT
+) -> None:
+    """Verify that ``node`` accepts an association from ``calling_aet``, before any document
+    is sent: C-ECHO where it offers Verification; a node that accepts the association but not
+    Verification (a bare storage SCP) passes, since what it does accept is tried per request.
+
+    Raises
+    ------
+    ServerUnreachableError
+        Refused, unknown host, timed out; AssociationRejectedError when it rejected us.
+    DicomStatusError
+        It answered C-ECHO with a failure status.
+    """
+    try:
+        echo(node, calling_aet=calling_aet, timeout=timeout)
+    except DicomRefusedError as exc:
+        if exc.status != _SOP_CLASS_NOT_SUPPORTED:
+            raise
 
 
 # --- C-STORE -------------------------------------------------------------------------------
@@ -1389,7 +1412,8 @@ def _listening(
             (host, port), block=False, evt_handlers=[(evt.EVT_N_EVENT_REPORT, on_report)]
         )
     except OSError as exc:
-        raise InputError(
+        # The setting's fault (a port in use, or one needing privileges), never a document's.
+        raise ConfigurationError(
             f"cannot listen on port {port} for the storage commitment report: {exc.strerror}"
         ) from exc
     try:

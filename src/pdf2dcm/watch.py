@@ -63,7 +63,9 @@ from . import records
 from .client import OrthancClient
 from .errors import (
     AuthenticationError,
+    CommitmentError,
     ConfigurationError,
+    DicomOutOfResourcesError,
     FileSystemError,
     InputError,
     NotFoundError,
@@ -74,7 +76,7 @@ from .errors import (
 )
 from .files import CHUNK_SIZE, create_exclusive, open_regular
 from .identity import ReferenceAttributes
-from .lookup import OrthancArchive, Target
+from .lookup import Target
 from .pdf import may_be_truncated
 from .pertags import (
     NameRule,
@@ -84,7 +86,15 @@ from .pertags import (
 )
 from .plan import Planner
 from .tags import validate_tags
-from .upload import UploadOptions, UploadResult, plan_options, upload_file
+from .upload import (
+    Server,
+    UploadOptions,
+    UploadResult,
+    archive_view,
+    commit_stored,
+    plan_options,
+    upload_file,
+)
 
 IGNORED_SUFFIXES = (".part", ".tmp")
 _STILL_PENDING = frozenset({"retry", "incomplete", "held", "changed"})
@@ -109,11 +119,17 @@ Signature = tuple[int, int, int, int, int]
 
 def is_transient(error: Pdf2DcmError) -> bool:
     """A failure that is not the file's: the server could not be reached or failed (5xx),
-    refused the credentials (401/403, a rotated password), or the settings are wrong. Such
+    refused the credentials (401/403, a rotated password), or the settings are wrong; a
+    DICOM node was out of resources (A7xx), or did not commit to a stored document. Such
     trouble is mended by someone else, so the file waits in the inbox instead of failing."""
     return isinstance(
         error,
-        ServerUnreachableError | ServerFailedError | AuthenticationError | ConfigurationError,
+        ServerUnreachableError
+        | ServerFailedError
+        | AuthenticationError
+        | ConfigurationError
+        | DicomOutOfResourcesError
+        | CommitmentError,
     )
 
 
@@ -204,6 +220,11 @@ class WatchOptions:
     hold_retry_max: float = HOLD_RETRY_MAX
     incomplete_limit: float = DEFAULT_INCOMPLETE_LIMIT
     """How long a PDF without its end may stay unchanged before it is failed."""
+    commit: bool = False
+    """With a DICOM node: a file leaves the inbox only once the node committed to storing
+    its document (storage commitment), not when the C-STORE succeeded."""
+    listen_port: int | None = None
+    """Where the node's commitment report is taken when it opens an association to send it."""
 
 
 @dataclass(frozen=True)
@@ -504,7 +525,7 @@ class Watcher:
 
     def __init__(
         self,
-        client: OrthancClient,
+        client: Server,
         options: WatchOptions,
         *,
         exit_code: Callable[[Pdf2DcmError], int],
@@ -544,8 +565,10 @@ class Watcher:
         self._incomplete_expired: set[str] = set()
         """Files that never ended like a PDF within the limit: failed, never sent."""
         self._noted: set[str] = set()
+        self._commit_lock = threading.Lock()
+        """One storage commitment at a time: its report comes to one listening port."""
         self.planner = Planner(
-            plan_options(options.upload, same_series=options.same_series), OrthancArchive(client)
+            plan_options(options.upload, same_series=options.same_series), archive_view(client)
         )
         self.stored = 0
         self.planned = 0
@@ -815,6 +838,7 @@ class Watcher:
             changed = self._changed(path, name, sent, result)
             if changed is not None:
                 return changed
+            self._commit(result)
             job = self._forward(result)
         except _NotFoundYet as held:
             if self._arrived_ago(path) >= options.hold_for:
@@ -845,6 +869,20 @@ class Watcher:
             job=job,
         )
 
+    def _commit(self, result: UploadResult) -> None:
+        """With ``commit``: wait until the node committed to storing the document, so that
+        the only copy leaves the inbox only when the archive took responsibility for it.
+
+        Raises
+        ------
+        CommitmentError
+            The node did not commit (or no report came): the file waits and is sent again.
+        """
+        if not self.options.commit or isinstance(self.client, OrthancClient):
+            return
+        with self._commit_lock:
+            commit_stored(self.client, [result], listen_port=self.options.listen_port)
+
     def _forward(self, result: UploadResult) -> str | None:
         """Submit the forwarding job of a stored document, if forwarding.
 
@@ -854,7 +892,11 @@ class Watcher:
             The server refused the job (an unknown modality or peer): the settings' fault,
             not the file's, so the file waits.
         """
-        if self.options.forward is None or result.id is None:
+        if (
+            self.options.forward is None
+            or result.id is None
+            or not isinstance(self.client, OrthancClient)
+        ):
             return None
         from .jobs import submit_store
 

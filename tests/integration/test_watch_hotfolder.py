@@ -179,9 +179,7 @@ def test_a_pdf_without_its_end_is_never_stored_nor_deleted(
     (inbox / "x.pdf").write_bytes(b"%PDF-1.4\nbroken")
     result = watch_once(orthanc, inbox, "--delete", "--tag", "PatientID=CUT")
     assert result.exit_code == 2
-    assert "x.pdf has no %%EOF marker near its end: still being written" in (
-        result.stderr
-    )
+    assert "x.pdf has no %%EOF marker near its end: still being written" in (result.stderr)
     assert (inbox / "x.pdf").read_bytes() == b"%PDF-1.4\nbroken"
     assert orthanc.instance_count() == before
     [record] = [json.loads(line) for line in result.stdout.splitlines()]

@@ -479,15 +479,12 @@ def _destination_option_list(per_file: bool) -> list[Callable[[Any], Any]]:
         click.option(
             "--via",
             "method",
-            type=click.Choice(
-                ["instances", "create-dicom", "stow"] + ([] if per_file else ["dimse"])
-            ),
+            type=click.Choice(["instances", "create-dicom", "stow", "dimse"]),
             default="instances",
             show_default=True,
             help="instances: encode here, POST /instances; create-dicom: Orthanc encodes; "
-            "stow: DICOMweb STOW-RS"
-            + ("" if per_file else "; dimse: C-STORE to --scp AET@HOST:PORT, no Orthanc")
-            + " [then the profile's method].",
+            "stow: DICOMweb STOW-RS; dimse: C-STORE to --scp AET@HOST:PORT, no Orthanc "
+            "[then the profile's method].",
         ),
         click.option(
             "--dicomweb-url",

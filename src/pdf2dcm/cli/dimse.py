@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -10,10 +12,12 @@ import click
 from pdf2dcm import errors as err
 
 from .app import cli
-from .common import current_profile, profile_choice, result_line
+from .common import current_profile, option_group, profile_choice, result_line
 
 if TYPE_CHECKING:
     from pdf2dcm.dimse import Node
+    from pdf2dcm.dimse_archive import DicomArchive
+    from pdf2dcm.lookup import Target
 
 from pdf2dcm.constants import DEFAULT_CALLING_AET
 from pdf2dcm.constants import DEFAULT_DIMSE_TIMEOUT as DEFAULT_TIMEOUT
@@ -61,6 +65,148 @@ def resolve_calling_aet(value: str) -> str:
         return check_ae_title(chosen, f"calling-aet of {profile.where}")
     except err.InputError as error:
         raise err.ConfigurationError(str(error)) from None
+
+
+@dataclass(frozen=True)
+class DicomChoice:
+    """The upload options of a DICOM node destination (``--via dimse``) and of a worklist
+    asked directly, gathered as :class:`Destination` gathers the others."""
+
+    scp: str | None
+    calling_aet: str
+    dimse_timeout: float
+    commit: bool
+    listen_port: int | None
+    worklist_charset: str | None
+
+    def archive(self, method: str, forwarding: bool) -> DicomArchive | None:
+        """The node to store to with ``--via dimse``; usage errors for options that do not
+        go together."""
+        if method != "dimse":
+            given = [
+                flag
+                for flag, value in (
+                    ("--scp", self.scp),
+                    ("--commit", self.commit),
+                    ("--listen-port", self.listen_port),
+                )
+                if value
+            ]
+            if given:
+                raise click.UsageError(f"{given[0]} goes with --via dimse")
+            return None
+        profile = current_profile()
+        scp = profile_choice("scp", self.scp, profile.scp if profile else None)
+        if scp is None:
+            raise click.UsageError("--via dimse needs --scp AET@HOST:PORT, the node to store to")
+        if forwarding:
+            raise click.UsageError(
+                "--send-to-modality and --send-to-peer forward from Orthanc; with --via dimse "
+                "give the node itself as --scp"
+            )
+        if self.listen_port is not None and not self.commit:
+            raise click.UsageError("--listen-port goes with --commit")
+        if scp is self.scp or profile is None:
+            node = _parse_node(scp, "--scp")
+        else:
+            from pdf2dcm.dimse import Node
+
+            try:
+                node = Node.parse(scp)
+            except err.InputError as error:
+                raise err.ConfigurationError(f"scp of {profile.where}: {error}") from None
+        from pdf2dcm.dimse_archive import DicomArchive
+
+        return DicomArchive(node, resolve_calling_aet(self.calling_aet), self.dimse_timeout)
+
+    def with_worklist(self, target: Target | None) -> Target | None:
+        """The target, told how to ask a worklist SCP directly."""
+        direct = target is not None and target.worklist is not None and "@" in target.worklist
+        if self.worklist_charset is not None and not direct:
+            raise click.UsageError("--worklist-charset goes with --worklist AET@HOST:PORT")
+        if target is None or not direct:
+            return target
+        if target.worklist is not None:
+            _parse_node(target.worklist, "--worklist")
+        return dataclasses.replace(
+            target,
+            worklist_charset=self.worklist_charset,
+            calling_aet=resolve_calling_aet(self.calling_aet),
+            timeout=self.dimse_timeout,
+        )
+
+
+def _parse_node(text: str, flag: str) -> Node:
+    from pdf2dcm.dimse import Node
+
+    try:
+        return Node.parse(text)
+    except err.InputError as error:
+        raise click.BadParameter(str(error), param_hint=flag) from None
+
+
+def _charset_name(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return value  # pydicom is imported only when there is a name to check
+    from pydicom.charset import python_encoding
+
+    if value in python_encoding:
+        return value
+    known = ", ".join(name for name in python_encoding if name.startswith(("ISO_IR", "GB")))
+    raise click.BadParameter(f"{value!r} is not a DICOM character set; known: {known}")
+
+
+def dimse_upload_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of :class:`DicomChoice`, passed to the command as ``dicom``."""
+    return option_group(
+        "dicom",
+        DicomChoice,
+        [
+            click.option(
+                "--scp",
+                metavar="AET@HOST:PORT",
+                help="With --via dimse: the DICOM node to C-STORE to; --study/--patient/"
+                "--series are then found on it by C-FIND [then the profile's scp].",
+            ),
+            click.option(
+                "--calling-aet",
+                default=DEFAULT_CALLING_AET,
+                show_default=True,
+                metavar="AET",
+                help="The AE title pdf2dcm calls DICOM nodes from [then the profile's "
+                "calling-aet].",
+            ),
+            click.option(
+                "--dimse-timeout",
+                type=click.FloatRange(min=0, min_open=True),
+                default=DEFAULT_TIMEOUT,
+                show_default=True,
+                metavar="SECONDS",
+                help="Seconds to wait for a DICOM node's connection and each of its answers "
+                "(and for the storage commitment report).",
+            ),
+            click.option(
+                "--commit",
+                is_flag=True,
+                help="With --via dimse: ask the node to commit to storing the documents "
+                "(storage commitment) and wait for its report; exit 5 if it refuses, 7 if no "
+                "report comes in time. watch moves a file out of the inbox only once committed.",
+            ),
+            click.option(
+                "--listen-port",
+                type=click.IntRange(1, 65535),
+                help="With --commit: take the report on an association the node opens to "
+                "this port (the node must know --calling-aet at this address).",
+            ),
+            click.option(
+                "--worklist-charset",
+                metavar="CHARSET",
+                callback=_charset_name,
+                help="With --worklist AET@HOST:PORT: the character set of answers that "
+                "declare none but hold non-ASCII text (ISO_IR 100, ISO_IR 192, GB18030...).",
+            ),
+        ],
+    )(function)
 
 
 @cli.command(

@@ -26,11 +26,13 @@ from .common import (
     load_reference,
     print_json,
 )
+from .dimse import DicomChoice, dimse_upload_options
 
 if TYPE_CHECKING:
-    from pdf2dcm.client import OrthancClient
+    from pdf2dcm.errors import Pdf2DcmError
     from pdf2dcm.pertags import NameRule
-    from pdf2dcm.watch import Status, WatchEvent, WatchOptions, WatchSummary
+    from pdf2dcm.upload import Server
+    from pdf2dcm.watch import Journal, Status, WatchEvent, WatchOptions, WatchSummary
 
 
 @cli.command(
@@ -189,9 +191,10 @@ Runs until Ctrl-C or SIGTERM (the files in hand are finished, a summary line, ex
 @click.option(
     "--strict",
     is_flag=True,
-    help="A file that earns a warning (no PatientID, a PDF that may be truncated, ...) "
-    "fails, with the warning as its reason.",
+    help="A file that earns a warning (no PatientID, a value the worklist answer had to "
+    "repair, ...) fails, with the warning as its reason.",
 )
+@dimse_upload_options
 def watch(
     inbox: Path,
     connection: Connection,
@@ -220,6 +223,7 @@ def watch(
     hold_for: str,
     incomplete_after: str,
     wait_for_server: bool,
+    dicom: DicomChoice,
 ) -> None:
     """Upload every PDF that appears in INBOX, then move it to --done (or --delete it)."""
     from pdf2dcm.lookup import Target
@@ -237,12 +241,16 @@ def watch(
     if title is not None:
         _check_title(title)
     reference = load_reference(study_from, series_from)
+    method = destination.chosen_method(profile)
+    forward = destination.forward()
+    archive = dicom.archive(method, forward is not None)
+    target = dicom.with_worklist(target)
     for note in reference.warnings if reference is not None else ():
         say(f"warning: {note}")
     options = WatchOptions(
         inbox=inbox,
         upload=UploadOptions(
-            method=destination.chosen_method(profile),
+            method=method,
             tags=tags,
             title=title,
             conversion_type="SD" if conversion_type == "SD" else "WSD",
@@ -260,11 +268,15 @@ def watch(
         failed=failed,
         concurrency=concurrency,
         once=once,
-        forward=destination.forward(),
+        forward=forward,
         hold_for=_duration("--hold-for", hold_for),
         incomplete_limit=_duration("--incomplete-after", incomplete_after),
+        commit=dicom.commit,
+        listen_port=dicom.listen_port,
     )
-    client = connection.open(pool_size=concurrency, dicomweb_url=destination.dicomweb_url)
+    client = archive or connection.open(
+        pool_size=concurrency, dicomweb_url=destination.dicomweb_url
+    )
     summary = _run(
         client,
         options,
@@ -298,7 +310,7 @@ def _duration(option: str, text: str) -> float:
 
 
 def _run(
-    client: OrthancClient,
+    client: Server,
     options: WatchOptions,
     *,
     as_json: bool,
@@ -309,43 +321,26 @@ def _run(
     """Watch until stopped, reporting each file (stderr, --json, --log) as it is done."""
     import os
 
-    from pdf2dcm import records
+    from pdf2dcm.client import OrthancClient
     from pdf2dcm.upload import check_forward_target
-    from pdf2dcm.watch import Journal, Watcher, lock_inbox
-
-    from .report import show_plan
+    from pdf2dcm.watch import Journal, Watcher, WatchSummary, lock_inbox
 
     lock = None if options.upload.dry_run else lock_inbox(options.inbox)
     journal = Journal(log_file) if log_file is not None else None
     stop = threading.Event()
-
-    # The reference's warnings were said at the start; each file's plan repeats them.
-    said: set[str] = set(options.reference.warnings if options.reference is not None else ())
-    state: list[str | None] = [None]
-
-    def report(event: WatchEvent) -> None:
-        code = int(exit_status_for(event.error)) if event.error else None
-        for note in event.result.warnings if event.result is not None else ():
-            if note not in said:
-                said.add(note)
-                say(f"warning: {note}")
-        if event.status == "planned" and event.result is not None:
-            show_plan(event.file, event.result.attributes or {}, as_json)
-            return
-        if journal is not None:
-            journal.write(event, code)
-        _show(event, state, said)
-        if as_json:
-            print_json(records.watched(event, code))
+    report = _reporter(client, options, journal, as_json=as_json)
 
     try:
-        with client, _status_line(status) as on_status:
-            if options.forward is not None:
+        opened = client if isinstance(client, OrthancClient) else contextlib.nullcontext()
+        with opened, _status_line(status) as on_status:
+            if options.forward is not None and isinstance(client, OrthancClient):
                 # Before the checks: an unknown name is a mistake to say plainly, with the
                 # known ones; the checks then see that the target answers.
                 check_forward_target(client, *options.forward)
             with _stop_on_signals(stop):
-                _start_checks(client, options, wait=wait_for_server, stop=stop)
+                if not _start_checks(client, options, wait=wait_for_server, stop=stop):
+                    # Stopped while waiting for the server: a clean stop, nothing taken.
+                    return WatchSummary(0, 0, 0, None)
             _warn_open_folders(options)
             info(_start_line(client, options))
             watcher = Watcher(
@@ -365,6 +360,42 @@ def _run(
             os.close(lock)
 
 
+def _reporter(
+    client: Server, options: WatchOptions, journal: Journal | None, *, as_json: bool
+) -> Callable[[WatchEvent], None]:
+    """What is done with each file's outcome: its warnings said once (and, once known, that
+    a DICOM node answers no C-FIND), its line, its journal record and its JSON record; a dry
+    run's plan shown instead."""
+    from pdf2dcm import records
+    from pdf2dcm.client import OrthancClient
+
+    from .report import show_plan
+
+    # The reference's warnings were said at the start; each file's plan repeats them.
+    said: set[str] = set(options.reference.warnings if options.reference is not None else ())
+    state: list[str | None] = [None]
+
+    def report(event: WatchEvent) -> None:
+        code = int(exit_status_for(event.error)) if event.error else None
+        notes = list(event.result.warnings if event.result is not None else ())
+        if not isinstance(client, OrthancClient) and client.unverified is not None:
+            notes.append(client.unverified)
+        for note in notes:
+            if note not in said:
+                said.add(note)
+                say(f"warning: {note}")
+        if event.status == "planned" and event.result is not None:
+            show_plan(event.file, event.result.attributes or {}, as_json)
+            return
+        if journal is not None:
+            journal.write(event, code)
+        _show(event, state, said)
+        if as_json:
+            print_json(records.watched(event, code))
+
+    return report
+
+
 def _warn_open_folders(options: WatchOptions) -> None:
     """Say when others could plant a link or a file where results are written."""
     from pdf2dcm.watch import writable_by_others
@@ -378,37 +409,57 @@ def _warn_open_folders(options: WatchOptions) -> None:
 
 
 def _start_checks(
-    client: OrthancClient, options: WatchOptions, *, wait: bool, stop: threading.Event
-) -> None:
+    client: Server, options: WatchOptions, *, wait: bool, stop: threading.Event
+) -> bool:
     """The server, the credentials and the forwarding target, before any file is taken: a
     wrong password is said at start (exit 3 or 4, so that systemd shows the unit failed),
-    not found out one scan at a time. With ``wait``, tried again with back-off instead."""
-    from pdf2dcm.check import first_failure, run_checks
-
-    forward = options.forward
+    not found out one scan at a time. With ``wait``, tried again with back-off instead;
+    False when ``stop`` came while waiting."""
     pause, said = 1.0, None
     while True:
-        checks = run_checks(
-            client,
-            modalities=[forward[1]] if forward and forward[0] == "modality" else [],
-            peers=[forward[1]] if forward and forward[0] == "peer" else [],
-        )
-        failure = first_failure([c for c in checks if c.name != "DICOMweb"])
+        failure = _start_failure(client, options)
         if failure is None:
             if said is not None:
                 info("the server answers and accepts the credentials; watching")
-            return
+            return True
         if not wait:
             raise failure
         if str(failure) != said:
             said = str(failure)
             say(f"warning: {failure}; waiting for the server (--wait-for-server)")
         if stop.wait(pause):
-            raise click.exceptions.Exit(130)
+            return False
         pause = min(60.0, 2 * pause)
 
 
-def _start_line(client: OrthancClient, options: WatchOptions) -> str:
+def _start_failure(client: Server, options: WatchOptions) -> Pdf2DcmError | None:
+    """Why the destination cannot take documents now: Orthanc's checks, or a DICOM node's
+    association (the calling AE title it accepts) and its answer to C-ECHO."""
+    from pdf2dcm.client import OrthancClient
+    from pdf2dcm.errors import Pdf2DcmError
+
+    if not isinstance(client, OrthancClient):
+        from pdf2dcm import dimse
+
+        try:
+            dimse.check_reachable(
+                client.node, calling_aet=client.calling_aet, timeout=client.timeout
+            )
+        except Pdf2DcmError as error:
+            return error
+        return None
+    from pdf2dcm.check import first_failure, run_checks
+
+    forward = options.forward
+    checks = run_checks(
+        client,
+        modalities=[forward[1]] if forward and forward[0] == "modality" else [],
+        peers=[forward[1]] if forward and forward[0] == "peer" else [],
+    )
+    return first_failure([c for c in checks if c.name != "DICOMweb"])
+
+
+def _start_line(client: Server, options: WatchOptions) -> str:
     """One line saying what is watched and where files go: the first thing in the log."""
     from pdf2dcm.config import redact_url
     from pdf2dcm.watch import _duration
@@ -424,10 +475,14 @@ def _start_line(client: OrthancClient, options: WatchOptions) -> str:
     where = ", ".join(f"{level} {' '.join(values)}" for level, values in terms if values)
     if not where and options.reference is not None:
         where = "the study of the reference file"
+    from pdf2dcm.client import OrthancClient
+
     method = options.upload.method
+    server = redact_url(client.settings.url) if isinstance(client, OrthancClient) else client.name
+    commit = " with storage commitment" if options.commit else ""
     parts = [
         f"watching {options.inbox}{' (and subfolders)' if options.recursive else ''}",
-        f"filing to {redact_url(client.settings.url)} by {method}",
+        f"filing to {server} by {method}{commit}",
     ]
     if where:
         parts.append(f"into {where}")

@@ -1,0 +1,179 @@
+"""``watch --via dimse`` and the ``scp`` profile key, against an in-process pynetdicom storage
+SCP: what it received, where the file went, and the usage rules of the DICOM options."""
+
+from __future__ import annotations
+
+import io
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pydicom
+import pytest
+from click.testing import CliRunner, Result
+
+from pdf2dcm.cli import cli
+from tests.pdfs import make_pdf
+
+ENCAPSULATED_PDF = "1.2.840.10008.5.1.4.1.1.104.1"
+VERIFICATION = "1.2.840.10008.1.1"
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def store_scp() -> Iterator[tuple[str, list[Any]]]:
+    """A storage SCP called ARCHIVE that keeps every data set it receives, as received."""
+    from pynetdicom import AE, evt
+
+    received: list[Any] = []
+
+    def on_store(event: Any) -> int:
+        received.append(pydicom.dcmread(io.BytesIO(event.encoded_dataset()), force=True))
+        return 0x0000
+
+    ae = AE(ae_title="ARCHIVE")
+    ae.add_supported_context(ENCAPSULATED_PDF, ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"])
+    ae.add_supported_context(VERIFICATION)
+    server = ae.start_server(
+        ("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)]
+    )
+    assert server is not None
+    try:
+        yield f"ARCHIVE@127.0.0.1:{server.server_address[1]}", received
+    finally:
+        server.shutdown()
+
+
+def inbox_with(tmp_path: Path, name: str = "consent.pdf") -> tuple[Path, bytes]:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    data = make_pdf(2400, seed=5)
+    (inbox / name).write_bytes(data)
+    return inbox, data
+
+
+def watch_args(inbox: Path, *args: str) -> list[str]:
+    folders = ["--done", str(inbox.parent / "done"), "--failed", str(inbox.parent / "failed")]
+    return ["watch", str(inbox), "--once", "--settle", "0", "--no-progress", *folders, *args]
+
+
+def profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str) -> None:
+    folder = tmp_path / "xdg" / "pdf2dcm"
+    folder.mkdir(parents=True)
+    (folder / "config.toml").write_text(body, encoding="utf-8")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+
+
+def test_watch_stores_on_a_dicom_node_and_moves_the_file(
+    store_scp: tuple[str, list[Any]], tmp_path: Path
+) -> None:
+    node, received = store_scp
+    inbox, data = inbox_with(tmp_path)
+    result = run(*watch_args(inbox, "--via", "dimse", "--scp", node, "--tag", "PatientID=W1"))
+    assert result.exit_code == 0, result.stderr
+    assert f"filing to {node} by dimse;" in result.stderr
+    [ds] = received
+    assert bytes(ds.EncapsulatedDocument)[: len(data)] == data
+    assert (ds.PatientID, ds.DocumentTitle) == ("W1", "consent")
+    assert (tmp_path / "done" / "consent.pdf").read_bytes() == data
+    assert list(inbox.iterdir()) == []
+
+
+def test_the_profile_names_the_node_and_the_method(
+    store_scp: tuple[str, list[Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    node, received = store_scp
+    profile(
+        tmp_path,
+        monkeypatch,
+        f'[profiles.default]\nmethod = "dimse"\nscp = "{node}"\ncalling-aet = "WARD3"\n',
+    )
+    inbox, data = inbox_with(tmp_path)
+    result = run(*watch_args(inbox, "--tag", "PatientID=W2"))
+    assert result.exit_code == 0, result.stderr
+    [ds] = received
+    assert bytes(ds.EncapsulatedDocument)[: len(data)] == data
+
+    # --scp beats the profile's scp: a closed port is tried, not the profile's node.
+    closed = f"OTHER@127.0.0.1:{closed_port()}"
+    upload = run("upload", str(tmp_path / "done" / "consent.pdf"), "--scp", closed)
+    assert upload.exit_code == 3, upload.stderr
+    assert f"cannot reach {closed}" in upload.stderr
+    assert len(received) == 1
+
+
+def test_a_malformed_scp_in_the_profile_is_a_configuration_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    profile(tmp_path, monkeypatch, '[profiles.default]\nmethod = "dimse"\nscp = "PACS@host"\n')
+    inbox, data = inbox_with(tmp_path)
+    result = run(*watch_args(inbox))
+    assert result.exit_code == 2
+    assert result.stderr.startswith("pdf2dcm: error: scp of profile default in ")
+    assert "Traceback" not in result.stderr
+    assert (inbox / "consent.pdf").read_bytes() == data
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--commit",), "--commit goes with --via dimse"),
+        (("--via", "dimse"), "--via dimse needs --scp AET@HOST:PORT"),
+        (
+            ("--via", "dimse", "--scp", "A@127.0.0.1:104", "--send-to-modality", "X"),
+            "forward from Orthanc",
+        ),
+        (("--via", "dimse", "--scp", "A@127.0.0.1:104", "--listen-port", "1104"), "--listen-port"),
+    ],
+)
+def test_dicom_options_that_do_not_go_together_are_usage_errors(
+    tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    inbox, data = inbox_with(tmp_path)
+    result = run(*watch_args(inbox, *args))
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert (inbox / "consent.pdf").read_bytes() == data
+
+
+def test_a_node_without_verification_still_passes_the_start_check(tmp_path: Path) -> None:
+    """A bare storage SCP offers no C-ECHO: it accepted the association, so it is there."""
+    from pynetdicom import AE, evt
+
+    received: list[Any] = []
+    ae = AE(ae_title="BARE")
+    ae.add_supported_context(ENCAPSULATED_PDF, ["1.2.840.10008.1.2.1"])
+    server = ae.start_server(
+        ("127.0.0.1", 0),
+        block=False,
+        evt_handlers=[(evt.EVT_C_STORE, lambda event: received.append(event) or 0x0000)],
+    )
+    assert server is not None
+    try:
+        inbox, _data = inbox_with(tmp_path)
+        node = f"BARE@127.0.0.1:{server.server_address[1]}"
+        result = run(*watch_args(inbox, "--via", "dimse", "--scp", node, "--tag", "PatientID=B"))
+    finally:
+        server.shutdown()
+    assert result.exit_code == 0, result.stderr
+    assert len(received) == 1
+
+
+def test_a_node_that_is_not_there_ends_the_start_with_exit_3(tmp_path: Path) -> None:
+    inbox, data = inbox_with(tmp_path)
+    node = f"GONE@127.0.0.1:{closed_port()}"
+    result = run(*watch_args(inbox, "--via", "dimse", "--scp", node))
+    assert result.exit_code == 3
+    assert result.stderr.startswith(f"pdf2dcm: error: cannot reach {node}")
+    assert (inbox / "consent.pdf").read_bytes() == data
