@@ -590,6 +590,9 @@ class Watcher:
                     self._scan(loop)
                 if self._clock() >= self._pause_until:
                     self._start(loop, pool)
+                if options.once and not loop.in_flight and not self._left_to_do():
+                    # Done: no wait for the next poll.
+                    break
                 self._collect(loop, stop)
                 if self._on_status is not None:
                     self._on_status(
@@ -597,8 +600,6 @@ class Watcher:
                             loop.waiting, self.stored, self.failed, len(self._held), self.last_error
                         )
                     )
-                if options.once and not loop.in_flight and not self._left_to_do():
-                    break
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             for future in loop.in_flight:

@@ -270,3 +270,41 @@ def test_a_link_planted_in_the_inbox_is_renamed_into_failed_never_sent(
     assert (failed / "x.pdf.error.json").stat().st_mode & 0o777 == 0o600
     assert secret.read_bytes() == b"%PDF-1.4\n%%EOF\n"
     assert archive.instances == {}
+
+
+def test_sigterm_while_waiting_for_the_server_is_a_clean_stop(tmp_path: Path) -> None:
+    """A service stopped before its server ever answered exits 0 with its summary, as a
+    service stopped while watching does; nothing in the inbox is touched."""
+    import select
+    import signal
+    import socket
+    import sys
+    import time
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    (inbox / "a.pdf").write_bytes(b"%PDF-1.4\n%%EOF\n")
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "pdf2dcm", "watch", str(inbox), "--url", closed),
+            *("--delete", "--timeout", "1", "--wait-for-server", "--no-progress"),
+        ],
+        stderr=subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    seen = b""
+    deadline = time.monotonic() + 60
+    while b"waiting for the server" not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([process.stderr], [], [], 1)
+        if ready:
+            seen += process.stderr.read1(4096)  # type: ignore[attr-defined]
+    assert b"waiting for the server" in seen, seen
+    process.send_signal(signal.SIGTERM)
+    _out, rest = process.communicate(timeout=60)
+    lines = (seen + rest).decode().splitlines()
+    assert process.returncode == 0, lines
+    assert lines[-1] == "pdf2dcm: 0 files: 0 stored, 0 failed, 0 held, 0 waiting"
+    assert (inbox / "a.pdf").exists()

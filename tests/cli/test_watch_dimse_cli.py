@@ -152,12 +152,17 @@ def test_a_node_without_verification_still_passes_the_start_check(tmp_path: Path
     from pynetdicom import AE, evt
 
     received: list[Any] = []
+
+    def on_store(event: Any) -> int:
+        received.append(event.request.AffectedSOPInstanceUID)
+        return 0x0000
+
     ae = AE(ae_title="BARE")
     ae.add_supported_context(ENCAPSULATED_PDF, ["1.2.840.10008.1.2.1"])
     server = ae.start_server(
         ("127.0.0.1", 0),
         block=False,
-        evt_handlers=[(evt.EVT_C_STORE, lambda event: received.append(event) or 0x0000)],
+        evt_handlers=[(evt.EVT_C_STORE, on_store)],
     )
     assert server is not None
     try:
