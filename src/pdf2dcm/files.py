@@ -816,11 +816,33 @@ def open_regular(
         kind = _file_kind(mode)
         if kind is not None and not (fifo_ok and stat.S_ISFIFO(mode)):
             raise InputError(f"{what} {name} is {kind}, not a regular file; give a file")
+        if stat.S_ISFIFO(mode):
+            descriptor = _wait_for_writer(descriptor)
         os.set_blocking(descriptor, True)
         return os.fdopen(descriptor, "rb")
     except BaseException:
         os.close(descriptor)
         raise
+
+
+def _wait_for_writer(descriptor: int) -> int:
+    """The FIFO of ``descriptor`` opened again in blocking mode, which waits for its writer.
+
+    Read before any writer has opened it, a FIFO opened with ``O_NONBLOCK`` gives end of file
+    at once, so a list fed by a producer that starts a moment later would read as empty. The
+    open goes through ``/proc/self/fd``, the very FIFO checked, never the name again; where
+    there is no ``/proc``, the checked descriptor is kept.
+    """
+    try:
+        blocking = os.open(f"/proc/self/fd/{descriptor}", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return descriptor
+    checked, reopened = os.fstat(descriptor), os.fstat(blocking)
+    if (checked.st_dev, checked.st_ino) != (reopened.st_dev, reopened.st_ino):
+        os.close(blocking)
+        return descriptor
+    os.close(descriptor)
+    return blocking
 
 
 def _file_kind(mode: int) -> str | None:
