@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextlib
 import dataclasses
 import datetime as dt
 import errno
@@ -57,7 +58,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 from . import records
 from .client import OrthancClient
@@ -139,6 +140,25 @@ def state_of(error: Pdf2DcmError, name: str) -> str:
     return f"{type(error).__name__}: {str(error).replace(name, '<file>')}"
 
 
+def take_file(handle: BinaryIO, path: Path) -> bool:
+    """Lock an open inbox file for this process (``flock``, held until it is closed), and
+    say whether ``path`` still names it.
+
+    The review page takes the same lock before it moves a held file aside to file it by
+    hand, so the two never file one document twice: whoever locks second finds the file
+    gone (or, for the page, already filed). The lock is waited for: the page holds it only
+    while it renames the file. On a file system without locks only the name is checked.
+    """
+    with contextlib.suppress(OSError):
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+    try:
+        named = os.lstat(path)
+    except OSError:
+        return False
+    opened = os.fstat(handle.fileno())
+    return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
+
+
 def lock_inbox(inbox: Path) -> int:
     """Take the inbox for this process (``flock`` on the folder itself, so that nothing is
     written there); the lock goes with the process, even after a kill -9.
@@ -169,6 +189,21 @@ def lock_inbox(inbox: Path) -> int:
             f"cannot lock inbox {inbox}: {exc.strerror}", errno=exc.errno
         ) from exc
     return descriptor
+
+
+def is_watched(folder: Path) -> bool:
+    """Whether a running ``watch`` holds ``folder`` as its inbox (its lock is taken)."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as exc:
+        return exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN)
+    finally:
+        os.close(descriptor)
+    return False
 
 
 def writable_by_others(folder: Path) -> bool:
@@ -824,16 +859,27 @@ class Watcher:
         return dataclasses.replace(event, retry_in=pause)
 
     def _process(self, name: str) -> WatchEvent:
-        options = self.options
-        path = options.inbox / name
-        job = None
+        path = self.options.inbox / name
         if name in self._incomplete_expired:
             self._incomplete_expired.discard(name)
             return self._fail(name, path, _sha256(path), self._cut_short(name))
         try:
-            with open_regular(path, what="inbox file", follow_links=False) as handle:
-                sent = os.fstat(handle.fileno())
-                result = self._upload(handle, path, name)
+            handle = open_regular(path, what="inbox file", follow_links=False)
+        except Pdf2DcmError as error:
+            return self._not_filed(name, path, error)
+        with handle:
+            if not take_file(handle, path):
+                # Moved aside meanwhile: a person files it on the review page.
+                return WatchEvent(_now(), name, "vanished")
+            return self._file(name, path, handle)
+
+    def _file(self, name: str, path: Path, handle: BinaryIO) -> WatchEvent:
+        """Upload the open file and put it away, holding its lock to the end."""
+        options = self.options
+        job = None
+        try:
+            sent = os.fstat(handle.fileno())
+            result = self._upload(handle, path, name)
             if options.upload.dry_run:
                 return WatchEvent(_now(), name, "planned", sha256=result.sha256, result=result)
             changed = self._changed(path, name, sent, result)
@@ -848,12 +894,7 @@ class Watcher:
                 _now(), name, "held", sha256=_sha256(path), error=held.error, state=held.state
             )
         except Pdf2DcmError as error:
-            digest = _sha256(path)
-            if digest is None and _identity(path) is None:
-                return WatchEvent(_now(), name, "vanished")
-            if is_transient(error):
-                return self._retry(name, digest or "", error)
-            return self._fail(name, path, digest, error)
+            return self._not_filed(name, path, error)
         digest = result.sha256
         try:
             destination = self._put_away(path, name, options.done, digest=digest)
@@ -869,6 +910,15 @@ class Watcher:
             destination=destination,
             job=job,
         )
+
+    def _not_filed(self, name: str, path: Path, error: Pdf2DcmError) -> WatchEvent:
+        """A file gone meanwhile, one that waits (server trouble), or one that fails."""
+        digest = _sha256(path)
+        if digest is None and _identity(path) is None:
+            return WatchEvent(_now(), name, "vanished")
+        if is_transient(error):
+            return self._retry(name, digest or "", error)
+        return self._fail(name, path, digest, error)
 
     def _commit(self, result: UploadResult) -> None:
         """With ``commit``: wait until the node committed to storing the document, so that

@@ -13,18 +13,28 @@ What a choice files, and with which of the file's own values:
   study, the sidecar's values over them; the values read from the file's name are left
   out, since they are what failed to match;
 - ``as-is`` (retry): what the hot folder did, its name values, sidecar and target.
+
+A document held in a running hot folder's inbox is the watcher's too. Before filing or
+rejecting one, the desk takes the file's lock (the one the watcher holds while it files a
+file, :func:`pdf2dcm.watch.take_file`) and moves it, with its sidecar, into the folder's
+hidden ``.pdf2dcm-review/``, where no watcher looks; a failure moves it back. So a document
+is filed by the watcher or by a person, never by both. Files left there by a desk that was
+killed are moved back when the next desk starts.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import fcntl
 import hashlib
 import hmac
 import os
 import secrets
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
@@ -32,12 +42,12 @@ from typing import Any, Literal
 from pdf2dcm import records
 from pdf2dcm.client import OrthancClient, Patient, Study
 from pdf2dcm.errors import InputError, NotFoundError
-from pdf2dcm.files import filesystem_error, make_directory
+from pdf2dcm.files import filesystem_error, make_directory, open_regular
 from pdf2dcm.lookup import Target, find_resources, resolve_resource, scheduled_procedures
 from pdf2dcm.pertags import NameRule, merge_tags, sidecar_path, sidecar_tags
 from pdf2dcm.tags import ValidatedTags, validate_tags
 from pdf2dcm.upload import UploadOptions, UploadResult, file_sha256, prepare_batch, upload_file
-from pdf2dcm.watch import ERROR_SUFFIX, Journal, _free_name, _move, _write_atomic
+from pdf2dcm.watch import ERROR_SUFFIX, Journal, _free_name, _move, _write_atomic, is_watched
 
 from .queue import Waiting, journal_records, read_entry, waiting_documents
 
@@ -45,6 +55,10 @@ ChoiceKind = Literal["study", "patient", "worklist", "as-is"]
 CHOICE_KINDS: tuple[ChoiceKind, ...] = ("study", "patient", "worklist", "as-is")
 REJECTED_SUFFIX = ".rejected.json"
 MAX_RESULTS = 50
+CLAIM_FOLDER = ".pdf2dcm-review"
+"""Where a document being filed or rejected by hand waits, hidden from the hot folder."""
+CLAIM_WAIT = 10.0
+"""How long the desk waits for a watcher that is filing the same file right now."""
 SEARCH_KEYS = ("PatientName", "PatientID", "AccessionNumber", "StudyDate")
 """What the page searches by; the worklist has no StudyDate."""
 
@@ -125,6 +139,8 @@ class Desk:
             for number in range(len(options.folders))
             for path in (self._done(number), self._rejected(number))
         )
+        self._check_inboxes()
+        self._restore_claims()
 
     # --- what waits --------------------------------------------------------------------------
 
@@ -230,10 +246,10 @@ class Desk:
         ------
         InputError
             The confirmation is not the preview's of this document and choice, or the file
-            changed since; every error of ``upload`` (nothing is moved then).
+            changed since; a hot folder is filing it right now, or filed it meanwhile; every
+            error of ``upload`` (nothing is moved then).
         """
-        with self._lock:
-            document = self.document(key)
+        with self._lock, self._claimed(self.document(key)) as document:
             with document.path.open("rb") as handle:
                 digest = file_sha256(handle)
             expected = self._confirmation(document.key, choice, digest)
@@ -244,16 +260,15 @@ class Desk:
                 )
             result = self._carry_out(document, choice, dry_run=False)
             destination = self._put_away(document, self._done(_number(document)), result.sha256)
-            self._journal(records.matched(_relative(document), result, str(choice)), destination)
-            return Filed(document, destination, result)
+        self._journal(records.matched(_relative(document), result, str(choice)), destination)
+        return Filed(document, destination, result)
 
     def reject(self, key: str, reason: str) -> Filed:
         """Move the document to the rejected folder with ``NAME.pdf.rejected.json``."""
         reason = " ".join(reason.split())
         if not reason:
             raise InputError("say why the document is rejected")
-        with self._lock:
-            document = self.document(key)
+        with self._lock, self._claimed(self.document(key)) as document:
             with document.path.open("rb") as handle:
                 digest = file_sha256(handle)
             record = records.rejected(_relative(document), reason)
@@ -263,8 +278,59 @@ class Desk:
             stamped = self._stamped(record, target)
             _write_atomic(target.with_name(target.name + REJECTED_SUFFIX), stamped)
             destination = self._put_away(document, folder, digest, final=target)
-            self._journal(record, destination)
-            return Filed(document, destination)
+        self._journal(record, destination)
+        return Filed(document, destination)
+
+    @contextlib.contextmanager
+    def _claimed(self, document: Waiting) -> Iterator[Waiting]:
+        """The document moved aside for a person to file or reject (see the module's
+        docstring); moved back if that fails. The moves are renames within its folder."""
+        claim = self._claim_path(document)
+        with open_regular(document.path, what="document", follow_links=False) as handle:
+            _lock_within(handle, CLAIM_WAIT, document.key)
+            try:
+                named, opened = os.lstat(document.path), os.fstat(handle.fileno())
+            except OSError:
+                named = None
+            if named is None or (named.st_dev, named.st_ino) != (opened.st_dev, opened.st_ino):
+                raise InputError(
+                    f"{document.key} was filed or moved meanwhile (by the hot folder?); "
+                    "reload the list"
+                )
+            make_directory(claim.parent)
+            _move_with_companions(document.path, claim)
+        try:
+            yield dataclasses.replace(document, path=claim)
+        except BaseException:
+            if claim.exists():
+                _unclaim(claim, document.path)
+            raise
+
+    def _check_inboxes(self) -> None:
+        """A running hot folder's inbox may be reviewed (its held files), but what is filed
+        or rejected must go outside it, where the watcher never takes a file again."""
+        for number, folder in enumerate(self.options.folders):
+            if not is_watched(folder):
+                continue
+            inside = os.path.realpath(folder) + os.sep
+            puts = (("--done", self._done(number)), ("--rejected", self._rejected(number)))
+            for flag, put in puts:
+                if (os.path.realpath(put) + os.sep).startswith(inside):
+                    raise InputError(
+                        f"{folder} is the inbox of a running pdf2dcm watch: give {flag} a "
+                        "folder outside it, where the watcher never takes a file"
+                    )
+
+    def _claim_path(self, document: Waiting) -> Path:
+        return self.options.folders[_number(document)] / CLAIM_FOLDER / _relative(document)
+
+    def _restore_claims(self) -> None:
+        """Move back what a desk that was killed left moved aside."""
+        for folder in self.options.folders:
+            hidden = folder / CLAIM_FOLDER
+            for relative, path in _claimed_pdfs(hidden):
+                with contextlib.suppress(OSError, InputError):
+                    _unclaim(path, folder / relative)
 
     def _carry_out(self, document: Waiting, choice: Choice, *, dry_run: bool) -> UploadResult:
         relative = _relative(document)
@@ -353,6 +419,66 @@ class Desk:
             journal.append(self._stamped(record, destination))
         finally:
             journal.close()
+
+
+def _lock_within(handle: Any, wait: float, key: str) -> None:
+    """Take the file's lock, waiting up to ``wait`` seconds for a watcher filing it now.
+
+    Raises
+    ------
+    InputError
+        A hot folder held it all that time.
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise InputError(
+                    f"the hot folder is filing {key} right now; reload the list in a moment"
+                ) from None
+            time.sleep(0.05)
+        except OSError:
+            return  # a file system without locks: the name check that follows still holds
+
+
+def _companions(path: Path) -> tuple[Path, ...]:
+    return (sidecar_path(path), path.with_name(path.name + ERROR_SUFFIX))
+
+
+def _move_with_companions(source: Path, target: Path) -> None:
+    """Rename the PDF, then its sidecar and reason file (the PDF first, as the hot folder
+    moves them)."""
+    try:
+        os.rename(source, target)
+        for companion, moved in zip(_companions(source), _companions(target), strict=True):
+            if companion.is_file() and not companion.is_symlink():
+                os.rename(companion, moved)
+    except OSError as exc:
+        raise filesystem_error(exc, target, "move to") from exc
+
+
+def _unclaim(claim: Path, original: Path) -> None:
+    """Put a document moved aside back where it was (beside it, if a new file has taken its
+    name meanwhile)."""
+    back = original
+    if original.exists():
+        with claim.open("rb") as handle:
+            back = _free_name(original, file_sha256(handle))
+    make_directory(back.parent)
+    _move_with_companions(claim, back)
+
+
+def _claimed_pdfs(hidden: Path) -> Iterator[tuple[str, Path]]:
+    if not hidden.is_dir() or hidden.is_symlink():
+        return
+    for root, _folders, names in os.walk(hidden):
+        for name in names:
+            path = Path(root) / name
+            if name.lower().endswith(".pdf") and not path.is_symlink():
+                yield str(path.relative_to(hidden)), path
 
 
 def _number(document: Waiting) -> int:

@@ -38,6 +38,8 @@ REASON_KINDS = {
 }
 """Words for the usual reasons, to filter the list by; other classes show their name."""
 NOT_TRIED = "not tried"
+HELD_PREFIX = "inbox:"
+"""How :func:`journal_records` keys the record of a file still in the hot folder's inbox."""
 
 
 @dataclass(frozen=True)
@@ -88,8 +90,13 @@ def read_entry(
     name_rule: NameRule | None,
 ) -> Waiting:
     """One document: its reason (``.error.json``, else the journal's record of it) and values."""
-    record = _error_record(path) or records.get(os.path.realpath(path)) or {}
     stat = path.stat()
+    record = (
+        _error_record(path)
+        or records.get(os.path.realpath(path))
+        or _held_record(records.get(HELD_PREFIX + relative), stat.st_mtime)
+        or {}
+    )
     arrived = _time(record.get("Time")) or dt.datetime.fromtimestamp(stat.st_mtime, dt.timezone.utc)
     error = record.get("Error")
     reason = error.splitlines()[0] if isinstance(error, str) and error else None
@@ -130,7 +137,25 @@ def journal_records(journal: Path) -> dict[str, dict[str, Any]]:
             destination = record.get("Destination") if record else None
             if record is not None and isinstance(destination, str) and destination:
                 found[os.path.realpath(destination)] = record
+            elif record is not None and isinstance(record.get("Input"), str):
+                # Still in the inbox: held, or waiting; the last word on it wins.
+                found[HELD_PREFIX + record["Input"]] = record
     return found
+
+
+def _held_record(record: dict[str, Any] | None, modified: float) -> dict[str, Any] | None:
+    """A hot folder's last word on a file still in its inbox, if it says the file is held and
+    was written after the file last changed (else it is about an earlier file of that name)."""
+    if record is None or record.get("Kind") != "held":
+        return None
+    written = _time(record.get("Time"))
+    if written is None or written.timestamp() < int(modified):  # Time is to the second
+        return None
+    error = record.get("Error")
+    next_try = record.get("NextTry")
+    if isinstance(error, str) and error and isinstance(next_try, str):
+        record = record | {"Error": f"{error}; held, looked up again at {next_try}"}
+    return record
 
 
 def _pdfs(folder: Path, skipped: Collection[str]) -> Iterator[tuple[str, Path]]:
