@@ -51,7 +51,8 @@ Examples:
   pdf2dcm review /srv/failed --log /srv/watch.jsonl \\
       --name-pattern '{PatientID}_{AccessionNumber}_{*}.pdf' \\
       --study 'AccessionNumber={AccessionNumber}'
-  pdf2dcm review /srv/failed /srv/held --worklist RIS --listen 127.0.0.1:8042
+  pdf2dcm review /srv/failed /srv/inbox --log /srv/watch.jsonl --done /srv/done \\
+      --rejected /srv/rejected --worklist RIS --listen 127.0.0.1:8042
 
 \b
 Serves a page on 127.0.0.1 (a free port unless --listen says otherwise) and prints its
@@ -61,7 +62,9 @@ shows each one's first page, searches the archive's patients and studies (and th
 and files a document into the study chosen after showing every attribute it will get, by
 the same checks as upload. Filed files move to done/, rejected ones to rejected/ (inside
 their folder unless --done/--rejected say otherwise); the journal gets 'matched' and
-'rejected' records. Ctrl-C stops the page.
+'rejected' records. Files a running watcher holds in its inbox are listed too (give the inbox
+and its journal); the page and the watcher lock each file, so only one of them files it; the
+inbox then needs --done and --rejected outside it. Ctrl-C stops the page.
 Needs the review extra: """
     + INSTALL_HINT
     + ".",
