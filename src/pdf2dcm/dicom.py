@@ -56,6 +56,7 @@ from .identity import (
     element_text,
     uses_code_extensions,
 )
+from .imports import load_pydicom
 from .pdf import inspect_pdf
 from .progress import ProgressCallback
 from .tags import (
@@ -249,6 +250,7 @@ def _reference_from_header(source: Dataset, level: Level, name: str) -> Referenc
     the object does not declare one), validated like given tags, then written again in one
     character set by the encoder.
     """
+    load_pydicom()
     from pydicom.dataset import Dataset
     from pydicom.multival import MultiValue
 
@@ -308,6 +310,7 @@ def _settle_character_set(source: Dataset, name: str) -> tuple[str, ...]:
             suspects.append((keyword_for_tag(tag) or tag_name(tag), value))
     if not suspects:
         return ()
+    load_pydicom()
     from pydicom.charset import convert_encodings
 
     try:
@@ -332,6 +335,7 @@ def _check_strictly_readable(source: Dataset, keywords: Seq[str], name: str) -> 
     set covers) and the new document would carry a name that is not the patient's. A
     header that declares no set was settled before (:func:`_settle_character_set`).
     """
+    load_pydicom()
     from pydicom.multival import MultiValue
 
     if "SpecificCharacterSet" not in source:
@@ -376,6 +380,7 @@ def _as_tag_value(element: DataElement) -> object:
 
 def _detached(element: DataElement) -> DataElement:
     """A copy holding plain decoded values, free of the source file's raw bytes and charset."""
+    load_pydicom()
     from pydicom.dataelem import DataElement
     from pydicom.dataset import Dataset
     from pydicom.multival import MultiValue
@@ -507,6 +512,7 @@ class EncodedPdf:
 
 def _dataset_from_attributes(attributes: dict[str, Any]) -> Dataset:
     """The dataset :func:`_build_dataset` would have built for these final attributes."""
+    load_pydicom()
     from pydicom.dataset import Dataset
 
     ds = Dataset()
@@ -719,6 +725,7 @@ def attribute_values(ds: Dataset) -> dict[str, Any]:
 
 def tag_json_value(value: Any, vr: str) -> Any:
     """One attribute's value as a tags file (and Orthanc's create-dicom) writes it."""
+    load_pydicom()
     from pydicom.multival import MultiValue
 
     if vr == "SQ":
@@ -833,6 +840,7 @@ def _build_dataset(
 
     ``defaults`` (:func:`_default_values`) are what the reference and the tags are laid over.
     """
+    load_pydicom()
     from pydicom.dataset import Dataset
 
     ds = Dataset()
@@ -954,6 +962,7 @@ def _offset_text(zone: dt.tzinfo) -> str:
 
 
 def _element(tag: int, value: ValidatedValue) -> DataElement:
+    load_pydicom()
     from pydicom.dataelem import DataElement
     from pydicom.dataset import Dataset
     from pydicom.sequence import Sequence
@@ -979,6 +988,7 @@ def _element(tag: int, value: ValidatedValue) -> DataElement:
 def _file_meta(ds: Dataset) -> list[DataElement]:
     """The file meta elements after the group length, in tag order, as pydicom completes them
     (``enforce_standard``: the version 00\\01 first)."""
+    load_pydicom()
     from pydicom.dataelem import DataElement
 
     return [
@@ -1041,6 +1051,7 @@ def _write_elements(
     character sets), and the whole list when a VR is still ambiguous, as pydicom then first
     resolves it.
     """
+    load_pydicom()
     from pydicom.charset import convert_encodings
     from pydicom.dataset import Dataset
     from pydicom.filewriter import write_data_element, write_dataset
@@ -1092,6 +1103,7 @@ def _simple_value(element: DataElement, ascii_text: bool) -> bytes | None:
 def _ascii_value(vr: str, value: object) -> bytes | None:
     """A string value padded to even length as pydicom pads it, or None unless it is ASCII
     text: anything else depends on the character set or on pydicom's own conversions."""
+    load_pydicom()
     from pydicom.multival import MultiValue
 
     if value is None:
@@ -1120,6 +1132,7 @@ def _integer_value(vr: str, value: int) -> bytes | None:
 
 
 def _encoder() -> DicomBytesIO:
+    load_pydicom()
     from pydicom.filebase import DicomBytesIO
 
     buffer = DicomBytesIO()

@@ -43,6 +43,7 @@ from .errors import (
     ServerUnreachableError,
     UnexpectedReplyError,
 )
+from .imports import load_pydicom, load_pynetdicom
 from .progress import ProgressCallback, ProgressEvent
 
 if TYPE_CHECKING:
@@ -229,6 +230,7 @@ class Connection:
 
 
 def _application_entity(connection: Connection) -> Any:
+    load_pynetdicom()
     from pynetdicom import AE
 
     ae = AE(ae_title=connection.calling_aet)
@@ -549,6 +551,7 @@ def _open_part10(stream: _Readable, name: str) -> _Part10:
 
 
 def _decoded(raw: bytes) -> Dataset:
+    load_pydicom()
     from pydicom.filereader import read_dataset
 
     return read_dataset(io.BytesIO(raw), is_implicit_VR=False, is_little_endian=True)
@@ -797,6 +800,7 @@ def _send_store(
     association's socket as the stream is read (the network thread only reads from it
     meanwhile), re-encoded when the receiver wants Implicit VR; pynetdicom reads the answer.
     """
+    load_pynetdicom()
     from pynetdicom.dimse_messages import C_STORE_RQ
     from pynetdicom.dimse_primitives import C_STORE
     from pynetdicom.dsutils import encode
@@ -1018,6 +1022,7 @@ def _one_past(answers: Sequence[FindAnswer], keyword: str) -> int:
 
 
 def _identifier(query: Mapping[str, str], return_keys: Sequence[str]) -> Dataset:
+    load_pydicom()
     from pydicom.datadict import dictionary_VR, tag_for_keyword
 
     identifier = Dataset()
@@ -1040,6 +1045,7 @@ def _find(
     what it cannot read); the encoded identifiers are taken as they arrive instead, so the
     raw bytes are kept and decoding is strict.
     """
+    load_pynetdicom()
     from pynetdicom import evt
 
     node = connection.node
@@ -1082,6 +1088,7 @@ def _find(
 
 
 def _read_identifier(encoded: bytes, implicit: bool) -> Dataset:
+    load_pydicom()
     from pydicom.filereader import read_dataset
 
     try:
@@ -1095,6 +1102,7 @@ _TEXT_VRS = frozenset({"SH", "LO", "ST", "LT", "UT", "UC", "PN"})
 
 def _answer(identifier: Dataset, node: Node, charset: str | None) -> FindAnswer:
     """Decode an answer strictly in its own character set; keep each value's raw bytes."""
+    load_pydicom()
     from pydicom.datadict import keyword_for_tag
 
     raw: dict[str, bytes] = {}
@@ -1137,6 +1145,7 @@ def _answer(identifier: Dataset, node: Node, charset: str | None) -> FindAnswer:
 
 def _non_ascii_text(dataset: Dataset) -> str | None:
     """The keyword of the first text value holding non-ASCII bytes (in sequences too)."""
+    load_pydicom()
     from pydicom.datadict import dictionary_VR, keyword_for_tag
 
     for tag in list(dataset.keys()):
@@ -1362,6 +1371,7 @@ def commit(
         return 0x0000, None
 
     with _listening(connection, listen_host, listen_port, on_report):
+        load_pynetdicom()
         from pynetdicom import evt
 
         with _associated(
@@ -1398,6 +1408,7 @@ def _listening(
     if port is None:
         yield
         return
+    load_pynetdicom()
     from pynetdicom import evt
 
     ae = _application_entity(connection)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, BinaryIO, cast
 from .constants import ENCAPSULATED_PDF_STORAGE, PDF_MIME_TYPE
 from .errors import InputError, NotEncapsulatedPdfError, Pdf2DcmError
 from .files import PathLike, atomic_output, copy_document, display_name, open_input
+from .imports import load_pydicom
 from .progress import ProgressCallback
 
 if TYPE_CHECKING:
@@ -485,6 +486,7 @@ def tag_name(tag: int) -> str:
 
 
 def _dictionary_vr(tag: int) -> str | None:
+    load_pydicom()
     from pydicom.datadict import dictionary_VR
 
     try:
@@ -527,6 +529,7 @@ def read_header(source: BinaryIO, name: str) -> Dataset:
 
 
 def _parse(source: BinaryIO, name: str) -> _Parsed:
+    load_pydicom()
     from pydicom.dataset import FileMetaDataset
     from pydicom.filereader import dcmread, read_dataset
 
@@ -873,6 +876,7 @@ def _truncated_before(parsed: _Parsed, tag: int, name: str) -> InputError | None
 def _stored_length(item: RawDataElement | DataElement) -> int:
     """The value length as stored in the file (for an element pydicom already converted, the
     length of its value)."""
+    load_pydicom()
     from pydicom.dataelem import RawDataElement
 
     if isinstance(item, RawDataElement):
@@ -882,6 +886,7 @@ def _stored_length(item: RawDataElement | DataElement) -> int:
 
 def _small_text(ds: Dataset, tag: int) -> str | None:
     """A short text value, never loading a huge (deferred) one: that is shown by its length."""
+    load_pydicom()
     from pydicom.multival import MultiValue
 
     raw = ds.get_item(tag, keep_deferred=True)
@@ -899,6 +904,7 @@ def _small_text(ds: Dataset, tag: int) -> str | None:
 
 def _locate_document(parsed: _Parsed, name: str) -> tuple[BinaryIO, int, int]:
     """Where the document's value lies: in the file itself, or in memory when pydicom read it."""
+    load_pydicom()
     from pydicom.dataelem import RawDataElement
 
     ds = parsed.dataset
@@ -939,6 +945,7 @@ def _locate_document(parsed: _Parsed, name: str) -> tuple[BinaryIO, int, int]:
 def _sop_class_name(sop_class: str | None) -> str:
     if sop_class is None:
         return "an object without SOPClassUID"
+    load_pydicom()
     from pydicom.uid import UID
 
     uid = UID(sop_class) if len(sop_class) <= 64 else None
@@ -948,6 +955,7 @@ def _sop_class_name(sop_class: str | None) -> str:
 
 def _declared_length(ds: Dataset, name: str) -> int | None:
     """EncapsulatedDocumentLength, if given: one UL value (4 bytes), nothing else."""
+    load_pydicom()
     from pydicom.dataelem import RawDataElement
     from pydicom.multival import MultiValue
 

@@ -40,6 +40,7 @@ from .files import (
     hashed_blocks,
     make_directory,
 )
+from .imports import load_pydicom
 from .progress import ProgressCallback, ProgressEvent
 
 _UNSAFE = re.compile(r"[^\w .()+,-]+")
@@ -192,6 +193,7 @@ def _declared_length(client: OrthancClient, instance_id: str) -> int | None:
         if sop_class == ENCAPSULATED_PDF_STORAGE:
             what = f"an Encapsulated PDF with MIME type {mime[:64] or 'none'!r}"
         elif sop_class:
+            load_pydicom()
             from pydicom.uid import UID
 
             what = UID(sop_class[:64]).name

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Literal
 
 from .charsets import strict_decode
 from .errors import IdentityConflictError, TagError
+from .imports import load_pydicom
 from .tags import ValidatedTags, ValidatedValue, short_value, tag_name
 
 if TYPE_CHECKING:
@@ -189,6 +190,7 @@ def _trim_name_group(group: str) -> str:
 
 def element_text(element: DataElement) -> str:
     """A value as text; several values joined with ``\\``, as DICOM writes them."""
+    load_pydicom()
     from pydicom.multival import MultiValue
 
     value = element.value
@@ -201,6 +203,7 @@ def element_text(element: DataElement) -> str:
 
 def text_values(ds: Dataset) -> Iterator[tuple[DataElement, str]]:
     """Every single text value of ``ds`` (nested items included) that a character set affects."""
+    load_pydicom()
     from pydicom.multival import MultiValue
 
     for element in ds.iterall():
@@ -277,6 +280,7 @@ def _encodable(value: str, terms: list[str]) -> bool:
     """Whether pydicom writes ``value`` under ``terms`` in bytes a strict reader reads back
     as ``value`` (pydicom's own reading is lenient: ISO_IR 6 as Latin-1, raw 8-bit bytes
     under ISO 2022)."""
+    load_pydicom()
     from pydicom.charset import convert_encodings, encode_string
 
     encodings = convert_encodings(list(terms))
@@ -311,6 +315,7 @@ def encoded_length(value: str, terms: Sequence[str]) -> int:
         return len(value)
     if not terms:
         return len(value.encode("utf-8"))
+    load_pydicom()
     from pydicom.charset import convert_encodings, encode_string
 
     with warnings.catch_warnings():

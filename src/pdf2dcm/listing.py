@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from .client import Instance, OrthancClient, Patient, Study
 from .errors import NotFoundError, UnexpectedReplyError
+from .imports import load_pydicom
 from .lookup import Selector, select_one
 
 ENCAPSULATED_PDF_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.104.1"
@@ -243,6 +244,7 @@ def decode_raw(raw: bytes, tag: int, character_set: str) -> str:
     """A stored value decoded by pydicom with the object's own character set."""
     import warnings
 
+    load_pydicom()
     from pydicom.charset import convert_encodings
     from pydicom.dataelem import RawDataElement, convert_raw_data_element
     from pydicom.tag import BaseTag

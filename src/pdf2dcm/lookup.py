@@ -28,6 +28,7 @@ from .errors import (
     UnexpectedReplyError,
 )
 from .identity import Level, ReferenceAttributes
+from .imports import load_pydicom
 from .pertags import fill_placeholders, keyword_values
 from .plan import JoinLevel, SopLocation
 from .tags import ValidatedTags
@@ -224,6 +225,7 @@ def read_instance_header(client: OrthancClient, instance_id: str) -> Dataset:
 
     Only the beginning of the file is fetched; more is asked for if the header is longer.
     """
+    load_pydicom()
     from pydicom.filereader import read_partial
 
     last_error: Exception | None = None
@@ -496,6 +498,7 @@ def worklist_reference(
     InputError
         Several match, an Orthanc ID or a key the worklist cannot match was given.
     """
+    load_pydicom()
     from pydicom.dataset import Dataset
 
     _check_worklist_selector(selector)
@@ -533,6 +536,7 @@ so the item names the requested procedure only."""
 
 
 def _emptied_name_group(name: str) -> bool:
+    load_pydicom()
     from .dimse_archive import emptied_name_group
 
     return emptied_name_group(name)
@@ -541,6 +545,7 @@ def _emptied_name_group(name: str) -> bool:
 def _carry_order(dataset: Dataset) -> None:
     """One RequestAttributesSequence item (PS3.3 Table 10-9) from the copied values, as IHE
     Scheduled Workflow expects of an object made for scheduled work."""
+    load_pydicom()
     from pydicom.dataset import Dataset
 
     item = Dataset()
@@ -648,6 +653,7 @@ def _check_carried(
     InputError
         Naming the attribute, what Orthanc answered and the two ways to get it exactly.
     """
+    load_pydicom()
     from pydicom.datadict import keyword_dict
 
     declared = bool(answer.get("SpecificCharacterSet", "").strip())
@@ -688,6 +694,7 @@ def _copied_value(
     A value Orthanc passed through undecoded is replaced by the one given, or refused, since
     a garbled name must not be filed; UTF-8 read as Latin-1 is repaired.
     """
+    load_pydicom()
     from pydicom.datadict import keyword_dict
 
     notes: list[str] = []
@@ -811,10 +818,12 @@ class Target:
 
     def _node_worklist(self, terms: Sequence[str]) -> ReferenceAttributes:
         """The one scheduled procedure a worklist SCP answers to ``terms``, by C-FIND."""
+        load_pydicom()
         from .worklist import worklist_reference as order_reference
 
         if self.worklist is None:
             raise AssertionError("no worklist to ask")
+        load_pydicom()
         from . import dimse
 
         node = dimse.Node.parse(self.worklist)

@@ -23,6 +23,7 @@ from typing import BinaryIO
 
 from .errors import InputError, TagError
 from .files import read_bounded
+from .imports import load_pydicom
 from .tags import (
     MAX_JSON_DEPTH,
     DuplicateKeyError,
@@ -148,6 +149,7 @@ class NameRule:
 
 
 def _keyword(name: str, where: str) -> str:
+    load_pydicom()
     from pydicom.datadict import keyword_for_tag
 
     try:
@@ -190,6 +192,7 @@ def sidecar_tags(pdf: Path) -> ValidatedTags:
 
 def keyword_values(tags: Mapping[int, object]) -> dict[str, str]:
     """Text values by keyword, for filling ``{Keyword}`` placeholders (sequences left out)."""
+    load_pydicom()
     from pydicom.datadict import keyword_for_tag
 
     return {

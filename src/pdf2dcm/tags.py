@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .errors import Pdf2DcmError, TagError
 from .files import read_bounded
+from .imports import load_pydicom
 
 COMMON_ELEMENTS: dict[str, tuple[int, str, str]] = {
     "SpecificCharacterSet": (0x00080005, "CS", "1-n"),
@@ -79,6 +80,7 @@ def dictionary_VR(tag: int) -> str:
     """The VR of a tag in the DICOM dictionary; pydicom's is imported only past the common ones."""
     if tag in _COMMON_BY_TAG:
         return _COMMON_BY_TAG[tag][1]
+    load_pydicom()
     from pydicom.datadict import dictionary_VR as full
 
     return str(full(tag))
@@ -88,6 +90,7 @@ def dictionary_VM(tag: int) -> str:
     """The VM of a tag in the DICOM dictionary, as :func:`dictionary_VR` finds it."""
     if tag in _COMMON_BY_TAG:
         return _COMMON_BY_TAG[tag][2]
+    load_pydicom()
     from pydicom.datadict import dictionary_VM as full
 
     return str(full(tag))
@@ -97,6 +100,7 @@ def keyword_for_tag(tag: int) -> str:
     """The keyword of a tag ('' when the dictionary has none), as :func:`dictionary_VR`."""
     if tag in _COMMON_BY_TAG:
         return _COMMON_BY_TAG[tag][0]
+    load_pydicom()
     from pydicom.datadict import keyword_for_tag as full
 
     return str(full(tag))
@@ -106,6 +110,7 @@ def dictionary_has_tag(tag: int) -> bool:
     """Whether the DICOM dictionary has the tag, as :func:`dictionary_VR` finds it."""
     if tag in _COMMON_BY_TAG:
         return True
+    load_pydicom()
     from pydicom.datadict import dictionary_has_tag as full
 
     return bool(full(tag))
@@ -115,6 +120,7 @@ def tag_for_keyword(keyword: str) -> int | None:
     """The tag of a dictionary keyword, None for anything else, as :func:`dictionary_VR`."""
     if keyword in COMMON_ELEMENTS:
         return COMMON_ELEMENTS[keyword][0]
+    load_pydicom()
     from pydicom.datadict import keyword_dict
 
     return keyword_dict.get(keyword)
@@ -251,6 +257,7 @@ def resolve_key(key: str | int) -> int:
 
 
 def _suggest(keyword: str) -> str:
+    load_pydicom()
     from pydicom.datadict import keyword_dict
 
     lowered = {name.lower(): name for name in keyword_dict}

@@ -45,6 +45,7 @@ from .extract import extract_pdf, looks_like_dicom, read_header
 from .fetch import fetch_pdf
 from .files import CHUNK_SIZE, expand_directories, open_input, replayable_inputs
 from .identity import ReferenceAttributes
+from .imports import load_pydicom
 from .lookup import OrthancArchive, Target
 from .plan import (
     STRICT_NOT_SENT,
@@ -389,6 +390,7 @@ def _store_encoded(
     archive: DicomArchive, document: EncodedPdf, progress: ProgressCallback | None
 ) -> UploadResult:
     """C-STORE the document as it is encoded (no file on disk)."""
+    load_pydicom()
     from . import dimse
 
     stored = dimse.store(
@@ -414,6 +416,7 @@ def _store_file(
     archive: DicomArchive, handle: BinaryIO, name: str, progress: ProgressCallback | None
 ) -> dimse.StoreResult:
     """C-STORE a ready-made DICOM file as it is."""
+    load_pydicom()
     from . import dimse
 
     return dimse.store(
@@ -797,6 +800,7 @@ def commit_stored(
         for result in results
         if result.sop_class_uid is not None and result.dicom_status is not None
     ]
+    load_pydicom()
     from . import dimse
 
     return dimse.commit(

@@ -23,6 +23,7 @@ from pydicom.sequence import Sequence
 from .dicom import reference_from_header
 from .errors import InputError
 from .identity import ReferenceAttributes
+from .imports import load_pydicom
 
 if TYPE_CHECKING:
     from .dimse import WorklistItem
@@ -91,6 +92,7 @@ def worklist_reference(item: WorklistItem, source: str) -> ReferenceAttributes:
 
 
 def _renamed(element: DataElement, keyword: str) -> DataElement:
+    load_pydicom()
     from pydicom.datadict import dictionary_VR, tag_for_keyword
 
     tag = tag_for_keyword(keyword)

@@ -19,6 +19,7 @@ import click
 from click.core import ParameterSource
 
 from pdf2dcm import errors as err
+from pdf2dcm.imports import load_pydicom
 
 from . import app
 from .app import displaying, info, say
@@ -125,6 +126,8 @@ def complete_tag(
     here, when the shell asks, never on a normal start.
     """
     from click.shell_completion import CompletionItem
+
+    load_pydicom()
     from pydicom.datadict import dictionary_is_retired, keyword_dict
 
     if "=" in incomplete:

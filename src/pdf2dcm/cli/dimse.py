@@ -21,10 +21,12 @@ if TYPE_CHECKING:
 
 from pdf2dcm.constants import DEFAULT_CALLING_AET
 from pdf2dcm.constants import DEFAULT_DIMSE_TIMEOUT as DEFAULT_TIMEOUT
+from pdf2dcm.imports import load_pydicom
 
 
 def node_argument(_ctx: click.Context, _param: click.Parameter, value: str) -> Node:
     """Parse ``AET@HOST:PORT`` as click parses a value: a bad one is a usage error."""
+    load_pydicom()
     from pdf2dcm.dimse import Node
 
     try:
@@ -55,6 +57,7 @@ def dicom_options(function: Callable[..., Any]) -> Callable[..., Any]:
 
 def resolve_calling_aet(value: str) -> str:
     """``--calling-aet``, unless left at its default: then the profile's, if it has one."""
+    load_pydicom()
     from pdf2dcm.dimse import check_ae_title
 
     profile = current_profile()
@@ -109,12 +112,14 @@ class DicomChoice:
         if scp is self.scp or profile is None:
             node = _parse_node(scp, "--scp")
         else:
+            load_pydicom()
             from pdf2dcm.dimse import Node
 
             try:
                 node = Node.parse(scp)
             except err.InputError as error:
                 raise err.ConfigurationError(f"scp of {profile.where}: {error}") from None
+        load_pydicom()
         from pdf2dcm.dimse_archive import DicomArchive
 
         return DicomArchive(node, resolve_calling_aet(self.calling_aet), self.dimse_timeout)
@@ -137,6 +142,7 @@ class DicomChoice:
 
 
 def _parse_node(text: str, flag: str) -> Node:
+    load_pydicom()
     from pdf2dcm.dimse import Node
 
     try:
@@ -148,6 +154,7 @@ def _parse_node(text: str, flag: str) -> Node:
 def _charset_name(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
     if value is None:
         return value  # pydicom is imported only when there is a name to check
+    load_pydicom()
     from pydicom.charset import python_encoding
 
     if value in python_encoding:

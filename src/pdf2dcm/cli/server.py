@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from pdf2dcm import errors as err
+from pdf2dcm.imports import load_pydicom
 
 from . import app
 from .app import SectionedCommand, cli, exit_status_for, info, say
@@ -275,6 +276,8 @@ def _commit(
 ) -> err.Pdf2DcmError | None:
     """Storage commitment of the stored documents, reported; its error, if any."""
     from pdf2dcm import records
+
+    load_pydicom()
     from pdf2dcm.dimse import CommitResult
     from pdf2dcm.upload import commit_stored
 
