@@ -86,7 +86,7 @@ def test_an_unreachable_server_ends_the_start_with_exit_3_and_one_line(tmp_path:
         probe.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
     (tmp_path / "a.pdf").write_bytes(b"%PDF-1.4\n%%EOF\n")
-    result = run("watch", str(tmp_path), "--url", closed, "--delete", "--timeout", "2", "--once")
+    result = run("watch", str(tmp_path), "--url", closed, "--delete", "--timeout", "0.3", "--once")
     assert result.exit_code == 3
     assert result.stderr.startswith("pdf2dcm: error: ")
     assert closed in result.stderr
@@ -290,7 +290,7 @@ def test_sigterm_while_waiting_for_the_server_is_a_clean_stop(tmp_path: Path) ->
     process = subprocess.Popen(
         [
             *(sys.executable, "-m", "pdf2dcm", "watch", str(inbox), "--url", closed),
-            *("--delete", "--timeout", "1", "--wait-for-server", "--no-progress"),
+            *("--delete", "--timeout", "0.3", "--wait-for-server", "--no-progress"),
         ],
         stderr=subprocess.PIPE,
     )

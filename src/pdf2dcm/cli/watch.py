@@ -408,6 +408,11 @@ def _warn_open_folders(options: WatchOptions) -> None:
             )
 
 
+START_RETRY_FIRST = 0.5
+"""The first pause of --wait-for-server, doubling up to a minute: a server that restarts
+is back within seconds, one that is down for long is asked once a minute."""
+
+
 def _start_checks(
     client: Server, options: WatchOptions, *, wait: bool, stop: threading.Event
 ) -> bool:
@@ -415,7 +420,7 @@ def _start_checks(
     wrong password is said at start (exit 3 or 4, so that systemd shows the unit failed),
     not found out one scan at a time. With ``wait``, tried again with back-off instead;
     False when ``stop`` came while waiting."""
-    pause, said = 1.0, None
+    pause, said = START_RETRY_FIRST, None
     while True:
         failure = _start_failure(client, options)
         if failure is None:
