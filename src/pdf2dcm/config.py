@@ -43,14 +43,15 @@ from urllib.parse import urlsplit
 from .errors import ConfigurationError, Pdf2DcmError
 from .files import MAX_SETTINGS_FILE, read_bounded
 
-if sys.version_info >= (3, 11):
-    import tomllib
 
-    _parse_toml: Callable[[str], dict[str, Any]] | None = tomllib.loads
-    _TomlError: type[Exception] = tomllib.TOMLDecodeError
-else:  # pragma: no cover - Python 3.10 has no tomllib, and tomli is not a dependency
-    _parse_toml = None
-    _TomlError = ValueError
+def _toml() -> tuple[Callable[[str], dict[str, Any]], type[Exception]] | None:
+    """tomllib's parser and error, imported only when there is a config file to read."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+
+        return tomllib.loads, tomllib.TOMLDecodeError
+    return None  # pragma: no cover - Python 3.10 has no tomllib, and tomli is not a dependency
+
 
 ENV_URL = "ORTHANC_URL"
 ENV_USERNAME = "ORTHANC_USERNAME"
@@ -260,7 +261,8 @@ def load_profile(
 
 
 def _read_config(file: Path) -> dict[str, Any]:
-    if _parse_toml is None:
+    toml = _toml()
+    if toml is None:
         raise ConfigurationError(
             f"reading the config file {file} needs Python 3.11 or later (tomllib); upgrade "
             f"Python, or move the file away and use options and the environment"
@@ -269,9 +271,10 @@ def _read_config(file: Path) -> dict[str, Any]:
         text = _read_settings_file(file, "config file").decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigurationError(f"cannot read {file}: it is not UTF-8 text") from None
+    parse, toml_error = toml
     try:
-        return _parse_toml(text)
-    except _TomlError as exc:
+        return parse(text)
+    except toml_error as exc:
         # tomllib's message gives the place, never the text (which may hold a password).
         raise ConfigurationError(f"cannot read {file}: {exc}; check its TOML syntax") from None
     except RecursionError:

@@ -16,7 +16,6 @@ are present because that is what most readers (and pypdf's ``metadata``) show.
 from __future__ import annotations
 
 import datetime as dt
-import html
 import re
 import zlib
 from dataclasses import dataclass
@@ -806,4 +805,6 @@ def _xmp_title(xmp: str) -> str | None:
     if not items:
         return None
     chosen = next((text for attributes, text in items if "x-default" in attributes), items[0][1])
+    import html
+
     return html.unescape(chosen)

@@ -10,7 +10,6 @@ The JSON shape follows Orthanc's ``/tools/create-dicom`` ``Tags`` object (keywor
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import itertools
 import json
 import re
@@ -263,6 +262,8 @@ def _suggest(keyword: str) -> str:
     lowered = {name.lower(): name for name in keyword_dict}
     if keyword.lower() in lowered:
         return f"; did you mean {lowered[keyword.lower()]}?"
+    import difflib
+
     close = difflib.get_close_matches(keyword, list(keyword_dict), n=3, cutoff=0.75)
     if close:
         return f"; did you mean {' or '.join(close)}?"

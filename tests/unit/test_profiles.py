@@ -149,7 +149,7 @@ def test_a_secret_file_that_others_can_read_is_refused(config_file: Path) -> Non
 def test_python_without_tomllib_is_told_so(
     config_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(config, "_parse_toml", None)
+    monkeypatch.setattr(config, "_toml", lambda: None)
     with pytest.raises(ConfigurationError, match=r"needs Python 3.11 or later \(tomllib\)"):
         load_profile("pacs", environ={}, path=config_file)
 
