@@ -14,11 +14,13 @@ object re-encoded on the way (the values' bytes, the PDF's included, are unchang
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import ipaddress
 import os
 import queue
 import socket
+import ssl
 import struct
 import time
 import warnings
@@ -88,11 +90,13 @@ def check_ae_title(value: str, what: str = "AE title") -> str:
 
 @dataclass(frozen=True)
 class Node:
-    """A DICOM application entity on the network: ``AET@HOST:PORT``."""
+    """A DICOM application entity on the network: ``AET@HOST:PORT``, reached over TLS when
+    ``tls`` is given (see :func:`tls_context`)."""
 
     ae_title: str
     host: str
     port: int
+    tls: ssl.SSLContext | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def parse(cls, text: str) -> Node:
@@ -129,6 +133,35 @@ class Node:
     def __str__(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{self.ae_title}@{host}:{self.port}"
+
+    def over_tls(self, context: ssl.SSLContext | None) -> Node:
+        """This node, reached with ``context`` (None: plain TCP)."""
+        return dataclasses.replace(self, tls=context)
+
+
+def tls_context(
+    ca_file: str | None = None, cert_file: str | None = None, key_file: str | None = None
+) -> ssl.SSLContext:
+    """The TLS of DICOM associations (PS3.15 B.9, BCP 195): TLS 1.2 or later, the node's
+    certificate verified against ``ca_file`` (else the system's CAs) and its name or address
+    checked; ``cert_file``/``key_file`` present this machine to nodes that ask (most do).
+
+    Raises
+    ------
+    InputError
+        A file cannot be read, or is not a PEM certificate or key.
+    """
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        if ca_file is not None:
+            context.load_verify_locations(cafile=ca_file)
+        if cert_file is not None:
+            context.load_cert_chain(cert_file, key_file)
+    except (OSError, ssl.SSLError) as exc:
+        reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc
+        raise InputError(f"cannot use the TLS files ({reason}); give PEM files") from None
+    return context
 
 
 # --- statuses ------------------------------------------------------------------------------
@@ -260,6 +293,7 @@ def _associated(
                 node.port,
                 ae_title=node.ae_title,
                 evt_handlers=list(handlers),
+                tls_args=(node.tls, node.host) if node.tls is not None else None,
             )
         except OSError as exc:
             cause = _connect_failure(node, connection.timeout) or str(exc)
@@ -303,9 +337,17 @@ def _association_failure(assoc: Any, connection: Connection) -> Exception:
     cause = _connect_failure(node, connection.timeout)
     if cause is not None:
         return ServerUnreachableError(f"cannot reach {node}: {cause}; is it running?")
+    failed = _tls_failure(node, connection.timeout)
+    if failed is not None:
+        return ServerUnreachableError(f"cannot reach {node} over TLS: {failed}")
+    hint = (
+        "; over TLS it may want this machine's certificate (--tls-cert)"
+        if node.tls is not None
+        else "; a TLS port needs --tls"
+    )
     return ServerUnreachableError(
         f"{node} accepted the connection but not the association (it was aborted or "
-        "timed out); check the AE titles and that it is a DICOM port"
+        f"timed out); check the AE titles and that it is a DICOM port{hint}"
     )
 
 
@@ -322,6 +364,25 @@ def _connect_failure(node: Node, timeout: float) -> str | None:
         return f"unknown host {node.host} ({exc.strerror})"
     except TimeoutError:
         return f"no answer within {timeout:g} s (timed out)"
+    except OSError as exc:
+        return (exc.strerror or str(exc)).lower()
+
+
+def _tls_failure(node: Node, timeout: float) -> str | None:
+    """Why the TLS handshake with the node fails (its certificate, its name, a protocol it
+    does not speak), or None: pynetdicom only logs it, so the handshake is tried once more."""
+    if node.tls is None:
+        return None
+    try:
+        with (
+            socket.create_connection((node.host, node.port), timeout=timeout) as raw,
+            node.tls.wrap_socket(raw, server_hostname=node.host),
+        ):
+            return None
+    except ssl.SSLCertVerificationError as exc:
+        return f"its certificate is not trusted ({exc.verify_message}); give --tls-ca"
+    except ssl.SSLError as exc:
+        return f"the handshake failed ({exc.reason or exc}); is it a DICOM TLS port?"
     except OSError as exc:
         return (exc.strerror or str(exc)).lower()
 
@@ -1358,6 +1419,11 @@ def commit(
     """
     if not instances:
         raise InputError("no instances to commit")
+    if listen_port is not None and node.tls is not None:
+        raise InputError(
+            "a commitment report over TLS comes on the request's association; the listening "
+            "port takes plain TCP only: leave listen_port out"
+        )
     connection = Connection(node, calling_aet, timeout)
     transaction = str(generate_uid())
     reports: queue.Queue[Dataset] = queue.Queue()

@@ -34,6 +34,8 @@ from .plan import JoinLevel, SopLocation
 from .tags import ValidatedTags
 
 if TYPE_CHECKING:
+    import ssl
+
     # Imported where a header is read or a worklist copied, not by a plain upload.
     from pydicom.dataset import Dataset
 
@@ -766,6 +768,8 @@ class Target:
     worklist_charset: str | None = None
     calling_aet: str = DEFAULT_CALLING_AET
     timeout: float = DEFAULT_DIMSE_TIMEOUT
+    tls: ssl.SSLContext | None = None
+    """How the worklist node is reached: TLS, or None for plain TCP."""
 
     def reference(
         self, client: OrthancClient | DicomArchive, tags: ValidatedTags
@@ -826,7 +830,7 @@ class Target:
         load_pydicom()
         from . import dimse
 
-        node = dimse.Node.parse(self.worklist)
+        node = dimse.Node.parse(self.worklist).over_tls(self.tls)
         query: dict[str, str] = {}
         for term in terms:
             key, sep, value = term.partition("=")

@@ -182,3 +182,23 @@ def test_a_node_that_is_not_there_ends_the_start_with_exit_3(tmp_path: Path) -> 
     assert result.exit_code == 3
     assert result.stderr.startswith(f"pdf2dcm: error: cannot reach {node}")
     assert (inbox / "consent.pdf").read_bytes() == data
+
+
+def test_tls_options_go_with_dicom_nodes(tmp_path: Path) -> None:
+    pdf = tmp_path / "x.pdf"
+    pdf.write_bytes(make_pdf(2000, seed=3))
+    orthanc = run("upload", str(pdf), "--url", "http://127.0.0.1:9", "--tls")
+    assert orthanc.exit_code == 2
+    assert "--tls goes with --via dimse or --worklist AET@HOST:PORT" in orthanc.stderr
+    files_only = run("echo", "A@127.0.0.1:104", "--tls-ca", str(pdf))
+    assert files_only.exit_code == 2
+    assert "--tls-ca goes with --tls" in files_only.stderr
+    listen = run(
+        *("upload", str(pdf), "--via", "dimse", "--scp", "A@127.0.0.1:104", "--commit"),
+        *("--listen-port", "11112", "--tls"),
+    )
+    assert listen.exit_code == 2
+    assert "leave --listen-port out" in listen.stderr
+    not_pem = run("echo", "A@127.0.0.1:104", "--tls", "--tls-ca", str(pdf))
+    assert not_pem.exit_code == 2
+    assert not_pem.stderr.startswith("pdf2dcm: error: cannot use the TLS files (")

@@ -15,6 +15,8 @@ from .app import cli
 from .common import current_profile, option_group, profile_choice, result_line
 
 if TYPE_CHECKING:
+    import ssl
+
     from pdf2dcm.dimse import Node
     from pdf2dcm.dimse_archive import DicomArchive
     from pdf2dcm.lookup import Target
@@ -71,6 +73,87 @@ def resolve_calling_aet(value: str) -> str:
 
 
 @dataclass(frozen=True)
+class TlsChoice:
+    """How DICOM nodes are reached: plain TCP, or TLS (``--tls`` and its files)."""
+
+    tls: bool
+    tls_ca: str | None
+    tls_cert: str | None
+    tls_key: str | None
+
+    def context(self) -> ssl.SSLContext | None:
+        """The TLS of every node spoken to, or None; usage errors for files without --tls."""
+        given = [
+            flag
+            for flag, value in (
+                ("--tls-ca", self.tls_ca),
+                ("--tls-cert", self.tls_cert),
+                ("--tls-key", self.tls_key),
+            )
+            if value
+        ]
+        if not self.tls:
+            if given:
+                raise click.UsageError(f"{given[0]} goes with --tls")
+            return None
+        if self.tls_key is not None and self.tls_cert is None:
+            raise click.UsageError("--tls-key goes with --tls-cert")
+        from pdf2dcm.dimse import tls_context
+
+        return tls_context(self.tls_ca, self.tls_cert, self.tls_key)
+
+
+def tls_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of :class:`TlsChoice`, passed to the command as ``tls``."""
+    files = click.Path(dir_okay=False, exists=True)
+    return option_group(
+        "tls",
+        TlsChoice,
+        [
+            click.option(
+                "--tls",
+                is_flag=True,
+                help="Speak to DICOM nodes over TLS (DICOM's secure transport, TLS 1.2 or "
+                "later), verifying their certificate.",
+            ),
+            click.option(
+                "--tls-ca",
+                type=files,
+                metavar="FILE",
+                help="With --tls: the PEM certificates of the CAs to trust for nodes "
+                "[default: the system's].",
+            ),
+            click.option(
+                "--tls-cert",
+                type=files,
+                metavar="FILE",
+                help="With --tls: this machine's PEM certificate (with its key, unless "
+                "--tls-key gives it), for nodes that ask for one.",
+            ),
+            click.option(
+                "--tls-key",
+                type=files,
+                metavar="FILE",
+                help="With --tls-cert: its private key (PEM, not encrypted).",
+            ),
+        ],
+    )(function)
+
+
+def check_tls_used(
+    tls: ssl.SSLContext | None, archive: DicomArchive | None, target: Target | None
+) -> None:
+    """--tls is for DICOM nodes: refuse it when none is spoken to (the HTTP server's TLS is
+    the URL's https)."""
+    direct = target is not None and target.worklist is not None and "@" in target.worklist
+    if tls is not None and archive is None and not direct:
+        raise click.UsageError(
+            "--tls goes with --via dimse or --worklist AET@HOST:PORT; for Orthanc's REST API "
+            "give an https:// URL"
+        )
+
+
+@dataclass(frozen=True)
 class DicomChoice:
     """The upload options of a DICOM node destination (``--via dimse``) and of a worklist
     asked directly, gathered as :class:`Destination` gathers the others."""
@@ -82,7 +165,9 @@ class DicomChoice:
     listen_port: int | None
     worklist_charset: str | None
 
-    def archive(self, method: str, forwarding: bool) -> DicomArchive | None:
+    def archive(
+        self, method: str, forwarding: bool, tls: ssl.SSLContext | None = None
+    ) -> DicomArchive | None:
         """The node to store to with ``--via dimse``; usage errors for options that do not
         go together."""
         if method != "dimse":
@@ -109,6 +194,11 @@ class DicomChoice:
             )
         if self.listen_port is not None and not self.commit:
             raise click.UsageError("--listen-port goes with --commit")
+        if self.listen_port is not None and tls is not None:
+            raise click.UsageError(
+                "--listen-port takes the report in plain TCP; with --tls the report comes on "
+                "the request's association: leave --listen-port out"
+            )
         if scp is self.scp or profile is None:
             node = _parse_node(scp, "--scp")
         else:
@@ -122,9 +212,13 @@ class DicomChoice:
         load_pydicom()
         from pdf2dcm.dimse_archive import DicomArchive
 
-        return DicomArchive(node, resolve_calling_aet(self.calling_aet), self.dimse_timeout)
+        return DicomArchive(
+            node.over_tls(tls), resolve_calling_aet(self.calling_aet), self.dimse_timeout
+        )
 
-    def with_worklist(self, target: Target | None) -> Target | None:
+    def with_worklist(
+        self, target: Target | None, tls: ssl.SSLContext | None = None
+    ) -> Target | None:
         """The target, told how to ask a worklist SCP directly."""
         direct = target is not None and target.worklist is not None and "@" in target.worklist
         if self.worklist_charset is not None and not direct:
@@ -138,6 +232,7 @@ class DicomChoice:
             worklist_charset=self.worklist_charset,
             calling_aet=resolve_calling_aet(self.calling_aet),
             timeout=self.dimse_timeout,
+            tls=tls,
         )
 
 
@@ -229,9 +324,14 @@ node's reason, such as an unknown called or calling AE title).""",
 )
 @click.argument("node", metavar="AET@HOST:PORT", callback=node_argument)
 @dicom_options
-def echo(node: Node, calling_aet: str, dimse_timeout: float) -> None:
+@tls_options
+def echo(node: Node, calling_aet: str, dimse_timeout: float, tls: TlsChoice) -> None:
     """Check that a DICOM node accepts pdf2dcm (C-ECHO)."""
     from pdf2dcm import dimse
 
-    answered = dimse.echo(node, calling_aet=resolve_calling_aet(calling_aet), timeout=dimse_timeout)
+    answered = dimse.echo(
+        node.over_tls(tls.context()),
+        calling_aet=resolve_calling_aet(calling_aet),
+        timeout=dimse_timeout,
+    )
     result_line(f"{node} answered C-ECHO in {answered.seconds * 1000:.0f} ms")

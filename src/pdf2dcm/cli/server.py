@@ -33,7 +33,13 @@ from .common import (
     stdout,
     tag_options,
 )
-from .dimse import DicomChoice, dimse_upload_options
+from .dimse import (
+    DicomChoice,
+    TlsChoice,
+    check_tls_used,
+    dimse_upload_options,
+    tls_options,
+)
 from .jobs import wait_with_display
 from .report import Reporter, failure_record
 
@@ -108,6 +114,7 @@ AlreadyStored; transient failures are retried without ever creating a duplicate.
     "input is checked first, and if any is refused nothing is sent (exit 2); for CI.",
 )
 @dimse_upload_options
+@tls_options
 def upload(
     inputs: tuple[str, ...],
     connection: Connection,
@@ -131,6 +138,7 @@ def upload(
     dry_run: bool,
     strict: bool,
     dicom: DicomChoice,
+    tls: TlsChoice,
 ) -> None:
     """Send PDFs (encoded on the way) or DICOM files to Orthanc or a DICOM node; '-' reads
     stdin."""
@@ -154,8 +162,10 @@ def upload(
         raise click.UsageError("--wait goes with --send-to-modality or --send-to-peer")
     profile = current_profile()
     method = destination.chosen_method(profile)
-    archive = dicom.archive(method, forward is not None)
-    target = dicom.with_worklist(target)
+    secure = tls.context()
+    archive = dicom.archive(method, forward is not None, secure)
+    target = dicom.with_worklist(target, secure)
+    check_tls_used(secure, archive, target)
     options = UploadOptions(
         method=method,
         tags=collect_tags(tag_assignments, tags_file, profile.tags if profile else None),

@@ -26,7 +26,13 @@ from .common import (
     load_reference,
     print_json,
 )
-from .dimse import DicomChoice, dimse_upload_options
+from .dimse import (
+    DicomChoice,
+    TlsChoice,
+    check_tls_used,
+    dimse_upload_options,
+    tls_options,
+)
 
 if TYPE_CHECKING:
     from pdf2dcm.errors import Pdf2DcmError
@@ -195,6 +201,7 @@ Runs until Ctrl-C or SIGTERM (the files in hand are finished, a summary line, ex
     "repair, ...) fails, with the warning as its reason.",
 )
 @dimse_upload_options
+@tls_options
 def watch(
     inbox: Path,
     connection: Connection,
@@ -224,6 +231,7 @@ def watch(
     incomplete_after: str,
     wait_for_server: bool,
     dicom: DicomChoice,
+    tls: TlsChoice,
 ) -> None:
     """Upload every PDF that appears in INBOX, then move it to --done (or --delete it)."""
     from pdf2dcm.lookup import Target
@@ -243,8 +251,10 @@ def watch(
     reference = load_reference(study_from, series_from)
     method = destination.chosen_method(profile)
     forward = destination.forward()
-    archive = dicom.archive(method, forward is not None)
-    target = dicom.with_worklist(target)
+    secure = tls.context()
+    archive = dicom.archive(method, forward is not None, secure)
+    target = dicom.with_worklist(target, secure)
+    check_tls_used(secure, archive, target)
     for note in reference.warnings if reference is not None else ():
         say(f"warning: {note}")
     options = WatchOptions(
