@@ -184,3 +184,16 @@ def test_the_inbox_of_a_running_watcher_needs_done_and_rejected_outside_it(held:
     finally:
         os.close(lock)
     Desk(held.client, ReviewOptions(folders=(held.inbox,)))  # no watcher: done/ below is fine
+
+
+def test_a_page_starting_leaves_alone_what_another_page_is_filing(held: Held) -> None:
+    aside = held.inbox / CLAIM_FOLDER
+    aside.mkdir()
+    (held.inbox / NAME).rename(aside / NAME)
+    with (aside / NAME).open("rb") as other_page:
+        fcntl.flock(other_page.fileno(), fcntl.LOCK_EX)
+        Desk(held.client, held.options)
+        assert (aside / NAME).exists()
+        assert not (held.inbox / NAME).exists()
+    Desk(held.client, held.options)
+    assert (held.inbox / NAME).read_bytes() == held.pdf

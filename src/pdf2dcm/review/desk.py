@@ -284,7 +284,9 @@ class Desk:
     @contextlib.contextmanager
     def _claimed(self, document: Waiting) -> Iterator[Waiting]:
         """The document moved aside for a person to file or reject (see the module's
-        docstring); moved back if that fails. The moves are renames within its folder."""
+        docstring); moved back if that fails. The moves are renames within its folder; the
+        file stays locked until the work is done, so that another page starting meanwhile
+        does not move it back."""
         claim = self._claim_path(document)
         with open_regular(document.path, what="document", follow_links=False) as handle:
             _lock_within(handle, CLAIM_WAIT, document.key)
@@ -299,12 +301,12 @@ class Desk:
                 )
             make_directory(claim.parent)
             _move_with_companions(document.path, claim)
-        try:
-            yield dataclasses.replace(document, path=claim)
-        except BaseException:
-            if claim.exists():
-                _unclaim(claim, document.path)
-            raise
+            try:
+                yield dataclasses.replace(document, path=claim)
+            except BaseException:
+                if claim.exists():
+                    _unclaim(claim, document.path)
+                raise
 
     def _check_inboxes(self) -> None:
         """A running hot folder's inbox may be reviewed (its held files), but what is filed
@@ -325,11 +327,16 @@ class Desk:
         return self.options.folders[_number(document)] / CLAIM_FOLDER / _relative(document)
 
     def _restore_claims(self) -> None:
-        """Move back what a desk that was killed left moved aside."""
+        """Move back what a desk that was killed left moved aside (never what another page
+        is filing now: that one holds its lock)."""
         for folder in self.options.folders:
             hidden = folder / CLAIM_FOLDER
             for relative, path in _claimed_pdfs(hidden):
-                with contextlib.suppress(OSError, InputError):
+                with contextlib.suppress(OSError, InputError), path.open("rb") as handle:
+                    try:
+                        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        continue
                     _unclaim(path, folder / relative)
 
     def _carry_out(self, document: Waiting, choice: Choice, *, dry_run: bool) -> UploadResult:
