@@ -31,9 +31,10 @@ def closed_port() -> int:
         return port
 
 
-@pytest.fixture
-def store_scp() -> Iterator[tuple[str, list[Any]]]:
-    """A storage SCP called ARCHIVE that keeps every data set it receives, as received."""
+@pytest.fixture(scope="module")
+def archive_scp() -> Iterator[tuple[str, list[Any]]]:
+    """A storage SCP called ARCHIVE that keeps every data set it receives, as received
+    (started once: stopping one waits for its half-second poll)."""
     from pynetdicom import AE, evt
 
     received: list[Any] = []
@@ -53,6 +54,13 @@ def store_scp() -> Iterator[tuple[str, list[Any]]]:
         yield f"ARCHIVE@127.0.0.1:{server.server_address[1]}", received
     finally:
         server.shutdown()
+
+
+@pytest.fixture
+def store_scp(archive_scp: tuple[str, list[Any]]) -> tuple[str, list[Any]]:
+    """The storage SCP, with nothing received yet in this test."""
+    archive_scp[1].clear()
+    return archive_scp
 
 
 def inbox_with(tmp_path: Path, name: str = "consent.pdf") -> tuple[Path, bytes]:
