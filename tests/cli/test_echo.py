@@ -136,5 +136,5 @@ def test_a_port_that_never_answers_times_out() -> None:
     assert result.stderr == (
         f"pdf2dcm: error: PACS@127.0.0.1:{port} accepted the connection but not the "
         "association (it was aborted or timed out); check the AE titles and that it is a "
-        "DICOM port\n"
+        "DICOM port; a TLS port needs --tls\n"
     )

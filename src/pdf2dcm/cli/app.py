@@ -470,6 +470,7 @@ HELP_SECTIONS: tuple[tuple[str, frozenset[str]], ...] = (
         "DICOM node",
         frozenset(
             {"scp", "calling_aet", "dimse_timeout", "commit", "listen_port", "worklist_charset"}
+            | {"tls", "tls_ca", "tls_cert", "tls_key"}
         ),
     ),
     (

@@ -98,6 +98,7 @@ class TlsChoice:
             return None
         if self.tls_key is not None and self.tls_cert is None:
             raise click.UsageError("--tls-key goes with --tls-cert")
+        load_pydicom()
         from pdf2dcm.dimse import tls_context
 
         return tls_context(self.tls_ca, self.tls_cert, self.tls_key)
