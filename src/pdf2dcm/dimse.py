@@ -453,6 +453,36 @@ def check_reachable(
             raise
 
 
+def check_commitment(
+    node: Node, *, calling_aet: str = DEFAULT_CALLING_AET, timeout: float = DEFAULT_TIMEOUT
+) -> None:
+    """Verify that ``node`` takes storage commitment requests (it accepts the Storage
+    Commitment Push Model in an association), before documents are stored and then found
+    not committable one by one.
+
+    Raises
+    ------
+    DicomRefusedError
+        The node does not do storage commitment (status 0122).
+    ServerUnreachableError
+        As for any association.
+    """
+    connection = Connection(node, calling_aet, timeout)
+    syntaxes = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
+    try:
+        with _associated(connection, [(STORAGE_COMMITMENT_PUSH_MODEL, syntaxes)]):
+            pass
+    except DicomRefusedError as exc:
+        if exc.status != _SOP_CLASS_NOT_SUPPORTED:
+            raise
+        raise DicomRefusedError(
+            f"{node} does not do storage commitment (it refuses the Storage Commitment Push "
+            "Model); leave --commit out, or ask its administrator to enable it",
+            status=exc.status,
+            meaning=exc.meaning,
+        ) from None
+
+
 # --- C-STORE -------------------------------------------------------------------------------
 
 _LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT"})

@@ -210,3 +210,21 @@ def test_tls_options_go_with_dicom_nodes(tmp_path: Path) -> None:
     not_pem = run("echo", "A@127.0.0.1:104", "--tls", "--tls-ca", str(pdf))
     assert not_pem.exit_code == 2
     assert not_pem.stderr.startswith("pdf2dcm: error: cannot use the TLS files (")
+
+
+def test_a_node_without_storage_commitment_is_found_out_before_anything_is_stored(
+    store_scp: tuple[str, list[Any]], tmp_path: Path
+) -> None:
+    node, received = store_scp
+    inbox, data = inbox_with(tmp_path)
+    watched = run(*watch_args(inbox, "--via", "dimse", "--scp", node, "--commit"))
+    uploaded = run(
+        *("upload", str(inbox / "consent.pdf"), "--via", "dimse", "--scp", node, "--commit"),
+        *("--tag", "PatientID=C"),
+    )
+    for result in (watched, uploaded):
+        assert result.exit_code == 4, result.stderr
+        assert f"{node} does not do storage commitment" in result.stderr
+        assert "leave --commit out" in result.stderr
+    assert received == []
+    assert (inbox / "consent.pdf").read_bytes() == data

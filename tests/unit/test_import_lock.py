@@ -25,7 +25,8 @@ def _imported(node: ast.Import | ast.ImportFrom) -> list[str]:
         if node.module:
             return [f"{base}.{node.module}"]
         return [f"{base}.{alias.name}" for alias in node.names]
-    return [node.module or ""]
+    module = node.module or ""
+    return [module, *(f"{module}.{alias.name}" for alias in node.names)]
 
 
 def _needs(node: ast.stmt) -> str | None:

@@ -328,6 +328,7 @@ node's reason, such as an unknown called or calling AE title).""",
 @tls_options
 def echo(node: Node, calling_aet: str, dimse_timeout: float, tls: TlsChoice) -> None:
     """Check that a DICOM node accepts pdf2dcm (C-ECHO)."""
+    load_pydicom()
     from pdf2dcm import dimse
 
     answered = dimse.echo(

@@ -186,6 +186,14 @@ def upload(
     with client if isinstance(client, OrthancClient) else contextlib.nullcontext():
         if forward is not None and isinstance(client, OrthancClient):
             check_forward_target(client, *forward)
+        if dicom.commit and not dry_run and not isinstance(client, OrthancClient):
+            # Before anything is stored: a node that cannot commit is said at once.
+            load_pydicom()
+            from pdf2dcm import dimse
+
+            dimse.check_commitment(
+                client.node, calling_aet=client.calling_aet, timeout=client.timeout
+            )
         prepared = prepare_batch(
             client,
             sources,

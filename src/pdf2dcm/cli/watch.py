@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from pdf2dcm.imports import load_pydicom
+
 from . import app
 from .app import SectionedCommand, cli, displaying, exit_status_for, info, say
 from .common import (
@@ -454,12 +456,17 @@ def _start_failure(client: Server, options: WatchOptions) -> Pdf2DcmError | None
     from pdf2dcm.errors import Pdf2DcmError
 
     if not isinstance(client, OrthancClient):
+        load_pydicom()
         from pdf2dcm import dimse
 
         try:
             dimse.check_reachable(
                 client.node, calling_aet=client.calling_aet, timeout=client.timeout
             )
+            if options.commit:
+                dimse.check_commitment(
+                    client.node, calling_aet=client.calling_aet, timeout=client.timeout
+                )
         except Pdf2DcmError as error:
             return error
         return None
