@@ -32,7 +32,6 @@ from .charsets import strict_decode
 from .constants import ENCAPSULATED_PDF_STORAGE as _ENCAPSULATED_PDF_STORAGE
 from .constants import PDF_MIME_TYPE
 from .errors import InputError, StrictModeError, TagError
-from .extract import read_header
 from .files import (
     CHUNK_SIZE,
     PathLike,
@@ -222,6 +221,8 @@ def _reference_files(paths: Seq[PathLike]) -> list[str]:
 
 
 def _read_one_reference(name: str, level: Literal["study", "series"]) -> ReferenceAttributes:
+    from .extract import read_header
+
     with open_input(name, name=name) as (handle, _size):
         source = read_header(handle, name)
     return reference_from_header(source, level, name)
@@ -618,8 +619,8 @@ def refuse_truncated(names: Iterable[str]) -> None:
     Inputs that are not PDFs (DICOM files, unreadable names, stdin) are left to their own
     turn in the batch, which reports them.
     """
-    from .extract import looks_like_dicom
     from .pdf import may_be_truncated
+    from .sniff import looks_like_dicom
 
     for name in names:
         if name == "-" or not is_regular_file(name):

@@ -31,6 +31,14 @@ from .errors import InputError, NotEncapsulatedPdfError, Pdf2DcmError
 from .files import PathLike, atomic_output, copy_document, display_name, open_input
 from .imports import load_pydicom
 from .progress import ProgressCallback
+from .sniff import MAGIC as _MAGIC
+from .sniff import PREAMBLE_LENGTH as _PREAMBLE_LENGTH
+from .sniff import SNIFF_WINDOW as _SNIFF_WINDOW
+from .sniff import UNDEFINED_LENGTH as _UNDEFINED_LENGTH
+from .sniff import VALID_VRS as _VALID_VRS
+from .sniff import VRS_WITH_32BIT_LENGTH as _VRS_WITH_32BIT_LENGTH
+from .sniff import leading_element as _leading_element
+from .sniff import looks_like_dicom
 
 if TYPE_CHECKING:
     from pydicom.dataelem import DataElement, RawDataElement
@@ -44,16 +52,6 @@ per element); an Encapsulated PDF object's header is a few kilobytes."""
 MAX_SHOWN_CHARS = 80
 """A value quoted in a message is cut to this many characters, and its length is given."""
 
-_PREAMBLE_LENGTH = 128
-_MAGIC = b"DICM"
-_SNIFF_WINDOW = 1024
-_VALID_VRS = frozenset(
-    b"AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL "
-    b"UN UR US UT UV".split()
-)
-_VRS_WITH_32BIT_LENGTH = frozenset(b"OB OD OF OL OV OW SQ UC UN UR UT SV UV".split())
-_UNDEFINED_LENGTH = 0xFFFFFFFF
-_SANE_LEADING_LENGTH = 64 * 1024
 """No element of group 0002 or 0008 that can come first is anywhere near this long."""
 _DOCUMENT_TAG = 0x00420011
 _MIME_TYPE_TAG = 0x00420012
@@ -92,47 +90,6 @@ def shown(value: str | bytes) -> str:
         return text
     unit = "bytes" if isinstance(value, bytes) else "characters"
     return f"{text[:MAX_SHOWN_CHARS]}... ({len(value)} {unit})"
-
-
-def looks_like_dicom(handle: BinaryIO) -> bool:
-    """Whether a seekable file is DICOM, with or without its preamble; ``handle`` is left at 0.
-
-    True for the 128-byte preamble followed by ``DICM``, and for a file whose first element
-    (at offset 0, or at 132 after a preamble whose prefix is damaged) is a plausible leading
-    element of group 0002 or 0008 in Explicit or Implicit VR Little Endian: such files are
-    DICOM that other tools wrote carelessly, and must never be taken for something else
-    (a PDF, because of the document inside them) nor wrapped again.
-    """
-    handle.seek(0)
-    head = handle.read(_SNIFF_WINDOW)
-    handle.seek(0)
-    if head[_PREAMBLE_LENGTH : _PREAMBLE_LENGTH + 4] == _MAGIC:
-        return True
-    return _leading_element(head, 0) or _leading_element(head, _PREAMBLE_LENGTH + 4)
-
-
-def _leading_element(data: bytes, offset: int) -> bool:
-    """Whether ``data[offset:]`` starts with a plausible first element of group 0002 or 0008."""
-    header = data[offset : offset + 12]
-    if len(header) < 8:
-        return False
-    group, _element = struct.unpack_from("<HH", header)
-    if group not in (0x0002, 0x0008):
-        return False
-    vr = header[4:6]
-    length: int
-    if vr in _VALID_VRS:
-        if vr in _VRS_WITH_32BIT_LENGTH:
-            if len(header) < 12 or header[6:8] != b"\x00\x00":
-                return False
-            (length,) = struct.unpack_from("<I", header, 8)
-            if length == _UNDEFINED_LENGTH:
-                return vr in (b"SQ", b"UN")
-        else:
-            (length,) = struct.unpack_from("<H", header, 6)
-    else:
-        (length,) = struct.unpack_from("<I", header, 4)
-    return length % 2 == 0 and length <= _SANE_LEADING_LENGTH
 
 
 @contextlib.contextmanager

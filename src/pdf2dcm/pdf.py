@@ -144,7 +144,7 @@ def inspect_pdf(fp: BinaryIO, size: int, name: str) -> PdfFacts:
         When no ``%PDF-`` header is found, or the file is DICOM (an Encapsulated PDF holds
         ``%PDF-`` within its first 1024 bytes too): wrapping such a file would mislabel it.
     """
-    from .extract import looks_like_dicom  # the encoder has pydicom loaded already
+    from .sniff import looks_like_dicom
 
     if looks_like_dicom(fp):
         raise NotAPdfError(

@@ -41,8 +41,6 @@ from .errors import (
     ServerError,
     ServerUnreachableError,
 )
-from .extract import extract_pdf, looks_like_dicom, read_header
-from .fetch import fetch_pdf
 from .files import CHUNK_SIZE, expand_directories, open_input, replayable_inputs
 from .identity import ReferenceAttributes
 from .imports import load_pydicom
@@ -56,6 +54,7 @@ from .plan import (
     check_sop_uid,
 )
 from .progress import ProgressCallback, ProgressEvent
+from .sniff import looks_like_dicom
 from .tags import TagsInput, ValidatedTags, validate_tags
 
 if TYPE_CHECKING:
@@ -466,6 +465,8 @@ def _upload_dicom(
     progress: ProgressCallback | None,
     planner: Planner,
 ) -> UploadResult:
+    from .extract import extract_pdf, read_header  # only for DICOM inputs
+
     _check_sent_unchanged(name, options, tags)
     with open(os.devnull, "wb") as sink:
         # Reading the PDF out proves the file holds one and gives its checksum.
@@ -564,6 +565,8 @@ def verify_same_document(
     ConflictError
         The stored document differs, or the instance holds none. Nothing was changed.
     """
+    from .fetch import fetch_pdf  # only when a document is already stored
+
     try:
         with open(os.devnull, "wb") as sink:
             stored = fetch_pdf(client, instance_id, sink)

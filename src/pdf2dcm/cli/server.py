@@ -40,7 +40,6 @@ from .dimse import (
     dimse_upload_options,
     tls_options,
 )
-from .jobs import wait_with_display
 from .report import Reporter, failure_record
 
 if TYPE_CHECKING:
@@ -341,6 +340,8 @@ def _forward(
     state: str | None = None
     error = None
     if wait_timeout is not None:
+        from .jobs import wait_with_display  # the jobs command's display, for --wait only
+
         [outcome] = wait_with_display(client, [job_id], wait_timeout, 2.0, False, show_progress)
         if outcome.status is not None:
             state = outcome.status.state.value
