@@ -146,8 +146,9 @@ def take_file(handle: BinaryIO, path: Path) -> bool:
 
     The review page takes the same lock before it moves a held file aside to file it by
     hand, so the two never file one document twice: whoever locks second finds the file
-    gone (or, for the page, already filed). The lock is waited for: the page holds it only
-    while it renames the file. On a file system without locks only the name is checked.
+    gone (or, for the page, already filed). The lock is waited for: the page holds it while
+    it moves the file aside and files it, seconds at most. On a file system without locks
+    only the name is checked.
     """
     with contextlib.suppress(OSError):
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
