@@ -51,6 +51,8 @@ Examples:
       --name-pattern '{PatientID}_{AccessionNumber}_{*}.pdf' \\
       --study 'AccessionNumber={AccessionNumber}'
   pdf2dcm watch scans/ --recursive --name-pattern '{PatientID}/{*}.pdf' --delete --once
+  pdf2dcm watch /srv/inbox --via dimse --scp PACS@pacs:104 --commit \\
+      --done /srv/done --failed /srv/failed
 
 \b
 A file is taken once its size and time stayed the same for --settle seconds and it ends
