@@ -59,6 +59,8 @@ STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
 MODALITY_WORKLIST_FIND = "1.2.840.10008.5.1.4.31"
 VERIFICATION = "1.2.840.10008.1.1"
 _SOP_CLASS_NOT_SUPPORTED = 0x0122
+_PROCESSING_FAILURE = 0x0110
+"""A storage commitment failure reason; also given to an instance the report leaves out."""
 
 PathLike = str | os.PathLike[str]
 StoreSource = PathLike | BinaryIO | Iterable[bytes]
@@ -1490,7 +1492,7 @@ def commit(
                 report = _wait_report(reports, timeout, node, transaction)
         if listen_port is not None:
             report = _wait_report(reports, timeout, node, transaction)
-    return _commit_result(report, transaction, node)
+    return _commit_result(report, transaction, node, instances)
 
 
 @contextmanager
@@ -1548,24 +1550,35 @@ def _reference(sop_class: str, sop_instance: str) -> Dataset:
     return item
 
 
-def _commit_result(report: Dataset, transaction: str, node: Node) -> CommitResult:
+def _commit_result(
+    report: Dataset, transaction: str, node: Node, requested: Sequence[tuple[str, str]]
+) -> CommitResult:
+    """The report read against the request: an instance counts as committed only when the
+    report names it so, with its SOP Class; one it does not name at all is failed (0110),
+    never taken as committed."""
+    asked = {(str(c), str(i)) for c, i in requested}
     committed = tuple(
-        (str(item.ReferencedSOPClassUID), str(item.ReferencedSOPInstanceUID))
+        (str(item.get("ReferencedSOPClassUID", "")), str(item.get("ReferencedSOPInstanceUID", "")))
         for item in report.get("ReferencedSOPSequence", [])
     )
-    failed = tuple(
+    committed = tuple(pair for pair in committed if pair in asked)
+    failed = [
         (
-            str(item.ReferencedSOPClassUID),
-            str(item.ReferencedSOPInstanceUID),
-            int(item.get("FailureReason", 0x0110)),
+            str(item.get("ReferencedSOPClassUID", "")),
+            str(item.get("ReferencedSOPInstanceUID", "")),
+            int(item.get("FailureReason", _PROCESSING_FAILURE)),
         )
         for item in report.get("FailedSOPSequence", [])
-    )
-    result = CommitResult(transaction, committed, failed)
-    if failed:
+    ]
+    reported = set(committed) | {(c, i) for c, i, _reason in failed}
+    failed += [
+        (c, i, _PROCESSING_FAILURE) for c, i in requested if (str(c), str(i)) not in reported
+    ]
+    result = CommitResult(transaction, committed, tuple(failed))
+    if failed or len(set(committed)) < len(asked):
         first = failed[0]
         raise CommitmentFailedError(
-            f"{node} did not commit to {len(failed)} of {len(failed) + len(committed)} "
+            f"{node} did not commit to {len(asked) - len(set(committed))} of {len(asked)} "
             f"instances (first: {first[1]}, {Status.of(first[2])})",
             result=result,
         )

@@ -269,3 +269,53 @@ def test_a_message_that_fills_its_pieces_exactly_ends_on_a_full_piece() -> None:
     command = b"".join(dimse._frames([b"abc"], 1, 2, command=True))
     assert command[10:12] == bytes([1, 1])
     assert command[-3:] == bytes([1, 3]) + b"c"
+
+
+def _report(
+    committed: list[tuple[str, str]], failed: list[tuple[str, str]] | None = None
+) -> Dataset:
+    report = Dataset()
+    report.TransactionUID = "2.25.7"
+    items = []
+    for sop_class, sop_instance in committed:
+        item = Dataset()
+        item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID = sop_class, sop_instance
+        items.append(item)
+    report.ReferencedSOPSequence = items
+    if failed:
+        bad = []
+        for sop_class, sop_instance in failed:
+            item = Dataset()
+            item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID = sop_class, sop_instance
+            item.FailureReason = 0x0112
+            bad.append(item)
+        report.FailedSOPSequence = bad
+    return report
+
+
+PDF_CLASS = "1.2.840.10008.5.1.4.1.1.104.1"
+NODE = dimse.Node("PACS", "127.0.0.1", 104)
+
+
+@pytest.mark.parametrize(
+    "committed",
+    [[], [(PDF_CLASS, "2.25.99")], [("1.2.840.10008.5.1.4.1.1.7", "2.25.1")]],
+    ids=["names-nothing", "names-another-instance", "names-another-class"],
+)
+def test_a_report_that_does_not_name_a_document_does_not_commit_it(
+    committed: list[tuple[str, str]],
+) -> None:
+    with pytest.raises(errors.CommitmentFailedError, match="did not commit to 1 of 1") as raised:
+        dimse._commit_result(_report(committed), "2.25.7", NODE, [(PDF_CLASS, "2.25.1")])
+    result = raised.value.result
+    assert isinstance(result, dimse.CommitResult)
+    assert result.committed == ()
+    assert [f[1] for f in result.failed] == ["2.25.1"]
+
+
+def test_a_report_naming_every_document_commits_them_and_a_failure_fails() -> None:
+    asked = [(PDF_CLASS, "2.25.1"), (PDF_CLASS, "2.25.2")]
+    result = dimse._commit_result(_report(asked), "2.25.7", NODE, asked)
+    assert result.committed == tuple(asked)
+    with pytest.raises(errors.CommitmentFailedError, match="did not commit to 1 of 2"):
+        dimse._commit_result(_report(asked[:1], asked[1:]), "2.25.7", NODE, asked)
