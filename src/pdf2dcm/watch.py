@@ -98,6 +98,9 @@ from .upload import (
 )
 
 IGNORED_SUFFIXES = (".part", ".tmp")
+FILED_MARK = ".pdf2dcm-filed"
+"""A file the review page puts in its done and rejected folders: a watcher never takes what
+is below a folder that holds it, wherever those folders are."""
 _STILL_PENDING = frozenset({"retry", "incomplete", "held", "changed"})
 """Outcomes after which a ``once`` run still counts the file as present and not done."""
 DEFAULT_SETTLE = 2.0
@@ -190,6 +193,11 @@ def lock_inbox(inbox: Path) -> int:
             f"cannot lock inbox {inbox}: {exc.strerror}", errno=exc.errno
         ) from exc
     return descriptor
+
+
+def _filed_folder(entry: os.DirEntry[str]) -> bool:
+    """Whether a folder holds documents the review page filed or rejected (its mark)."""
+    return os.path.lexists(os.path.join(entry.path, FILED_MARK))
 
 
 def is_watched(folder: Path) -> bool:
@@ -424,7 +432,7 @@ class Inbox:
                     continue
                 kind = _kind(entry)
                 if kind == "folder":
-                    if os.path.realpath(entry.path) in self._excluded:
+                    if os.path.realpath(entry.path) in self._excluded or _filed_folder(entry):
                         continue
                     if self.recursive:
                         pending.append((Path(entry.path), relative / name))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import io
+import json
 import os
 import threading
 from collections.abc import Iterator
@@ -27,7 +28,7 @@ from pdf2dcm.lookup import Target
 from pdf2dcm.pertags import NameRule
 from pdf2dcm.review import Choice, Desk, ReviewOptions
 from pdf2dcm.review import desk as desk_module
-from pdf2dcm.review.desk import CLAIM_FOLDER
+from pdf2dcm.review.desk import CLAIM_FOLDER, CLAIM_RECORD
 from pdf2dcm.upload import UploadOptions, upload_file
 from pdf2dcm.watch import lock_inbox, take_file
 from tests.fake_orthanc import FakeOrthanc, serving
@@ -164,11 +165,19 @@ def test_a_failed_filing_puts_the_held_file_back(held: Held) -> None:
     assert list((held.inbox / CLAIM_FOLDER).iterdir()) == []
 
 
+def _left_aside(inbox: Path, token: str = "0123456789abcdef") -> Path:
+    """What a page killed while filing leaves: the PDF and its sidecar in a claim folder."""
+    aside = inbox / CLAIM_FOLDER / token
+    aside.mkdir(parents=True)
+    (aside / CLAIM_RECORD).write_text(json.dumps({"Input": NAME}), "utf-8")
+    (inbox / NAME).rename(aside / NAME)
+    if (inbox / "NOPE_consent.json").exists():
+        (inbox / "NOPE_consent.json").rename(aside / "NOPE_consent.json")
+    return aside
+
+
 def test_what_a_killed_page_left_aside_is_put_back_at_the_next_start(held: Held) -> None:
-    aside = held.inbox / CLAIM_FOLDER
-    aside.mkdir()
-    (held.inbox / NAME).rename(aside / NAME)
-    (held.inbox / "NOPE_consent.json").rename(aside / "NOPE_consent.json")
+    _left_aside(held.inbox)
     Desk(held.client, held.options)
     assert (held.inbox / NAME).read_bytes() == held.pdf
     assert (held.inbox / "NOPE_consent.json").exists()
@@ -178,7 +187,8 @@ def test_the_inbox_of_a_running_watcher_needs_done_and_rejected_outside_it(held:
     lock = lock_inbox(held.inbox)
     try:
         inside = ReviewOptions(folders=(held.inbox,), journal=held.journal)
-        with pytest.raises(InputError, match="inbox of a running pdf2dcm watch: give --done"):
+        refused = "is inside the inbox of a running pdf2dcm watch: give --done"
+        with pytest.raises(InputError, match=refused):
             Desk(held.client, inside)
         Desk(held.client, held.options)  # done and rejected outside it: fine
     finally:
@@ -187,9 +197,7 @@ def test_the_inbox_of_a_running_watcher_needs_done_and_rejected_outside_it(held:
 
 
 def test_a_page_starting_leaves_alone_what_another_page_is_filing(held: Held) -> None:
-    aside = held.inbox / CLAIM_FOLDER
-    aside.mkdir()
-    (held.inbox / NAME).rename(aside / NAME)
+    aside = _left_aside(held.inbox)
     with (aside / NAME).open("rb") as other_page:
         fcntl.flock(other_page.fileno(), fcntl.LOCK_EX)
         Desk(held.client, held.options)
@@ -197,3 +205,73 @@ def test_a_page_starting_leaves_alone_what_another_page_is_filing(held: Held) ->
         assert not (held.inbox / NAME).exists()
     Desk(held.client, held.options)
     assert (held.inbox / NAME).read_bytes() == held.pdf
+
+
+def test_two_pages_never_put_two_documents_of_one_name_in_one_place(held: Held) -> None:
+    """Page A is filing NAME when the scanner sends another NAME, which page B rejects."""
+    first, second = Desk(held.client, held.options), Desk(held.client, held.options)
+    later = make_pdf(2600, seed=99)
+    with first._claimed(first.document(f"0/{NAME}")) as claimed:
+        (held.inbox / NAME).write_bytes(later)
+        second.reject(f"0/{NAME}", "a second scan")
+        assert claimed.path.read_bytes() == held.pdf
+    assert (held.options.rejected or Path()).joinpath(NAME).read_bytes() == later
+
+
+def test_a_fifo_left_in_the_claim_folder_neither_blocks_the_page_nor_is_moved(
+    held: Held,
+) -> None:
+    aside = held.inbox / CLAIM_FOLDER / "fedcba9876543210"
+    aside.mkdir(parents=True)
+    (aside / CLAIM_RECORD).write_text(json.dumps({"Input": "trap.pdf"}), "utf-8")
+    os.mkfifo(aside / "trap.pdf")
+    started = threading.Thread(target=Desk, args=(held.client, held.options), daemon=True)
+    started.start()
+    started.join(timeout=30)
+    assert not started.is_alive()
+    assert not (held.inbox / "trap.pdf").exists()
+
+
+def test_a_claim_folder_that_is_a_link_is_refused_and_the_file_stays(
+    held: Held, tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (held.inbox / CLAIM_FOLDER).symlink_to(elsewhere)
+    desk = Desk(held.client, held.options)
+    with pytest.raises(InputError, match="is not a folder pdf2dcm can put documents aside in"):
+        desk.reject(f"0/{NAME}", "planted link")
+    assert (held.inbox / NAME).read_bytes() == held.pdf
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_folder_inside_a_watched_inbox_needs_done_and_rejected_outside_it(
+    held: Held,
+) -> None:
+    ward = held.inbox / "ward7"
+    ward.mkdir()
+    lock = lock_inbox(held.inbox)
+    try:
+        with pytest.raises(InputError, match=r"ward7 is inside .*/in, which is the inbox of a"):
+            Desk(held.client, ReviewOptions(folders=(ward,)))
+    finally:
+        os.close(lock)
+
+
+def test_a_watcher_started_later_never_takes_what_the_page_filed(held: Held) -> None:
+    """The page files into done/ inside the folder; a recursive watcher started afterwards
+    on a folder above it leaves that done/ alone, by its mark."""
+    options = ReviewOptions(folders=(held.inbox,), journal=held.journal)
+    desk = Desk(held.client, options)
+    desk.reject(f"0/{NAME}", "not ours")
+    assert (held.inbox / "rejected" / NAME).exists()
+    result = CliRunner().invoke(
+        cli,
+        [
+            *("watch", str(held.inbox), "--url", held.fake.url, "--once", "--settle", "0"),
+            *("--recursive", "--delete", "--json", "--tag", "PatientID=W"),
+        ],
+    )
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == ""
+    assert (held.inbox / "rejected" / NAME).read_bytes() == held.pdf

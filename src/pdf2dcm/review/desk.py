@@ -30,6 +30,7 @@ import datetime as dt
 import fcntl
 import hashlib
 import hmac
+import json
 import os
 import secrets
 import threading
@@ -42,12 +43,20 @@ from typing import Any, Literal
 from pdf2dcm import records
 from pdf2dcm.client import OrthancClient, Patient, Study
 from pdf2dcm.errors import InputError, NotFoundError
-from pdf2dcm.files import filesystem_error, make_directory, open_regular
+from pdf2dcm.files import filesystem_error, make_directory, open_regular, read_bounded
 from pdf2dcm.lookup import Target, find_resources, resolve_resource, scheduled_procedures
 from pdf2dcm.pertags import NameRule, merge_tags, sidecar_path, sidecar_tags
 from pdf2dcm.tags import ValidatedTags, validate_tags
 from pdf2dcm.upload import UploadOptions, UploadResult, file_sha256, prepare_batch, upload_file
-from pdf2dcm.watch import ERROR_SUFFIX, Journal, _free_name, _move, _write_atomic, is_watched
+from pdf2dcm.watch import (
+    ERROR_SUFFIX,
+    FILED_MARK,
+    Journal,
+    _free_name,
+    _move,
+    _write_atomic,
+    is_watched,
+)
 
 from .queue import Waiting, journal_records, read_entry, waiting_documents
 
@@ -259,7 +268,8 @@ class Desk:
                     "previewed; preview it again, then confirm"
                 )
             result = self._carry_out(document, choice, dry_run=False)
-            destination = self._put_away(document, self._done(_number(document)), result.sha256)
+            done = self._marked(self._done(_number(document)))
+            destination = self._put_away(document, done, result.sha256)
         self._journal(records.matched(_relative(document), result, str(choice)), destination)
         return Filed(document, destination, result)
 
@@ -272,7 +282,7 @@ class Desk:
             with document.path.open("rb") as handle:
                 digest = file_sha256(handle)
             record = records.rejected(_relative(document), reason)
-            folder = self._rejected(_number(document))
+            folder = self._marked(self._rejected(_number(document)))
             target = _free_name(folder / _relative(document), digest)
             make_directory(target.parent)
             stamped = self._stamped(record, target)
@@ -287,7 +297,6 @@ class Desk:
         docstring); moved back if that fails. The moves are renames within its folder; the
         file stays locked until the work is done, so that another page starting meanwhile
         does not move it back."""
-        claim = self._claim_path(document)
         with open_regular(document.path, what="document", follow_links=False) as handle:
             _lock_within(handle, CLAIM_WAIT, document.key)
             try:
@@ -299,7 +308,7 @@ class Desk:
                     f"{document.key} was filed or moved meanwhile (by the hot folder?); "
                     "reload the list"
                 )
-            make_directory(claim.parent)
+            claim = _new_claim(self.options.folders[_number(document)], document)
             _move_with_companions(document.path, claim)
             try:
                 yield dataclasses.replace(document, path=claim)
@@ -307,37 +316,43 @@ class Desk:
                 if claim.exists():
                     _unclaim(claim, document.path)
                 raise
+            _forget(claim)
 
     def _check_inboxes(self) -> None:
-        """A running hot folder's inbox may be reviewed (its held files), but what is filed
-        or rejected must go outside it, where the watcher never takes a file again."""
+        """A running hot folder's inbox (or a folder inside it) may be reviewed, its held
+        files too, but what is filed or rejected must go outside it, where the watcher never
+        takes a file again. (A watcher started later skips folders with the page's mark.)"""
         for number, folder in enumerate(self.options.folders):
-            if not is_watched(folder):
-                continue
-            inside = os.path.realpath(folder) + os.sep
-            puts = (("--done", self._done(number)), ("--rejected", self._rejected(number)))
-            for flag, put in puts:
-                if (os.path.realpath(put) + os.sep).startswith(inside):
-                    raise InputError(
-                        f"{folder} is the inbox of a running pdf2dcm watch: give {flag} a "
-                        "folder outside it, where the watcher never takes a file"
-                    )
-
-    def _claim_path(self, document: Waiting) -> Path:
-        return self.options.folders[_number(document)] / CLAIM_FOLDER / _relative(document)
+            real = Path(os.path.realpath(folder))
+            for inbox in (real, *real.parents):
+                if not is_watched(inbox):
+                    continue
+                inside = str(inbox).rstrip(os.sep) + os.sep
+                puts = (("--done", self._done(number)), ("--rejected", self._rejected(number)))
+                for flag, put in puts:
+                    if (os.path.realpath(put) + os.sep).startswith(inside):
+                        where = "" if inbox == real else f" {inbox}, which is"
+                        raise InputError(
+                            f"{folder} is inside{where} the inbox of a running pdf2dcm watch: "
+                            f"give {flag} a folder outside it, where the watcher never takes "
+                            "a file"
+                        )
 
     def _restore_claims(self) -> None:
         """Move back what a desk that was killed left moved aside (never what another page
-        is filing now: that one holds its lock)."""
+        is filing now: that one holds its lock). Only what a desk made is touched: regular
+        files in folders of its own, named in their claim record; never through a link."""
         for folder in self.options.folders:
-            hidden = folder / CLAIM_FOLDER
-            for relative, path in _claimed_pdfs(hidden):
-                with contextlib.suppress(OSError, InputError), path.open("rb") as handle:
+            for claim, relative in _claims(folder / CLAIM_FOLDER):
+                with (
+                    contextlib.suppress(OSError, InputError),
+                    open_regular(claim, what="document", follow_links=False) as handle,
+                ):
                     try:
                         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
                     except BlockingIOError:
                         continue
-                    _unclaim(path, folder / relative)
+                    _unclaim(claim, folder / relative)
 
     def _carry_out(self, document: Waiting, choice: Choice, *, dry_run: bool) -> UploadResult:
         relative = _relative(document)
@@ -382,6 +397,15 @@ class Desk:
     def _confirmation(self, key: str, choice: Choice, sha256: str) -> str:
         message = "\0".join((key, choice.kind, choice.value, sha256)).encode("utf-8", "replace")
         return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
+
+    def _marked(self, folder: Path) -> Path:
+        """``folder``, made if missing, with the mark that keeps any watcher out of it."""
+        make_directory(folder)
+        mark = folder / FILED_MARK
+        if not os.path.lexists(mark):
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(mark, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
+        return folder
 
     def _done(self, number: int) -> Path:
         return self.options.done or self.options.folders[number] / "done"
@@ -469,23 +493,81 @@ def _move_with_companions(source: Path, target: Path) -> None:
 
 def _unclaim(claim: Path, original: Path) -> None:
     """Put a document moved aside back where it was (beside it, if a new file has taken its
-    name meanwhile)."""
+    name meanwhile), then remove its claim folder."""
     back = original
     if original.exists():
         with claim.open("rb") as handle:
             back = _free_name(original, file_sha256(handle))
     make_directory(back.parent)
     _move_with_companions(claim, back)
+    _forget(claim)
 
 
-def _claimed_pdfs(hidden: Path) -> Iterator[tuple[str, Path]]:
-    if not hidden.is_dir() or hidden.is_symlink():
+def _forget(claim: Path) -> None:
+    """Remove an emptied claim folder (its record, then the folder)."""
+    with contextlib.suppress(OSError):
+        (claim.parent / CLAIM_RECORD).unlink()
+        claim.parent.rmdir()
+
+
+CLAIM_RECORD = "claim.json"
+
+
+def _new_claim(folder: Path, document: Waiting) -> Path:
+    """A folder of this claim's own below ``folder/.pdf2dcm-review`` (a random name, made
+    here, so no two claims ever share a path and nothing planted is written through), with
+    the document's path recorded for a later page to put it back; the claimed path in it."""
+    hidden = folder / CLAIM_FOLDER
+    try:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(hidden, 0o700)
+        descriptor = os.open(hidden, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise InputError(
+            f"{hidden} is not a folder pdf2dcm can put documents aside in ({exc.strerror}); "
+            "remove it"
+        ) from None
+    try:
+        token = secrets.token_hex(8)
+        os.mkdir(token, 0o700, dir_fd=descriptor)
+        record = json.dumps({"Input": _relative(document)}).encode("utf-8")
+        written = os.open(
+            f"{token}/{CLAIM_RECORD}",
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+            0o600,
+            dir_fd=descriptor,
+        )
+        try:
+            os.write(written, record)
+        finally:
+            os.close(written)
+    except OSError as exc:
+        raise filesystem_error(exc, hidden, "put the document aside in") from exc
+    finally:
+        os.close(descriptor)
+    return hidden / token / document.path.name
+
+
+def _claims(hidden: Path) -> Iterator[tuple[Path, str]]:
+    """Each claim a desk left in ``hidden``: its PDF and the path it came from."""
+    try:
+        entries = list(os.scandir(hidden)) if not hidden.is_symlink() else []
+    except OSError:
         return
-    for root, _folders, names in os.walk(hidden):
-        for name in names:
-            path = Path(root) / name
-            if name.lower().endswith(".pdf") and not path.is_symlink():
-                yield str(path.relative_to(hidden)), path
+    for entry in entries:
+        if not entry.is_dir(follow_symlinks=False):
+            continue
+        try:
+            raw = read_bounded(
+                Path(entry.path) / CLAIM_RECORD, what="claim", limit=65536, follow_links=False
+            )
+            relative = json.loads(raw.decode("utf-8"))["Input"]
+        except (InputError, OSError, ValueError, KeyError, TypeError):
+            continue
+        parts = PurePosixPath(relative).parts if isinstance(relative, str) else ()
+        if not parts or any(part in ("", ".", "..") for part in parts) or relative.startswith("/"):
+            continue
+        yield Path(entry.path) / parts[-1], relative
 
 
 def _number(document: Waiting) -> int:
