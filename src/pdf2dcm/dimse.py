@@ -22,6 +22,7 @@ import queue
 import socket
 import ssl
 import struct
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -1434,6 +1435,7 @@ def commit(
     timeout: float = DEFAULT_TIMEOUT,
     listen_port: int | None = None,
     listen_host: str = "",
+    stop: threading.Event | None = None,
 ) -> CommitResult:
     """Ask ``node`` to commit to storing ``instances`` ((SOP Class, SOP Instance) pairs).
 
@@ -1489,9 +1491,9 @@ def commit(
             if not status.success:
                 raise status_error(status, f"storage commitment request to {node}")
             if listen_port is None:
-                report = _wait_report(reports, timeout, node, transaction)
+                report = _wait_report(reports, timeout, node, transaction, stop)
         if listen_port is not None:
-            report = _wait_report(reports, timeout, node, transaction)
+            report = _wait_report(reports, timeout, node, transaction, stop)
     return _commit_result(report, transaction, node, instances)
 
 
@@ -1532,15 +1534,31 @@ def _listening(
 
 
 def _wait_report(
-    reports: queue.Queue[Dataset], timeout: float, node: Node, transaction: str
+    reports: queue.Queue[Dataset],
+    timeout: float,
+    node: Node,
+    transaction: str,
+    stop: threading.Event | None,
 ) -> Dataset:
-    try:
-        return reports.get(timeout=timeout)
-    except queue.Empty:
-        raise CommitmentTimeoutError(
-            f"{node} sent no storage commitment report for transaction {transaction} within "
-            f"{timeout:g} s; the archive may still commit later"
-        ) from None
+    """The report, waited for up to ``timeout``, or until ``stop`` is set (a service being
+    stopped must not wait out every pending commitment)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            return reports.get(timeout=max(0.0, min(left, 0.2 if stop is not None else left)))
+        except queue.Empty:
+            pass
+        if stop is not None and stop.is_set():
+            raise CommitmentTimeoutError(
+                f"stopped before {node} sent its storage commitment report for transaction "
+                f"{transaction}; the archive may still commit"
+            )
+        if time.monotonic() >= deadline:
+            raise CommitmentTimeoutError(
+                f"{node} sent no storage commitment report for transaction {transaction} "
+                f"within {timeout:g} s; the archive may still commit later"
+            )
 
 
 def _reference(sop_class: str, sop_instance: str) -> Dataset:

@@ -787,6 +787,7 @@ def commit_stored(
     results: Sequence[UploadResult],
     *,
     listen_port: int | None = None,
+    stop: threading.Event | None = None,
 ) -> dimse.CommitResult:
     """Ask the node to commit to every document it stored (one storage commitment
     transaction), and wait for its report; see :func:`pdf2dcm.dimse.commit`.
@@ -812,4 +813,5 @@ def commit_stored(
         calling_aet=archive.calling_aet,
         timeout=archive.timeout,
         listen_port=listen_port,
+        stop=stop,
     )

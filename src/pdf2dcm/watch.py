@@ -611,6 +611,8 @@ class Watcher:
         self._noted: set[str] = set()
         self._commit_lock = threading.Lock()
         """One storage commitment at a time: its report comes to one listening port."""
+        self._stop = threading.Event()
+        """The run's stop: commitments still waiting for their report give up on it."""
         self.planner = Planner(
             plan_options(options.upload, same_series=options.same_series), archive_view(client)
         )
@@ -626,6 +628,7 @@ class Watcher:
         Files being uploaded when ``stop`` is set are finished and moved; no new one starts.
         """
         options = self.options
+        self._stop = stop
         loop = _Loop(next_scan=self._clock())
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, options.concurrency))
         try:
@@ -941,7 +944,14 @@ class Watcher:
         if not self.options.commit or isinstance(self.client, OrthancClient):
             return
         with self._commit_lock:
-            commit_stored(self.client, [result], listen_port=self.options.listen_port)
+            if self._stop.is_set():
+                raise CommitmentError(
+                    f"stopped before {self.client.name} was asked to commit to "
+                    f"{result.input}; the file stays in the inbox"
+                )
+            commit_stored(
+                self.client, [result], listen_port=self.options.listen_port, stop=self._stop
+            )
 
     def _forward(self, result: UploadResult) -> str | None:
         """Submit the forwarding job of a stored document, if forwarding.

@@ -228,3 +228,56 @@ def test_a_node_without_storage_commitment_is_found_out_before_anything_is_store
         assert "leave --commit out" in result.stderr
     assert received == []
     assert (inbox / "consent.pdf").read_bytes() == data
+
+
+def test_a_stop_does_not_wait_out_a_pending_commitment(tmp_path: Path) -> None:
+    """A node that takes the commitment request and never reports: SIGTERM ends the watcher
+    at once (not after --dimse-timeout), and the file, never committed, stays."""
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    from pynetdicom import AE, evt
+
+    from pdf2dcm import dimse
+
+    asked = threading.Event()
+
+    def on_action(_event: Any) -> tuple[int, None]:
+        asked.set()
+        return 0x0000, None
+
+    ae = AE(ae_title="SILENT")
+    ae.add_supported_context(ENCAPSULATED_PDF, ["1.2.840.10008.1.2.1"])
+    ae.add_supported_context(VERIFICATION)
+    ae.add_supported_context(dimse.STORAGE_COMMITMENT_PUSH_MODEL)
+    server = ae.start_server(
+        ("127.0.0.1", 0),
+        block=False,
+        evt_handlers=[(evt.EVT_C_STORE, lambda _e: 0x0000), (evt.EVT_N_ACTION, on_action)],
+    )
+    assert server is not None
+    inbox, data = inbox_with(tmp_path)
+    node = f"SILENT@127.0.0.1:{server.server_address[1]}"
+    watcher = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "pdf2dcm", "watch", str(inbox), "--settle", "0"),
+            *("--done", str(tmp_path / "done"), "--no-progress", "--via", "dimse"),
+            *("--scp", node, "--commit", "--dimse-timeout", "300", "--tag", "PatientID=S"),
+        ],
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert asked.wait(60), "the commitment request never came"
+        watcher.send_signal(signal.SIGTERM)
+        _out, stderr = watcher.communicate(timeout=30)
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+        server.shutdown()
+    assert watcher.returncode == 0, stderr.decode()
+    assert stderr.decode().splitlines()[-1] == (
+        "pdf2dcm: 1 file: 0 stored, 0 failed, 0 held, 1 waiting"
+    )
+    assert (inbox / "consent.pdf").read_bytes() == data
