@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -72,8 +73,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def require_binary(name: str) -> str:
-    """The path of an external oracle; skip without it, fail when CI says it must be there."""
-    path = shutil.which(name)
+    """The path of an external oracle; skip without it, fail when CI says it must be there.
+
+    The virtual environment's own bin folder is passed over: pynetdicom installs scripts
+    named like DCMTK's tools there (storescp, storescu, echoscu, findscu), which would stand
+    in for the oracle when the environment is activated."""
+    own = os.path.realpath(os.path.join(sys.prefix, "bin"))
+    search = os.pathsep.join(
+        folder
+        for folder in os.environ.get("PATH", os.defpath).split(os.pathsep)
+        if folder and os.path.realpath(folder) != own
+    )
+    path = shutil.which(name, path=search)
     if path is None:
         message = f"{name} not found on PATH (install the Debian packages listed in .ci/run)"
         if os.environ.get(REQUIRE_ENV) == "1":

@@ -21,6 +21,7 @@ import os
 import queue
 import socket
 import ssl
+import stat
 import struct
 import threading
 import time
@@ -146,25 +147,48 @@ def tls_context(
     ca_file: str | None = None, cert_file: str | None = None, key_file: str | None = None
 ) -> ssl.SSLContext:
     """The TLS of DICOM associations (PS3.15 B.9, BCP 195): TLS 1.2 or later, the node's
-    certificate verified against ``ca_file`` (else the system's CAs) and its name or address
-    checked; ``cert_file``/``key_file`` present this machine to nodes that ask (most do).
+    certificate verified and its name or address checked, against ``ca_file`` alone when
+    given (a hospital's own CA: a certificate some public CA issued for the host is not
+    taken for the node's), else against the system's CAs; ``cert_file``/``key_file``
+    present this machine to nodes that ask (most do). An encrypted key is refused, never
+    asked for on the terminal.
 
     Raises
     ------
     InputError
-        A file cannot be read, or is not a PEM certificate or key.
+        A file is not a regular file, cannot be read, is not PEM, or the key is encrypted.
     """
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    for role, path in (("CA file", ca_file), ("certificate", cert_file), ("key", key_file)):
+        if path is not None and not _regular_file(path):
+            raise InputError(f"the TLS {role} {path} is not a regular file; give a PEM file")
+    if ca_file is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    else:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+
+    def refuse_encrypted() -> bytes:
+        raise InputError(
+            f"the TLS key {key_file or cert_file} is encrypted; give a key without a passphrase "
+            "(openssl pkey -in KEY -out PLAIN.key), readable by this user only"
+        )
+
     try:
         if ca_file is not None:
             context.load_verify_locations(cafile=ca_file)
         if cert_file is not None:
-            context.load_cert_chain(cert_file, key_file)
+            context.load_cert_chain(cert_file, key_file, password=refuse_encrypted)
     except (OSError, ssl.SSLError) as exc:
         reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc
         raise InputError(f"cannot use the TLS files ({reason}); give PEM files") from None
     return context
+
+
+def _regular_file(path: str) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 # --- statuses ------------------------------------------------------------------------------
@@ -383,7 +407,15 @@ def _tls_failure(node: Node, timeout: float) -> str | None:
         ):
             return None
     except ssl.SSLCertVerificationError as exc:
-        return f"its certificate is not trusted ({exc.verify_message}); give --tls-ca"
+        hint = {
+            "certificate has expired": "; the node must renew it",
+            "certificate is not yet valid": "; check the clocks",
+        }.get(str(exc.verify_message), "")
+        if "mismatch" in str(exc.verify_message) or "match" in str(exc.reason or ""):
+            hint = f"; it is not made out to {node.host}: use the name it is made out to"
+        elif not hint:
+            hint = "; give --tls-ca with the CA that issued it"
+        return f"its certificate is not trusted ({exc.verify_message}){hint}"
     except ssl.SSLError as exc:
         return f"the handshake failed ({exc.reason or exc}); is it a DICOM TLS port?"
     except OSError as exc:

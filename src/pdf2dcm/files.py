@@ -21,6 +21,7 @@ import hashlib
 import io
 import os
 import secrets
+import select
 import stat
 import tempfile
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -826,23 +827,20 @@ def open_regular(
 
 
 def _wait_for_writer(descriptor: int) -> int:
-    """The FIFO of ``descriptor`` opened again in blocking mode, which waits for its writer.
+    """Wait until the FIFO of ``descriptor`` has something to say: data, or a writer that
+    came and went.
 
-    Read before any writer has opened it, a FIFO opened with ``O_NONBLOCK`` gives end of file
-    at once, so a list fed by a producer that starts a moment later would read as empty. The
-    open goes through ``/proc/self/fd``, the very FIFO checked, never the name again; where
-    there is no ``/proc``, the checked descriptor is kept.
+    Read before any writer has opened it, a FIFO gives end of file at once, so a list fed
+    by a producer that starts a moment later would read as empty. On Linux a reader's poll
+    reports the end (POLLHUP) only once a writer has come and gone since the open, so this
+    waits for the producer, however late, and never misses one that already finished.
+    A signal (Ctrl-C, SIGTERM) ends the wait as usual.
     """
-    try:
-        blocking = os.open(f"/proc/self/fd/{descriptor}", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    except OSError:
-        return descriptor
-    checked, reopened = os.fstat(descriptor), os.fstat(blocking)
-    if (checked.st_dev, checked.st_ino) != (reopened.st_dev, reopened.st_ino):
-        os.close(blocking)
-        return descriptor
-    os.close(descriptor)
-    return blocking
+    poller = select.poll()
+    poller.register(descriptor, select.POLLIN | select.POLLHUP)
+    while not poller.poll():
+        pass
+    return descriptor
 
 
 def _file_kind(mode: int) -> str | None:

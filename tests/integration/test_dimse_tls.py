@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pydicom
@@ -31,8 +32,10 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
         *("-keyout", str(root / "ca.key"), "-out", str(root / "ca.crt")),
     )
     (root / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    (root / "other.ext").write_text("subjectAltName=DNS:pacs.example.org\n")
     for name, subject, extra in (
         ("node", "/CN=127.0.0.1", ["-extfile", str(root / "san.ext")]),
+        ("elsewhere", "/CN=pacs.example.org", ["-extfile", str(root / "other.ext")]),
         ("client", "/CN=PDF2DCM", []),
     ):
         _openssl(
@@ -44,17 +47,22 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
             *("-CA", str(root / "ca.crt"), "-CAkey", str(root / "ca.key"), "-CAcreateserial"),
             *("-out", str(root / f"{name}.crt"), *extra),
         )
+    _openssl(
+        *("rsa", "-in", str(root / "client.key"), "-aes256", "-passout", "pass:secret"),
+        *("-out", str(root / "encrypted.key")),
+    )
     return root
 
 
-def tls_storescp(root: Path, pki: Path) -> DcmtkNode:
+def tls_storescp(root: Path, pki: Path, certificate: str = "node") -> DcmtkNode:
     (root / "in").mkdir(parents=True, exist_ok=True)
     return DcmtkNode(
         "storescp",
         root,
         [
             *("--aetitle", "SECURE", "-od", str(root / "in")),
-            *("+tls", str(pki / "node.key"), str(pki / "node.crt"), "+cf", str(pki / "ca.crt")),
+            *("+tls", str(pki / f"{certificate}.key"), str(pki / f"{certificate}.crt")),
+            *("+cf", str(pki / "ca.crt")),
         ],
         "SECURE",
     )
@@ -99,7 +107,8 @@ def test_what_keeps_tls_from_working_is_said_in_one_line(pki: Path, tmp_path: Pa
     assert untrusted.exit_code == 3
     assert untrusted.stderr == (
         f"pdf2dcm: error: cannot reach {node.node} over TLS: its certificate is not trusted "
-        "(self-signed certificate in certificate chain); give --tls-ca\n"
+        "(self-signed certificate in certificate chain); give --tls-ca with the CA that issued "
+        "it\n"
     )
     assert no_certificate.exit_code == 3
     assert "it may want this machine's certificate (--tls-cert)" in no_certificate.stderr
@@ -108,3 +117,34 @@ def test_what_keeps_tls_from_working_is_said_in_one_line(pki: Path, tmp_path: Pa
     for result in (untrusted, no_certificate, plain):
         assert result.stderr.count("\n") == 1
         assert "Traceback" not in result.stderr
+
+
+def test_a_certificate_made_out_to_another_host_is_refused_with_why(
+    pki: Path, tmp_path: Path
+) -> None:
+    with tls_storescp(tmp_path / "scp", pki, "elsewhere") as node:
+        result = run("echo", node.node, *tls_args(pki))
+    assert result.exit_code == 3
+    assert "IP address mismatch" in result.stderr
+    assert "it is not made out to 127.0.0.1" in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_an_encrypted_key_is_refused_without_asking_for_its_passphrase(pki: Path) -> None:
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "pdf2dcm", "echo", "A@127.0.0.1:104", "--tls"),
+            *("--tls-ca", str(pki / "ca.crt")),
+            *("--tls-cert", str(pki / "client.crt"), "--tls-key", str(pki / "encrypted.key")),
+        ],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"pdf2dcm: error: the TLS key {pki / 'encrypted.key'} is encrypted; give a key without "
+        "a passphrase (openssl pkey -in KEY -out PLAIN.key), readable by this user only\n"
+    )

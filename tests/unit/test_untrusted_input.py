@@ -267,3 +267,32 @@ def test_a_value_from_a_file_never_becomes_a_wildcard(value: str) -> None:
     with pytest.raises(InputError, match=r"which a query reads as a wildcard"):
         fill_placeholders("StudyID={StudyID}", {"StudyID": value}, "--study")
     assert fill_placeholders("StudyID=UNIQ*", {}, "--study") == "StudyID=UNIQ*"
+
+
+def test_a_producer_that_finished_before_the_wait_is_read_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The producer writes and closes between the type check and the wait for a writer:
+    the wait must see that it came and went, not wait for a second one forever."""
+    from pdf2dcm import files
+
+    fifo = tmp_path / "list"
+    os.mkfifo(fifo)
+    waiting = files._wait_for_writer
+
+    def producer_first(descriptor: int) -> int:
+        writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)  # a reader exists: no block
+        os.write(writer, b"a.pdf\n")
+        os.close(writer)
+        return waiting(descriptor)
+
+    monkeypatch.setattr(files, "_wait_for_writer", producer_first)
+    read: list[bytes] = []
+    reader = threading.Thread(
+        target=lambda: read.append(read_bounded(fifo, what="file list", fifo_ok=True)),
+        daemon=True,
+    )
+    reader.start()
+    reader.join(timeout=30)
+    assert not reader.is_alive(), "the list waited for a second producer"
+    assert read == [b"a.pdf\n"]

@@ -340,7 +340,12 @@ def _run(
     from pdf2dcm.watch import Journal, Watcher, WatchSummary, lock_inbox
 
     lock = None if options.upload.dry_run else lock_inbox(options.inbox)
-    journal = Journal(log_file) if log_file is not None else None
+    try:
+        journal = Journal(log_file) if log_file is not None else None
+    except BaseException:
+        if lock is not None:
+            os.close(lock)
+        raise
     stop = threading.Event()
     report = _reporter(client, options, journal, as_json=as_json)
 
