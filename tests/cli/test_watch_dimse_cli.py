@@ -281,3 +281,18 @@ def test_a_stop_does_not_wait_out_a_pending_commitment(tmp_path: Path) -> None:
         "pdf2dcm: 1 file: 0 stored, 0 failed, 0 held, 1 waiting"
     )
     assert (inbox / "consent.pdf").read_bytes() == data
+
+
+def test_a_listen_port_in_use_is_said_at_start(tmp_path: Path) -> None:
+    inbox, data = inbox_with(tmp_path)
+    with socket.socket() as busy:
+        busy.bind(("", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run(
+            *watch_args(inbox, "--via", "dimse", "--scp", "A@127.0.0.1:104", "--commit"),
+            *("--listen-port", str(port)),
+        )
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"pdf2dcm: error: cannot listen on port {port} for storage")
+    assert (inbox / "consent.pdf").read_bytes() == data

@@ -463,6 +463,10 @@ def _start_failure(client: Server, options: WatchOptions) -> Pdf2DcmError | None
     from pdf2dcm.errors import Pdf2DcmError
 
     if not isinstance(client, OrthancClient):
+        if options.commit and options.listen_port is not None:
+            refused = _listen_port_refused(options.listen_port)
+            if refused is not None:
+                return refused
         load_pydicom()
         from pdf2dcm import dimse
 
@@ -486,6 +490,25 @@ def _start_failure(client: Server, options: WatchOptions) -> Pdf2DcmError | None
         peers=[forward[1]] if forward and forward[0] == "peer" else [],
     )
     return first_failure([c for c in checks if c.name != "DICOMweb"])
+
+
+def _listen_port_refused(port: int) -> Pdf2DcmError | None:
+    """Whether the port for commitment reports can be listened on: said at start, not
+    found out after the first document is stored."""
+    import socket
+
+    from pdf2dcm.errors import ConfigurationError
+
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("", port))
+        except OSError as exc:
+            return ConfigurationError(
+                f"cannot listen on port {port} for storage commitment reports: "
+                f"{exc.strerror}; free it or give another --listen-port"
+            )
+    return None
 
 
 def _start_line(client: Server, options: WatchOptions) -> str:
