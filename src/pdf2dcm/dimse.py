@@ -1625,10 +1625,11 @@ def _commit_result(
         (c, i, _PROCESSING_FAILURE) for c, i in requested if (str(c), str(i)) not in reported
     ]
     result = CommitResult(transaction, committed, tuple(failed))
-    if failed or len(set(committed)) < len(asked):
+    left_out = [pair for pair in requested if (str(pair[0]), str(pair[1])) not in committed]
+    if failed or left_out:
         first = failed[0]
         raise CommitmentFailedError(
-            f"{node} did not commit to {len(asked) - len(set(committed))} of {len(asked)} "
+            f"{node} did not commit to {len(left_out)} of {len(requested)} "
             f"instances (first: {first[1]}, {Status.of(first[2])})",
             result=result,
         )
