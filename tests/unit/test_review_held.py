@@ -275,3 +275,28 @@ def test_a_watcher_started_later_never_takes_what_the_page_filed(held: Held) -> 
     assert result.exit_code == 0, result.stderr
     assert result.stdout == ""
     assert (held.inbox / "rejected" / NAME).read_bytes() == held.pdf
+
+
+def test_a_half_finished_move_aside_puts_the_file_back_with_its_sidecar(
+    held: Held, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The PDF is moved aside, its sidecar cannot be: both end where they were."""
+    import errno
+
+    real_rename = os.rename
+    calls = [0]
+
+    def rename(source: object, target: object, **kwargs: object) -> None:
+        calls[0] += 1
+        if calls[0] == 2:
+            raise OSError(errno.EACCES, "Permission denied")
+        real_rename(source, target, **kwargs)  # type: ignore[arg-type]
+
+    desk = Desk(held.client, held.options)
+    monkeypatch.setattr(os, "rename", rename)
+    with pytest.raises(InputError, match="Permission denied"):
+        desk.reject(f"0/{NAME}", "cannot move")
+    monkeypatch.undo()
+    assert (held.inbox / NAME).read_bytes() == held.pdf
+    assert (held.inbox / "NOPE_consent.json").exists()
+    assert list((held.inbox / CLAIM_FOLDER).iterdir()) == []

@@ -309,7 +309,15 @@ class Desk:
                     "reload the list"
                 )
             claim = _new_claim(self.options.folders[_number(document)], document)
-            _move_with_companions(document.path, claim)
+            try:
+                _move_with_companions(document.path, claim)
+            except BaseException:
+                # Half moved (the PDF, not its sidecar): back together where it was.
+                if claim.exists():
+                    _unclaim(claim, document.path)
+                else:
+                    _forget(claim)
+                raise
             try:
                 yield dataclasses.replace(document, path=claim)
             except BaseException:
