@@ -771,6 +771,12 @@ class Target:
     tls: ssl.SSLContext | None = None
     """How the worklist node is reached: TLS, or None for plain TCP."""
 
+    @property
+    def worklist_node(self) -> bool:
+        """Whether the worklist is a DICOM node (``AET@HOST:PORT``), asked directly, rather
+        than an Orthanc modality's name."""
+        return self.worklist is not None and "@" in self.worklist
+
     def reference(
         self, client: OrthancClient | DicomArchive, tags: ValidatedTags
     ) -> ReferenceAttributes | None:
@@ -797,7 +803,7 @@ class Target:
             if not terms:
                 continue
             filled_terms = [filled(term, f"--{level}") for term in terms]
-            if self.worklist is not None and "@" in self.worklist:
+            if self.worklist_node:
                 return self._node_worklist(filled_terms)
             selector = parse_selector(level, filled_terms)
             if not isinstance(client, OrthancClient):

@@ -155,6 +155,11 @@ def take_file(handle: BinaryIO, path: Path) -> bool:
     """
     with contextlib.suppress(OSError):
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+    return names_file(path, handle)
+
+
+def names_file(path: Path, handle: BinaryIO) -> bool:
+    """Whether ``path`` (not followed) still names the open file ``handle``."""
     try:
         named = os.lstat(path)
     except OSError:

@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from pdf2dcm.cli import cli
+from tests.integration.orthanc import free_port as closed_port
 from tests.pdfs import make_pdf
 
 ENCAPSULATED_PDF = "1.2.840.10008.5.1.4.1.1.104.1"
@@ -22,13 +23,6 @@ VERIFICATION = "1.2.840.10008.1.1"
 
 def run(*args: str) -> Result:
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")

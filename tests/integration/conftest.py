@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.integration.dicom_nodes import write_worklist_file
+from tests.integration.test_dimse_worklist import NAMES, _procedure
 
 ENCAPSULATED_PDF = "1.2.840.10008.5.1.4.1.1.104.1"
 
@@ -63,3 +67,15 @@ def uncommitting_scp() -> Iterator[str]:
         yield f"NOCOMMIT@127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def worklist_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Worklist files for DCMTK wlmscpfs: one scheduled procedure per character set of
+    test_dimse_worklist.NAMES, for upload and watch asking a worklist node directly."""
+    root = tmp_path_factory.mktemp("worklist-node")
+    folder = root / "PDF2DCMWL"
+    folder.mkdir()
+    for index, (charset, (_codec, name)) in enumerate(NAMES.items()):
+        write_worklist_file(folder / f"{index}.wl", _procedure(charset, name))
+    return root

@@ -16,10 +16,10 @@ from click.testing import CliRunner, Result
 
 from pdf2dcm.cli import cli
 from tests.conftest import PdfFactory
-from tests.integration.dicom_nodes import storescp, wlmscpfs, write_worklist_file
+from tests.integration.dicom_nodes import storescp, wlmscpfs
 from tests.integration.oracles import dciodvfy_errors
 from tests.integration.orthanc import OrthancServer, free_port
-from tests.integration.test_dimse_worklist import NAMES, _accession, _procedure, _raw_name
+from tests.integration.test_dimse_worklist import NAMES, _accession, _raw_name
 
 ENCAPSULATED_PDF = "1.2.840.10008.5.1.4.1.1.104.1"
 LISTEN_PORT = free_port()
@@ -294,16 +294,6 @@ def test_a_name_the_archive_answered_without_its_characters_is_not_copied(
 
 
 # --- the worklist, asked directly ------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def worklist_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("upload-worklist")
-    folder = root / "PDF2DCMWL"
-    folder.mkdir()
-    for index, (charset, (_codec, name)) in enumerate(NAMES.items()):
-        write_worklist_file(folder / f"{index}.wl", _procedure(charset, name))
-    return root
 
 
 @pytest.mark.parametrize("charset", list(NAMES))

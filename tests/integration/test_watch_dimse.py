@@ -15,10 +15,10 @@ import requests
 from click.testing import CliRunner, Result
 
 from pdf2dcm.cli import cli
-from tests.integration.dicom_nodes import storescp, wlmscpfs, write_worklist_file
+from tests.integration.dicom_nodes import storescp, wlmscpfs
 from tests.integration.oracles import dciodvfy_errors
 from tests.integration.orthanc import OrthancServer, free_port
-from tests.integration.test_dimse_worklist import NAMES, _accession, _procedure, _raw_name
+from tests.integration.test_dimse_worklist import NAMES, _accession, _raw_name
 from tests.pdfs import make_pdf
 
 LISTEN_PORT = free_port()
@@ -172,16 +172,6 @@ def test_a_node_that_does_not_answer_stops_the_start(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
     assert (inbox / "x.pdf").read_bytes() == data
     assert not (tmp_path / "done").exists()
-
-
-@pytest.fixture(scope="module")
-def worklist_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("watch-worklist")
-    folder = root / "PDF2DCMWL"
-    folder.mkdir()
-    for index, (charset, (_codec, name)) in enumerate(NAMES.items()):
-        write_worklist_file(folder / f"{index}.wl", _procedure(charset, name))
-    return root
 
 
 def test_the_worklist_gives_each_file_its_names_byte_exact(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -83,18 +83,15 @@ class TlsChoice:
 
     def context(self) -> ssl.SSLContext | None:
         """The TLS of every node spoken to, or None; usage errors for files without --tls."""
-        given = [
-            flag
-            for flag, value in (
-                ("--tls-ca", self.tls_ca),
-                ("--tls-cert", self.tls_cert),
-                ("--tls-key", self.tls_key),
-            )
-            if value
-        ]
         if not self.tls:
-            if given:
-                raise click.UsageError(f"{given[0]} goes with --tls")
+            _only_with(
+                "--tls",
+                (
+                    ("--tls-ca", self.tls_ca),
+                    ("--tls-cert", self.tls_cert),
+                    ("--tls-key", self.tls_key),
+                ),
+            )
             return None
         if self.tls_key is not None and self.tls_cert is None:
             raise click.UsageError("--tls-key goes with --tls-cert")
@@ -141,17 +138,28 @@ def tls_options(function: Callable[..., Any]) -> Callable[..., Any]:
     )(function)
 
 
-def check_tls_used(
-    tls: ssl.SSLContext | None, archive: DicomArchive | None, target: Target | None
-) -> None:
-    """--tls is for DICOM nodes: refuse it when none is spoken to (the HTTP server's TLS is
-    the URL's https)."""
-    direct = target is not None and target.worklist is not None and "@" in target.worklist
-    if tls is not None and archive is None and not direct:
+def _only_with(anchor: str, options: Sequence[tuple[str, object]]) -> None:
+    """A usage error for the first of ``options`` given, which go only with ``anchor``."""
+    for flag, value in options:
+        if value:
+            raise click.UsageError(f"{flag} goes with {anchor}")
+
+
+def dicom_destination(
+    dicom: DicomChoice, tls: TlsChoice, method: str, forwarding: bool, target: Target | None
+) -> tuple[DicomArchive | None, Target | None]:
+    """The DICOM node documents go to (None: Orthanc) and the target told how to ask a
+    worklist node, both over TLS with ``--tls``; upload and watch take them the same way."""
+    secure = tls.context()
+    archive = dicom.archive(method, forwarding, secure)
+    target = dicom.with_worklist(target, secure)
+    if secure is not None and archive is None and not (target is not None and target.worklist_node):
+        # The HTTP server's TLS is the URL's https.
         raise click.UsageError(
             "--tls goes with --via dimse or --worklist AET@HOST:PORT; for Orthanc's REST API "
             "give an https:// URL"
         )
+    return archive, target
 
 
 @dataclass(frozen=True)
@@ -172,17 +180,14 @@ class DicomChoice:
         """The node to store to with ``--via dimse``; usage errors for options that do not
         go together."""
         if method != "dimse":
-            given = [
-                flag
-                for flag, value in (
+            _only_with(
+                "--via dimse",
+                (
                     ("--scp", self.scp),
                     ("--commit", self.commit),
                     ("--listen-port", self.listen_port),
-                )
-                if value
-            ]
-            if given:
-                raise click.UsageError(f"{given[0]} goes with --via dimse")
+                ),
+            )
             return None
         profile = current_profile()
         scp = profile_choice("scp", self.scp, profile.scp if profile else None)
@@ -221,13 +226,10 @@ class DicomChoice:
         self, target: Target | None, tls: ssl.SSLContext | None = None
     ) -> Target | None:
         """The target, told how to ask a worklist SCP directly."""
-        direct = target is not None and target.worklist is not None and "@" in target.worklist
-        if self.worklist_charset is not None and not direct:
-            raise click.UsageError("--worklist-charset goes with --worklist AET@HOST:PORT")
-        if target is None or not direct:
+        if target is None or target.worklist is None or not target.worklist_node:
+            _only_with("--worklist AET@HOST:PORT", (("--worklist-charset", self.worklist_charset),))
             return target
-        if target.worklist is not None:
-            _parse_node(target.worklist, "--worklist")
+        _parse_node(target.worklist, "--worklist")
         return dataclasses.replace(
             target,
             worklist_charset=self.worklist_charset,

@@ -36,7 +36,7 @@ from .common import (
 from .dimse import (
     DicomChoice,
     TlsChoice,
-    check_tls_used,
+    dicom_destination,
     dimse_upload_options,
     tls_options,
 )
@@ -161,10 +161,7 @@ def upload(
         raise click.UsageError("--wait goes with --send-to-modality or --send-to-peer")
     profile = current_profile()
     method = destination.chosen_method(profile)
-    secure = tls.context()
-    archive = dicom.archive(method, forward is not None, secure)
-    target = dicom.with_worklist(target, secure)
-    check_tls_used(secure, archive, target)
+    archive, target = dicom_destination(dicom, tls, method, forward is not None, target)
     options = UploadOptions(
         method=method,
         tags=collect_tags(tag_assignments, tags_file, profile.tags if profile else None),

@@ -31,7 +31,7 @@ from .common import (
 from .dimse import (
     DicomChoice,
     TlsChoice,
-    check_tls_used,
+    dicom_destination,
     dimse_upload_options,
     tls_options,
 )
@@ -255,10 +255,7 @@ def watch(
     reference = load_reference(study_from, series_from)
     method = destination.chosen_method(profile)
     forward = destination.forward()
-    secure = tls.context()
-    archive = dicom.archive(method, forward is not None, secure)
-    target = dicom.with_worklist(target, secure)
-    check_tls_used(secure, archive, target)
+    archive, target = dicom_destination(dicom, tls, method, forward is not None, target)
     for note in reference.warnings if reference is not None else ():
         say(f"warning: {note}")
     options = WatchOptions(

@@ -56,6 +56,7 @@ from pdf2dcm.watch import (
     _move,
     _write_atomic,
     is_watched,
+    names_file,
 )
 
 from .queue import Waiting, journal_records, read_entry, waiting_documents
@@ -299,11 +300,7 @@ class Desk:
         does not move it back."""
         with open_regular(document.path, what="document", follow_links=False) as handle:
             _lock_within(handle, CLAIM_WAIT, document.key)
-            try:
-                named, opened = os.lstat(document.path), os.fstat(handle.fileno())
-            except OSError:
-                named = None
-            if named is None or (named.st_dev, named.st_ino) != (opened.st_dev, opened.st_ino):
+            if not names_file(document.path, handle):
                 raise InputError(
                     f"{document.key} was filed or moved meanwhile (by the hot folder?); "
                     "reload the list"
@@ -431,14 +428,9 @@ class Desk:
             _move(document.path, target)
         except OSError as exc:
             raise filesystem_error(exc, target, "move to") from exc
-        companions = (
-            (sidecar_path(document.path), sidecar_path(target)),
-            (
-                document.path.with_name(document.path.name + ERROR_SUFFIX),
-                target.with_name(target.name + ERROR_SUFFIX),
-            ),
-        )
-        for source, destination in companions:
+        for source, destination in zip(
+            _companions(document.path), _companions(target), strict=True
+        ):
             if source.is_file():
                 try:
                     _move(source, destination)
