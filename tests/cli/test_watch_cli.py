@@ -173,8 +173,11 @@ def test_a_missing_reference_file_is_refused_at_the_start(tmp_path: Path) -> Non
 
 
 def test_wait_for_server_waits_through_refused_credentials_saying_it_once(
-    tmp_path: Path, archive: FakeOrthanc
+    tmp_path: Path, archive: FakeOrthanc, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from pdf2dcm.cli import watch as watch_command
+
+    monkeypatch.setattr(watch_command, "START_RETRY_FIRST", 0.01)  # the back-off, not its length
     refused = (401, {"Message": "Unauthorized"})
     archive.route("GET", "/system", refused, refused, {"Version": "1.12.0", "Name": "FAKE"})
     result = run(

@@ -149,8 +149,9 @@ def test_dicom_options_that_do_not_go_together_are_usage_errors(
     assert (inbox / "consent.pdf").read_bytes() == data
 
 
-def test_a_node_without_verification_still_passes_the_start_check(tmp_path: Path) -> None:
-    """A bare storage SCP offers no C-ECHO: it accepted the association, so it is there."""
+@pytest.fixture(scope="module")
+def bare_scp() -> Iterator[tuple[str, list[Any]]]:
+    """A storage SCP called BARE that offers no Verification (no C-ECHO)."""
     from pynetdicom import AE, evt
 
     received: list[Any] = []
@@ -162,17 +163,23 @@ def test_a_node_without_verification_still_passes_the_start_check(tmp_path: Path
     ae = AE(ae_title="BARE")
     ae.add_supported_context(ENCAPSULATED_PDF, ["1.2.840.10008.1.2.1"])
     server = ae.start_server(
-        ("127.0.0.1", 0),
-        block=False,
-        evt_handlers=[(evt.EVT_C_STORE, on_store)],
+        ("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)]
     )
     assert server is not None
     try:
-        inbox, _data = inbox_with(tmp_path)
-        node = f"BARE@127.0.0.1:{server.server_address[1]}"
-        result = run(*watch_args(inbox, "--via", "dimse", "--scp", node, "--tag", "PatientID=B"))
+        yield f"BARE@127.0.0.1:{server.server_address[1]}", received
     finally:
         server.shutdown()
+
+
+def test_a_node_without_verification_still_passes_the_start_check(
+    bare_scp: tuple[str, list[Any]], tmp_path: Path
+) -> None:
+    """A bare storage SCP offers no C-ECHO: it accepted the association, so it is there."""
+    node, received = bare_scp
+    received.clear()
+    inbox, _data = inbox_with(tmp_path)
+    result = run(*watch_args(inbox, "--via", "dimse", "--scp", node, "--tag", "PatientID=B"))
     assert result.exit_code == 0, result.stderr
     assert len(received) == 1
 
