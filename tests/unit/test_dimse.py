@@ -242,7 +242,9 @@ def test_the_streamed_data_set_is_the_file_s(
     data = dcm.read_bytes()
     with dcm.open("rb") as stream:
         part10 = dimse._open_part10(stream, "doc.dcm")
-        frames = b"".join(dimse._frames(dimse._blocks(part10, implicit), 7, piece_size))
+        frames = b"".join(
+            bytes(batch) for batch in dimse._frames(dimse._blocks(part10, implicit), 7, piece_size)
+        )
     values = []
     while frames:
         kind, _reserved, length, item, context, control = struct.unpack_from(">BBIIBB", frames)
@@ -259,14 +261,14 @@ def test_the_streamed_data_set_is_the_file_s(
 
 
 def test_a_message_that_fills_its_pieces_exactly_ends_on_a_full_piece() -> None:
-    frames = b"".join(dimse._frames([b"ab", b"cd"], 1, 2))
+    frames = b"".join(bytes(batch) for batch in dimse._frames([b"ab", b"cd"], 1, 2))
     assert frames == (
         bytes([4, 0, 0, 0, 0, 8, 0, 0, 0, 4, 1, 0])
         + b"ab"
         + bytes([4, 0, 0, 0, 0, 8, 0, 0, 0, 4, 1, 2])
         + b"cd"
     )
-    command = b"".join(dimse._frames([b"abc"], 1, 2, command=True))
+    command = b"".join(bytes(batch) for batch in dimse._frames([b"abc"], 1, 2, command=True))
     assert command[10:12] == bytes([1, 1])
     assert command[-3:] == bytes([1, 3]) + b"c"
 
