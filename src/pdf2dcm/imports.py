@@ -6,12 +6,20 @@ that first use may come in several worker threads at once (a batch upload, the h
 find the other's half-made module: Python then raises ``ImportError: ... partially
 initialized module``. Every function-level import of either package is preceded by a call
 here, which imports the package whole, under one lock, the first time.
+
+pydicom imports requests (about 50 ms) only to be able to download its own test files,
+which pdf2dcm never does. A process that has not imported requests itself (``encode``,
+``extract``, a C-STORE) has pydicom find it missing instead, while no other thread runs:
+another thread could be importing requests at that moment and would be refused.
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 _LOCK = threading.Lock()
 _loaded: set[str] = set()
@@ -33,6 +41,21 @@ def _load(name: str, modules: tuple[str, ...]) -> None:
     with _LOCK:
         if name in _loaded:
             return
-        for module in modules:
-            importlib.import_module(module)
+        with _requests_left_out():
+            for module in modules:
+                importlib.import_module(module)
         _loaded.add(name)
+
+
+@contextmanager
+def _requests_left_out() -> Iterator[None]:
+    """``import requests`` fails inside the block, when nothing else could import it."""
+    if "requests" in sys.modules or threading.active_count() > 1:
+        yield
+        return
+    sys.modules["requests"] = None  # type: ignore[assignment]  # the import system's "absent"
+    try:
+        yield
+    finally:
+        if "requests" in sys.modules and sys.modules["requests"] is None:
+            del sys.modules["requests"]
