@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from pdf2dcm.cli import cli
+from tests.scp import serve
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> Result:
@@ -35,8 +36,7 @@ def scp() -> Iterator[Any]:
     ae.add_supported_context("1.2.840.10008.1.1")
     ae.require_calling_aet = ["WARD3"]
     ae.require_called_aet = True
-    server = ae.start_server(("127.0.0.1", 0), block=False)
-    assert server is not None
+    server = serve(ae)
     try:
         yield server
     finally:
@@ -131,7 +131,7 @@ def test_a_port_that_never_answers_times_out() -> None:
         silent.bind(("127.0.0.1", 0))
         silent.listen(1)
         port = silent.getsockname()[1]
-        result = run("echo", f"PACS@127.0.0.1:{port}", "--timeout", "0.3")
+        result = run("echo", f"PACS@127.0.0.1:{port}", "--timeout", "0.1")
     assert result.exit_code == 3
     assert result.stderr == (
         f"pdf2dcm: error: PACS@127.0.0.1:{port} accepted the connection but not the "

@@ -16,6 +16,7 @@ from click.testing import CliRunner, Result
 from pdf2dcm.cli import cli
 from tests.integration.orthanc import free_port as closed_port
 from tests.pdfs import make_pdf
+from tests.scp import serve
 
 ENCAPSULATED_PDF = "1.2.840.10008.5.1.4.1.1.104.1"
 VERIFICATION = "1.2.840.10008.1.1"
@@ -40,10 +41,7 @@ def archive_scp() -> Iterator[tuple[str, list[Any]]]:
     ae = AE(ae_title="ARCHIVE")
     ae.add_supported_context(ENCAPSULATED_PDF, ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"])
     ae.add_supported_context(VERIFICATION)
-    server = ae.start_server(
-        ("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)]
-    )
-    assert server is not None
+    server = serve(ae, evt_handlers=[(evt.EVT_C_STORE, on_store)])
     try:
         yield f"ARCHIVE@127.0.0.1:{server.server_address[1]}", received
     finally:
@@ -162,10 +160,7 @@ def bare_scp() -> Iterator[tuple[str, list[Any]]]:
 
     ae = AE(ae_title="BARE")
     ae.add_supported_context(ENCAPSULATED_PDF, ["1.2.840.10008.1.2.1"])
-    server = ae.start_server(
-        ("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)]
-    )
-    assert server is not None
+    server = serve(ae, evt_handlers=[(evt.EVT_C_STORE, on_store)])
     try:
         yield f"BARE@127.0.0.1:{server.server_address[1]}", received
     finally:
@@ -253,12 +248,9 @@ def test_a_stop_does_not_wait_out_a_pending_commitment(tmp_path: Path) -> None:
     ae.add_supported_context(ENCAPSULATED_PDF, ["1.2.840.10008.1.2.1"])
     ae.add_supported_context(VERIFICATION)
     ae.add_supported_context(dimse.STORAGE_COMMITMENT_PUSH_MODEL)
-    server = ae.start_server(
-        ("127.0.0.1", 0),
-        block=False,
-        evt_handlers=[(evt.EVT_C_STORE, lambda _e: 0x0000), (evt.EVT_N_ACTION, on_action)],
+    server = serve(
+        ae, evt_handlers=[(evt.EVT_C_STORE, lambda _e: 0x0000), (evt.EVT_N_ACTION, on_action)]
     )
-    assert server is not None
     inbox, data = inbox_with(tmp_path)
     node = f"SILENT@127.0.0.1:{server.server_address[1]}"
     watcher = subprocess.Popen(
