@@ -321,3 +321,19 @@ def test_a_report_naming_every_document_commits_them_and_a_failure_fails() -> No
     assert result.committed == tuple(asked)
     with pytest.raises(errors.CommitmentFailedError, match="did not commit to 1 of 2"):
         dimse._commit_result(_report(asked[:1], asked[1:]), "2.25.7", NODE, asked)
+
+
+@pytest.mark.parametrize("size", [3 << 19, 5 << 20])
+def test_a_document_cut_short_is_an_input_error_read_ahead_or_not(
+    size: int, tmp_path: Path, pdf_file: PdfFactory
+) -> None:
+    """The bulk value is read by a helper thread when large: its error reaches the sender."""
+    from pdf2dcm.dicom import encode_pdf
+
+    dcm = tmp_path / "doc.dcm"
+    encode_pdf(pdf_file(size), dcm)
+    cut = dcm.read_bytes()[: -size // 2]
+    part10 = dimse._open_part10(io.BytesIO(cut), "doc.dcm")
+    with pytest.raises(errors.InputError, match=r"^doc\.dcm is truncated at byte \d+; give"):
+        for _block in dimse._blocks(part10, implicit=False):
+            pass
