@@ -974,22 +974,43 @@ def _source_stream(source: StoreSource, label: str) -> Iterator[_Readable]:
 
 
 class _ChunkStream:
-    """The pieces of an encoded object (``EncodedPdf.chunks()``) read as one stream."""
+    """The pieces of an encoded object (``EncodedPdf.chunks()``) read as one stream, each
+    piece copied once, into the reader's buffer."""
 
     def __init__(self, pieces: Iterator[bytes]) -> None:
         self._pieces = pieces
-        self._buffer = bytearray()
+        self._piece = memoryview(b"")
+
+    def _current(self) -> memoryview | None:
+        while not self._piece:
+            piece = next(self._pieces, None)
+            if piece is None:
+                return None
+            self._piece = memoryview(piece)
+        return self._piece
+
+    def readinto(self, target: memoryview, /) -> int:
+        """Some bytes into ``target``; 0 at the end (the reader asks again until it is full)."""
+        piece = self._current()
+        if piece is None:
+            return 0
+        taken = min(target.nbytes, piece.nbytes)
+        target[:taken] = piece[:taken]
+        self._piece = piece[taken:]
+        return taken
 
     def read(self, size: int, /) -> bytes:
         """Exactly ``size`` bytes unless the pieces end first, as a buffered file reads."""
-        while len(self._buffer) < size:
-            piece = next(self._pieces, None)
+        parts: list[bytes] = []
+        while size > 0:
+            piece = self._current()
             if piece is None:
                 break
-            self._buffer += piece
-        data = bytes(self._buffer[:size])
-        del self._buffer[:size]
-        return data
+            taken = min(size, piece.nbytes)
+            parts.append(piece[:taken].tobytes())
+            self._piece = piece[taken:]
+            size -= taken
+        return b"".join(parts)
 
 
 def _accepted_context(assoc: Association, abstract: str, node: Node) -> Any:

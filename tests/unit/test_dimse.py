@@ -337,3 +337,20 @@ def test_a_document_cut_short_is_an_input_error_read_ahead_or_not(
     with pytest.raises(errors.InputError, match=r"^doc\.dcm is truncated at byte \d+; give"):
         for _block in dimse._blocks(part10, implicit=False):
             pass
+
+
+def test_an_object_read_as_it_is_encoded_is_read_as_its_file(pdf_file: PdfFactory) -> None:
+    """``EncodedPdf.chunks()`` through the sender's stream, as the same bytes in a file."""
+    from pdf2dcm.dicom import open_encoded
+
+    def data_set(stream: dimse._Readable) -> bytes:
+        part10 = dimse._open_part10(stream, "doc")
+        return b"".join(bytes(block) for block in dimse._blocks(part10, False))
+
+    with open_encoded(pdf_file((5 << 20) + 3)) as document:
+        pieces = list(document.chunks())
+    assert len(pieces) > 3
+    whole = b"".join(pieces)
+    expected = data_set(io.BytesIO(whole))
+    assert data_set(dimse._ChunkStream(iter(pieces))) == expected
+    assert len(expected) == len(whole) - 132 - 12 - struct.unpack_from("<I", whole, 140)[0]
