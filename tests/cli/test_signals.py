@@ -110,7 +110,8 @@ def test_sigterm_while_spooling_a_pipe_leaves_no_spool(tmp_path: Path) -> None:
     assert process.stdin is not None
     process.stdin.write(b"%PDF-1.4\n" + b"\0" * (4 * 1024 * 1024))
     process.stdin.flush()
-    time.sleep(0.5)
+    # The write returned, so pdf2dcm has read all but a pipe's buffer of it: it is spooling,
+    # waiting for the rest, when the signal comes (the spool has no name to wait for).
     process.send_signal(signal.SIGTERM)
     _stdout, stderr = process.communicate(timeout=30)
     assert process.returncode == 143

@@ -109,12 +109,8 @@ def test_the_loaders_import_the_packages_whole() -> None:
 
 
 LEFT_OUT = """
-import sys, threading
+import sys
 from pdf2dcm.imports import load_pynetdicom
-if sys.argv[1] == "thread":
-    threading.Thread(target=threading.Event().wait, daemon=True).start()
-if sys.argv[1] == "requests":
-    import requests
 load_pynetdicom()
 import pydicom.data.download
 print(pydicom.data.download.HAVE_REQUESTS, "requests" in sys.modules)
@@ -123,21 +119,42 @@ print(sys.modules["requests"] is not None)
 """
 
 
+def test_pydicom_alone_goes_without_requests() -> None:
+    """50 ms of start-up saved for a C-STORE, extract, encode's full path."""
+    done = subprocess.run(
+        [sys.executable, "-c", LEFT_OUT], capture_output=True, text=True, check=True
+    )
+    assert done.stdout == "False False\nTrue\n"
+
+
 @pytest.mark.parametrize(
-    ("state", "expected"),
+    ("imported", "threads", "hidden"),
     [
-        # Alone, pydicom finds requests missing: 50 ms of start-up saved for a C-STORE.
-        ("alone", "False False\nTrue\n"),
+        (False, 1, True),
         # Another thread could be importing requests: it is not hidden from it then.
-        ("thread", "True True\nTrue\n"),
-        # Already imported: pydicom gets it as it is.
-        ("requests", "True True\nTrue\n"),
+        (False, 2, False),
+        # Already imported: pydicom gets it as it is, and it stays.
+        (True, 1, False),
     ],
 )
-def test_pydicom_goes_without_requests_only_when_nothing_else_could_want_it(
-    state: str, expected: str
+def test_requests_is_hidden_only_when_nothing_else_could_want_it(
+    imported: bool, threads: int, hidden: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", LEFT_OUT, state], capture_output=True, text=True, check=True
-    )
-    assert done.stdout == expected
+    import importlib
+
+    import requests
+
+    from pdf2dcm import imports
+
+    if not imported:
+        monkeypatch.delitem(sys.modules, "requests")
+    monkeypatch.setattr(imports.threading, "active_count", lambda: threads)
+    with imports._requests_left_out():
+        if hidden:
+            with pytest.raises(ImportError):
+                importlib.import_module("requests")
+        else:
+            assert sys.modules.get("requests", "absent") is not None
+    assert sys.modules.get("requests", requests) is not None
+    if imported:
+        assert sys.modules["requests"] is requests
