@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -110,6 +111,7 @@ def test_the_loaders_import_the_packages_whole() -> None:
 
 LEFT_OUT = """
 import sys
+import threading
 from pdf2dcm.imports import load_pynetdicom
 load_pynetdicom()
 import pydicom.data.download
@@ -148,7 +150,7 @@ def test_requests_is_hidden_only_when_nothing_else_could_want_it(
 
     if not imported:
         monkeypatch.delitem(sys.modules, "requests")
-    monkeypatch.setattr(imports.threading, "active_count", lambda: threads)
+    monkeypatch.setattr(threading, "active_count", lambda: threads)
     with imports._requests_left_out():
         if hidden:
             with pytest.raises(ImportError):
