@@ -148,7 +148,10 @@ _TAG_NUMBER = re.compile(r"^\(?([0-9A-Fa-f]{4}),?([0-9A-Fa-f]{4})\)?$")
 
 _MAX_CHARS = {"AE": 16, "CS": 16, "DS": 16, "IS": 12, "LO": 64, "SH": 16, "ST": 1024}
 _MAX_CHARS |= {"LT": 10240, "UI": 64}
-_TEXT_VRS = frozenset({"ST", "LT", "UT"})  # single-valued free text: CR, LF, TAB, FF allowed
+_TEXT_VRS = frozenset({"ST", "LT", "UT"})  # single-valued free text: CR, LF, FF, ESC allowed
+_CONTROLS = re.compile("[\x00-\x1f\x7f]")
+_TEXT_CONTROLS = re.compile("[\x00-\x09\x0b\x0e-\x1a\x1c-\x1f\x7f]")
+"""Control characters refused in a value (a regular expression: values can be 100 kB long)."""
 _BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
 _INT_RANGES = {
     "US": (0, 0xFFFF),
@@ -194,7 +197,6 @@ MAX_SHOWN_CHARS = 80
 """Messages quote at most this much of a value, so a huge value never makes a huge line."""
 MAX_JSON_DEPTH = 32
 """Sequences nest at most this deep in a tags file (real ones nest two or three levels)."""
-_ST_CONTROLS = frozenset("\r\n\f\x1b")
 """The control characters ST, LT and UT allow (PS3.5 6.2); others are written as spaces."""
 
 
@@ -211,9 +213,7 @@ def free_text(value: str) -> str:
     TAB, BEL and the like come from PDF metadata, file names and pasted text; a space keeps
     the words apart where a refusal would stop a batch over an invisible character.
     """
-    return "".join(
-        " " if (ord(c) < 0x20 or c == "\x7f") and c not in _ST_CONTROLS else c for c in value
-    )
+    return _TEXT_CONTROLS.sub(" ", value)
 
 
 def tag_name(tag: int) -> str:
@@ -451,9 +451,7 @@ def _check_text(tag: int, vr: str, value: str, name: str, check_lengths: bool = 
 
 def _check_single(tag: int, vr: str, value: str, name: str, check_lengths: bool) -> None:
     shown = short_value(value)
-    allowed_controls = "\r\n\f\x1b" if vr in _TEXT_VRS else ""
-    bad = next((c for c in value if ord(c) < 0x20 and c not in allowed_controls), None)
-    if bad is not None or "\x7f" in value:
+    if (_TEXT_CONTROLS if vr in _TEXT_VRS else _CONTROLS).search(value):
         raise TagError(f"{name} = {shown!r}: control characters are not allowed in {vr}")
     if value == "":
         return

@@ -235,3 +235,18 @@ def test_date_times_with_impossible_offsets_are_refused(value: str) -> None:
     with pytest.raises(TagError, match="between -1200 and \\+1400"):
         validate_tags({"AcquisitionDateTime": value})
     validate_tags({"AcquisitionDateTime": "20240101120000+1400"})
+
+
+def test_free_text_keeps_cr_lf_ff_and_esc_and_other_values_refuse_every_control() -> None:
+    """Found by one regular expression each (a 100 kB value took 5 M Python steps before)."""
+    controls = [chr(code) for code in [*range(0x20), 0x7F]]
+    for key in ("AdditionalPatientHistory", "PatientComments"):  # LT, LT
+        kept = [c for c in controls if validate_tags({key: f"a{c}b"}) != {resolve_key(key): "a b"}]
+        assert kept == list("\n\f\r\x1b")
+    for control in controls:
+        with pytest.raises(TagError, match="control characters are not allowed in LO"):
+            validate_tags({"PatientID": f"a{control}b"})
+    printable = "".join(chr(code) for code in range(0x20, 0x7F)).replace("\\", "")
+    assert validate_tags({"PatientComments": printable}) == {
+        resolve_key("PatientComments"): printable
+    }
