@@ -393,8 +393,9 @@ print(peak_kib() - before)
 
 
 def test_deflated_extraction_keeps_memory_flat(tmp_path: Path) -> None:
-    """A 50 MB document that deflates to almost nothing: inflating it whole would cost 50 MB."""
-    pdf = b"%PDF-1.4\n%" + b"0" * (50 * 1024 * 1024) + b"\n%%EOF\n"
+    """A 32 MiB document that deflates to almost nothing: inflating it whole would cost
+    32 MiB, more than the 20 MiB allowed."""
+    pdf = b"%PDF-1.4\n%" + b"0" * (32 * 1024 * 1024) + b"\n%%EOF\n"
     data = encapsulated(pdf, syntax=DeflatedExplicitVRLittleEndian)
     assert len(data) < 200_000
     (tmp_path / "x.dcm").write_bytes(data)
