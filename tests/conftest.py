@@ -20,6 +20,13 @@ if TYPE_CHECKING:
 
 REQUIRE_ENV = "PDF2DCM_REQUIRE_ORTHANC"
 
+# pytest rewrites each test module (for its assertion messages) and keeps the result as
+# bytecode. Under PYTHONDONTWRITEBYTECODE, which some machines set, nothing was kept: every
+# worker of every run rewrote every module again, and every pdf2dcm subprocess compiled the
+# package anew (5 s of the fast loop's 22). The test processes write bytecode beside the
+# sources as Python does by default; the subprocesses keep the setting and read it.
+sys.dont_write_bytecode = False
+
 _FOREIGN_PREFIXES = ("ORTHANC_", "PDF2DCM_")
 _FOREIGN_NAMES = (
     # netrc and requests read these; proxies and CA bundles would redirect or break the
