@@ -10,7 +10,9 @@ here, which imports the package whole, under one lock, the first time.
 pydicom imports requests (about 50 ms) only to be able to download its own test files,
 which pdf2dcm never does. A process that has not imported requests itself (``encode``,
 ``extract``, a C-STORE) has pydicom find it missing instead, while no other thread runs:
-another thread could be importing requests at that moment and would be refused.
+another thread could be importing requests at that moment and would be refused. (Threads
+started outside the ``threading`` module are not counted: a program embedding pdf2dcm that
+starts them should import requests first.)
 """
 
 from __future__ import annotations

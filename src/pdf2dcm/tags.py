@@ -197,7 +197,6 @@ MAX_SHOWN_CHARS = 80
 """Messages quote at most this much of a value, so a huge value never makes a huge line."""
 MAX_JSON_DEPTH = 32
 """Sequences nest at most this deep in a tags file (real ones nest two or three levels)."""
-"""The control characters ST, LT and UT allow (PS3.5 6.2); others are written as spaces."""
 
 
 def short_value(value: str, limit: int = MAX_SHOWN_CHARS) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import struct
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pydicom
@@ -354,3 +356,66 @@ def test_an_object_read_as_it_is_encoded_is_read_as_its_file(pdf_file: PdfFactor
     expected = data_set(io.BytesIO(whole))
     assert data_set(dimse._ChunkStream(iter(pieces))) == expected
     assert len(expected) == len(whole) - 132 - 12 - struct.unpack_from("<I", whole, 140)[0]
+
+
+@pytest.mark.parametrize("implicit", [False, True])
+def test_elements_cut_short_after_the_document_are_refused_before_they_are_sent(
+    implicit: bool, pdf_file: PdfFactory
+) -> None:
+    """Sent as they were, a receiver aborted the association (or stored the object cut)."""
+    from pdf2dcm.dicom import open_encoded
+
+    with open_encoded(pdf_file((1 << 20) + 5)) as document:
+        whole = b"".join(document.chunks())
+    part10 = dimse._open_part10(io.BytesIO(whole[:-1]), "doc.dcm")
+    with pytest.raises(errors.InputError, match=r"^doc\.dcm is truncated at byte \d+; give"):
+        for _block in dimse._blocks(part10, implicit):
+            pass
+
+
+def test_pieces_refilled_by_their_producer_are_read_one_after_the_other() -> None:
+    """The stream lets go of a piece before it asks for the next one."""
+
+    def refilled() -> Iterator[bytes]:
+        piece = bytearray()
+        for text in (b"abc", b"defgh", b"", b"ij"):
+            piece[:] = text  # resizing fails while a view of it is held
+            yield piece  # type: ignore[misc]
+
+    stream = dimse._ChunkStream(refilled())
+    assert stream.read(4) == b"abcd"
+    target = memoryview(bytearray(10))
+    assert stream.readinto(target) == 4
+    assert bytes(target[:4]) == b"efgh"
+    assert stream.read(10) == b"ij"
+    assert stream.read(1) == b""
+    assert stream.readinto(target) == 0
+
+
+def test_a_socket_closed_under_the_sender_is_reported_as_the_receiver_going_away() -> None:
+    """pynetdicom closes the socket when the receiver aborts: putting its timeout back then
+    fails too, and that failure must not replace the one to report."""
+    from types import SimpleNamespace
+
+    class Closed:
+        def gettimeout(self) -> None:
+            return None
+
+        def settimeout(self, _seconds: float | None) -> None:
+            raise OSError(9, "Bad file descriptor")
+
+        def sendall(self, _data: object) -> None:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    acceptor = SimpleNamespace(maximum_length=16384, ae_title="STORE", address="h", port=104)
+    assoc = SimpleNamespace(
+        acceptor=acceptor,
+        dul=SimpleNamespace(socket=SimpleNamespace(socket=Closed())),
+        _reactor_checkpoint=threading.Event(),
+        _is_paused=True,
+        network_timeout=5,
+    )
+    part10 = dimse._Part10("doc", dimse._Reader(io.BytesIO(), "doc"), "1.2", "1.2.3", b"", None)
+    with pytest.raises(errors.ServerUnreachableError, match=r"^STORE@h:104 stopped receiving"):
+        dimse._send_store(assoc, 1, part10, False, None)  # type: ignore[arg-type]
+    assert assoc._reactor_checkpoint.is_set()
