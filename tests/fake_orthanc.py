@@ -39,7 +39,6 @@ from typing import Any, BinaryIO, NamedTuple
 import pydicom
 
 STOP = threading.Event()
-SENT: list[int] = []
 
 
 class Request(NamedTuple):
@@ -121,14 +120,13 @@ def truncated(body: bytes, declared: int) -> Action:
 
 
 def endless_chunked(piece: bytes = b"[" * 65536) -> Action:
-    """A chunked answer that never ends; records how many bytes went out in SENT."""
+    """A chunked answer that never ends."""
 
     def act(_request: Request, out: BinaryIO) -> None:
         head(out, 200, {"Transfer-Encoding": "chunked", "Content-Type": "application/json"})
         chunk = f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
         while not STOP.is_set():
             out.write(chunk)
-            SENT.append(len(piece))
 
     return act
 
@@ -382,7 +380,6 @@ class FakeOrthanc(socketserver.ThreadingTCPServer):
 def serving(context: ssl.SSLContext | None = None) -> Iterator[FakeOrthanc]:
     """A started fake archive; stopped, with its stalled answers released, after the block."""
     STOP.clear()
-    SENT.clear()
     server = FakeOrthanc(context)
     thread = threading.Thread(target=server.serve_forever, args=(0.002,), daemon=True)
     thread.start()
