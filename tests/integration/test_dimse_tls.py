@@ -14,23 +14,17 @@ import pytest
 from click.testing import CliRunner, Result
 
 from pdf2dcm.cli import cli
-from tests.conftest import PdfFactory, require_binary
+from tests.conftest import PdfFactory
 from tests.integration.dicom_nodes import DcmtkNode
 from tests.integration.oracles import dciodvfy_errors
-
-
-def _openssl(*args: str) -> None:
-    subprocess.run([require_binary("openssl"), *args], check=True, capture_output=True)
+from tests.pki import make_ca, openssl
 
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A CA, the node's certificate for 127.0.0.1 and this machine's, all signed by it."""
     root = tmp_path_factory.mktemp("pki")
-    _openssl(
-        *("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=Test CA"),
-        *("-keyout", str(root / "ca.key"), "-out", str(root / "ca.crt")),
-    )
+    make_ca(root, "Test CA")
     (root / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
     (root / "other.ext").write_text("subjectAltName=DNS:pacs.example.org\n")
     for name, subject, extra in (
@@ -38,16 +32,16 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ("elsewhere", "/CN=pacs.example.org", ["-extfile", str(root / "other.ext")]),
         ("client", "/CN=PDF2DCM", []),
     ):
-        _openssl(
+        openssl(
             *("req", "-newkey", "rsa:2048", "-nodes", "-subj", subject),
             *("-keyout", str(root / f"{name}.key"), "-out", str(root / f"{name}.csr")),
         )
-        _openssl(
+        openssl(
             *("x509", "-req", "-in", str(root / f"{name}.csr"), "-days", "2"),
             *("-CA", str(root / "ca.crt"), "-CAkey", str(root / "ca.key"), "-CAcreateserial"),
             *("-out", str(root / f"{name}.crt"), *extra),
         )
-    _openssl(
+    openssl(
         *("rsa", "-in", str(root / "client.key"), "-aes256", "-passout", "pass:secret"),
         *("-out", str(root / "encrypted.key")),
     )

@@ -4,28 +4,20 @@ files made by openssl, no network."""
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from pdf2dcm.dimse import tls_context
 from pdf2dcm.errors import InputError
-from tests.conftest import require_binary
-
-
-def _openssl(*args: str) -> None:
-    subprocess.run([require_binary("openssl"), *args], check=True, capture_output=True)
+from tests.pki import make_ca, openssl
 
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("dicom-tls")
-    _openssl(
-        *("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=Ward CA"),
-        *("-keyout", str(root / "ca.key"), "-out", str(root / "ca.crt")),
-    )
-    _openssl(
+    make_ca(root, "Ward CA")
+    openssl(
         *("rsa", "-in", str(root / "ca.key"), "-aes256", "-passout", "pass:secret"),
         *("-out", str(root / "encrypted.key")),
     )
