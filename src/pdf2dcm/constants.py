@@ -7,3 +7,6 @@ DEFAULT_CALLING_AET = "PDF2DCM"
 """The AE title pdf2dcm calls DICOM nodes from unless told otherwise."""
 DEFAULT_DIMSE_TIMEOUT = 30.0
 """Seconds a DICOM node may take to answer (association, each message)."""
+MAX_SEQUENCE_DEPTH = 64
+"""Sequences nested deeper than this are refused, by every reader of DICOM files (real objects
+nest a handful of levels; a hostile one would exhaust the stack)."""

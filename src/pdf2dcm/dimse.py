@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, Protocol, runtime_checkable
 
-from .constants import DEFAULT_CALLING_AET, DEFAULT_DIMSE_TIMEOUT
+from .constants import DEFAULT_CALLING_AET, DEFAULT_DIMSE_TIMEOUT, MAX_SEQUENCE_DEPTH
 from .errors import (
     AssociationRejectedError,
     CommitmentFailedError,
@@ -634,9 +634,15 @@ class _Reader:
             return tag, vr, struct.unpack("<I", extra)[0], first + extra
         return tag, vr, struct.unpack("<H", first[6:])[0], first
 
-    def element(self, found: tuple[int, bytes, int, bytes]) -> bytes:
-        """The whole encoded element whose header was just read (sequences included)."""
+    def element(self, found: tuple[int, bytes, int, bytes], depth: int = 0) -> bytes:
+        """The whole encoded element whose header was just read (sequences included, at
+        most :data:`~pdf2dcm.constants.MAX_SEQUENCE_DEPTH` deep, as extract reads them)."""
         tag, vr, length, header = found
+        if depth > 2 * MAX_SEQUENCE_DEPTH:  # a sequence and its item are a level each here
+            raise InputError(
+                f"{self.name}: sequences nest more than {MAX_SEQUENCE_DEPTH} deep (at byte "
+                f"{self.offset}); pdf2dcm reads at most {MAX_SEQUENCE_DEPTH} levels"
+            )
         if length != _UNDEFINED:
             self.budget -= length
             if self.budget < 0:
@@ -659,7 +665,7 @@ class _Reader:
             if inner[0] == end:
                 parts.append(inner[3])
                 return b"".join(parts)
-            parts.append(self.element(inner))
+            parts.append(self.element(inner, depth + 1))
 
 
 def _open_part10(stream: _Readable, name: str) -> _Part10:

@@ -3,11 +3,11 @@
 A DICOM file given to pdf2dcm may have been written carelessly, damaged or made hostile, so it
 is read in two steps. First a walk over its element structure that reads no value: every
 length must fit in the file (or in its item), sequences may nest at most
-:data:`MAX_SEQUENCE_DEPTH` deep, and the values a parser holds in memory stay under
-:data:`MAX_HEADER_BYTES`. A file that fails gets one precise reason ("truncated at byte N",
-"declares a length beyond the end of the file"). Only then does pydicom parse it, with the
-document deferred, and the PDF is copied from the offset it records: memory stays flat for any
-size. A deflated data set is inflated as a stream, never whole.
+:data:`~pdf2dcm.constants.MAX_SEQUENCE_DEPTH` deep, and the values a parser holds in memory
+stay under :data:`MAX_HEADER_BYTES`. A file that fails gets one precise reason ("truncated at
+byte N", "declares a length beyond the end of the file"). Only then does pydicom parse it,
+with the document deferred, and the PDF is copied from the offset it records: memory stays
+flat for any size. A deflated data set is inflated as a stream, never whole.
 
 The usual object (preamble, Explicit VR Little Endian, an application/pdf document of defined
 length) is extracted by the same walk alone, without importing pydicom, which would take about
@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, cast
 
-from .constants import ENCAPSULATED_PDF_STORAGE, PDF_MIME_TYPE
+from .constants import ENCAPSULATED_PDF_STORAGE, MAX_SEQUENCE_DEPTH, PDF_MIME_TYPE
 from .errors import InputError, NotEncapsulatedPdfError, Pdf2DcmError
 from .files import PathLike, atomic_output, copy_document, display_name, open_input
 from .imports import load_pydicom
@@ -44,8 +44,6 @@ if TYPE_CHECKING:
     from pydicom.dataelem import DataElement, RawDataElement
     from pydicom.dataset import Dataset
 
-MAX_SEQUENCE_DEPTH = 64
-"""Sequences nested deeper than this are refused (real objects nest a handful of levels)."""
 MAX_HEADER_BYTES = 64 * 1024 * 1024
 """What the attributes other than the document may cost in memory (values read, plus 64 bytes
 per element); an Encapsulated PDF object's header is a few kilobytes."""

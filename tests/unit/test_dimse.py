@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import struct
 import threading
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from pydicom.filewriter import write_dataset
 from pydicom.sequence import Sequence
 
 from pdf2dcm import dimse, errors
+from pdf2dcm.constants import MAX_SEQUENCE_DEPTH
 from pdf2dcm.worklist import worklist_reference
 from tests.conftest import PdfFactory
 
@@ -419,3 +421,45 @@ def test_a_socket_closed_under_the_sender_is_reported_as_the_receiver_going_away
     with pytest.raises(errors.ServerUnreachableError, match=r"^STORE@h:104 stopped receiving"):
         dimse._send_store(assoc, 1, part10, False, None)  # type: ignore[arg-type]
     assert assoc._reactor_checkpoint.is_set()
+
+
+def _nested(depth: int) -> bytes:
+    """ContentSequence items nested ``depth`` deep, all of undefined length."""
+    opening = struct.pack("<HH2sHI", 0x0040, 0xA730, b"SQ", 0, 0xFFFFFFFF)
+    opening += struct.pack("<HHI", 0xFFFE, 0xE000, 0xFFFFFFFF)
+    closing = struct.pack("<HHI", 0xFFFE, 0xE00D, 0) + struct.pack("<HHI", 0xFFFE, 0xE0DD, 0)
+    return opening * depth + closing * depth
+
+
+def _sent(data: bytes) -> None:
+    part10 = dimse._open_part10(io.BytesIO(data), "deep.dcm")
+    for _block in dimse._blocks(part10, implicit=True):
+        pass
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_sequences_nested_past_the_limit_are_refused_not_a_crash(
+    where: str, pdf_file: PdfFactory
+) -> None:
+    """20,000 levels overflowed the stack (RecursionError); as many as extract reads are
+    still sent."""
+    from pdf2dcm.dicom import open_encoded
+
+    with open_encoded(pdf_file((1 << 20) + 5)) as document:
+        whole = b"".join(document.chunks())
+    start = 132 + 12 + struct.unpack_from("<I", whole, 140)[0]
+
+    def with_nesting(depth: int) -> bytes:
+        if where == "before":
+            return whole[:start] + _nested(depth) + whole[start:]
+        return whole + _nested(depth)
+
+    _sent(with_nesting(MAX_SEQUENCE_DEPTH))
+    for depth in (MAX_SEQUENCE_DEPTH + 1, 20_000):
+        with pytest.raises(errors.InputError) as refused:
+            _sent(with_nesting(depth))
+        assert re.fullmatch(
+            r"deep\.dcm: sequences nest more than 64 deep \(at byte \d+\); pdf2dcm reads at "
+            r"most 64 levels",
+            str(refused.value),
+        )

@@ -27,9 +27,10 @@ from pydicom.uid import (
 )
 
 from pdf2dcm.cli import cli
+from pdf2dcm.constants import MAX_SEQUENCE_DEPTH
 from pdf2dcm.dicom import ENCAPSULATED_PDF_STORAGE, encode_pdf
 from pdf2dcm.errors import InputError, NotAPdfError
-from pdf2dcm.extract import MAX_SEQUENCE_DEPTH, extract_pdf, read_header
+from pdf2dcm.extract import extract_pdf, read_header
 from pdf2dcm.sniff import looks_like_dicom
 from tests.pdfs import make_pdf
 
