@@ -3,8 +3,8 @@ ahead of the one reported, so that memory does not grow with the length of the b
 
 from __future__ import annotations
 
+import concurrent.futures
 import threading
-import time
 import types
 from typing import Any
 
@@ -58,14 +58,24 @@ def client() -> OrthancClient:
     return OrthancClient(resolve_settings(url="http://127.0.0.1:9", environ={}))
 
 
-def test_outcomes_come_in_input_order_and_few_files_run_ahead(started: list[str]) -> None:
+def test_outcomes_come_in_input_order_and_few_files_run_ahead(
+    started: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    submitted: list[object] = []
+    submit = concurrent.futures.ThreadPoolExecutor.submit
+
+    def counted(pool: concurrent.futures.ThreadPoolExecutor, *args: Any, **kwargs: Any) -> Any:
+        submitted.append(args)
+        return submit(pool, *args, **kwargs)
+
+    monkeypatch.setattr(concurrent.futures.ThreadPoolExecutor, "submit", counted)
     sources = [f"f{index:03d}.pdf" for index in range(200)]
     outcomes = upload_many(client(), planned(sources), sources, concurrency=3)
     first = next(outcomes)
     assert first.input == "f000.pdf"
-    # However long the reader takes, no more than 2 x 3 files are queued behind the first.
-    time.sleep(0.2)
-    assert len(started) <= 7
+    # However long the reader takes, no more than 2 x 3 files are queued behind the first:
+    # while the reader holds the first outcome nothing else is handed to the workers.
+    assert len(submitted) <= 7
     rest = list(outcomes)
     assert [outcome.input for outcome in [first, *rest]] == sources
     assert [outcome.result.id for outcome in rest if outcome.result] == [
@@ -78,7 +88,6 @@ def test_an_abandoned_batch_starts_no_further_file(started: list[str]) -> None:
     sources = [f"f{index:03d}.pdf" for index in range(100)]
     outcomes = upload_many(client(), planned(sources), sources, concurrency=2)
     assert next(outcomes).input == "f000.pdf"
-    time.sleep(0.1)
     assert isinstance(outcomes, types.GeneratorType)
     outcomes.close()
     assert len(started) <= 5
