@@ -18,8 +18,8 @@ that carry a document (stores, STOW-RS) have the stall timeout only, since sendi
 file legitimately takes long. JSON answers are read in pieces and refused beyond
 :data:`MAX_JSON_BYTES`.
 
-Retries are split by what a repeat can do. GETs are retried by urllib3 on connection errors
-and 502/503/504. POSTs are retried here, explicitly, and only for the uploads where a repeat
+Retries are split by what a repeat can do. GETs are retried on connection errors and
+502/503/504. POSTs are retried here, explicitly, and only for the uploads where a repeat
 cannot duplicate data (the same SOPInstanceUID is answered ``AlreadyStored``); their bodies
 are re-iterable objects that start over from the first byte on every attempt. Certificate
 failures are never retried. Each retry is logged on the ``pdf2dcm`` logger (INFO).
@@ -27,34 +27,30 @@ failures are never retried. Each retry is logged on the ``pdf2dcm`` logger (INFO
 Redirects are followed only for requests without a body and only on the same scheme, host
 and port; anything else is a :class:`~pdf2dcm.errors.RedirectError` naming the Location.
 
-No ``requests`` or ``urllib3`` exception escapes: every failure becomes a
-:class:`~pdf2dcm.errors.ServerError` whose message names the server and never a credential.
+The HTTP exchange itself is :mod:`pdf2dcm.transport` (the standard library's http.client);
+none of its exceptions escapes: every failure becomes a :class:`~pdf2dcm.errors.ServerError`
+whose message names the server and never a credential.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
-import json
+import http.client
+import json as _json_module
 import logging
 import re
 import secrets
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from enum import Enum
-from types import TracebackType
 from typing import Any, Literal, TypeAlias, overload
-from urllib.parse import quote, urljoin, urlsplit
-
-import requests
-import urllib3
-from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import ConnectionPool, HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.response import BaseHTTPResponse
-from urllib3.util.retry import Retry
+from urllib.parse import quote, urlencode, urljoin, urlsplit
 
 from . import __version__
 from .config import Settings, origin_of, redact_url
@@ -69,6 +65,7 @@ from .errors import (
     ServerUnreachableError,
     UnexpectedReplyError,
 )
+from .transport import ProxyError, Response, Transport
 
 USER_AGENT = f"pdf2dcm/{__version__}"
 TRANSIENT_STATUSES = frozenset({502, 503, 504})
@@ -91,6 +88,7 @@ IdKind = Literal["instance", "series", "study", "patient", "job"]
 _ORTHANC_ID = re.compile(r"[0-9a-f]{8}(?:-[0-9a-f]{8}){4}")
 _JOB_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _TAG = re.compile(r"[0-9a-fA-F]{4}-[0-9a-fA-F]{4}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 # --- paths -----------------------------------------------------------------------------------
@@ -408,8 +406,7 @@ _ID_KINDS: dict[str, IdKind] = {
 class RepeatableBody:
     """A streamed request body of known length that can be sent again from the start.
 
-    ``requests`` sends an object with ``__len__`` and ``__iter__`` with a Content-Length header
-    and iterates it; every iteration calls ``factory`` anew.
+    It is sent with a Content-Length header; every iteration calls ``factory`` anew.
     """
 
     def __init__(self, length: int, factory: Callable[[], Iterator[bytes]]) -> None:
@@ -423,20 +420,18 @@ class RepeatableBody:
         return self._factory()
 
 
-_local = threading.local()
-
-
 class _Guard:
     """A request's total deadline: when it passes, the sockets it used are shut down.
 
     Shutting the socket down makes the blocked read return at once, wherever it is (headers,
-    chunked body, TLS); the failure that follows is reported as the deadline. The connections
-    register their sockets (:class:`_GuardedHTTPConnection`) through a thread-local, since
-    the pool picks them deep inside requests.
+    chunked body, TLS); the failure that follows is reported as the deadline. The transport
+    hands over each connection's socket before it sends on it (:meth:`attach`).
     """
 
-    def __init__(self, seconds: float | None) -> None:
+    def __init__(self, seconds: float | None, wait: float) -> None:
         self.seconds = seconds
+        self.wait = wait
+        """The stall timeout of each connect and read."""
         self._end = None if seconds is None else time.monotonic() + seconds
         self.expired = False
         self._lock = threading.Lock()
@@ -445,8 +440,6 @@ class _Guard:
         self._done = False
 
     def __enter__(self) -> _Guard:
-        self._previous = getattr(_local, "guard", None)
-        _local.guard = self
         if self.seconds is not None:
             self._timer = threading.Timer(self.seconds, self._expire)
             self._timer.daemon = True
@@ -455,7 +448,6 @@ class _Guard:
 
     def __exit__(self, *_exc: object) -> None:
         self.release()
-        _local.guard = self._previous
 
     def release(self) -> None:
         """Stop the deadline (a download's body has only the stall timeout)."""
@@ -470,6 +462,11 @@ class _Guard:
         if self._end is None or self._done:
             return None
         return self._end - time.monotonic()
+
+    def within(self, seconds: float) -> float:
+        """A pause between retries, never past the deadline (a sleep is not cut)."""
+        left = self.remaining()
+        return seconds if left is None else max(0.0, min(seconds, left))
 
     def attach(self, sock: socket.socket) -> None:
         with self._lock:
@@ -494,149 +491,64 @@ def _cut(sock: socket.socket) -> None:
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
-def _current_guard() -> _Guard | None:
-    guard = getattr(_local, "guard", None)
-    return guard if isinstance(guard, _Guard) else None
+_TRANSPORT_ERRORS = (OSError, http.client.HTTPException)
+"""What the transport raises for a failed exchange (TLS, timeouts and resets are OSErrors)."""
 
 
-def _register(connection: HTTPConnection) -> None:
-    # The socket, not the connection: http.client drops the connection's reference to it
-    # when the answer says "Connection: close", while the answer goes on reading from it.
-    guard = _current_guard()
-    if guard is not None and connection.sock is not None:
-        guard.attach(connection.sock)
+def _pause(seconds: float) -> None:
+    """The pause between two attempts (a name of its own, for tests to count pauses)."""
+    time.sleep(seconds)
 
 
-class _GuardedHTTPConnection(HTTPConnection):
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        try:
-            super().request(*args, **kwargs)
-        finally:
-            _register(self)
+def _retry_after(response: Response) -> float | None:
+    """A Retry-After header in seconds (a number or an HTTP date); None if absent or odd."""
+    value = (response.headers.get("Retry-After") or "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
-class _GuardedHTTPSConnection(HTTPSConnection):
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        try:
-            super().request(*args, **kwargs)
-        finally:
-            _register(self)
+def _authorization(settings: Settings) -> str | bytes | None:
+    """The Authorization header of the settings' credentials, UTF-8 encoded (RFC 7617).
 
-
-class _HTTPPool(HTTPConnectionPool):
-    ConnectionCls = _GuardedHTTPConnection
-
-
-class _HTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _GuardedHTTPSConnection
-
-
-class _Adapter(HTTPAdapter):
-    """requests' adapter, with connections that obey a request's deadline."""
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
-
-    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
-        """The same connections behind an HTTP proxy (``HTTPS_PROXY`` in the environment)."""
-        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        if not proxy.lower().startswith("socks"):
-            manager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
-        return manager
-
-
-class _RetryPolicy(Retry):
-    """urllib3's retries, minus three cases, and each retry logged.
-
-    urllib3 retries connection errors for every method; for POST the retries are ours
-    (:meth:`OrthancClient._post_idempotent`), so a POST fails here at its first error instead
-    of being retried twice over. A failed TLS handshake is not transient: retrying it only
-    delays the message. A request past its deadline is not retried either, nor one whose
-    Retry-After asks for a longer pause than the deadline leaves; pauses never pass it.
+    Settings made in code skip the checks of :mod:`pdf2dcm.config`: a control character in
+    a token would end the header (http.client refuses it with the header, secret included,
+    in its message), so it is refused here, without the value. Basic credentials go out
+    base64-encoded and cannot.
     """
-
-    def increment(
-        self,
-        method: str | None = None,
-        url: str | None = None,
-        response: BaseHTTPResponse | None = None,
-        error: Exception | None = None,
-        _pool: ConnectionPool | None = None,
-        _stacktrace: TracebackType | None = None,
-    ) -> _RetryPolicy:
-        unsafe = method is not None and method.upper() not in (self.allowed_methods or ())
-        guard = _current_guard()
-        late = guard is not None and guard.expired
-        if response is not None and guard is not None and self.respect_retry_after_header:
-            # A server that asks for a pause beyond the deadline gets its answer now.
-            asked = super().get_retry_after(response)
-            left = guard.remaining()
-            late = late or (asked is not None and left is not None and asked > left)
-        if unsafe or late or isinstance(error, urllib3.exceptions.SSLError):
-            final = self.new(total=0, connect=0, read=0, status=0, other=0)
-            return Retry.increment(final, method, url, response, error, _pool, _stacktrace)
-        following = super().increment(method, url, response, error, _pool, _stacktrace)
-        where = url or "/"
-        if _pool is not None:
-            where = f"{_pool.scheme}://{_pool.host}:{_pool.port}{where}"
-        reason = f"HTTP {response.status}" if response is not None and error is None else error
-        logger.info(
-            "retrying %s %s (%s), attempt %d",
-            method,
-            redact_url(where),
-            _reason(reason) if isinstance(reason, Exception) else reason,
-            len(following.history) + 1,
-        )
-        return following
-
-    def get_retry_after(self, response: BaseHTTPResponse) -> float | None:
-        seconds = super().get_retry_after(response)
-        return None if seconds is None else _within_deadline(min(seconds, MAX_RETRY_AFTER))
-
-    def get_backoff_time(self) -> float:
-        return _within_deadline(super().get_backoff_time())
+    if settings.token is not None and _CONTROL.search(settings.token):
+        raise InputError("the token contains a control character; give it without")
+    if settings.token is not None:
+        # Bytes, so that a non-ASCII token goes out as UTF-8 instead of failing in latin-1.
+        return b"Bearer " + settings.token.encode("utf-8")
+    if settings.username is not None:
+        pair = settings.username.encode("utf-8") + b":" + (settings.password or "").encode("utf-8")
+        return "Basic " + base64.b64encode(pair).decode("ascii")
+    return None
 
 
-def _within_deadline(seconds: float) -> float:
-    """A pause between retries, never past the request's deadline (a sleep is not cut)."""
-    guard = _current_guard()
-    left = guard.remaining() if guard is not None else None
-    return seconds if left is None else max(0.0, min(seconds, left))
-
-
-class _BoundAuth(requests.auth.AuthBase):
+class _Credentials:
     """Credentials that go only to their own servers (scheme, host and port).
 
     Redirects are followed only on the same origin already; this holds for every request,
     an absolute URL (a DICOMweb root elsewhere) included.
     """
 
-    def __init__(self, header: str | bytes, origins: frozenset[str]) -> None:
+    def __init__(self, header: str | bytes | None, origins: frozenset[str]) -> None:
         self._header = header
         self._origins = origins
 
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        if origin_of(request.url or "") in self._origins:
-            request.headers["Authorization"] = self._header  # type: ignore[assignment]
-        else:
-            request.headers.pop("Authorization", None)
-        return request
+    def for_url(self, url: str) -> str | bytes | None:
+        return self._header if origin_of(url) in self._origins else None
 
     def __repr__(self) -> str:
-        return "_BoundAuth(<hidden>)"
-
-
-def _authorization(settings: Settings) -> _BoundAuth | None:
-    """The Authorization header of the settings' credentials, UTF-8 encoded (RFC 7617)."""
-    if settings.token is not None:
-        # Bytes, so that a non-ASCII token goes out as UTF-8 instead of failing in latin-1.
-        return _BoundAuth(b"Bearer " + settings.token.encode("utf-8"), settings.origins)
-    if settings.username is not None:
-        user = settings.username.encode("utf-8")
-        secret = (settings.password or "").encode("utf-8")
-        return _BoundAuth(requests.auth._basic_auth_str(user, secret), settings.origins)
-    return None
+        return "_Credentials(<hidden>)"
 
 
 class Download:
@@ -646,19 +558,32 @@ class Download:
     ``Settings.timeout`` seconds, or a body that ends before its announced length, raises.
     """
 
-    def __init__(self, response: requests.Response, what: str, server: str) -> None:
+    def __init__(self, response: Response, what: str, server: str) -> None:
         self._response = response
         self._what = what
         self._server = server
         self.received = 0
         announced = response.headers.get("Content-Length", "")
         self.length = int(announced) if announced.isdigit() else None
-        self.headers: Mapping[str, str] = response.headers
+        self.headers: Mapping[str, str] = response.headers  # type: ignore[assignment]
 
     def read(self, size: int) -> bytes:
         """Up to ``size`` bytes as they arrive (fewer than asked is not the end; empty is)."""
-        with self._translated():
-            block: bytes = self._response.raw.read1(size, decode_content=True)
+        try:
+            block = self._response.read1(size)
+        except _TRANSPORT_ERRORS as exc:
+            if isinstance(exc, TimeoutError):
+                cause = "no data came for the stall timeout"
+            elif isinstance(exc, http.client.IncompleteRead):
+                cause = "the server ended it early"
+            elif isinstance(exc, OSError) and exc.strerror:
+                cause = exc.strerror
+            else:
+                cause = _reason(exc)
+            raise ServerError(
+                f"the download of {self._what} from {self._server} broke off after "
+                f"{self.received} bytes: {cause}"
+            ) from exc
         self.received += len(block)
         return block
 
@@ -666,29 +591,6 @@ class Download:
         """The body in pieces of at most ``size``, decoded (Orthanc may gzip it)."""
         while block := self.read(size):
             yield block
-
-    @contextlib.contextmanager
-    def _translated(self) -> Iterator[None]:
-        try:
-            yield
-        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
-            text = str(exc)
-            cause = (
-                "no data came for the stall timeout"
-                if "timed out" in text.lower() or "timeout" in type(exc).__name__.lower()
-                else "the server ended it early"
-                if "IncompleteRead" in text or "incomplete" in text.lower()
-                else _reason(exc)
-            )
-            raise ServerError(
-                f"the download of {self._what} from {self._server} broke off after "
-                f"{self.received} bytes: {cause}"
-            ) from exc
-        except OSError as exc:
-            raise ServerError(
-                f"the download of {self._what} from {self._server} broke off after "
-                f"{self.received} bytes: {exc.strerror or exc}"
-            ) from exc
 
 
 # --- the client ------------------------------------------------------------------------------
@@ -701,55 +603,37 @@ class OrthancClient:
     ----------
     settings
         URL, credentials, TLS and timeout (see :func:`pdf2dcm.config.resolve_settings`).
-    session
-        A ready session to use instead of a new one (custom authentication, proxies, tests);
-        it is used as given, without mounting retry adapters on it.
+    transport
+        A ready transport to use instead of a new one (a subclass that records or adds to
+        each request, tests); the client does not close it.
     pool_size
         Connections kept open; match it to the number of threads sharing the client.
     """
+
+    log_exchanges = False
+    """Log one line per HTTP exchange on the ``pdf2dcm.http`` logger (INFO), for -v."""
 
     def __init__(
         self,
         settings: Settings,
         *,
-        session: requests.Session | None = None,
+        transport: Transport | None = None,
         pool_size: int = 10,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.settings = settings
-        self._sleep = sleep
-        # Given per request: requests lets REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE in the
-        # environment override a session's verify, which would undo --ca-bundle and
-        # --insecure. None leaves an injected session's own choice alone.
-        self._verify: str | bool | None = settings.ca_bundle or (
-            None if settings.verify_tls else False
+        self._sleep = sleep if sleep is not None else _pause
+        self._own_transport = transport is None
+        self.transport = (
+            transport
+            if transport is not None
+            else Transport(verify=settings.ca_bundle or settings.verify_tls, pool_size=pool_size)
         )
-        self._own_session = session is None
-        self.session = session if session is not None else self._new_session(pool_size)
-
-    def _new_session(self, pool_size: int) -> requests.Session:
-        session = requests.Session()
-        retry = _RetryPolicy(
-            total=self.settings.retries,
-            connect=self.settings.retries,
-            read=self.settings.retries,
-            status=self.settings.retries,
-            backoff_factor=BACKOFF_SECONDS,
-            status_forcelist=TRANSIENT_STATUSES,
-            allowed_methods=frozenset({"GET", "HEAD"}),
-            raise_on_status=False,
-            respect_retry_after_header=True,
-        )
-        adapter = _Adapter(pool_connections=2, pool_maxsize=pool_size, max_retries=retry)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        session.headers["User-Agent"] = USER_AGENT
-        session.auth = _authorization(self.settings)
-        return session
+        self._credentials = _Credentials(_authorization(settings), settings.origins)
 
     def close(self) -> None:
-        if self._own_session:
-            self.session.close()
+        if self._own_transport:
+            self.transport.close()
 
     def __enter__(self) -> OrthancClient:
         return self
@@ -774,20 +658,27 @@ class OrthancClient:
         *,
         what: str | None = None,
         budget: float | None,
-        **kwargs: Any,
-    ) -> Iterator[tuple[requests.Response, _Guard]]:
-        """One request (GETs retried by urllib3), every failure a ServerError.
+        headers: Mapping[str, str] | None = None,
+        data: bytes | RepeatableBody | None = None,
+        json: JSONValue = None,
+        params: Mapping[str, str] | None = None,
+    ) -> Iterator[tuple[Response, _Guard]]:
+        """One request (GETs retried on transient failures), every failure a ServerError.
 
         ``budget`` is the total deadline in seconds, or None for the stall timeout only;
         ``what`` names the resource in a 404 message ("instance 1b3a...").
         """
         url = self.url(path)
+        if params:
+            url = f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
+        fields = dict(headers or {})
+        if json is not None:
+            data = _json_module.dumps(json, allow_nan=False).encode("utf-8")
+            fields.setdefault("Content-Type", "application/json")
         wait = self.settings.timeout if budget is None else min(self.settings.timeout, budget)
-        kwargs["timeout"] = wait
-        if self._verify is not None:
-            kwargs.setdefault("verify", self._verify)
-        with _Guard(budget) as guard, self._translated(method, url, guard, wait):
-            response = self._send(method, url, **kwargs)
+        with _Guard(budget, wait) as guard:
+            with self._translated(method, url, guard):
+                response = self._send(method, url, guard, fields, data)
             try:
                 if response.status_code >= 400:
                     self._raise_for(response, method, what)
@@ -796,52 +687,77 @@ class OrthancClient:
                 response.close()
 
     def request(
-        self, method: str, path: str, *, what: str | None = None, **kwargs: Any
-    ) -> requests.Response:
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        data: bytes | RepeatableBody | None = None,
+        json: JSONValue = None,
+        params: Mapping[str, str] | None = None,
+    ) -> Response:
         """A raw request for a route without a typed method; its answer is not checked.
 
-        The body is read at once (at most MAX_JSON_BYTES) within the deadline, so
-        ``response.content`` and ``response.json()`` work after the connection is released.
-        Prefer the typed methods: they check the answer's shape.
+        The body is read at once (at most MAX_JSON_BYTES) within the deadline into
+        ``response.content``. Prefer the typed methods: they check the answer's shape.
         """
-        with self._exchange(method, path, what=what, budget=self.settings.timeout, **kwargs) as (
-            response,
-            _guard,
-        ):
-            response._content = bytes(self._read_capped(response))
+        with self._exchange(
+            method,
+            path,
+            what=what,
+            budget=self.settings.timeout,
+            headers=headers,
+            data=data,
+            json=json,
+            params=params,
+        ) as (response, guard):
+            response.content = bytes(self._read_capped(response, guard))
         return response
 
-    def _read_capped(self, response: requests.Response) -> bytearray:
+    def _read_capped(self, response: Response, guard: _Guard) -> bytearray:
         content = bytearray()
         announced = response.headers.get("Content-Length", "")
         if announced.isdigit() and int(announced) > MAX_JSON_BYTES:
             raise _Reply(response.url, None).error(
                 f"{announced} bytes of JSON, more than {_mib(MAX_JSON_BYTES)}"
             )
-        for piece in response.iter_content(_READ_PIECE):
+        for piece in self._body(response, guard):
             content += piece
             if len(content) > MAX_JSON_BYTES:
                 raise _Reply(response.url, None).error(f"more than {_mib(MAX_JSON_BYTES)} of JSON")
         return content
 
-    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+    def _body(self, response: Response, guard: _Guard) -> Iterator[bytes]:
+        """The answer's pieces; a failure while reading is reported as one while asking."""
+        while True:
+            with self._translated(response.method, response.url, guard):
+                piece = response.read1(_READ_PIECE)
+            if not piece:
+                return
+            yield piece
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        guard: _Guard,
+        fields: dict[str, str],
+        data: bytes | RepeatableBody | None,
+    ) -> Response:
         """Send, following a redirect only without a body and to the same origin."""
-        has_body = any(kwargs.get(key) is not None for key in ("data", "json", "files"))
         for _hop in range(MAX_REDIRECTS + 1):
-            response = self.session.request(
-                method, url, stream=True, allow_redirects=False, **kwargs
-            )
+            response = self._attempts(method, url, guard, fields, data)
             if not response.is_redirect:
                 return response
             location = urljoin(url, response.headers.get("Location", ""))
             response.close()
-            if has_body or method.upper() not in ("GET", "HEAD"):
+            if data is not None or method.upper() not in ("GET", "HEAD"):
                 why = "of a request that carries a body"
             elif origin_of(location) != origin_of(url):
                 why = "to another server"
             else:
-                url = location
-                kwargs.pop("params", None)  # the Location is a whole URL, query included
+                url = location  # a whole URL, query included
                 continue
             raise RedirectError(
                 f"{self._server()} redirected {method} {_path_of(url)} to "
@@ -853,25 +769,110 @@ class OrthancClient:
             f"(last to {redact_url(url)}); use the final address as the server URL"
         )
 
+    def _attempts(
+        self,
+        method: str,
+        url: str,
+        guard: _Guard,
+        fields: dict[str, str],
+        data: bytes | RepeatableBody | None,
+    ) -> Response:
+        """One exchange; a GET or HEAD is repeated on a connection failure or a 502/503/504.
+
+        POSTs are repeated by :meth:`_post_idempotent` only, where a repeat cannot duplicate
+        data. A failed TLS handshake is not transient; a request past its deadline is not
+        repeated, nor one whose Retry-After asks for a longer pause than the deadline leaves.
+        """
+        safe = method.upper() in ("GET", "HEAD")
+        attempt = 0
+        while True:
+            try:
+                response = self._exchange_once(method, url, guard, fields, data)
+            except _TRANSPORT_ERRORS as exc:
+                final = isinstance(exc, ssl.SSLError | ssl.CertificateError | ProxyError)
+                if not safe or final or guard.expired or attempt >= self.settings.retries:
+                    raise
+                reason = _reason(exc)
+                pause = self._backoff(attempt)
+            else:
+                status = response.status_code
+                if not safe or status not in TRANSIENT_STATUSES or attempt >= self.settings.retries:
+                    return response
+                asked = _retry_after(response)
+                left = guard.remaining()
+                if guard.expired or (asked is not None and left is not None and asked > left):
+                    return response  # a server asking for a pause past the deadline: its answer now
+                pause = min(asked, MAX_RETRY_AFTER) if asked else self._backoff(attempt)
+                reason = f"HTTP {status}"
+                response.close()
+            attempt += 1
+            logger.info(
+                "retrying %s %s (%s), attempt %d", method, redact_url(url), reason, attempt + 1
+            )
+            self._sleep(guard.within(pause))
+
+    @staticmethod
+    def _backoff(attempt: int) -> float:
+        """The first repeat at once, then 1 s, 2 s, 4 s... (as urllib3 and requests do)."""
+        return 0.0 if attempt == 0 else BACKOFF_SECONDS * 2**attempt
+
+    def _exchange_once(
+        self,
+        method: str,
+        url: str,
+        guard: _Guard,
+        fields: dict[str, str],
+        data: bytes | RepeatableBody | None,
+    ) -> Response:
+        headers: dict[str, str | bytes] = {
+            "User-Agent": USER_AGENT,
+            "Accept": "*/*",
+            "Accept-Encoding": "gzip, deflate",
+            **fields,
+        }
+        credential = self._credentials.for_url(url)
+        if credential is not None:
+            headers["Authorization"] = credential
+        response = self.transport.request(
+            method,
+            url,
+            headers=headers,
+            body=data,
+            length=len(data) if data is not None else None,
+            timeout=guard.wait,
+            on_socket=guard.attach,
+        )
+        if self.log_exchanges:
+            logging.getLogger("pdf2dcm.http").info(
+                "%s %s -> %d (%.3f s)",
+                method,
+                redact_url(url),
+                response.status_code,
+                response.elapsed,
+            )
+        return response
+
     @contextlib.contextmanager
-    def _translated(self, method: str, url: str, guard: _Guard, wait: float) -> Iterator[None]:
+    def _translated(self, method: str, url: str, guard: _Guard) -> Iterator[None]:
         try:
             yield
-        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
+        except _TRANSPORT_ERRORS as exc:
             where = f"({method} {_path_of(url)})"
             if guard.expired:
                 raise ServerUnreachableError(
                     f"no complete answer from {self._server()} within {guard.seconds:g} s "
                     f"{where}; allow a longer timeout or check the server"
                 ) from exc
-            if isinstance(exc, requests.exceptions.SSLError | urllib3.exceptions.SSLError):
+            if isinstance(exc, ssl.SSLError | ssl.CertificateError):
                 raise ServerUnreachableError(_tls_message(self._server(), exc)) from exc
-            if isinstance(exc, requests.exceptions.Timeout) or "timed out" in str(exc):
+            if isinstance(exc, TimeoutError):
                 raise ServerUnreachableError(
-                    f"no answer from {self._server()} within {wait:g} s {where}; "
+                    f"no answer from {self._server()} within {guard.wait:g} s {where}; "
                     "raise --timeout or check the server"
                 ) from exc
-            if isinstance(exc, requests.exceptions.ConnectionError):
+            if isinstance(exc, ProxyError):
+                raise ServerUnreachableError(f"cannot reach {self._server()}: {exc}") from exc
+            if isinstance(exc, OSError):
                 raise ServerUnreachableError(
                     f"cannot reach {self._server()}: {_reason(exc)}; is Orthanc running there?"
                 ) from exc
@@ -893,13 +894,13 @@ class OrthancClient:
         limit = self.settings.timeout if budget is None else min(budget, self.settings.timeout)
         with self._exchange(
             method, path, what=what, budget=limit if whole_deadline else None, **kwargs
-        ) as (response, _guard):
+        ) as (response, guard):
             reply = _Reply(response.url or self.url(path), None)
-            content = self._read_capped(response)
+            content = self._read_capped(response, guard)
         if not content.strip():
             raise reply.error("an empty body where JSON was expected")
         try:
-            reply.value = json.loads(content)
+            reply.value = _json_module.loads(content)
         except (ValueError, RecursionError):
             raise reply.error("not JSON; is this an Orthanc server?") from None
         return reply
@@ -933,7 +934,7 @@ class OrthancClient:
             if on_retry is not None:
                 on_retry()
 
-    def _raise_for(self, response: requests.Response, method: str, what: str | None) -> None:
+    def _raise_for(self, response: Response, method: str, what: str | None) -> None:
         status = response.status_code
         message, explanation, orthanc_status = _orthanc_error(response)
         path = _path_of(response.url)
@@ -1205,10 +1206,10 @@ class OrthancClient:
         """A small non-JSON answer, read within the deadline and refused beyond ``max_bytes``."""
         with self._exchange("GET", path, what=what, budget=self.settings.timeout) as (
             response,
-            _guard,
+            guard,
         ):
             content = bytearray()
-            for piece in response.iter_content(_READ_PIECE):
+            for piece in self._body(response, guard):
                 content += piece
                 if len(content) > max_bytes:
                     raise UnexpectedReplyError(
@@ -1344,16 +1345,16 @@ def _mib(size: int) -> str:
     return f"{size // (1024 * 1024)} MiB"
 
 
-def _orthanc_error(response: requests.Response) -> tuple[str | None, str | None, int | None]:
+def _orthanc_error(response: Response) -> tuple[str | None, str | None, int | None]:
     """Orthanc's JSON error description, present only with ``HttpDescribeErrors``."""
     content = bytearray()
-    with contextlib.suppress(requests.exceptions.RequestException, urllib3.exceptions.HTTPError):
-        for piece in response.iter_content(_READ_PIECE):
+    with contextlib.suppress(*_TRANSPORT_ERRORS):
+        while piece := response.read1(_READ_PIECE):
             content += piece
             if len(content) > _READ_PIECE:
                 return None, None, None
     try:
-        body = json.loads(content or b"null")
+        body = _json_module.loads(content or b"null")
     except (ValueError, RecursionError):
         return None, None, None
     if not isinstance(body, dict):
@@ -1388,7 +1389,7 @@ def _tls_message(server: str, exc: Exception) -> str:
 
 
 def _reason(exc: Exception) -> str:
-    """A short cause without the request line that requests puts around it."""
+    """A short cause of a transport failure, without errno numbers or the request line."""
     text = redact_url(str(exc))
     for marker in ("Connection refused", "Name or service not known", "timed out"):
         if marker in text:

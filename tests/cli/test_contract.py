@@ -103,12 +103,13 @@ def test_verbose_logs_each_request_and_each_retry(fake: FakeOrthanc) -> None:
     result = run("jobs", "show", JOB, "--url", fake.url, "-v")
     assert result.exit_code == 0, result.stderr
     lines = result.stderr.splitlines()
-    assert len(lines) == 2, lines
-    assert lines[0] == (f"pdf2dcm: retrying GET {fake.url}/jobs/{JOB} (HTTP 503), attempt 2")
+    assert len(lines) == 3, lines
+    assert lines[0].startswith(f"pdf2dcm: GET {fake.url}/jobs/{JOB} -> 503 (")
+    assert lines[1] == (f"pdf2dcm: retrying GET {fake.url}/jobs/{JOB} (HTTP 503), attempt 2")
     prefix = f"pdf2dcm: GET {fake.url}/jobs/{JOB} -> 200 ("
-    assert lines[1].startswith(prefix)
-    assert lines[1].endswith(" s)")
-    float(lines[1][len(prefix) : -len(" s)")])
+    assert lines[2].startswith(prefix)
+    assert lines[2].endswith(" s)")
+    float(lines[2][len(prefix) : -len(" s)")])
     assert result.stdout.startswith(f"job {JOB} (DicomModalityStore): Running 40%")
 
 

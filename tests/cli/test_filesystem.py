@@ -331,9 +331,9 @@ def probe() -> None:
 def fail(kind: str) -> None:
     if kind == "os":
         raise OSError(errno.EROFS, os.strerror(errno.EROFS), "/mnt/ro/x.dcm")
-    import requests
+    import http.client
 
-    raise requests.ConnectionError("leaked")
+    raise http.client.RemoteDisconnected("leaked")
 
 
 def test_an_unwrapped_os_error_is_one_line_exit_2() -> None:
@@ -346,5 +346,5 @@ def test_a_leaked_network_error_stays_a_bug() -> None:
     result = CliRunner().invoke(probe, ["fail", "net"], obj={})
     assert result.exit_code == 1
     assert result.stderr == (
-        "pdf2dcm: unexpected error: ConnectionError: leaked; run with --debug for details\n"
+        "pdf2dcm: unexpected error: RemoteDisconnected: leaked; run with --debug for details\n"
     )

@@ -20,6 +20,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 from pdf2dcm.client import OrthancClient
 from pdf2dcm.config import resolve_settings
 from pdf2dcm.listing import ENCAPSULATED_PDF_SOP_CLASS, READ_AHEAD, list_documents
+from pdf2dcm.transport import Response, Transport
 from tests.integration.orthanc import OrthancServer
 from tests.integration.test_orthanc import run
 from tests.pdfs import make_pdf
@@ -98,18 +99,18 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrthancServer]
         yield server
 
 
-class _Counting(requests.Session):
+class _Counting(Transport):
     def __init__(self) -> None:
         super().__init__()
         self.paths: list[str] = []
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
-        self.paths.append(f"{method!s} {url!s}")
-        return super().request(method, url, *args, **kwargs)
+    def request(self, method: str, url: str, **kwargs: Any) -> Response:
+        self.paths.append(f"{method} {url}")
+        return super().request(method, url, **kwargs)
 
 
-def _client(server: OrthancServer, session: requests.Session) -> OrthancClient:
-    return OrthancClient(resolve_settings(url=server.url), session=session)
+def _client(server: OrthancServer, transport: Transport) -> OrthancClient:
+    return OrthancClient(resolve_settings(url=server.url), transport=transport)
 
 
 def test_a_limited_listing_reads_about_what_it_shows(archive: OrthancServer) -> None:
@@ -127,7 +128,7 @@ def test_a_limited_listing_reads_about_what_it_shows(archive: OrthancServer) -> 
 
 
 def test_every_row_is_what_pydicom_reads_from_the_stored_file(archive: OrthancServer) -> None:
-    with _client(archive, requests.Session()) as client:
+    with _client(archive, Transport()) as client:
         listing = list_documents(client)
         documents = list(listing)
     assert listing.complete

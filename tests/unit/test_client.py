@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from collections.abc import Callable
 
@@ -119,6 +120,14 @@ def test_non_ascii_credentials_go_out_as_utf8(server: Scripted) -> None:
     # http.server decodes header bytes as latin-1: the UTF-8 bytes arrive unchanged.
     sent = server.received[1][3]["Authorization"].encode("latin-1")
     assert sent == "Bearer tök€n".encode()
+
+
+def test_a_token_made_in_code_with_a_line_break_is_refused_unseen() -> None:
+    settings = resolve_settings(url="http://127.0.0.1:9", environ={})
+    for token in ("secret\r\nX-Evil: 1", "secret\n", "sec\x00ret"):
+        with pytest.raises(InputError) as caught:
+            OrthancClient(dataclasses.replace(settings, token=token))
+        assert str(caught.value) == "the token contains a control character; give it without"
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,6 @@ import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -213,17 +212,17 @@ def test_an_endless_json_answer_stops_at_the_cap(
 ) -> None:
     """What the client takes is counted, not what the server wrote: the kernel's socket
     buffers (up to 32 MiB of receive window on loopback) take more than the client reads."""
-    import requests
+    from pdf2dcm.transport import Response
 
     taken: list[int] = []
-    iter_content = requests.Response.iter_content
+    read1 = Response.read1
 
-    def counted(response: requests.Response, *args: Any, **kwargs: Any) -> Iterator[Any]:
-        for piece in iter_content(response, *args, **kwargs):
-            taken.append(len(piece))
-            yield piece
+    def counted(response: Response, size: int) -> bytes:
+        piece = read1(response, size)
+        taken.append(len(piece))
+        return piece
 
-    monkeypatch.setattr(requests.Response, "iter_content", counted)
+    monkeypatch.setattr(Response, "read1", counted)
     server.routes[("GET", "/jobs")] = hostile.endless_chunked()
     result, elapsed = run("jobs", "list", "--url", server.url)
     assert result.exit_code == 5
@@ -396,7 +395,7 @@ def test_a_short_retry_after_is_obeyed(
     server: HostileServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pauses: list[float] = []
-    monkeypatch.setattr("urllib3.util.retry.time.sleep", pauses.append)
+    monkeypatch.setattr(client_module, "_pause", pauses.append)
     server.routes[("GET", "/jobs")] = [reply(503, b"", {"Retry-After": "1"}), reply(200, [])]
     result, _elapsed = run("jobs", "list", "--url", server.url)
     assert result.exit_code == 0, result.stderr

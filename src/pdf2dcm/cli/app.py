@@ -648,8 +648,9 @@ def _bug_line(error: BaseException) -> str:
 
 
 def _from_a_library(error: OSError) -> bool:
-    """requests and urllib3 errors are OSErrors too; one that escapes the client is a bug."""
-    return type(error).__module__.split(".")[0] in ("requests", "urllib3")
+    """The transport's errors (http.client's, ssl's, its own) are OSErrors too; one that
+    escapes the client, which translates them all, is a bug."""
+    return type(error).__module__.split(".")[0] in ("http", "ssl", "pdf2dcm")
 
 
 def _os_error_line(error: OSError) -> str:

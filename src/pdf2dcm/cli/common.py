@@ -6,7 +6,6 @@ import collections
 import contextlib
 import dataclasses
 import functools
-import logging
 import os
 import sys
 import time
@@ -25,7 +24,6 @@ from . import app
 from .app import displaying, info, say
 
 if TYPE_CHECKING:
-    import requests
     from click.shell_completion import CompletionItem
 
     from pdf2dcm.client import OrthancClient
@@ -610,31 +608,11 @@ class Connection:
                 say(f"warning: no password for {settings.username}; set {ENV_PASSWORD} or ~/.netrc")
         if self.insecure:
             say("warning: TLS certificates are not verified (--insecure)")
-            import urllib3
-
-            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         client = OrthancClient(settings, pool_size=pool_size)
-        if app.output.verbose:
-            client.session.hooks["response"].append(log_response)
+        # One line per HTTP exchange (the time until the answer's headers arrived); retries
+        # are logged by the client itself.
+        client.log_exchanges = app.output.verbose
         return client
-
-
-def log_response(response: requests.Response, *_args: Any, **_kwargs: Any) -> None:
-    """A session hook: one log line per HTTP exchange, for -v.
-
-    The time is until the answer's headers arrived (``Response.elapsed``); the URL never
-    carries credentials (they are refused in URLs) and is redacted all the same. Retries
-    inside urllib3 are logged by the client itself.
-    """
-    from pdf2dcm.config import redact_url
-
-    logging.getLogger("pdf2dcm.http").info(
-        "%s %s -> %d (%.3f s)",
-        response.request.method,
-        redact_url(response.url),
-        response.status_code,
-        response.elapsed.total_seconds(),
-    )
 
 
 def connection_options_for(
