@@ -468,6 +468,14 @@ class _Guard:
         left = self.remaining()
         return seconds if left is None else max(0.0, min(seconds, left))
 
+    def let_go(self, response: Response) -> None:
+        """Close an answer, first taking its socket out of reach of this deadline: the
+        connection goes back to the pool, where another request (thread) may take it."""
+        if response.socket is not None:
+            with self._lock:
+                self._sockets = [sock for sock in self._sockets if sock is not response.socket]
+        response.close()
+
     def attach(self, sock: socket.socket) -> None:
         with self._lock:
             if self._done:
@@ -505,7 +513,7 @@ def _retry_after(response: Response) -> float | None:
     value = (response.headers.get("Retry-After") or "").strip()
     if not value:
         return None
-    if value.isdigit():
+    if re.fullmatch(r"[0-9]+", value):
         return float(value)
     try:
         when = parsedate_to_datetime(value)
@@ -675,6 +683,8 @@ class OrthancClient:
         if json is not None:
             data = _json_module.dumps(json, allow_nan=False).encode("utf-8")
             fields.setdefault("Content-Type", "application/json")
+        if budget is not None:
+            budget = max(budget, 0.001)
         wait = self.settings.timeout if budget is None else min(self.settings.timeout, budget)
         with _Guard(budget, wait) as guard:
             with self._translated(method, url, guard):
@@ -684,7 +694,7 @@ class OrthancClient:
                     self._raise_for(response, method, what)
                 yield response, guard
             finally:
-                response.close()
+                guard.let_go(response)
 
     def request(
         self,
@@ -750,8 +760,8 @@ class OrthancClient:
             response = self._attempts(method, url, guard, fields, data)
             if not response.is_redirect:
                 return response
-            location = urljoin(url, response.headers.get("Location", ""))
-            response.close()
+            guard.let_go(response)
+            location = _location(url, response.headers.get("Location", ""))
             if data is not None or method.upper() not in ("GET", "HEAD"):
                 why = "of a request that carries a body"
             elif origin_of(location) != origin_of(url):
@@ -804,7 +814,7 @@ class OrthancClient:
                     return response  # a server asking for a pause past the deadline: its answer now
                 pause = min(asked, MAX_RETRY_AFTER) if asked else self._backoff(attempt)
                 reason = f"HTTP {status}"
-                response.close()
+                guard.let_go(response)
             attempt += 1
             logger.info(
                 "retrying %s %s (%s), attempt %d", method, redact_url(url), reason, attempt + 1
@@ -1339,6 +1349,19 @@ class OrthancClient:
             f"/jobs/{segment}/{path_segment(key)}", what=f"output '{key}' of job {segment}"
         ) as download:
             yield download
+
+
+def _location(url: str, location: str) -> str:
+    """A redirect's target as a whole URL; one that is not a URL is the server's error."""
+    try:
+        target = urljoin(url, location)
+        origin_of(target)
+        urlsplit(target).port  # noqa: B018  # raises on a port that is not a number
+    except ValueError:
+        raise ServerError(
+            f"{redact_url(url)} redirected to an address that is not a URL ({shown(location)})"
+        ) from None
+    return target
 
 
 def _mib(size: int) -> str:

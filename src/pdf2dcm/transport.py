@@ -28,6 +28,7 @@ import errno
 import http.client
 import json
 import os
+import re
 import select
 import socket
 import ssl
@@ -38,9 +39,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from email.message import Message
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+_DIGITS = re.compile(r"[0-9]+")
 
 Body = bytes | Iterable[bytes] | None
 """A request body: bytes, or an iterable of bytes whose total length is given with it."""
@@ -86,11 +89,32 @@ def _origin(url: str) -> tuple[_Origin, str]:
         raise http.client.InvalidURL(f"not a valid port in {url[:200]}") from exc
     host = parts.hostname
     if not host.isascii():
-        host = host.encode("idna").decode("ascii")
+        host = _ascii_host(host, url)
     target = parts.path or "/"
     if parts.query:
         target = f"{target}?{parts.query}"
+    # A non-ASCII path (a redirect's, a server URL's) goes out percent-encoded as UTF-8.
+    target = _NON_ASCII.sub(lambda found: quote(found.group()), target)
     return _Origin(scheme, host, port), target
+
+
+def _ascii_host(host: str, url: str) -> str:
+    """The ASCII form of an internationalized host name, when it stands for that one name.
+
+    The standard library's IDNA 2003 maps some letters to others (``faß`` to ``fass``,
+    a final sigma to a plain one): another registered name, possibly another owner. A name that does
+    not come back as itself is refused instead of being sent somewhere else.
+    """
+    try:
+        encoded = host.encode("idna")
+        same = encoded.decode("idna") == host
+    except UnicodeError:
+        same = False
+    if not same:
+        raise http.client.InvalidURL(
+            f"the host name of {url[:200]} cannot be written in ASCII as itself; give its xn-- form"
+        )
+    return encoded.decode("ascii")
 
 
 class Response:
@@ -116,11 +140,20 @@ class Response:
         self.headers: Message = raw.headers
         self.elapsed = elapsed
         """Seconds from sending the request to the answer's headers."""
+        self.socket: socket.socket | None = None
+        """The connection's socket, for a deadline to let go of it (set by the transport)."""
         self.content: bytes | None = None
         """The whole body, where a caller has read it (``OrthancClient.request``)."""
         self._release: Callable[[bool], None] | None = release
+        _check_framing(raw.headers)
         encoding = (raw.headers.get("Content-Encoding") or "").strip().lower()
-        self._decoder = _decoder(encoding)
+        self._encoding_error: DecodeError | None = None
+        try:
+            self._decoder = _decoder(encoding)
+        except DecodeError as exc:
+            # Raised on the first read: an error answer's status is still worth having.
+            self._decoder, self._encoding_error = None, exc
+        self._received = False
         self._head: bytes | None = b"" if encoding == "deflate" else None
         """What a deflate answer sent before its first output (it may turn out raw)."""
         self._pending = b""
@@ -136,7 +169,9 @@ class Response:
         if self._complete:
             return b""
         try:
-            return self._read1(size)
+            if self._encoding_error is not None:
+                raise self._encoding_error
+            return self._read1(max(size, 1))
         except BaseException:
             self._broken = True
             raise
@@ -151,9 +186,10 @@ class Response:
             data = self._pending or self.raw.read1(max(size, 16 * 1024))
             if not data:
                 self._finish()
-                if not self._decoder.eof:
+                if self._received and not self._decoder.eof:
                     raise DecodeError("the compressed answer ended before its end")
-                return b""
+                return b""  # ended, or empty as a compressed "nothing" is sent by some
+            self._received = True
             out = self._inflate(data, size)
             if self._decoder.eof and self._decoder.unused_data.strip(b"\r\n"):
                 raise DecodeError("data after the end of the compressed answer")
@@ -172,7 +208,8 @@ class Response:
             data, self._head = self._head + data, None
             return self._inflate(data, size)
         if self._head is not None:
-            self._head = None if out else self._head + data
+            # zlib checks its two-byte header at once: past it, the kind is known.
+            self._head = self._head + data if not out and len(self._head + data) < 2 else None
         self._pending = self._decoder.unconsumed_tail
         return out
 
@@ -206,6 +243,38 @@ class Response:
         release(reuse)
 
 
+def _check_framing(headers: Message) -> None:
+    """Refuse an answer whose end cannot be known for sure.
+
+    http.client takes the first of several Content-Length headers and reads a Transfer-Encoding
+    list as if it were chunked alone: either would cut a document, or leave its rest on
+    the connection to be read as the next answer.
+    """
+    lengths = {value.strip() for value in headers.get_all("Content-Length") or []}
+    if len(lengths) > 1 or any(_DIGITS.fullmatch(value) is None for value in lengths):
+        raise http.client.HTTPException(
+            f"an answer with an unusable Content-Length ({', '.join(sorted(lengths))[:80]})"
+        )
+    codings = [value.strip().lower() for value in headers.get_all("Transfer-Encoding") or []]
+    if codings and codings != ["chunked"]:
+        raise http.client.HTTPException(
+            f"an answer in an unsupported Transfer-Encoding ({', '.join(codings)[:80]})"
+        )
+
+
+class _FinalResponse(http.client.HTTPResponse):
+    """An answer past every interim one: http.client skips only ``100 Continue``, and
+    another 1xx (``103 Early Hints``) would be taken for the answer, the real one left on
+    the connection for the next request."""
+
+    def _read_status(self) -> tuple[str, int, str]:
+        while True:
+            version, status, reason = super()._read_status()  # type: ignore[misc]
+            if not 100 <= status < 200 or status == 101:
+                return version, status, reason
+            http.client.parse_headers(self.fp)
+
+
 def _decoder(name: str) -> zlib._Decompress | None:
     """A decompressor for the answer's Content-Encoding; None for none or identity."""
     if name in ("", "identity"):
@@ -222,6 +291,9 @@ def _dropped(connection: http.client.HTTPConnection) -> bool:
     sock = connection.sock
     if sock is None:
         return True
+    pending = getattr(sock, "pending", None)
+    if pending is not None and pending():
+        return True  # bytes the TLS layer already holds: nothing a poll would see
     poller = select.poll()
     try:
         poller.register(sock, select.POLLIN)
@@ -230,13 +302,33 @@ def _dropped(connection: http.client.HTTPConnection) -> bool:
         return True
 
 
+class BodyLengthError(http.client.HTTPException):
+    """A streamed body that did not have the length announced for it."""
+
+
+def _send_pieces(
+    connection: http.client.HTTPConnection, body: Iterable[bytes], length: int
+) -> None:
+    """Send a body from pieces, held to its announced length: more would be read by the
+    server as a next request, less would leave it waiting."""
+    sent = 0
+    for piece in body:
+        sent += len(piece)
+        if sent > length:
+            raise BodyLengthError(f"the body grew past its announced {length} bytes")
+        connection.send(piece)
+    if sent != length:
+        raise BodyLengthError(f"the body ended after {sent} of its announced {length} bytes")
+
+
 def proxy_for(url: str, environ: Mapping[str, str] | None = None) -> str | None:
     """The proxy URL the environment names for ``url``, or None to connect directly."""
     env = os.environ if environ is None else environ
     origin, _ = _origin(url)
 
     def named(name: str) -> str | None:
-        value = env.get(name.lower()) or env.get(name.upper())
+        # Lower case wins when it is set at all: an empty one switches a proxy off.
+        value = env.get(name.lower(), env.get(name.upper()))
         return value.strip() if value and value.strip() else None
 
     if _bypassed(origin, named("no_proxy") or ""):
@@ -350,14 +442,17 @@ class Transport:
             if on_socket is not None and connection.sock is not None:
                 on_socket(connection.sock)
             self._send(connection, method, target, origin, fields, body, length)
+            sock = connection.sock
             raw = connection.getresponse()
-            return Response(
+            response = Response(
                 raw,
                 url,
                 method,
                 time.monotonic() - started,
                 lambda reuse: self._give(key, connection, reuse),
             )
+            response.socket = sock
+            return response
         except BaseException:
             connection.close()
             raise
@@ -385,8 +480,7 @@ class Transport:
             if isinstance(body, bytes | bytearray | memoryview):
                 connection.send(body)
             elif body is not None:
-                for piece in body:
-                    connection.send(piece)
+                _send_pieces(connection, body, length or 0)
         except OSError as exc:
             # A server that answers before taking the whole body (an error, a refusal)
             # closes its side: its answer is still there to read.
@@ -407,6 +501,7 @@ class Transport:
                 connection.set_tunnel(origin.host, origin.port, headers=tunnel)
         else:
             connection = http.client.HTTPConnection(host, port, timeout=timeout)
+        connection.response_class = _FinalResponse
         try:
             connection.connect()
         except BaseException:

@@ -4,6 +4,7 @@ server here keeps them open, as Orthanc does, and counts them."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import http.client
 import os
@@ -18,7 +19,14 @@ import pytest
 from pdf2dcm.client import OrthancClient
 from pdf2dcm.config import resolve_settings
 from pdf2dcm.errors import ServerError
-from pdf2dcm.transport import DecodeError, ProxyError, Response, Transport, proxy_for
+from pdf2dcm.transport import (
+    BodyLengthError,
+    DecodeError,
+    ProxyError,
+    Response,
+    Transport,
+    proxy_for,
+)
 
 Answer = Callable[[bytes], bytes]
 """The bytes to write back for one request (its request line and headers, its body)."""
@@ -48,6 +56,11 @@ class KeepAlive:
             threading.Thread(target=self._talk, args=(conn,), daemon=True).start()
 
     def _talk(self, conn: socket.socket) -> None:
+        # A client that gives up mid-request (a body refused for its length) ends the talk.
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            self._answer(conn)
+
+    def _answer(self, conn: socket.socket) -> None:
         with conn, conn.makefile("rb") as reader:
             for _ in range(self.close_after or 1_000_000):
                 head = b""
@@ -178,11 +191,83 @@ def test_damaged_compressed_data_is_an_error() -> None:
 def test_an_unknown_encoding_is_refused_not_passed_on() -> None:
     with keep_alive([answer(b"\x1b\x00", "Content-Encoding: br")]) as server:
         with pytest.raises(DecodeError, match="unknown Content-Encoding"):
-            get(Transport(), f"{server.url}/file")
+            body_of(get(Transport(), f"{server.url}/file"))
         settings = resolve_settings(url=server.url, environ={}, retries=0)
         server.answers.append(answer(b"\x1b\x00", "Content-Encoding: br"))
         with OrthancClient(settings) as client, pytest.raises(ServerError, match="unknown"):
             client.system()
+
+
+def test_an_error_status_is_kept_whatever_its_encoding() -> None:
+    with keep_alive([answer(b"\x1b", "Content-Encoding: br", status="404 Not Found")]) as server:
+        settings = resolve_settings(url=server.url, environ={}, retries=0)
+        with OrthancClient(settings) as client:
+            assert client.instance_metadata("1" * 8 + "-11111111" * 4, "X") is None
+
+
+@pytest.mark.parametrize("status", ["200 OK", "204 No Content"])
+def test_an_empty_compressed_answer_is_empty(status: str) -> None:
+    with keep_alive([answer(b"", "Content-Encoding: gzip", status=status)]) as server:
+        assert body_of(get(Transport(), f"{server.url}/x")) == b""
+
+
+def test_interim_answers_are_read_past_not_taken_for_the_answer() -> None:
+    early = b"HTTP/1.1 103 Early Hints\r\nLink: </a>; rel=preload\r\n\r\n"
+    go_on = b"HTTP/1.1 100 Continue\r\n\r\n"
+    with keep_alive([early + go_on + early + answer(b"one"), answer(b"two")]) as server:
+        transport = Transport()
+        first = get(transport, f"{server.url}/a")
+        assert first.status_code == 200
+        assert body_of(first) == b"one"
+        assert body_of(get(transport, f"{server.url}/b")) == b"two"
+    assert server.connections == 1
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        "Content-Length: 5\r\nContent-Length: 500",
+        "Content-Length: \u00b2",
+        "Content-Length: -5",
+        "Transfer-Encoding: identity, chunked",
+        "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked",
+        "Transfer-Encoding: gzip, chunked",
+    ],
+)
+def test_an_answer_whose_end_is_uncertain_is_refused(fields: str) -> None:
+    raw = f"HTTP/1.1 200 OK\r\n{fields}\r\n\r\n".encode() + b"5\r\nhello\r\n0\r\n\r\n"
+    with (
+        keep_alive([raw], close_after=1) as server,
+        pytest.raises(http.client.HTTPException, match=r"unusable|unsupported"),
+    ):
+        get(Transport(), f"{server.url}/file")
+
+
+def test_a_streamed_body_is_held_to_its_length() -> None:
+    with keep_alive([answer(b"{}")] * 2) as server:
+        transport = Transport()
+        for pieces, said in (([b"abc", b"de"], 4), ([b"ab"], 4)):
+            with pytest.raises(BodyLengthError):
+                transport.request(
+                    "POST", f"{server.url}/p", headers={}, body=pieces, length=said, timeout=5
+                )
+    assert all(not r.endswith(b"de") for r in server.requests)
+
+
+def test_a_host_name_is_never_sent_as_another_one() -> None:
+    transport = Transport()
+    for url in ("http://faß.de:8042/x", "http://πας.example/x", "http://aé..b/x"):
+        with pytest.raises(http.client.InvalidURL, match="xn--"):
+            get(transport, url)
+    settings = resolve_settings(url="http://faß.de:8042", environ={}, retries=0)
+    with OrthancClient(settings) as client, pytest.raises(ServerError, match="xn--"):
+        client.system()
+
+
+def test_a_non_ascii_path_goes_out_percent_encoded() -> None:
+    with keep_alive([answer(b"{}")]) as server:
+        body_of(get(Transport(), f"{server.url}/peers/Zürich/system"))
+    assert server.requests[0].startswith(b"GET /peers/Z%C3%BCrich/system HTTP/1.1")
 
 
 def test_a_body_cut_before_its_length_is_an_error() -> None:
@@ -237,6 +322,8 @@ def test_a_body_is_sent_from_pieces_with_its_length() -> None:
         ("http://pacs/", {"http_proxy": "http://p:1", "NO_PROXY": "other, pacs"}, None),
         # A CGI program's HTTP_PROXY may come from a request's Proxy header ("httpoxy").
         ("http://pacs/", {"HTTP_PROXY": "http://evil:1", "REQUEST_METHOD": "GET"}, None),
+        # Lower case wins when set: an empty one switches the proxy off.
+        ("https://pacs/", {"https_proxy": "", "HTTPS_PROXY": "http://p:1"}, None),
     ],
 )
 def test_the_proxy_is_the_one_the_environment_names(
@@ -287,3 +374,16 @@ def test_a_socks_proxy_is_refused_with_a_reason(monkeypatch: pytest.MonkeyPatch)
         "cannot reach https://orthanc.invalid: the proxy the environment names is not an "
         "http:// proxy (socks5://...); only HTTP proxies are supported"
     )
+
+
+def test_odd_redirects_and_pauses_are_the_servers_error_not_a_crash() -> None:
+    odd_pause = answer(b"", "Retry-After: \u00b2".encode().decode("latin-1"), status="503 No")
+    not_a_url = answer(b"", "Location: http://[::1/system", status="302 Found")
+    with keep_alive([odd_pause, answer(b'{"Version": "1"}'), not_a_url]) as server:
+        settings = resolve_settings(url=server.url, environ={}, retries=1)
+        with OrthancClient(settings, sleep=lambda _seconds: None) as client:
+            assert client.system().version == "1"
+            with pytest.raises(ServerError, match="redirected to an address that is not a URL"):
+                client.system()
+            with pytest.raises(ServerError):
+                client.job("0f2b5c1e-7a0d-4c8e-9b5a-3c1d2e4f6a7b", budget=-1)
