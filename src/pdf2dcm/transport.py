@@ -262,6 +262,18 @@ def _check_framing(headers: Message) -> None:
         )
 
 
+class _TunnelledConnection(http.client.HTTPSConnection):
+    """An HTTPS connection whose socket is handed over before a proxy's CONNECT: a proxy
+    that trickles its answer would otherwise hold the request past its deadline."""
+
+    on_socket: Callable[[socket.socket], None] | None = None
+
+    def _tunnel(self) -> None:
+        if self.on_socket is not None and self.sock is not None:
+            self.on_socket(self.sock)
+        super()._tunnel()  # type: ignore[misc]
+
+
 class _FinalResponse(http.client.HTTPResponse):
     """An answer past every interim one: http.client skips only ``100 Continue``, and
     another 1xx (``103 Early Hints``) would be taken for the answer, the real one left on
@@ -433,7 +445,7 @@ class Transport:
         key = (origin, proxy_url)
         connection = self._take(key)
         if connection is None:
-            connection = self._connect(origin, proxy, timeout)
+            connection = self._connect(origin, proxy, timeout, on_socket)
         elif connection.sock is not None:
             connection.timeout = timeout
             connection.sock.settimeout(timeout)
@@ -488,14 +500,17 @@ class Transport:
                 raise
 
     def _connect(
-        self, origin: _Origin, proxy: _Proxy | None, timeout: float
+        self,
+        origin: _Origin,
+        proxy: _Proxy | None,
+        timeout: float,
+        on_socket: Callable[[socket.socket], None] | None,
     ) -> http.client.HTTPConnection:
         host, port = (proxy.host, proxy.port) if proxy is not None else (origin.host, origin.port)
         connection: http.client.HTTPConnection
         if origin.scheme == "https":
-            connection = http.client.HTTPSConnection(
-                host, port, timeout=timeout, context=self._tls()
-            )
+            connection = _TunnelledConnection(host, port, timeout=timeout, context=self._tls())
+            connection.on_socket = on_socket
             if proxy is not None:
                 tunnel = {"Proxy-Authorization": proxy.authorization} if proxy.authorization else {}
                 connection.set_tunnel(origin.host, origin.port, headers=tunnel)

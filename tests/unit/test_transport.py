@@ -10,6 +10,7 @@ import http.client
 import os
 import socket
 import threading
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -387,3 +388,33 @@ def test_odd_redirects_and_pauses_are_the_servers_error_not_a_crash() -> None:
                 client.system()
             with pytest.raises(ServerError):
                 client.job("0f2b5c1e-7a0d-4c8e-9b5a-3c1d2e4f6a7b", budget=-1)
+
+
+def test_a_proxy_trickling_its_tunnel_answer_is_cut_at_the_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    done = threading.Event()
+
+    def trickle() -> None:
+        conn, _ = listener.accept()
+        with conn, contextlib.suppress(OSError):
+            conn.recv(4096)
+            for byte in (b"HTTP/1.1 200 Connection established\r\n" * 3)[:80]:
+                if done.wait(0.05):
+                    return
+                conn.sendall(bytes([byte]))
+
+    threading.Thread(target=trickle, daemon=True).start()
+    monkeypatch.setenv("https_proxy", f"http://127.0.0.1:{listener.getsockname()[1]}")
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    settings = resolve_settings(url="https://orthanc.invalid", environ={}, retries=0, timeout=0.5)
+    started = time.monotonic()
+    try:
+        with OrthancClient(settings) as client, pytest.raises(ServerError, match=r"within 0\.5 s"):
+            client.system()
+    finally:
+        done.set()
+        listener.close()
+    assert time.monotonic() - started < 3
