@@ -22,7 +22,8 @@ SANE_LEADING_LENGTH = 64 * 1024
 def looks_like_dicom(handle: BinaryIO) -> bool:
     """Whether a seekable file is DICOM, with or without its preamble; ``handle`` is left at 0.
 
-    True for the 128-byte preamble followed by ``DICM``, and for a file whose first element
+    True for the 128-byte preamble followed by ``DICM`` (or by a prefix one byte off it), and
+    for a file whose first element
     (at offset 0, or at 132 after a preamble whose prefix is damaged) is a plausible leading
     element of group 0002 or 0008 in Explicit or Implicit VR Little Endian: such files are
     DICOM that other tools wrote carelessly, and must never be taken for something else
@@ -31,8 +32,14 @@ def looks_like_dicom(handle: BinaryIO) -> bool:
     handle.seek(0)
     head = handle.read(SNIFF_WINDOW)
     handle.seek(0)
-    if head[PREAMBLE_LENGTH : PREAMBLE_LENGTH + 4] == MAGIC:
+    magic = head[PREAMBLE_LENGTH : PREAMBLE_LENGTH + 4]
+    if magic == MAGIC:
         return True
+    if len(magic) == 4 and sum(a != b for a, b in zip(magic, MAGIC, strict=True)) == 1:
+        # A prefix one byte off: a damaged DICOM file, whatever follows it. Wrapped as a
+        # PDF (its document holds %PDF- within 1024 bytes) it would be stored mislabelled;
+        # a PDF's own junk before its header does not look like this by chance.
+        return not head.startswith(b"%PDF-")
     return leading_element(head, 0) or leading_element(head, PREAMBLE_LENGTH + 4)
 
 

@@ -221,3 +221,14 @@ def test_dicom_is_refused_even_with_a_pdf_header_inside() -> None:
     dicom = b"\x00" * 128 + b"DICM" + b"\x02\x00\x00\x00UL\x04\x00" + b"%PDF-1.4" * 10
     with pytest.raises(NotAPdfError, match=r"^in.pdf is a DICOM file, not a PDF; extract"):
         facts(dicom)
+
+
+@pytest.mark.parametrize("prefix", [b"\x00ICM", b"DXCM", b"DIC\xff"])
+def test_dicom_with_a_damaged_prefix_and_first_element_is_not_taken_for_a_pdf(
+    prefix: bytes,
+) -> None:
+    """The prefix one byte off and the first element damaged too: still not a PDF."""
+    dicom = b"\x00" * 128 + prefix + b"\x02\x00\x00\x00\x00L\x04\x00\x9a" + b"%PDF-1.4" * 10
+    with pytest.raises(NotAPdfError, match=r"^in.pdf is a DICOM file, not a PDF; extract"):
+        facts(dicom)
+    assert facts(b"%PDF-1.4" + b"\x00" * 120 + b"\x00ICM" + titled_pdf(b"/Title (T)")[8:])
