@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -85,12 +86,28 @@ _TMPFS = "/dev/shm"
 _TMPFS_ROOM = 8 << 30
 
 
+def _default_signals() -> None:
+    """Signals the tests send reach the processes they start, however the run was started.
+
+    An ignored signal stays ignored across exec: a run started with ``nohup`` (SIGHUP) or as
+    a background job of a script (SIGINT) gave every pdf2dcm subprocess those signals
+    ignored, as pdf2dcm rightly keeps them, and the signal tests then waited in vain. The
+    tests that want a signal ignored ignore it in their own child.
+    """
+    for number in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+        if signal.getsignal(number) is signal.SIG_IGN:
+            handler = signal.default_int_handler if number == signal.SIGINT else signal.SIG_DFL
+            signal.signal(number, handler)
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    """Temporary files in memory when the machine has a roomy tmpfs and no TMPDIR is set.
+    """Default signal dispositions (see :func:`_default_signals`); temporary files in memory
+    when the machine has a roomy tmpfs and no TMPDIR is set.
 
     The tests write, sync and remove some 10,000 small files: on a virtual disk the syncs and
     removals alone cost seconds of the fast loop. Nothing here depends on the file system.
     """
+    _default_signals()
     if os.environ.get("TMPDIR") or config.option.basetemp:
         return
     try:

@@ -5,13 +5,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import importlib
-import logging
 import os
 import signal
 import sys
-import traceback
 from collections.abc import Iterator
-from dataclasses import dataclass
 from enum import IntEnum
 from types import FrameType
 from typing import Any, NoReturn, Protocol
@@ -170,22 +167,23 @@ class LineConsole(Protocol):
     def print(self, *objects: Any, **options: Any) -> None: ...
 
 
-@dataclass
 class OutputState:
     """What the global flags chose for this run, and the live display on screen if any.
 
     Module state rather than click's context: messages also come from upload threads, which
-    have no click context. Reset at the start of every invocation.
+    have no click context. Reset at the start of every invocation. (A plain class, as this
+    module is all ``pdf2dcm --version`` loads: dataclasses and logging cost it about 6 ms.)
     """
 
-    quiet: bool = False
-    verbose: bool = False
-    debug: bool = False
-    profile: str | None = None
-    profile_given: bool = False
-    display: LineConsole | None = None
-    report_cut: bool = False
-    """stdout's reader went away: the work goes on, and the run ends with exit 141."""
+    def __init__(self) -> None:
+        self.quiet = False
+        self.verbose = False
+        self.debug = False
+        self.profile: str | None = None
+        self.profile_given = False
+        self.display: LineConsole | None = None
+        self.report_cut = False
+        """stdout's reader went away: the work goes on, and the run ends with exit 141."""
 
 
 output = OutputState()
@@ -195,8 +193,11 @@ _LOGGER = "pdf2dcm"
 
 def _reset_output() -> None:
     vars(output).update(vars(OutputState()))
+    logging = sys.modules.get("logging")
+    if logging is None:
+        return  # nothing was logged to, nor a handler added, in this process
     logger = logging.getLogger(_LOGGER)
-    for handler in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
+    for handler in [h for h in logger.handlers if getattr(h, "pdf2dcm_stderr", False)]:
         logger.removeHandler(handler)
     logger.setLevel(logging.NOTSET)
 
@@ -266,14 +267,23 @@ def displaying(console: LineConsole) -> Iterator[None]:
         output.display = previous
 
 
-class _StderrHandler(logging.Handler):
-    """The ``pdf2dcm`` logger's records (requests, retries) as lines on stderr, for -v."""
+def _add_stderr_handler() -> None:
+    """The ``pdf2dcm`` logger's records (exchanges, retries) as lines on stderr, for -v."""
+    import logging
 
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            _stderr_line(f"pdf2dcm: {record.getMessage()}")
-        except Exception:  # a log line must never break the command
-            self.handleError(record)
+    class StderrHandler(logging.Handler):
+        pdf2dcm_stderr = True
+
+        def emit(self, record: logging.LogRecord) -> None:
+            try:
+                _stderr_line(f"pdf2dcm: {record.getMessage()}")
+            except Exception:  # a log line must never break the command
+                self.handleError(record)
+
+    logger = logging.getLogger(_LOGGER)
+    if not any(getattr(h, "pdf2dcm_stderr", False) for h in logger.handlers):
+        logger.addHandler(StderrHandler())
+        logger.setLevel(logging.INFO)
 
 
 def _set_flag(ctx: click.Context, param: click.Parameter, value: object) -> None:
@@ -283,10 +293,8 @@ def _set_flag(ctx: click.Context, param: click.Parameter, value: object) -> None
     setattr(output, param.name, True)
     if output.quiet and output.verbose:
         raise click.UsageError("give -q/--quiet or -v/--verbose, not both", ctx)
-    logger = logging.getLogger(_LOGGER)
-    if output.verbose and not any(isinstance(h, _StderrHandler) for h in logger.handlers):
-        logger.addHandler(_StderrHandler())
-        logger.setLevel(logging.INFO)
+    if output.verbose:
+        _add_stderr_handler()
 
 
 def _set_profile(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
@@ -592,6 +600,8 @@ class _Group(click.Group):
     @staticmethod
     def _fail(ctx: click.Context, error: BaseException, line: str, code: int) -> NoReturn:
         if output.debug:
+            import traceback
+
             traceback.print_exception(type(error), error, error.__traceback__)
         say(line)
         ctx.exit(code)
