@@ -418,3 +418,29 @@ def test_a_proxy_trickling_its_tunnel_answer_is_cut_at_the_deadline(
         done.set()
         listener.close()
     assert time.monotonic() - started < 3
+
+
+def test_a_read_of_nothing_stays_bounded() -> None:
+    original = b"\0" * 1_000_000
+    with keep_alive([answer(gzip.compress(original), "Content-Encoding: gzip")]) as server:
+        response = get(Transport(), f"{server.url}/file")
+        first = response.read1(0)
+        assert len(first) <= 1
+        assert first + body_of(response) == original
+
+
+def test_a_deadline_lets_go_of_a_socket_before_its_connection_is_pooled() -> None:
+    """Another thread may take the connection next: this request's deadline must not cut it."""
+    from pdf2dcm.client import _Guard
+
+    with keep_alive([answer(b"{}")]) as server:
+        transport = Transport()
+        with _Guard(30, 5) as guard:
+            response = transport.request(
+                "GET", f"{server.url}/a", headers={}, timeout=5, on_socket=guard.attach
+            )
+            assert response.socket in guard._sockets
+            response.read1(10)
+            guard.let_go(response)
+            assert guard._sockets == []
+        assert len(next(iter(transport._idle.values()))) == 1
