@@ -32,9 +32,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, Protocol, runtime_checkable
 
+from . import upperlayer
 from .constants import DEFAULT_CALLING_AET, DEFAULT_DIMSE_TIMEOUT, MAX_SEQUENCE_DEPTH
 from .errors import (
-    AssociationRejectedError,
     CommitmentFailedError,
     CommitmentTimeoutError,
     ConfigurationError,
@@ -48,13 +48,8 @@ from .errors import (
 from .imports import load_pydicom, load_pynetdicom
 from .progress import ProgressCallback, ProgressEvent
 
-# pydicom whole, under the lock (and without requests, see imports.py), before its names:
-load_pydicom()
-
-from pydicom.dataset import Dataset  # noqa: E402
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid  # noqa: E402
-
 if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
     from pynetdicom.association import Association
 
 DEFAULT_TIMEOUT = DEFAULT_DIMSE_TIMEOUT
@@ -64,6 +59,8 @@ STORAGE_COMMITMENT_INSTANCE = "1.2.840.10008.1.20.1.1"
 STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
 MODALITY_WORKLIST_FIND = "1.2.840.10008.5.1.4.31"
 VERIFICATION = "1.2.840.10008.1.1"
+ExplicitVRLittleEndian = "1.2.840.10008.1.2.1"
+ImplicitVRLittleEndian = "1.2.840.10008.1.2"
 _SOP_CLASS_NOT_SUPPORTED = 0x0122
 _PROCESSING_FAILURE = 0x0110
 """A storage commitment failure reason; also given to an instance the report leaves out."""
@@ -327,7 +324,7 @@ def _associated(
                 tls_args=(node.tls, node.host) if node.tls is not None else None,
             )
         except OSError as exc:
-            cause = _connect_failure(node, connection.timeout) or str(exc)
+            cause = upperlayer.connect_failure(exc, node.host, connection.timeout)
             raise ServerUnreachableError(f"cannot reach {node}: {cause}") from exc
     if not assoc.is_established:
         raise _association_failure(assoc, connection)
@@ -344,86 +341,40 @@ def _association_failure(assoc: Any, connection: Connection) -> Exception:
     node = connection.node
     if assoc.is_rejected and assoc.acceptor.primitive is not None:
         answer = assoc.acceptor.primitive
-        reason = str(answer.reason_str)
-        fix = {
-            "Called AE title not recognised": f"; check the AE title {node.ae_title}",
-            "Calling AE title not recognised": (
-                f"; the archive must know the calling AE title {connection.calling_aet}"
-                " (or give --calling-aet)"
-            ),
-        }.get(reason, "")
-        return AssociationRejectedError(
-            f"{node} rejected the association ({str(answer.result_str).lower()}, "
-            f"{answer.source_str}: {reason}){fix}",
-            reason=reason,
+        return upperlayer.rejection(
+            str(node),
+            node.ae_title,
+            connection.calling_aet,
+            int(answer.result),
+            int(answer.result_source),
+            int(answer.diagnostic),
         )
     refused = [str(c.abstract_syntax) for c in assoc.rejected_contexts]
     if refused and not assoc.accepted_contexts:
-        return DicomRefusedError(
-            f"{node} does not accept SOP Class {', '.join(refused)} in Explicit or Implicit "
-            "VR Little Endian",
-            status=0x0122,
-            meaning="SOP Class not supported",
-        )
-    cause = _connect_failure(node, connection.timeout)
-    if cause is not None:
+        return _not_supported(node, refused)
+    # pynetdicom reports a failed association without its cause, so the connection (and
+    # the handshake) is tried once more to tell the user which it was.
+    try:
+        with socket.create_connection((node.host, node.port), timeout=connection.timeout) as raw:
+            if node.tls is not None:
+                try:
+                    node.tls.wrap_socket(raw, server_hostname=node.host).close()
+                except OSError as exc:
+                    failed = upperlayer.tls_failure(exc, node.host)
+                    return ServerUnreachableError(f"cannot reach {node} over TLS: {failed}")
+    except OSError as exc:
+        cause = upperlayer.connect_failure(exc, node.host, connection.timeout)
         return ServerUnreachableError(f"cannot reach {node}: {cause}; is it running?")
-    failed = _tls_failure(node, connection.timeout)
-    if failed is not None:
-        return ServerUnreachableError(f"cannot reach {node} over TLS: {failed}")
-    hint = (
-        "; over TLS it may want this machine's certificate (--tls-cert)"
-        if node.tls is not None
-        else "; a TLS port needs --tls"
+    return upperlayer.not_associated(str(node), node.tls is not None)
+
+
+def _not_supported(node: Node, refused: Sequence[str]) -> DicomRefusedError:
+    return DicomRefusedError(
+        f"{node} does not accept SOP Class {', '.join(refused)} in Explicit or Implicit "
+        "VR Little Endian",
+        status=_SOP_CLASS_NOT_SUPPORTED,
+        meaning="SOP Class not supported",
     )
-    return ServerUnreachableError(
-        f"{node} accepted the connection but not the association (it was aborted or "
-        f"timed out); check the AE titles and that it is a DICOM port{hint}"
-    )
-
-
-def _connect_failure(node: Node, timeout: float) -> str | None:
-    """Why a TCP connection to the node fails (refused, timed out, unknown host), or None.
-
-    pynetdicom reports a failed association without its cause, so the connection is tried
-    once more to tell the user which it was.
-    """
-    try:
-        with socket.create_connection((node.host, node.port), timeout=timeout):
-            return None
-    except socket.gaierror as exc:
-        return f"unknown host {node.host} ({exc.strerror})"
-    except TimeoutError:
-        return f"no answer within {timeout:g} s (timed out)"
-    except OSError as exc:
-        return (exc.strerror or str(exc)).lower()
-
-
-def _tls_failure(node: Node, timeout: float) -> str | None:
-    """Why the TLS handshake with the node fails (its certificate, its name, a protocol it
-    does not speak), or None: pynetdicom only logs it, so the handshake is tried once more."""
-    if node.tls is None:
-        return None
-    try:
-        with (
-            socket.create_connection((node.host, node.port), timeout=timeout) as raw,
-            node.tls.wrap_socket(raw, server_hostname=node.host),
-        ):
-            return None
-    except ssl.SSLCertVerificationError as exc:
-        hint = {
-            "certificate has expired": "; the node must renew it",
-            "certificate is not yet valid": "; check the clocks",
-        }.get(str(exc.verify_message), "")
-        if "mismatch" in str(exc.verify_message) or "match" in str(exc.reason or ""):
-            hint = f"; it is not made out to {node.host}: use the name it is made out to"
-        elif not hint:
-            hint = "; give --tls-ca with the CA that issued it"
-        return f"its certificate is not trusted ({exc.verify_message}){hint}"
-    except ssl.SSLError as exc:
-        return f"the handshake failed ({exc.reason or exc}); is it a DICOM TLS port?"
-    except OSError as exc:
-        return (exc.strerror or str(exc)).lower()
 
 
 def _no_answer(node: Node, what: str, timeout: float) -> ServerUnreachableError:
@@ -464,8 +415,27 @@ def echo(
     """
     connection = Connection(node, calling_aet, timeout)
     started = time.monotonic()
-    with _associated(connection, [(VERIFICATION, [ImplicitVRLittleEndian])]) as assoc:
-        status = _status_of(assoc.send_c_echo(), node, "C-ECHO", timeout)
+    with _association(connection, [(VERIFICATION, [ImplicitVRLittleEndian])]) as assoc:
+        chosen = assoc.context_for(VERIFICATION, [ImplicitVRLittleEndian])
+        if chosen is None:
+            raise _not_supported(node, [VERIFICATION])
+        command = upperlayer.command_set(
+            [
+                (0x00000002, upperlayer.ui(VERIFICATION)),
+                (0x00000100, upperlayer.us(0x0030)),
+                (0x00000110, upperlayer.us(1)),
+                (0x00000800, upperlayer.us(0x0101)),  # no data set
+            ]
+        )
+        try:
+            for frames in _frames([command], chosen[0], _BLOCK, command=True):
+                assoc.sock.sendall(frames)
+        except OSError as exc:
+            raise ServerUnreachableError(
+                f"{node} went away before the C-ECHO was sent ({exc.strerror or exc})"
+            ) from exc
+        answer = assoc.response("C-ECHO", chosen[0])
+        status = _response_status(answer, assoc, "C-ECHO", _ECHO_RSP)
     if not status.success:
         raise status_error(status, f"C-ECHO to {node}")
     return EchoResult(node, status, time.monotonic() - started)
@@ -509,8 +479,9 @@ def check_commitment(
     connection = Connection(node, calling_aet, timeout)
     syntaxes = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
     try:
-        with _associated(connection, [(STORAGE_COMMITMENT_PUSH_MODEL, syntaxes)]):
-            pass
+        with _association(connection, [(STORAGE_COMMITMENT_PUSH_MODEL, syntaxes)]) as assoc:
+            if assoc.context_for(STORAGE_COMMITMENT_PUSH_MODEL, syntaxes) is None:
+                raise _not_supported(node, [STORAGE_COMMITMENT_PUSH_MODEL])
     except DicomRefusedError as exc:
         if exc.status != _SOP_CLASS_NOT_SUPPORTED:
             raise
@@ -530,6 +501,8 @@ _BULK_THRESHOLD = 1 << 20
 """A top-level binary value this long (the PDF) is streamed, not read into memory."""
 _MAX_SMALL = 64 << 20
 """What may be held in memory of everything but the streamed value."""
+_MEDIA_CLASS, _MEDIA_INSTANCE, _TRANSFER_SYNTAX = 0x00020002, 0x00020003, 0x00020010
+_META_UIDS = frozenset({_MEDIA_CLASS, _MEDIA_INSTANCE, _TRANSFER_SYNTAX})
 _UNDEFINED = 0xFFFFFFFF
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 
@@ -673,21 +646,25 @@ def _open_part10(stream: _Readable, name: str) -> _Part10:
     preamble = reader.read(132)
     if preamble[128:] != b"DICM":
         raise InputError(f"{name} is not a DICOM file (no DICM prefix); encode it first")
-    meta = Dataset()
+    meta: dict[int, str] = {}
     found = reader.header()
     head: list[bytes] = []
     while found is not None and found[0] >> 16 == 0x0002:
         raw = reader.element(found)
-        meta.update(_decoded(raw))
+        if found[0] in _META_UIDS:
+            meta[found[0]] = raw[len(found[3]) :].rstrip(b"\0 ").decode("ascii", "replace")
         found = reader.header()
-    syntax = str(meta.get("TransferSyntaxUID", ""))
+    syntax = meta.get(_TRANSFER_SYNTAX, "")
     if syntax != ExplicitVRLittleEndian:
         raise InputError(
             f"{name} is in transfer syntax {syntax or 'unknown'}; only Explicit VR Little "
             "Endian files are sent (encode it again with pdf2dcm)"
         )
-    if "MediaStorageSOPClassUID" not in meta or "MediaStorageSOPInstanceUID" not in meta:
+    if not meta.get(_MEDIA_CLASS) or not meta.get(_MEDIA_INSTANCE):
         raise InputError(f"{name} has no SOP Class or Instance UID in its file meta")
+    for uid in (meta[_MEDIA_CLASS], meta[_MEDIA_INSTANCE]):
+        if len(uid) > 64 or uid.strip("0123456789.") or ".." in uid or uid[0] == ".":
+            raise InputError(f"{name} holds {uid!r} in its file meta, which is not a UID")
     bulk: tuple[int, bytes, int] | None = None
     while found is not None:
         tag, vr, length, _header = found
@@ -699,18 +676,11 @@ def _open_part10(stream: _Readable, name: str) -> _Part10:
     return _Part10(
         name=name,
         reader=reader,
-        sop_class_uid=str(meta.MediaStorageSOPClassUID),
-        sop_instance_uid=str(meta.MediaStorageSOPInstanceUID),
+        sop_class_uid=meta[_MEDIA_CLASS],
+        sop_instance_uid=meta[_MEDIA_INSTANCE],
         head=b"".join(head),
         bulk_header=bulk,
     )
-
-
-def _decoded(raw: bytes) -> Dataset:
-    load_pydicom()
-    from pydicom.filereader import read_dataset
-
-    return read_dataset(io.BytesIO(raw), is_implicit_VR=False, is_little_endian=True)
 
 
 def implicit_elements(data: bytes) -> bytes:
@@ -913,15 +883,16 @@ def store(
     label = name or (os.fspath(source) if isinstance(source, str | os.PathLike) else "<stream>")
     with _source_stream(source, label) as stream:
         part10 = _open_part10(stream, label)
-        contexts = [(part10.sop_class_uid, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])]
+        syntaxes = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
         started = time.monotonic()
-        with _associated(connection, contexts) as assoc:
-            context = _accepted_context(assoc, part10.sop_class_uid, node)
-            syntax = str(context.transfer_syntax[0])
-            answer, sent = _send_store(
-                assoc, context.context_id, part10, syntax == ImplicitVRLittleEndian, progress
+        with _association(connection, [(part10.sop_class_uid, syntaxes)]) as assoc:
+            chosen = assoc.context_for(part10.sop_class_uid, syntaxes)
+            if chosen is None:
+                raise _not_supported(node, [part10.sop_class_uid])
+            context_id, syntax = chosen
+            status, sent = _send_store(
+                assoc, context_id, part10, syntax == ImplicitVRLittleEndian, progress
             )
-        status = _status_of(answer, node, "C-STORE", timeout)
     if not (status.success or status.warning):
         raise status_error(status, f"C-STORE of {part10.sop_instance_uid} to {node}")
     return StoreResult(
@@ -932,6 +903,26 @@ def store(
         transfer_syntax=syntax,
         sent=sent,
         seconds=time.monotonic() - started,
+    )
+
+
+def _association(
+    connection: Connection, contexts: Sequence[tuple[str, Sequence[str]]]
+) -> contextlib.AbstractContextManager[upperlayer.Association]:
+    """An association of the upper layer here (no pynetdicom): for C-STORE and C-ECHO."""
+    from . import __version__
+
+    node = connection.node
+    return upperlayer.associated(
+        node.host,
+        node.port,
+        label=str(node),
+        called=node.ae_title,
+        calling=connection.calling_aet,
+        contexts=contexts,
+        timeout=connection.timeout,
+        tls=node.tls,
+        version_name=f"PDF2DCM_{__version__}",
     )
 
 
@@ -1012,75 +1003,63 @@ def _accepted_context(assoc: Association, abstract: str, node: Node) -> Any:
     )
 
 
+_STORE_RSP, _ECHO_RSP = 0x8001, 0x8030
+
+
 def _send_store(
-    assoc: Association,
+    assoc: upperlayer.Association,
     context_id: int,
     part10: _Part10,
     implicit: bool,
     progress: ProgressCallback | None,
-) -> tuple[Dataset, int]:
-    """Send the C-STORE-RQ and its data set in P-DATA PDUs; the response's status.
-
-    pynetdicom's own ``send_c_store`` either decodes the whole object into memory or sends
-    a file's bytes only as they are, and queues every PDU of a message for its network
-    thread, which would hold a large object in memory. Here the PDUs are written to the
-    association's socket as the stream is read (the network thread only reads from it
-    meanwhile), re-encoded when the receiver wants Implicit VR; pynetdicom reads the answer.
-    """
-    load_pynetdicom()
-    from pynetdicom.dimse_messages import C_STORE_RQ
-    from pynetdicom.dimse_primitives import C_STORE
-    from pynetdicom.dsutils import encode
-
-    request = C_STORE()
-    request.MessageID = 1
-    request.AffectedSOPClassUID = part10.sop_class_uid
-    request.AffectedSOPInstanceUID = part10.sop_instance_uid
-    request.Priority = 2
-    message = C_STORE_RQ()
-    message.primitive_to_message(request)
-    message.command_set.CommandDataSetType = 0x0001
-    command = encode(message.command_set, True, True)
-    if command is None:
-        raise AssertionError("a C-STORE-RQ command set that pydicom cannot encode")
-    maximum = assoc.acceptor.maximum_length or 0
+) -> tuple[Status, int]:
+    """Send the C-STORE-RQ and its data set in P-DATA PDUs as the stream is read
+    (re-encoded when the receiver wants Implicit VR); the response's status, and the bytes
+    of the data set sent."""
+    command = upperlayer.command_set(
+        [
+            (0x00000002, upperlayer.ui(part10.sop_class_uid)),
+            (0x00000100, upperlayer.us(0x0001)),
+            (0x00000110, upperlayer.us(1)),
+            (0x00000700, upperlayer.us(0)),  # MEDIUM
+            (0x00000800, upperlayer.us(0x0000)),  # a data set follows
+            (0x00001000, upperlayer.ui(part10.sop_instance_uid)),
+        ]
+    )
+    maximum = assoc.accepted.max_length
     size = max(1, min(maximum - 6, _BLOCK)) if maximum else _BLOCK
     total = part10.bulk_header[2] if part10.bulk_header else 0
-    sock = assoc.dul.socket.socket if assoc.dul.socket is not None else None
-    if sock is None:
-        raise ServerUnreachableError("the association to send on was closed")
-    assoc._reactor_checkpoint.clear()
-    while not assoc._is_paused:  # the reactor must not take the answer before we do
-        time.sleep(0.0001)
-    sent = 0
     counter = [0]
-    previous_timeout = sock.gettimeout()
     try:
-        sock.settimeout(assoc.network_timeout)
         for frames in _frames([command], context_id, size, command=True):
-            sock.sendall(frames)
+            assoc.sock.sendall(frames)
         for frames in _frames(_counted(_blocks(part10, implicit), counter), context_id, size):
-            sock.sendall(frames)
-            sent = counter[0]
+            assoc.sock.sendall(frames)
             if progress is not None:
-                progress(ProgressEvent(part10.name, min(sent, total), total or None))
-        sent = counter[0]
-        assoc.dul._idle_timer.restart()
-        _context, response = assoc.dimse.get_msg(block=True)
+                progress(ProgressEvent(part10.name, min(counter[0], total), total or None))
     except OSError as exc:
+        why = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
         raise ServerUnreachableError(
-            f"{assoc.acceptor.ae_title}@{assoc.acceptor.address}:{assoc.acceptor.port} "
-            f"stopped receiving after {sent} bytes ({exc.strerror or exc})"
+            f"{assoc.label} stopped receiving after {counter[0]} bytes ({why})"
         ) from exc
-    finally:
-        # pynetdicom closes the socket when the association is aborted: the first error is
-        # the one to report.
-        with contextlib.suppress(OSError):
-            sock.settimeout(previous_timeout)
-        assoc._reactor_checkpoint.set()
-    if response is None:
-        return Dataset(), sent
-    return assoc._check_received_status(response), sent
+    answer = assoc.response("C-STORE", context_id)
+    return _response_status(answer, assoc, "C-STORE", _STORE_RSP), counter[0]
+
+
+def _response_status(
+    answer: Mapping[int, bytes], assoc: upperlayer.Association, what: str, field: int
+) -> Status:
+    """The status of a response to message 1, after checking that it is one."""
+    if (
+        answer.get(0x00000100) != upperlayer.us(field)
+        or answer.get(0x00000120) != upperlayer.us(1)
+        or len(answer.get(0x00000900, b"")) != 2
+    ):
+        assoc.abort()
+        raise UnexpectedReplyError(
+            f"{assoc.label} answered the {what} with a command that is not its response"
+        )
+    return Status.of(struct.unpack("<H", answer[0x00000900])[0])
 
 
 # --- C-FIND --------------------------------------------------------------------------------
@@ -1254,6 +1233,7 @@ def _one_past(answers: Sequence[FindAnswer], keyword: str) -> int:
 def _identifier(query: Mapping[str, str], return_keys: Sequence[str]) -> Dataset:
     load_pydicom()
     from pydicom.datadict import dictionary_VR, tag_for_keyword
+    from pydicom.dataset import Dataset
 
     identifier = Dataset()
     for keyword in (*return_keys, *query):
@@ -1505,7 +1485,7 @@ def _matches(answer: FindAnswer, query: Mapping[str, str]) -> bool:
     an answer it should not have sent must not become the procedure a document is filed
     under. Wildcards and ranges are the SCP's to match.
     """
-    steps = answer.dataset.get("ScheduledProcedureStepSequence") or [Dataset()]
+    steps = answer.dataset.get("ScheduledProcedureStepSequence") or [{}]
     for key, wanted in query.items():
         ranged = key.endswith("Date") and "-" in wanted
         if not wanted or ranged or any(mark in wanted for mark in "*?\\"):
@@ -1594,6 +1574,10 @@ def commit(
             "a commitment report over TLS comes on the request's association; the listening "
             "port takes plain TCP only: leave listen_port out"
         )
+    load_pydicom()
+    from pydicom.dataset import Dataset
+    from pydicom.uid import generate_uid
+
     connection = Connection(node, calling_aet, timeout)
     transaction = str(generate_uid())
     reports: queue.Queue[Dataset] = queue.Queue()
@@ -1698,6 +1682,9 @@ def _wait_report(
 
 
 def _reference(sop_class: str, sop_instance: str) -> Dataset:
+    load_pydicom()
+    from pydicom.dataset import Dataset
+
     item = Dataset()
     item.ReferencedSOPClassUID = sop_class
     item.ReferencedSOPInstanceUID = sop_instance

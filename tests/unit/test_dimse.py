@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import re
 import struct
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -392,35 +391,6 @@ def test_pieces_refilled_by_their_producer_are_read_one_after_the_other() -> Non
     assert stream.read(10) == b"ij"
     assert stream.read(1) == b""
     assert stream.readinto(target) == 0
-
-
-def test_a_socket_closed_under_the_sender_is_reported_as_the_receiver_going_away() -> None:
-    """pynetdicom closes the socket when the receiver aborts: putting its timeout back then
-    fails too, and that failure must not replace the one to report."""
-    from types import SimpleNamespace
-
-    class Closed:
-        def gettimeout(self) -> None:
-            return None
-
-        def settimeout(self, _seconds: float | None) -> None:
-            raise OSError(9, "Bad file descriptor")
-
-        def sendall(self, _data: object) -> None:
-            raise BrokenPipeError(32, "Broken pipe")
-
-    acceptor = SimpleNamespace(maximum_length=16384, ae_title="STORE", address="h", port=104)
-    assoc = SimpleNamespace(
-        acceptor=acceptor,
-        dul=SimpleNamespace(socket=SimpleNamespace(socket=Closed())),
-        _reactor_checkpoint=threading.Event(),
-        _is_paused=True,
-        network_timeout=5,
-    )
-    part10 = dimse._Part10("doc", dimse._Reader(io.BytesIO(), "doc"), "1.2", "1.2.3", b"", None)
-    with pytest.raises(errors.ServerUnreachableError, match=r"^STORE@h:104 stopped receiving"):
-        dimse._send_store(assoc, 1, part10, False, None)  # type: ignore[arg-type]
-    assert assoc._reactor_checkpoint.is_set()
 
 
 def _nested(depth: int) -> bytes:
