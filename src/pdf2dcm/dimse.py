@@ -1,11 +1,13 @@
-"""The only code that speaks DICOM networking (DIMSE, through pynetdicom).
+"""The only code that speaks DICOM networking (DIMSE): C-ECHO and C-STORE on the upper layer
+of :mod:`pdf2dcm.upperlayer`, C-FIND and storage commitment through pynetdicom.
 
 Nodes are written ``AET@HOST:PORT``. Every operation opens one association from the calling
 AE title (``PDF2DCM`` unless given), does its work and releases it; every wait is bounded by
 ``timeout``. Results are typed values, failures :class:`~pdf2dcm.errors.Pdf2DcmError`\\ s
 whose one line names the node, the DIMSE status and its meaning: no pynetdicom exception
-leaves this module, and pynetdicom itself is imported only when an association is opened,
-so that a command that never uses a DICOM node does not pay for it.
+leaves this module. pydicom and pynetdicom are imported only for C-FIND and storage
+commitment, which decode data sets: a command that never uses a DICOM node, and a C-STORE
+or a C-ECHO, do not pay for them.
 
 C-STORE streams the object: the PDF is read from its file in P-DATA-sized pieces while it is
 sent, never held in memory; a receiver that accepts only Implicit VR Little Endian gets the
