@@ -43,6 +43,7 @@ from .errors import (
     DicomOutOfResourcesError,
     DicomRefusedError,
     DicomStatusError,
+    FileSystemError,
     InputError,
     ServerUnreachableError,
     UnexpectedReplyError,
@@ -133,6 +134,11 @@ class Node:
                 raise InputError(shape)
         if not host or any(c.isspace() or not c.isprintable() for c in host):
             raise InputError(shape)
+        if not address.startswith("["):
+            try:
+                host.encode("idna")  # what connecting does: empty or overlong labels fail
+            except UnicodeError:
+                raise InputError(f"{host!r} in {text!r} is not a host name") from None
         if not port_text.isdigit() or not port_text.isascii() or not 1 <= int(port_text) <= 65535:
             raise InputError(f"the port of {text!r} must be a number from 1 to 65535")
         return cls(check_ae_title(ae_title, f"AE title of {host}"), host, int(port_text))
@@ -227,7 +233,9 @@ _GENERAL_STATUS = {
     0xFF00: "Pending",
     0xFF01: "Pending (optional keys not supported)",
 }
-WARNING_STATUSES = frozenset({0x0001, 0x0107, 0x0116, 0xB000, 0xB006, 0xB007})
+WARNING_STATUSES = frozenset({0x0001, 0x0107, 0x0116})
+"""Warnings outside Bxxx, every one of which is a warning too (PS3.7 C.1.2): the request
+was carried out, so a warning is never a failure to retry (which would store twice)."""
 
 
 def status_meaning(code: int) -> str:
@@ -240,6 +248,8 @@ def status_meaning(code: int) -> str:
         return "Data set does not match SOP Class"
     if 0xC000 <= code <= 0xCFFF:
         return "Cannot understand"
+    if 0xB000 <= code <= 0xBFFF:
+        return "Warning"
     return "unknown status"
 
 
@@ -260,7 +270,7 @@ class Status:
 
     @property
     def warning(self) -> bool:
-        return self.code in WARNING_STATUSES
+        return self.code in WARNING_STATUSES or 0xB000 <= self.code <= 0xBFFF
 
     def __str__(self) -> str:
         return f"{self.code:04X} ({self.meaning})"
@@ -288,6 +298,7 @@ class Connection:
 
     def __post_init__(self) -> None:
         check_ae_title(self.calling_aet, "calling AE title")
+        check_ae_title(self.node.ae_title, f"AE title of {self.node.host}")
         if not self.timeout > 0:
             raise InputError(f"the timeout must be more than 0 seconds, not {self.timeout}")
 
@@ -362,7 +373,7 @@ def _association_failure(assoc: Any, connection: Connection) -> Exception:
                 try:
                     node.tls.wrap_socket(raw, server_hostname=node.host).close()
                 except OSError as exc:
-                    failed = upperlayer.tls_failure(exc, node.host)
+                    failed = upperlayer.tls_failure(exc, node.host, connection.timeout)
                     return ServerUnreachableError(f"cannot reach {node} over TLS: {failed}")
     except OSError as exc:
         cause = upperlayer.connect_failure(exc, node.host, connection.timeout)
@@ -430,8 +441,8 @@ def echo(
             ]
         )
         try:
-            for frames in _frames([command], chosen[0], _BLOCK, command=True):
-                assoc.sock.sendall(frames)
+            for frames in _frames([command], chosen[0], assoc.fragment_size(_BLOCK), command=True):
+                assoc.send(frames)
         except OSError as exc:
             raise ServerUnreachableError(
                 f"{node} went away before the C-ECHO was sent ({exc.strerror or exc})"
@@ -562,7 +573,7 @@ class _Reader:
         """What may still be read into memory."""
 
     def read(self, size: int) -> bytes:
-        data = self.stream.read(size)
+        data = self.raw_read(size)
         if len(data) != size:
             raise InputError(
                 f"{self.name} is truncated at byte {self.offset + len(data)}; give a complete "
@@ -571,17 +582,34 @@ class _Reader:
         self.offset += size
         return data
 
+    def raw_read(self, size: int) -> bytes:
+        """Up to ``size`` bytes of the stream; what the system refuses is the file's error,
+        never taken for the receiver's (the reads happen while the object is sent)."""
+        try:
+            return self.stream.read(size)
+        except OSError as exc:
+            raise self._refused(exc) from exc
+
+    def _refused(self, exc: OSError) -> FileSystemError:
+        return FileSystemError(
+            f"cannot read {self.name} at byte {self.offset}: {exc.strerror or exc}",
+            errno=exc.errno,
+        )
+
     def read_into(self, target: memoryview) -> None:
         """Fill ``target`` from the stream, without a new buffer when the stream can."""
         readinto = getattr(self.stream, "readinto", None)
         filled, wanted = 0, target.nbytes
         while filled < wanted:
-            if readinto is not None:
-                got = readinto(target[filled:]) or 0
-            else:
-                piece = self.stream.read(wanted - filled)
-                got = len(piece)
-                target[filled : filled + got] = piece
+            try:
+                if readinto is not None:
+                    got = readinto(target[filled:]) or 0
+                else:
+                    piece = self.stream.read(wanted - filled)
+                    got = len(piece)
+                    target[filled : filled + got] = piece
+            except OSError as exc:
+                raise self._refused(exc) from exc
             if not got:
                 break
             filled += got
@@ -593,7 +621,7 @@ class _Reader:
 
     def header(self) -> tuple[int, bytes, int, bytes] | None:
         """The next element's tag, VR, length and encoded header; None at the end."""
-        first = self.stream.read(8)
+        first = self.raw_read(8)
         if not first:
             return None
         self.offset += len(first)
@@ -765,7 +793,7 @@ def _blocks(part10: _Part10, implicit: bool) -> Iterator[bytes | memoryview]:
     else:
         yield struct.pack("<HH2sHI", group, number, vr, 0, length)
     yield from _read_in_place(part10.reader, length)
-    tail = part10.reader.stream.read(_MAX_SMALL + 1)
+    tail = part10.reader.raw_read(_MAX_SMALL + 1)
     if len(tail) > _MAX_SMALL:
         raise InputError(f"{part10.name} holds more than 64 MiB after its document")
     _check_elements(tail, part10.name, part10.reader.offset)
@@ -1017,7 +1045,12 @@ def _send_store(
 ) -> tuple[Status, int]:
     """Send the C-STORE-RQ and its data set in P-DATA PDUs as the stream is read
     (re-encoded when the receiver wants Implicit VR); the response's status, and the bytes
-    of the data set sent."""
+    of the data set sent.
+
+    Only a response read after the last fragment went out counts: one that comes earlier
+    answers a message the receiver never had whole, so a success then is refused, and a
+    failure (or an abort) is reported as the reason it stopped receiving.
+    """
     command = upperlayer.command_set(
         [
             (0x00000002, upperlayer.ui(part10.sop_class_uid)),
@@ -1028,24 +1061,72 @@ def _send_store(
             (0x00001000, upperlayer.ui(part10.sop_instance_uid)),
         ]
     )
-    maximum = assoc.accepted.max_length
-    size = max(1, min(maximum - 6, _BLOCK)) if maximum else _BLOCK
+    size = assoc.fragment_size(_BLOCK)
     total = part10.bulk_header[2] if part10.bulk_header else 0
     counter = [0]
+    written = 0
     try:
         for frames in _frames([command], context_id, size, command=True):
-            assoc.sock.sendall(frames)
+            assoc.send(frames)
         for frames in _frames(_counted(_blocks(part10, implicit), counter), context_id, size):
-            assoc.sock.sendall(frames)
+            if assoc.has_spoken():
+                _answered_early(assoc, context_id, part10, written)
+                raise ConnectionResetError(0, "it closed the connection")
+            assoc.send(frames)
+            written += len(frames)
             if progress is not None:
                 progress(ProgressEvent(part10.name, min(counter[0], total), total or None))
     except OSError as exc:
+        if not isinstance(exc, ConnectionResetError) or exc.errno:
+            with contextlib.suppress(OSError):
+                if assoc.has_spoken():
+                    _answered_early(assoc, context_id, part10, written)
         why = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
         raise ServerUnreachableError(
-            f"{assoc.label} stopped receiving after {counter[0]} bytes ({why})"
+            f"{assoc.label} stopped receiving after {written} bytes were sent ({why.lower()})"
         ) from exc
     answer = assoc.response("C-STORE", context_id)
-    return _response_status(answer, assoc, "C-STORE", _STORE_RSP), counter[0]
+    return _store_status(answer, assoc, part10), counter[0]
+
+
+def _answered_early(
+    assoc: upperlayer.Association, context_id: int, part10: _Part10, written: int
+) -> None:
+    """The receiver spoke before the object was whole: why it stopped, as an error (it
+    returns only when the receiver merely went away: the caller says so)."""
+    answer = assoc.early_response("C-STORE", context_id, wait=_EARLY_WAIT)
+    if answer is None:
+        return
+    status = _store_status(answer, assoc, part10)
+    if not (status.success or status.warning):
+        raise status_error(
+            status, f"C-STORE of {part10.sop_instance_uid} to {assoc.label} (after {written} bytes)"
+        )
+    assoc.abort()
+    raise UnexpectedReplyError(
+        f"{assoc.label} answered the C-STORE with {status} after {written} bytes, before it "
+        "had the whole object; it is not taken as stored"
+    )
+
+
+_EARLY_WAIT = 1.0
+"""How long the rest of an answer that came while the object was sent may take to arrive."""
+
+
+def _store_status(
+    answer: Mapping[int, bytes], assoc: upperlayer.Association, part10: _Part10
+) -> Status:
+    """The status of the response to this C-STORE: the response to message 1, naming this
+    SOP Instance and Class where it names one."""
+    for tag, mine in ((0x00000002, part10.sop_class_uid), (0x00001000, part10.sop_instance_uid)):
+        theirs = answer.get(tag)
+        if theirs is not None and theirs.rstrip(b"\0 ") != mine.encode("ascii"):
+            assoc.abort()
+            raise UnexpectedReplyError(
+                f"{assoc.label} answered the C-STORE of {mine} for "
+                f"{upperlayer.shown(theirs.decode('ascii', 'replace'))}"
+            )
+    return _response_status(answer, assoc, "C-STORE", _STORE_RSP)
 
 
 def _response_status(

@@ -18,14 +18,21 @@ result, source and reason as PS3.8 words them, an abort.
 from __future__ import annotations
 
 import contextlib
+import select
 import socket
 import ssl
 import struct
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from .errors import AssociationRejectedError, ServerUnreachableError, UnexpectedReplyError
+from .errors import (
+    AssociationRejectedError,
+    InputError,
+    ServerUnreachableError,
+    UnexpectedReplyError,
+)
 
 APPLICATION_CONTEXT = "1.2.840.10008.3.1.1.1"
 IMPLEMENTATION_CLASS_UID = "2.25.96049378734582463290374981003592740123"
@@ -36,6 +43,10 @@ _MAX_NEGOTIATION = 1 << 16
 """The longest association answer, release or abort PDU taken from a peer."""
 _MAX_COMMAND = 1 << 16
 """The longest command set (or data set after a response) taken from a peer."""
+UNSTATED_MAX_LENGTH = 16384
+"""The PDU length used with a peer that states no maximum: what every implementation takes."""
+_ABORT_WAIT = 1.0
+"""The longest an A-ABORT may take to go out: it is sent only on the way out of a failure."""
 
 _ASSOCIATE_RQ, _ASSOCIATE_AC, _ASSOCIATE_RJ = 0x01, 0x02, 0x03
 _P_DATA, _RELEASE_RQ, _RELEASE_RP, _ABORT = 0x04, 0x05, 0x06, 0x07
@@ -75,9 +86,11 @@ def connect_failure(exc: OSError, host: str, timeout: float) -> str:
     return (exc.strerror or str(exc)).lower()
 
 
-def tls_failure(exc: OSError, host: str) -> str:
-    """Why a TLS handshake failed: the certificate (and what to do about it), or the
-    protocol, in a few words."""
+def tls_failure(exc: OSError, host: str, timeout: float) -> str:
+    """Why a TLS handshake failed: the certificate (and what to do about it), the protocol,
+    or no answer in time, in a few words."""
+    if isinstance(exc, TimeoutError):
+        return f"the handshake got no answer within {timeout:g} s (timed out)"
     if isinstance(exc, ssl.SSLCertVerificationError):
         verify = str(exc.verify_message)
         hint = {
@@ -133,6 +146,12 @@ def _ae(title: str) -> bytes:
 
 def _item(kind: int, value: bytes) -> bytes:
     return struct.pack(">BBH", kind, 0, len(value)) + value
+
+
+def shown(text: str) -> str:
+    """A value a peer sent, fit for a message: printable ASCII, at most 64 characters."""
+    clean = "".join(c if c.isascii() and c.isprintable() else "?" for c in text[:64])
+    return clean + ("..." if len(text) > 64 else "")
 
 
 def _uid(value: bytes) -> str:
@@ -195,34 +214,52 @@ def parse_accept(body: bytes, contexts: Sequence[tuple[str, Sequence[str]]]) -> 
         raise ValueError("the association answer is cut short")
     proposed = {2 * i + 1: (abstract, syntaxes) for i, (abstract, syntaxes) in enumerate(contexts)}
     accepted: dict[int, tuple[str, str]] = {}
-    max_length = 0
+    answered: set[int] = set()
+    lengths: list[int] = []
     for kind, value in _items(body[68:]):
         if kind == 0x21:
-            answer = _context_answer(value, proposed)
+            context_id, answer = _context_answer(value, proposed)
+            if context_id in answered:
+                raise ValueError(f"it answers presentation context {context_id} twice")
+            answered.add(context_id)
             if answer is not None:
-                accepted[answer[0]] = answer[1]
+                accepted[context_id] = answer
         elif kind == 0x50:
-            for sub, sub_value in _items(value):
-                if sub == 0x51 and len(sub_value) == 4:
-                    (max_length,) = struct.unpack(">I", sub_value)
+            lengths += [_max_length(v) for sub, v in _items(value) if sub == 0x51]
+    if len(lengths) > 1:
+        raise ValueError("it states its maximum PDU length twice")
+    max_length = lengths[0] if lengths else UNSTATED_MAX_LENGTH
+    if 0 < max_length <= 6:
+        raise ValueError(f"it takes PDUs of at most {max_length} bytes, too few to carry data")
     return Accepted(accepted, max_length)
+
+
+def _max_length(value: bytes) -> int:
+    if len(value) != 4:
+        raise ValueError("its maximum length sub-item is not 4 bytes long")
+    length: int = struct.unpack(">I", value)[0]
+    return length
 
 
 def _context_answer(
     value: bytes, proposed: dict[int, tuple[str, Sequence[str]]]
-) -> tuple[int, tuple[str, str]] | None:
-    """An accepted context's id, abstract and transfer syntax; None when it was refused."""
+) -> tuple[int, tuple[str, str] | None]:
+    """A context's id, and its abstract and transfer syntax when it was accepted."""
     if len(value) < 4:
         raise ValueError("a presentation context answer is cut short")
     context_id, result = value[0], value[2]
     if context_id not in proposed:
         raise ValueError(f"it answers presentation context {context_id}, never proposed")
     if result != 0:
-        return None
+        return context_id, None
     abstract, syntaxes = proposed[context_id]
     chosen = [_uid(v) for k, v in _items(value[4:]) if k == 0x40]
-    if len(chosen) != 1 or chosen[0] not in syntaxes:
-        raise ValueError(f"it chose transfer syntax {chosen} for context {context_id}")
+    if len(chosen) != 1:
+        raise ValueError(f"it chose {len(chosen)} transfer syntaxes for context {context_id}")
+    if chosen[0] not in syntaxes:
+        raise ValueError(
+            f"it chose transfer syntax {shown(chosen[0])} for context {context_id}, never offered"
+        )
     return context_id, (abstract, chosen[0])
 
 
@@ -250,7 +287,7 @@ def parse_command(data: bytes) -> dict[int, bytes]:
     Raises ValueError when an element runs past the end or is not of group 0000.
     """
     elements: dict[int, bytes] = {}
-    position = 0
+    position, previous = 0, -1
     while position < len(data):
         if position + 8 > len(data):
             raise ValueError("an element of the command is cut short")
@@ -259,7 +296,10 @@ def parse_command(data: bytes) -> dict[int, bytes]:
         value = data[position + 8 : position + 8 + length]
         if tag >> 16 != 0 or len(value) != length:
             raise ValueError(f"the command holds ({tag >> 16:04X},{tag & 0xFFFF:04X}) cut short")
+        if tag <= previous:
+            raise ValueError(f"the command holds (0000,{tag & 0xFFFF:04X}) twice or out of order")
         elements[tag] = value
+        previous = tag
         position += 8 + length
     return elements
 
@@ -274,6 +314,33 @@ class Association:
         self.label = label
         self.accepted = accepted
         self.timeout = timeout
+        self._deadline = time.monotonic() + timeout
+        self._aborted = False
+
+    def start_wait(self, seconds: float | None = None) -> None:
+        """Bound what is read from now on (an answer, a release) by ``seconds`` in all
+        (the timeout unless given): a peer trickling a byte at a time must not stretch it."""
+        self._deadline = time.monotonic() + (self.timeout if seconds is None else seconds)
+
+    def fragment_size(self, largest: int) -> int:
+        """How many bytes of a message one P-DATA-TF may carry: what the peer takes (its
+        maximum length less a PDV's 6 bytes of header), at most ``largest``."""
+        maximum = self.accepted.max_length
+        return min(maximum - 6, largest) if maximum else largest
+
+    def send(self, data: bytes | memoryview) -> None:
+        """Write ``data`` whole; a peer that stops reading fails it after the timeout."""
+        self.sock.settimeout(self.timeout)
+        self.sock.sendall(data)
+
+    def has_spoken(self) -> bool:
+        """Whether the peer has sent something not yet read (while a message is still
+        going out, that can only be an abort or a response that came too early)."""
+        if isinstance(self.sock, ssl.SSLSocket) and self.sock.pending():
+            return True
+        poller = select.poll()  # not select(): a busy process may hold fds past 1024
+        poller.register(self.sock, select.POLLIN | select.POLLHUP | select.POLLERR)
+        return bool(poller.poll(0))
 
     def context_for(self, abstract: str, preference: Sequence[str]) -> tuple[int, str] | None:
         """The accepted context of ``abstract`` in the first transfer syntax of
@@ -292,6 +359,10 @@ class Association:
         data = bytearray(size)
         view, filled = memoryview(data), 0
         while filled < size:
+            left = self._deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("the wait is over")
+            self.sock.settimeout(left)
             self._acknowledge_at_once()
             got = self.sock.recv_into(view[filled:])
             if not got:
@@ -324,12 +395,9 @@ class Association:
         Raises ServerUnreachableError when the node aborts, closes or says nothing within
         the timeout, UnexpectedReplyError when what it sends is not a response.
         """
+        self.start_wait()
         try:
             return self._response(context_id)
-        except _Aborted as exc:
-            raise ServerUnreachableError(
-                f"{self.label} aborted the association instead of answering the {what}{exc}"
-            ) from None
         except TimeoutError:
             raise ServerUnreachableError(
                 f"{self.label} did not answer the {what} within {self.timeout:g} s"
@@ -345,12 +413,31 @@ class Association:
                 f"{self.label} went away before answering the {what} ({_os_words(exc)})"
             ) from None
 
+    def early_response(self, what: str, context_id: int, wait: float) -> dict[int, bytes] | None:
+        """What the peer said while a message was still going out: a response (returned),
+        an abort (raised, with its reason), or nothing whole within ``wait`` or a closed
+        connection (None: the caller reports that it stopped receiving)."""
+        self.start_wait(wait)
+        try:
+            return self._response(context_id)
+        except OSError:  # closed, reset or timed out
+            return None
+        except ValueError as exc:
+            self.abort()
+            raise UnexpectedReplyError(
+                f"{self.label} answered the {what} with something that is not a DIMSE "
+                f"response ({exc})"
+            ) from None
+
     def _response(self, context_id: int) -> dict[int, bytes]:
         message = _Message()
         while True:
             kind, body = self.read_pdu(MAX_RECEIVE)
             if kind == _ABORT:
-                raise _Aborted(_abort_words(body))
+                self._aborted = True  # nothing more goes out on an aborted association
+                raise ServerUnreachableError(
+                    f"{self.label} aborted the association{_abort_words(body)}"
+                )
             if kind != _P_DATA:
                 raise ValueError(f"it sent PDU type {kind:#04x} instead of a response")
             for pdv_context, control, value in _pdvs(body):
@@ -363,15 +450,21 @@ class Association:
     def release(self) -> None:
         """A-RELEASE-RQ, and its answer within the timeout; any failure here only closes the
         socket, since what was asked has been answered already."""
+        self.start_wait()
         with contextlib.suppress(OSError, ValueError):
-            self.sock.sendall(_PDU_HEADER.pack(_RELEASE_RQ, 0, 4) + bytes(4))
+            self.send(_PDU_HEADER.pack(_RELEASE_RQ, 0, 4) + bytes(4))
             for _ in range(8):  # a release answer, after a few stray PDUs at most
                 if self.read_pdu(MAX_RECEIVE)[0] in (_RELEASE_RP, _ABORT):
                     break
 
     def abort(self) -> None:
-        """A-ABORT (service user, no reason), best effort: the socket may be gone already."""
+        """A-ABORT (service user, no reason), once, best effort and briefly: the socket may
+        be gone already, or the peer may have stopped reading."""
+        if self._aborted:
+            return
+        self._aborted = True
         with contextlib.suppress(OSError):
+            self.sock.settimeout(min(self.timeout, _ABORT_WAIT))
             self.sock.sendall(_PDU_HEADER.pack(_ABORT, 0, 4) + bytes(4))
 
 
@@ -406,12 +499,10 @@ class _Message:
             raise ValueError("its fragments come out of order")
 
 
-class _Aborted(Exception):
-    """The peer sent A-ABORT; the text is its source and reason, in a few words."""
-
-
 def _pdvs(body: bytes) -> Iterator[tuple[int, int, bytes]]:
     """The presentation data values of a P-DATA-TF: context id, control header, fragment."""
+    if not body:
+        raise ValueError("it sent a P-DATA-TF without a presentation data value")
     position = 0
     while position < len(body):
         if position + 6 > len(body):
@@ -452,6 +543,8 @@ def associated(
     """An established association, released on the way out (aborted after an error)."""
     try:
         raw = socket.create_connection((host, port), timeout=timeout)
+    except UnicodeError:
+        raise InputError(f"cannot reach {label}: {shown(host)!r} is not a host name") from None
     except OSError as exc:
         cause = connect_failure(exc, host, timeout)
         tail = "" if isinstance(exc, socket.gaierror) else "; is it running?"
@@ -465,7 +558,7 @@ def associated(
                 sock = closing.enter_context(tls.wrap_socket(raw, server_hostname=host))
             except OSError as exc:
                 raise ServerUnreachableError(
-                    f"cannot reach {label} over TLS: {tls_failure(exc, host)}"
+                    f"cannot reach {label} over TLS: {tls_failure(exc, host, timeout)}"
                 ) from None
         accepted = _negotiate(sock, label, called, calling, contexts, timeout, tls, version_name)
         association = Association(sock, label, accepted, timeout)

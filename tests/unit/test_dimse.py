@@ -94,11 +94,16 @@ def test_failure_statuses_map_to_typed_errors(
     assert str(raised) == f"C-STORE of 1.2 to A@h:1 failed with status {code:04X} ({meaning})"
 
 
-@pytest.mark.parametrize("code", [0xB000, 0xB006, 0xB007])
+@pytest.mark.parametrize("code", [0x0001, 0xB000, 0xB001, 0xB006, 0xB007, 0xBFFF])
 def test_warning_statuses_are_warnings(code: int) -> None:
     status = dimse.Status.of(code)
     assert status.warning
     assert not status.success
+
+
+@pytest.mark.parametrize("code", [0xA700, 0xA7FF, 0xA900, 0xAFFF, 0xC000, 0x0110, 0x0122])
+def test_failure_statuses_are_not_warnings(code: int) -> None:
+    assert not dimse.Status.of(code).warning
 
 
 def test_success_is_not_a_warning() -> None:

@@ -7,6 +7,8 @@ built by hand from PS3.8 (not by the code under test), to reach the paths those 
 
 from __future__ import annotations
 
+import errno
+import io
 import socket
 import struct
 import subprocess
@@ -15,6 +17,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -62,14 +65,24 @@ def accept(
     return pdu(0x02, body)
 
 
-def response(field: int, status: int, message_id: int = 1, context_id: int = 1) -> bytes:
-    """A P-DATA-TF holding a whole response command set (Implicit VR Little Endian)."""
-    elements = [
-        (0x0100, struct.pack("<H", field)),
-        (0x0120, struct.pack("<H", message_id)),
-        (0x0800, struct.pack("<H", 0x0101)),
-        (0x0900, struct.pack("<H", status)),
-    ]
+def response(
+    field: int,
+    status: int,
+    message_id: int = 1,
+    context_id: int = 1,
+    extra: tuple[tuple[int, bytes], ...] = (),
+) -> bytes:
+    """A P-DATA-TF holding a whole response command set (Implicit VR Little Endian);
+    ``extra`` elements (number, value) go in tag order."""
+    elements = sorted(
+        [
+            (0x0100, struct.pack("<H", field)),
+            (0x0120, struct.pack("<H", message_id)),
+            (0x0800, struct.pack("<H", 0x0101)),
+            (0x0900, struct.pack("<H", status)),
+            *extra,
+        ]
+    )
     body = b"".join(struct.pack("<HHI", 0, n, len(v)) + v for n, v in elements)
     command = struct.pack("<HHII", 0, 0, 4, len(body)) + body
     return pdu(0x04, struct.pack(">IBB", len(command) + 2, context_id, 0x03) + command)
@@ -305,8 +318,7 @@ def test_a_receiver_that_goes_away_mid_object_is_named_with_what_was_sent(
         (
             pdu(0x07, bytes([0, 0, 2, 2])),
             errors.ServerUnreachableError,
-            "aborted the association instead of answering the C-STORE (service provider: "
-            "unexpected PDU)",
+            "aborted the association (service provider: unexpected PDU)",
         ),
         (
             response(0x8001, 0, message_id=2),
@@ -447,3 +459,198 @@ def test_a_store_and_an_echo_load_neither_pydicom_nor_pynetdicom(dcm: Path) -> N
         )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["0000 (Success)", "False False"]
+
+
+def test_a_response_trickled_a_byte_at_a_time_is_bounded_by_the_timeout_in_all(
+    dcm: Path,
+) -> None:
+    """Each byte comes well within the timeout; the answer as a whole does not."""
+    gave_up = threading.Event()
+
+    def script(conn: socket.socket) -> None:
+        read_pdu(conn)
+        conn.sendall(accept())
+        read_message(conn)
+        for byte in response(0x8001, 0):
+            if gave_up.wait(0.05):
+                return
+            conn.sendall(bytes([byte]))
+
+    with peer(script) as (port, _failures):
+        try:
+            with pytest.raises(errors.ServerUnreachableError) as exc:
+                store(port, dcm, timeout=0.5)
+        finally:
+            gave_up.set()
+    assert str(exc.value) == f"STORE@127.0.0.1:{port} did not answer the C-STORE within 0.5 s"
+
+
+def test_a_success_sent_before_the_object_was_received_is_not_a_store(dcm: Path) -> None:
+    """The receiver answers with the association's acceptance, then reads the object: the
+    answer was there before the object went out, so it answers nothing."""
+
+    def script(conn: socket.socket) -> None:
+        read_pdu(conn)
+        conn.sendall(accept() + response(0x8001, 0))
+        while read_pdu(conn)[0] == 0x04:  # whatever comes of the object, until an abort
+            pass
+
+    with peer(script) as (port, _failures), pytest.raises(errors.UnexpectedReplyError) as exc:
+        store(port, dcm)
+    assert str(exc.value).startswith(
+        f"STORE@127.0.0.1:{port} answered the C-STORE with 0000 (Success) after 0 bytes, "
+    )
+    assert str(exc.value).endswith("before it had the whole object; it is not taken as stored")
+
+
+def test_a_failure_sent_before_the_object_was_received_is_the_reason(
+    tmp_path: Path, pdf_file: PdfFactory
+) -> None:
+    dcm = tmp_path / "large.dcm"
+    encode_pdf(pdf_file(24 << 20), dcm, tags={"PatientID": "P1"})
+
+    def script(conn: socket.socket) -> None:
+        read_pdu(conn)
+        conn.sendall(accept())
+        read_exactly(conn, 1 << 20)
+        conn.sendall(response(0x8001, 0xA700))
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    with peer(script) as (port, _failures), pytest.raises(errors.DicomOutOfResourcesError) as exc:
+        store(port, dcm)
+    assert "failed with status A700 (Refused: out of resources)" in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (((0x1000, b"1.2.3.4\0"),), "for 1.2.3.4"),
+        (((0x0002, b"1.2.840.10008.5.1.4.1.1.7\0"),), "for 1.2.840.10008.5.1.4.1.1.7"),
+    ],
+)
+def test_a_response_naming_another_instance_is_not_this_store_s(
+    dcm: Path, extra: tuple[tuple[int, bytes], ...], words: str
+) -> None:
+    def script(conn: socket.socket) -> None:
+        read_pdu(conn)
+        conn.sendall(accept())
+        read_message(conn)
+        conn.sendall(response(0x8001, 0, extra=extra))
+
+    with peer(script) as (port, _failures), pytest.raises(errors.UnexpectedReplyError) as exc:
+        store(port, dcm)
+    assert words in str(exc.value)
+
+
+def test_a_status_given_twice_is_refused_whichever_comes_last(dcm: Path) -> None:
+    twice = response(0x8001, 0xA700, extra=((0x0900, struct.pack("<H", 0)),))
+
+    def script(conn: socket.socket) -> None:
+        read_pdu(conn)
+        conn.sendall(accept())
+        read_message(conn)
+        conn.sendall(twice)
+
+    with peer(script) as (port, _failures), pytest.raises(errors.UnexpectedReplyError) as exc:
+        store(port, dcm)
+    assert "the command holds (0000,0900) twice or out of order" in str(exc.value)
+
+
+@pytest.mark.parametrize(("stated", "largest"), [(None, 16384), (4096, 4096), (0, None)])
+def test_fragments_fit_the_length_the_receiver_takes(
+    dcm: Path, stated: int | None, largest: int | None
+) -> None:
+    lengths: list[int] = []
+    answer = accept(max_length=stated or 0)
+    if stated is None:  # the user information item without its maximum length sub-item
+        answer = answer[: -len(item(0x50, item(0x51, bytes(4))))]
+        answer = pdu(0x02, answer[6:] + item(0x50, b""))
+
+    def script(conn: socket.socket) -> None:
+        read_pdu(conn)
+        conn.sendall(answer)
+        while True:
+            _kind, body = read_pdu(conn)
+            lengths.append(len(body))
+            if body[5] & 2 and not body[5] & 1:
+                break
+        conn.sendall(response(0x8001, 0))
+
+    with peer(script) as (port, _failures):
+        store(port, dcm)
+    if largest is None:  # no limit: about a block per PDU
+        assert max(lengths) > 16384
+    else:
+        assert max(lengths) == largest
+
+
+@pytest.mark.parametrize("stated", [1, 6])
+def test_a_receiver_taking_no_data_per_pdu_is_refused(dcm: Path, stated: int) -> None:
+    def script(conn: socket.socket) -> None:
+        read_pdu(conn)
+        conn.sendall(accept(max_length=stated))
+
+    with peer(script) as (port, _failures), pytest.raises(errors.UnexpectedReplyError) as exc:
+        store(port, dcm)
+    assert f"it takes PDUs of at most {stated} bytes" in str(exc.value)
+
+
+def test_echo_fits_the_length_the_receiver_takes() -> None:
+    lengths: list[int] = []
+
+    def script(conn: socket.socket) -> None:
+        read_pdu(conn)
+        conn.sendall(accept(syntax=IMPLICIT, max_length=32))
+        while True:
+            _kind, body = read_pdu(conn)
+            lengths.append(len(body))
+            if body[5] == 3:
+                break
+        conn.sendall(response(0x8030, 0))
+
+    with peer(script) as (port, _failures):
+        dimse.echo(dimse.Node.parse(f"STORE@127.0.0.1:{port}"))
+    assert max(lengths) == 32
+    assert len(lengths) > 1
+
+
+def test_a_p_data_without_a_value_is_refused_not_waited_on(dcm: Path) -> None:
+    def script(conn: socket.socket) -> None:
+        read_pdu(conn)
+        conn.sendall(accept())
+        read_message(conn)
+        conn.sendall(pdu(0x04, b""))
+
+    with peer(script) as (port, _failures), pytest.raises(errors.UnexpectedReplyError) as exc:
+        store(port, dcm)
+    assert "without a presentation data value" in str(exc.value)
+
+
+def test_a_file_the_system_cannot_read_is_the_file_s_error_not_the_node_s(dcm: Path) -> None:
+    class Failing(io.RawIOBase):
+        def __init__(self, data: bytes) -> None:
+            self.data, self.position = data, 0
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, target: Any) -> int:
+            if self.position > 2 << 20:
+                raise OSError(errno.EIO, "Input/output error")
+            piece = self.data[self.position : self.position + len(target)]
+            target[: len(piece)] = piece
+            self.position += len(piece)
+            return len(piece)
+
+    def script(conn: socket.socket) -> None:
+        read_pdu(conn)
+        conn.sendall(accept())
+        while read_pdu(conn)[0] == 0x04:
+            pass
+
+    with peer(script) as (port, _failures), pytest.raises(errors.FileSystemError) as exc:
+        dimse.store(
+            dimse.Node.parse(f"STORE@127.0.0.1:{port}"), Failing(dcm.read_bytes()), name="doc"
+        )
+    assert str(exc.value).startswith("cannot read doc at byte ")
+    assert str(exc.value).endswith(": Input/output error")
