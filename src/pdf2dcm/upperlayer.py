@@ -560,8 +560,8 @@ def associated(
                 raise ServerUnreachableError(
                     f"cannot reach {label} over TLS: {tls_failure(exc, host, timeout)}"
                 ) from None
-        accepted = _negotiate(sock, label, called, calling, contexts, timeout, tls, version_name)
-        association = Association(sock, label, accepted, timeout)
+        association = Association(sock, label, Accepted({}, 0), timeout)
+        association.accepted = _negotiate(association, called, calling, contexts, version_name)
         try:
             yield association
         except BaseException:
@@ -571,18 +571,16 @@ def associated(
 
 
 def _negotiate(
-    sock: socket.socket,
-    label: str,
+    probe: Association,
     called: str,
     calling: str,
     contexts: Sequence[tuple[str, Sequence[str]]],
-    timeout: float,
-    tls: ssl.SSLContext | None,
     version_name: str,
 ) -> Accepted:
-    probe = Association(sock, label, Accepted({}, 0), timeout)
+    """What the peer accepted of the proposal, read within the probe's timeout."""
+    label, tls = probe.label, isinstance(probe.sock, ssl.SSLSocket)
     try:
-        sock.sendall(associate_request(called, calling, contexts, version_name))
+        probe.send(associate_request(called, calling, contexts, version_name))
         kind, body = probe.read_pdu(_MAX_NEGOTIATION)
         if kind == _ASSOCIATE_RJ and len(body) >= 4:
             raise rejection(label, called, calling, body[1], body[2], body[3])
@@ -590,7 +588,7 @@ def _negotiate(
             raise ValueError(f"it answered with PDU type {kind:#04x}")
     except (OSError, ValueError):
         probe.abort()
-        raise not_associated(label, tls is not None) from None
+        raise not_associated(label, tls) from None
     try:
         return parse_accept(body, contexts)
     except ValueError as exc:

@@ -390,10 +390,10 @@ def test_a_receiver_that_never_answers_is_a_timeout_not_a_hang(dcm: Path) -> Non
     with peer(script) as (port, _failures):
         try:
             with pytest.raises(errors.ServerUnreachableError) as exc:
-                store(port, dcm, timeout=0.3)
+                store(port, dcm, timeout=0.2)
         finally:
             answered.set()
-    assert str(exc.value) == f"STORE@127.0.0.1:{port} did not answer the C-STORE within 0.3 s"
+    assert str(exc.value) == f"STORE@127.0.0.1:{port} did not answer the C-STORE within 0.2 s"
 
 
 def test_a_success_whose_release_goes_unanswered_is_still_a_success(dcm: Path) -> None:
@@ -472,17 +472,17 @@ def test_a_response_trickled_a_byte_at_a_time_is_bounded_by_the_timeout_in_all(
         conn.sendall(accept())
         read_message(conn)
         for byte in response(0x8001, 0):
-            if gave_up.wait(0.05):
+            if gave_up.wait(0.02):
                 return
             conn.sendall(bytes([byte]))
 
     with peer(script) as (port, _failures):
         try:
             with pytest.raises(errors.ServerUnreachableError) as exc:
-                store(port, dcm, timeout=0.5)
+                store(port, dcm, timeout=0.3)
         finally:
             gave_up.set()
-    assert str(exc.value) == f"STORE@127.0.0.1:{port} did not answer the C-STORE within 0.5 s"
+    assert str(exc.value) == f"STORE@127.0.0.1:{port} did not answer the C-STORE within 0.3 s"
 
 
 def test_a_success_sent_before_the_object_was_received_is_not_a_store(dcm: Path) -> None:
